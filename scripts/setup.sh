@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Installs, idempotently, everything a fresh machine lacks to build and test Socket Lab.
+#
+#   scripts/setup.sh          tools to build and run the app (wasm target, trunk, wasm-bindgen, wasm-opt)
+#   scripts/setup.sh --test   the same, plus headless Chromium and chromedriver for the browser tests
+#
+# Every step first checks whether its tool is already there at the right version, so a prepared
+# machine passes through in a second or two. See ../shared/TOOLCHAIN.md for why each pin exists.
+# The script prints, as its last line, a PATH to export: wasm-opt comes from npm's binaryen
+# (Debian's version 108 writes wasm that crashes in the browser) and must come first on PATH.
+set -euo pipefail
+
+TRUNK_VERSION=0.21.14
+BINARYEN_VERSION=132.0.0
+TOOLS_DIR="${SOCKET_LAB_TOOLS:-$HOME/.cache/socket-lab-tools}"
+
+want_browser=0
+for arg in "$@"; do
+  case "$arg" in
+    --test) want_browser=1 ;;
+    *) echo "setup.sh: unknown argument '$arg' (expected --test)" >&2; exit 2 ;;
+  esac
+done
+
+repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo_root"
+log() { echo "setup: $*" >&2; }
+
+export PATH="$HOME/.cargo/bin:$PATH"
+
+# The toolchain (with the wasm target) is named in rust-toolchain.toml; `rustup show` installs
+# whatever part of it is missing.
+rustup show active-toolchain >/dev/null 2>&1 || rustup show >/dev/null
+if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+  log "adding the wasm32-unknown-unknown target"
+  rustup target add wasm32-unknown-unknown
+fi
+
+# trunk: 0.22 needs a newer rustc than 1.95, so it stays pinned.
+if [ "$(trunk --version 2>/dev/null || true)" != "trunk $TRUNK_VERSION" ]; then
+  log "installing trunk $TRUNK_VERSION (about 5 minutes on 2 cores)"
+  cargo install --locked "trunk@$TRUNK_VERSION"
+fi
+
+# wasm-bindgen-cli must match the wasm-bindgen crate in Cargo.lock exactly, or trunk tries to
+# download one (and fails offline). `--locked` is left out on purpose: the CLI's own lockfile
+# names a crate version the registry mirror lacks.
+bindgen_version="$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock)"
+if [ -z "$bindgen_version" ]; then
+  echo "setup.sh: could not read the wasm-bindgen version from Cargo.lock" >&2
+  exit 1
+fi
+if [ "$(wasm-bindgen --version 2>/dev/null || true)" != "wasm-bindgen $bindgen_version" ]; then
+  log "installing wasm-bindgen-cli $bindgen_version"
+  cargo install --force "wasm-bindgen-cli@$bindgen_version"
+fi
+
+# wasm-opt from npm's binaryen, in a tools directory outside the repository so clones share it.
+binaryen_bin="$TOOLS_DIR/binaryen-$BINARYEN_VERSION/node_modules/.bin"
+if [ ! -x "$binaryen_bin/wasm-opt" ]; then
+  log "installing binaryen $BINARYEN_VERSION (wasm-opt) from npm"
+  mkdir -p "$TOOLS_DIR/binaryen-$BINARYEN_VERSION"
+  npm install --silent --no-audit --no-fund --prefix "$TOOLS_DIR/binaryen-$BINARYEN_VERSION" "binaryen@$BINARYEN_VERSION"
+fi
+
+if [ "$want_browser" = 1 ]; then
+  if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+    log "installing chromium and chromedriver from Debian"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq chromium chromium-driver >/dev/null
+  fi
+  # Python 3 and netcat are peers in the integration tests (the tutorial's own programs).
+  if ! command -v python3 >/dev/null; then
+    apt-get update -qq && apt-get install -y -qq python3 >/dev/null
+  fi
+fi
+
+echo "$binaryen_bin:$HOME/.cargo/bin:$PATH"

@@ -1,0 +1,67 @@
+//! An [`Event`]: one call entering or returning on one endpoint.
+
+use serde::{Deserialize, Serialize};
+
+use crate::call::{Call, CallError, CallResult};
+
+/// Whether an event marks the start or the end of a call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    /// The program has called; the kernel has not answered yet.
+    Enter,
+    /// The kernel has answered, with a result or an error.
+    Return,
+}
+
+/// One socket call entering or returning on one endpoint.
+///
+/// In JSON (the WebSocket and `backend trace --json` alike):
+///
+/// ```json
+/// {"seq": 7, "t_us": 1843, "role": "client", "endpoint": "client.s", "line": 5,
+///  "call": "connect", "args": {"address": {"family": "AF_INET", "host": "127.64.0.1", "port": 12345}},
+///  "phase": "return",
+///  "result": {"value": {"kind": "none"}, "fd": 9,
+///             "local": {"family": "AF_INET", "host": "127.0.0.1", "port": 40112},
+///             "peer": {"family": "AF_INET", "host": "127.64.0.1", "port": 12345}}}
+/// ```
+///
+/// A `return` event has exactly one of `result` and `error`; an `enter` event has neither.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    /// The position of the event in its run, from 0, with no gaps.
+    pub seq: u64,
+    /// Microseconds since the run started, on the backend's monotonic clock.
+    pub t_us: u64,
+    /// The program that made the call, such as `server` or `client`.
+    pub role: String,
+    /// The endpoint (socket) the call was made on, such as `server.s` or `server.con`:
+    /// the role, a dot, and the variable that holds the socket in the role's program.
+    pub endpoint: String,
+    /// The line of the role's program that made the call, from 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line: Option<u32>,
+    /// The call and its arguments (`call` and `args` in JSON).
+    #[serde(flatten)]
+    pub call: Call,
+    /// Whether the call is entering or returning.
+    pub phase: Phase,
+    /// On return, what the call returned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<CallResult>,
+    /// On return, the error the call raised.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<CallError>,
+}
+
+impl Event {
+    /// The outcome of a returned call; `None` for an enter event.
+    pub fn outcome(&self) -> Option<Result<&CallResult, &CallError>> {
+        match (&self.result, &self.error) {
+            (Some(result), _) => Some(Ok(result)),
+            (None, Some(error)) => Some(Err(error)),
+            (None, None) => None,
+        }
+    }
+}

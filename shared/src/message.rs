@@ -1,0 +1,317 @@
+//! The WebSocket messages. See the crate documentation for the order they come in.
+
+use serde::{Deserialize, Serialize};
+
+use crate::event::Event;
+
+/// A scenario the backend can play.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScenarioInfo {
+    /// Its id, as used in `?scenario=` links and `backend trace <id>`.
+    pub id: String,
+    /// A short title.
+    pub title: String,
+    /// A paragraph on what it teaches.
+    pub summary: String,
+}
+
+/// One role's program in a run: the Python code a student would write to make the same calls.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoleProgram {
+    /// The role, such as `server`; events name it in their `role` field.
+    pub role: String,
+    /// The program's source; an event's `line` counts lines of it from 1.
+    pub code: String,
+}
+
+/// How a run ended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum RunOutcome {
+    /// Every role ran its program to the end (a program that raised an error ends there, as
+    /// Python's would).
+    Completed,
+    /// The run was stopped before its end.
+    Cancelled {
+        /// Why, in plain words.
+        reason: String,
+    },
+    /// Socket Lab itself failed; the events so far are still true.
+    Failed {
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// A message from the page to the backend.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientMessage {
+    /// Play a scenario on real sockets, stopping any run in progress first.
+    Play {
+        /// The scenario's id.
+        scenario: String,
+    },
+    /// Stop the run in progress, closing its sockets.
+    Stop,
+}
+
+/// A message from the backend to the page.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMessage {
+    /// The first message on every connection.
+    Hello {
+        /// The backend's [`PROTOCOL_VERSION`](crate::PROTOCOL_VERSION).
+        protocol: u32,
+        /// The backend's own version, for people reading logs.
+        server_version: String,
+        /// The scenarios the backend can play.
+        scenarios: Vec<ScenarioInfo>,
+    },
+    /// A run has started; its events follow.
+    RunStarted {
+        /// The run's number, unique on this connection.
+        run: u64,
+        /// The scenario being played.
+        scenario: ScenarioInfo,
+        /// Each role's program, with the addresses this run uses written into it.
+        programs: Vec<RoleProgram>,
+    },
+    /// Events of a run, in `seq` order.
+    Events {
+        /// The run they belong to.
+        run: u64,
+        /// The events.
+        events: Vec<Event>,
+    },
+    /// A run has ended; no more events of it follow.
+    RunFinished {
+        /// The run.
+        run: u64,
+        /// How it ended.
+        #[serde(flatten)]
+        outcome: RunOutcome,
+    },
+    /// The backend could not accept a message; the connection goes on.
+    Error {
+        /// What kind of problem it was.
+        code: ErrorCode,
+        /// What was wrong, in plain words.
+        message: String,
+    },
+}
+
+/// The kinds of problem [`ServerMessage::Error`] reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The message was not JSON of a known shape.
+    MalformedMessage,
+    /// The message was a binary frame; the protocol uses text frames only.
+    BinaryMessage,
+    /// No scenario has that id.
+    UnknownScenario,
+    /// `Stop` came when no run was in progress.
+    NoRunInProgress,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::call::{Call, CallError, CallResult, ErrorOrigin, ReturnValue};
+    use crate::event::Phase;
+    use crate::net::{Bytes, Family, SockAddr, SockType};
+    use std::net::Ipv4Addr;
+
+    fn addr(port: u16) -> SockAddr {
+        SockAddr::Inet {
+            host: Ipv4Addr::new(127, 64, 0, 1),
+            port,
+        }
+    }
+
+    fn event(call: Call, phase: Phase) -> Event {
+        Event {
+            seq: 3,
+            t_us: 120,
+            role: "server".into(),
+            endpoint: "server.s".into(),
+            line: Some(4),
+            call,
+            phase,
+            result: None,
+            error: None,
+        }
+    }
+
+    fn every_call() -> Vec<Call> {
+        vec![
+            Call::Socket {
+                family: Family::Inet,
+                sock_type: SockType::Stream,
+            },
+            Call::Gethostname,
+            Call::Bind {
+                address: addr(12345),
+            },
+            Call::Listen { backlog: 5 },
+            Call::Accept,
+            Call::Connect {
+                address: addr(12345),
+            },
+            Call::Send {
+                data: Bytes(b"Connection is successful".to_vec()),
+            },
+            Call::Recv { bufsize: 1024 },
+            Call::Close,
+        ]
+    }
+
+    fn every_return_value() -> Vec<ReturnValue> {
+        vec![
+            ReturnValue::None,
+            ReturnValue::Socket,
+            ReturnValue::Hostname { name: "vm".into() },
+            ReturnValue::Accepted {
+                endpoint: "server.con".into(),
+                fd: 7,
+                address: addr(40000),
+            },
+            ReturnValue::Sent { count: 24 },
+            ReturnValue::Received {
+                data: Bytes(vec![0, 255]),
+            },
+        ]
+    }
+
+    fn every_server_message() -> Vec<ServerMessage> {
+        let scenario = ScenarioInfo {
+            id: "simple-server-client".into(),
+            title: "Simple Server and Simple Client".into(),
+            summary: "…".into(),
+        };
+        let mut events: Vec<Event> = every_call()
+            .into_iter()
+            .map(|call| event(call, Phase::Enter))
+            .collect();
+        for value in every_return_value() {
+            let mut returned = event(Call::Accept, Phase::Return);
+            returned.result = Some(CallResult {
+                value,
+                fd: Some(5),
+                local: Some(addr(12345)),
+                peer: None,
+            });
+            events.push(returned);
+        }
+        let mut failed = event(Call::Connect { address: addr(1) }, Phase::Return);
+        failed.error = Some(CallError {
+            errno: "ECONNREFUSED".into(),
+            code: 111,
+            message: "Connection refused".into(),
+            origin: ErrorOrigin::Kernel,
+        });
+        events.push(failed);
+        vec![
+            ServerMessage::Hello {
+                protocol: crate::PROTOCOL_VERSION,
+                server_version: "0.1.0".into(),
+                scenarios: vec![scenario.clone()],
+            },
+            ServerMessage::RunStarted {
+                run: 1,
+                scenario,
+                programs: vec![RoleProgram {
+                    role: "server".into(),
+                    code: "import socket\n".into(),
+                }],
+            },
+            ServerMessage::Events { run: 1, events },
+            ServerMessage::RunFinished {
+                run: 1,
+                outcome: RunOutcome::Completed,
+            },
+            ServerMessage::RunFinished {
+                run: 2,
+                outcome: RunOutcome::Cancelled {
+                    reason: "stopped".into(),
+                },
+            },
+            ServerMessage::RunFinished {
+                run: 3,
+                outcome: RunOutcome::Failed {
+                    message: "x".into(),
+                },
+            },
+            ServerMessage::Error {
+                code: ErrorCode::UnknownScenario,
+                message: "no scenario 'x'".into(),
+            },
+        ]
+    }
+
+    #[test]
+    fn every_server_message_round_trips() {
+        for message in every_server_message() {
+            let json = serde_json::to_string(&message).unwrap();
+            let back: ServerMessage = serde_json::from_str(&json).unwrap();
+            assert_eq!(back, message, "through {json}");
+        }
+    }
+
+    #[test]
+    fn every_client_message_round_trips() {
+        for message in [
+            ClientMessage::Play {
+                scenario: "simple-server-client".into(),
+            },
+            ClientMessage::Stop,
+        ] {
+            let json = serde_json::to_string(&message).unwrap();
+            assert_eq!(
+                serde_json::from_str::<ClientMessage>(&json).unwrap(),
+                message
+            );
+        }
+    }
+
+    #[test]
+    fn event_json_has_the_documented_flat_fields() {
+        let mut returned = event(Call::Recv { bufsize: 1024 }, Phase::Return);
+        returned.result = Some(CallResult {
+            value: ReturnValue::Received {
+                data: Bytes(b"hi".to_vec()),
+            },
+            fd: Some(5),
+            local: None,
+            peer: None,
+        });
+        let json = serde_json::to_value(&returned).unwrap();
+        assert_eq!(json["seq"], 3);
+        assert_eq!(json["endpoint"], "server.s");
+        assert_eq!(json["call"], "recv");
+        assert_eq!(json["args"]["bufsize"], 1024);
+        assert_eq!(json["phase"], "return");
+        assert_eq!(json["result"]["value"]["data"]["text"], "hi");
+        assert!(json.get("error").is_none());
+    }
+
+    #[test]
+    fn client_messages_of_unknown_shape_are_rejected() {
+        for bad in [
+            "",
+            "null",
+            "{}",
+            r#"{"type":"play"}"#,
+            r#"{"type":"play","scenario":5}"#,
+            r#"{"type":"dance"}"#,
+            "[1,2,3]",
+        ] {
+            assert!(
+                serde_json::from_str::<ClientMessage>(bad).is_err(),
+                "{bad:?} was accepted"
+            );
+        }
+    }
+}
