@@ -1,0 +1,189 @@
+//! A real WebSocket client against the running server.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use shared::{ClientMessage, ErrorCode, PROTOCOL_VERSION, Phase, RunOutcome, ServerMessage};
+use tokio::net::TcpListener;
+use tokio_tungstenite::tungstenite::Message;
+
+type Client =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Starts the server on a free loopback port; returns its address and a handle to stop it.
+async fn start_server() -> (std::net::SocketAddr, tokio::sync::oneshot::Sender<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let config = backend::Config {
+        static_dir: std::env::temp_dir().join("socket-lab-no-frontend"),
+    };
+    tokio::spawn(backend::serve(listener, config, async {
+        let _ = stop_rx.await;
+    }));
+    (addr, stop_tx)
+}
+
+async fn connect(addr: std::net::SocketAddr) -> Client {
+    let (client, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws"))
+        .await
+        .unwrap();
+    client
+}
+
+async fn next_message(client: &mut Client) -> ServerMessage {
+    loop {
+        let frame = tokio::time::timeout(Duration::from_secs(10), client.next())
+            .await
+            .expect("no message within 10 s")
+            .expect("the connection ended")
+            .unwrap();
+        if let Message::Text(text) = frame {
+            return serde_json::from_str(text.as_str()).unwrap();
+        }
+    }
+}
+
+async fn send(client: &mut Client, message: &ClientMessage) {
+    let json = serde_json::to_string(message).unwrap();
+    client.send(Message::Text(json.into())).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_session_plays_the_simple_scenario() {
+    let (addr, _stop) = start_server().await;
+    let mut client = connect(addr).await;
+    let ServerMessage::Hello {
+        protocol,
+        scenarios,
+        ..
+    } = next_message(&mut client).await
+    else {
+        panic!("the first message was not hello");
+    };
+    assert_eq!(protocol, PROTOCOL_VERSION);
+    assert!(scenarios.iter().any(|s| s.id == "simple-server-client"));
+
+    send(
+        &mut client,
+        &ClientMessage::Play {
+            scenario: "simple-server-client".into(),
+        },
+    )
+    .await;
+    let ServerMessage::RunStarted { run, programs, .. } = next_message(&mut client).await else {
+        panic!("expected run_started");
+    };
+    assert_eq!(programs.len(), 2);
+    let mut events = Vec::new();
+    let outcome = loop {
+        match next_message(&mut client).await {
+            ServerMessage::Events {
+                run: r,
+                events: batch,
+            } => {
+                assert_eq!(r, run);
+                events.extend(batch);
+            }
+            ServerMessage::RunFinished { run: r, outcome } => {
+                assert_eq!(r, run);
+                break outcome;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    assert_eq!(outcome, RunOutcome::Completed);
+    assert_eq!(events.len(), 24);
+    let recv = events
+        .iter()
+        .find(|e| e.endpoint == "client.s" && e.call.name() == "recv" && e.phase == Phase::Return)
+        .unwrap();
+    assert!(
+        serde_json::to_string(recv)
+            .unwrap()
+            .contains("Connection is successful")
+    );
+}
+
+#[tokio::test]
+async fn bad_messages_get_errors_and_the_session_goes_on() {
+    let (addr, _stop) = start_server().await;
+    let mut client = connect(addr).await;
+    next_message(&mut client).await; // hello
+
+    let expect_error = |message: ServerMessage, want: ErrorCode| match message {
+        ServerMessage::Error { code, message } => {
+            assert_eq!(code, want);
+            assert!(!message.is_empty());
+        }
+        other => panic!("expected an error, got {other:?}"),
+    };
+    client.send(Message::Text("not json".into())).await.unwrap();
+    expect_error(next_message(&mut client).await, ErrorCode::MalformedMessage);
+    client
+        .send(Message::Text(r#"{"type":"launch_missiles"}"#.into()))
+        .await
+        .unwrap();
+    expect_error(next_message(&mut client).await, ErrorCode::MalformedMessage);
+    client
+        .send(Message::Binary(vec![1, 2, 3].into()))
+        .await
+        .unwrap();
+    expect_error(next_message(&mut client).await, ErrorCode::BinaryMessage);
+    send(
+        &mut client,
+        &ClientMessage::Play {
+            scenario: "nope".into(),
+        },
+    )
+    .await;
+    expect_error(next_message(&mut client).await, ErrorCode::UnknownScenario);
+    send(&mut client, &ClientMessage::Stop).await;
+    expect_error(next_message(&mut client).await, ErrorCode::NoRunInProgress);
+
+    // After all that, the session still plays.
+    send(
+        &mut client,
+        &ClientMessage::Play {
+            scenario: "simple-server-client".into(),
+        },
+    )
+    .await;
+    assert!(matches!(
+        next_message(&mut client).await,
+        ServerMessage::RunStarted { .. }
+    ));
+}
+
+#[tokio::test]
+async fn an_oversized_message_closes_only_that_session() {
+    let (addr, _stop) = start_server().await;
+    let mut greedy = connect(addr).await;
+    next_message(&mut greedy).await;
+    let _ = greedy.send(Message::Text("x".repeat(1 << 20).into())).await;
+    // The server drops that connection; a new one is served as before.
+    let mut fresh = connect(addr).await;
+    assert!(matches!(
+        next_message(&mut fresh).await,
+        ServerMessage::Hello { .. }
+    ));
+}
+
+#[tokio::test]
+async fn shutdown_closes_sessions_with_going_away() {
+    let (addr, stop) = start_server().await;
+    let mut client = connect(addr).await;
+    next_message(&mut client).await;
+    stop.send(()).unwrap();
+    let close = loop {
+        match tokio::time::timeout(Duration::from_secs(5), client.next())
+            .await
+            .expect("the session did not close within 5 s")
+        {
+            Some(Ok(Message::Close(frame))) => break frame,
+            Some(Ok(_)) => continue,
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    };
+    assert_eq!(u16::from(close.unwrap().code), 1001);
+}
