@@ -1,0 +1,134 @@
+//! The sequence diagram's geometry: one lifeline per endpoint, a bar per call (as long as the
+//! call waited), an arrow per message. Pure arithmetic on a [`RunView`], so it is tested
+//! natively; the view only turns it into SVG.
+
+use shared::describe::call_text;
+use shared::{Event, Phase};
+
+use crate::model::RunView;
+
+/// The width of one lifeline's column.
+pub const LANE_WIDTH: f64 = 260.0;
+/// The height of one event's row.
+pub const ROW_HEIGHT: f64 = 26.0;
+/// The space above the first row, for the lifelines' titles.
+pub const HEADER_HEIGHT: f64 = 48.0;
+
+/// A lifeline.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Lane {
+    /// The endpoint's id.
+    pub endpoint: String,
+    /// The line's x.
+    pub x: f64,
+}
+
+/// A call on a lifeline, from its enter row to its return row.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Bar {
+    /// The lifeline's x.
+    pub x: f64,
+    /// The enter row's y.
+    pub top: f64,
+    /// The return row's y, or the bottom of the diagram while the call is still waiting.
+    pub bottom: f64,
+    /// The call as Python writes it.
+    pub label: String,
+    /// Whether the call has not returned yet.
+    pub waiting: bool,
+    /// Whether the call raised an error.
+    pub failed: bool,
+    /// The seq of the enter event.
+    pub seq: u64,
+}
+
+/// Bytes travelling from a send to the recv that took them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Arrow {
+    /// Where it starts.
+    pub from: (f64, f64),
+    /// Where it ends.
+    pub to: (f64, f64),
+    /// The bytes, as Python prints them.
+    pub label: String,
+}
+
+/// The whole diagram.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct Diagram {
+    /// The total width.
+    pub width: f64,
+    /// The total height.
+    pub height: f64,
+    /// One per endpoint.
+    pub lanes: Vec<Lane>,
+    /// One per call.
+    pub bars: Vec<Bar>,
+    /// One per message.
+    pub arrows: Vec<Arrow>,
+}
+
+/// The y of an event's row.
+pub fn row_y(seq: u64) -> f64 {
+    HEADER_HEIGHT + (seq as f64 + 0.5) * ROW_HEIGHT
+}
+
+/// Lays out a run.
+pub fn layout(run: &RunView) -> Diagram {
+    let lanes: Vec<Lane> = run
+        .endpoints
+        .iter()
+        .enumerate()
+        .map(|(index, endpoint)| Lane {
+            endpoint: endpoint.id.clone(),
+            x: LANE_WIDTH * (index as f64 + 0.5),
+        })
+        .collect();
+    let lane_x = |endpoint: &str| {
+        lanes
+            .iter()
+            .find(|lane| lane.endpoint == endpoint)
+            .map_or(0.0, |lane| lane.x)
+    };
+    let rows = run.events.len() as u64;
+    let height = HEADER_HEIGHT + (rows as f64 + 1.0) * ROW_HEIGHT;
+    let mut bars = Vec::new();
+    for (index, enter) in run.events.iter().enumerate() {
+        if enter.phase != Phase::Enter {
+            continue;
+        }
+        let returned: Option<&Event> = run.events[index + 1..].iter().find(|event| {
+            event.phase == Phase::Return
+                && event.endpoint == enter.endpoint
+                && event.call.name() == enter.call.name()
+        });
+        bars.push(Bar {
+            x: lane_x(&enter.endpoint),
+            top: row_y(enter.seq),
+            bottom: returned.map_or(height - ROW_HEIGHT / 2.0, |event| row_y(event.seq)),
+            label: call_text(&enter.call),
+            waiting: returned.is_none() && run.outcome.is_none(),
+            failed: returned.is_some_and(|event| event.error.is_some()),
+            seq: enter.seq,
+        });
+    }
+    let arrows = run
+        .messages
+        .iter()
+        .filter_map(|message| {
+            let to = message.to.as_ref()?;
+            Some(Arrow {
+                from: (lane_x(&message.from), row_y(message.sent_at)),
+                to: (lane_x(to), row_y(message.received_at?)),
+                label: message.data.to_string(),
+            })
+        })
+        .collect();
+    Diagram {
+        width: LANE_WIDTH * lanes.len().max(1) as f64,
+        height,
+        lanes,
+        bars,
+        arrows,
+    }
+}

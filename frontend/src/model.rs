@@ -1,0 +1,334 @@
+//! The page's model: server messages in, endpoints, messages and diagram geometry out.
+//!
+//! Plain Rust with no browser types, so `cargo test` checks it natively. The view only reads
+//! it; every change of state goes through [`Model::apply`].
+
+use shared::describe::{call_text, outcome_text};
+use shared::{
+    Bytes, Call, Event, PROTOCOL_VERSION, Phase, ReturnValue, RoleProgram, RunOutcome,
+    ScenarioInfo, ServerMessage, SockAddr,
+};
+
+/// The state of the WebSocket to the backend.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Link {
+    /// Connecting (or reconnecting after a loss).
+    Connecting,
+    /// Connected and speaking the same protocol version.
+    Connected,
+    /// The backend is gone; the page retries on its own.
+    Lost,
+    /// The backend speaks another protocol version; the page must not guess.
+    WrongVersion {
+        /// The backend's version.
+        server: u32,
+    },
+}
+
+/// Everything the page shows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Model {
+    /// The link to the backend.
+    pub link: Link,
+    /// The scenarios the backend offers.
+    pub scenarios: Vec<ScenarioInfo>,
+    /// The latest run, live or finished.
+    pub run: Option<RunView>,
+    /// The latest error the backend reported, for the user to read.
+    pub error: Option<String>,
+}
+
+impl Default for Model {
+    fn default() -> Self {
+        Model {
+            link: Link::Connecting,
+            scenarios: Vec::new(),
+            run: None,
+            error: None,
+        }
+    }
+}
+
+impl Model {
+    /// Applies one message from the backend.
+    pub fn apply(&mut self, message: ServerMessage) {
+        match message {
+            ServerMessage::Hello {
+                protocol,
+                scenarios,
+                ..
+            } => {
+                if protocol == PROTOCOL_VERSION {
+                    self.link = Link::Connected;
+                    self.scenarios = scenarios;
+                } else {
+                    self.link = Link::WrongVersion { server: protocol };
+                }
+            }
+            ServerMessage::RunStarted {
+                run,
+                scenario,
+                programs,
+            } => {
+                self.error = None;
+                self.run = Some(RunView::new(run, scenario, programs));
+            }
+            ServerMessage::Events { run, events } => {
+                if let Some(view) = self.run.as_mut().filter(|view| view.id == run) {
+                    for event in events {
+                        view.push(event);
+                    }
+                }
+            }
+            ServerMessage::RunFinished { run, outcome } => {
+                if let Some(view) = self.run.as_mut().filter(|view| view.id == run) {
+                    view.finish(outcome);
+                }
+            }
+            ServerMessage::Error { message, .. } => self.error = Some(message),
+        }
+    }
+
+    /// The link was lost: nothing shown may look live any more.
+    pub fn lose_link(&mut self) {
+        if !matches!(self.link, Link::WrongVersion { .. }) {
+            self.link = Link::Lost;
+        }
+        if let Some(run) = self.run.as_mut() {
+            if run.outcome.is_none() {
+                run.finish(RunOutcome::Cancelled {
+                    reason: "the connection to the backend was lost".to_owned(),
+                });
+            }
+        }
+    }
+}
+
+/// What an endpoint is doing, as its calls so far tell.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EndpointState {
+    /// Made by `socket()`; no address yet.
+    Created,
+    /// Has a local address from `bind()`.
+    Bound,
+    /// A listener, after `listen()`.
+    Listening,
+    /// Connected to a peer.
+    Connected,
+    /// Closed by `close()`, or by the end of its program.
+    Closed,
+}
+
+impl EndpointState {
+    /// The state in words.
+    pub fn label(self) -> &'static str {
+        match self {
+            EndpointState::Created => "created",
+            EndpointState::Bound => "bound",
+            EndpointState::Listening => "listening",
+            EndpointState::Connected => "connected",
+            EndpointState::Closed => "closed",
+        }
+    }
+}
+
+/// One endpoint (socket) of a run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EndpointView {
+    /// Its id, such as `server.s`.
+    pub id: String,
+    /// Its program.
+    pub role: String,
+    /// Its file descriptor, as the kernel reported it.
+    pub fd: Option<i32>,
+    /// Its local address, from the kernel.
+    pub local: Option<SockAddr>,
+    /// Its peer address, from the kernel.
+    pub peer: Option<SockAddr>,
+    /// What its calls so far make it.
+    pub state: EndpointState,
+    /// The call it is waiting in, if one has entered and not returned.
+    pub waiting: Option<String>,
+    /// The bytes its last `recv` returned.
+    pub last_received: Option<Bytes>,
+    /// The last error a call on it raised.
+    pub last_error: Option<String>,
+}
+
+/// Bytes that went from one endpoint to another.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MessageView {
+    /// The sending endpoint.
+    pub from: String,
+    /// The receiving endpoint, once a `recv` has taken the bytes.
+    pub to: Option<String>,
+    /// The bytes sent.
+    pub data: Bytes,
+    /// The seq of the send's return.
+    pub sent_at: u64,
+    /// The seq of the recv's return that took them.
+    pub received_at: Option<u64>,
+}
+
+/// A run as the page shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunView {
+    /// The run's number on this connection.
+    pub id: u64,
+    /// The scenario.
+    pub scenario: ScenarioInfo,
+    /// Each role's program.
+    pub programs: Vec<RoleProgram>,
+    /// Every event so far, in seq order.
+    pub events: Vec<Event>,
+    /// The endpoints, in the order they appeared.
+    pub endpoints: Vec<EndpointView>,
+    /// The bytes sent so far.
+    pub messages: Vec<MessageView>,
+    /// How the run ended, once it has.
+    pub outcome: Option<RunOutcome>,
+}
+
+impl RunView {
+    /// An empty run.
+    pub fn new(id: u64, scenario: ScenarioInfo, programs: Vec<RoleProgram>) -> Self {
+        RunView {
+            id,
+            scenario,
+            programs,
+            events: Vec::new(),
+            endpoints: Vec::new(),
+            messages: Vec::new(),
+            outcome: None,
+        }
+    }
+
+    /// The endpoint with this id.
+    pub fn endpoint(&self, id: &str) -> Option<&EndpointView> {
+        self.endpoints.iter().find(|endpoint| endpoint.id == id)
+    }
+
+    fn endpoint_mut(&mut self, id: &str, role: &str) -> &mut EndpointView {
+        let index = match self.endpoints.iter().position(|e| e.id == id) {
+            Some(index) => index,
+            None => {
+                self.endpoints.push(EndpointView {
+                    id: id.to_owned(),
+                    role: role.to_owned(),
+                    fd: None,
+                    local: None,
+                    peer: None,
+                    state: EndpointState::Created,
+                    waiting: None,
+                    last_received: None,
+                    last_error: None,
+                });
+                self.endpoints.len() - 1
+            }
+        };
+        &mut self.endpoints[index]
+    }
+
+    /// Adds one event and updates what it changes.
+    pub fn push(&mut self, event: Event) {
+        let endpoint = self.endpoint_mut(&event.endpoint, &event.role);
+        match event.phase {
+            Phase::Enter => endpoint.waiting = Some(call_text(&event.call)),
+            Phase::Return => {
+                endpoint.waiting = None;
+                match event.outcome() {
+                    Some(Ok(result)) => {
+                        if result.fd.is_some() {
+                            endpoint.fd = result.fd;
+                        }
+                        if result.local.is_some() {
+                            endpoint.local = result.local.clone();
+                        }
+                        if result.peer.is_some() {
+                            endpoint.peer = result.peer.clone();
+                        }
+                        endpoint.state = match &event.call {
+                            Call::Bind { .. } => EndpointState::Bound,
+                            Call::Listen { .. } => EndpointState::Listening,
+                            Call::Connect { .. } => EndpointState::Connected,
+                            Call::Close => EndpointState::Closed,
+                            _ => endpoint.state,
+                        };
+                        let result = result.clone();
+                        self.record_result(&event, &result.value);
+                    }
+                    Some(Err(_)) => endpoint.last_error = Some(outcome_text(&event)),
+                    None => {}
+                }
+            }
+        }
+        self.events.push(event);
+    }
+
+    fn record_result(&mut self, event: &Event, value: &ReturnValue) {
+        match value {
+            ReturnValue::Accepted {
+                endpoint,
+                fd,
+                address,
+                ..
+            } => {
+                // The new socket's own local address comes with its first call's result.
+                let conn = self.endpoint_mut(endpoint, &event.role);
+                conn.fd = Some(*fd);
+                conn.peer = Some(address.clone());
+                conn.state = EndpointState::Connected;
+            }
+            ReturnValue::Sent { count } => {
+                if let Call::Send { data } = &event.call {
+                    self.messages.push(MessageView {
+                        from: event.endpoint.clone(),
+                        to: None,
+                        data: Bytes(data.0[..(*count).min(data.len())].to_vec()),
+                        sent_at: event.seq,
+                        received_at: None,
+                    });
+                }
+            }
+            ReturnValue::Received { data } => {
+                let receiver = self.endpoint(&event.endpoint).cloned();
+                if let Some(receiver) = receiver {
+                    self.endpoint_mut(&receiver.id, &receiver.role)
+                        .last_received = Some(data.clone());
+                    if data.is_empty() {
+                        return;
+                    }
+                    // The sender is the endpoint whose address pair mirrors the receiver's.
+                    let senders: Vec<String> = self
+                        .endpoints
+                        .iter()
+                        .filter(|e| {
+                            e.local.is_some()
+                                && e.local == receiver.peer
+                                && e.peer == receiver.local
+                        })
+                        .map(|e| e.id.clone())
+                        .collect();
+                    if let Some(message) = self
+                        .messages
+                        .iter_mut()
+                        .find(|m| m.to.is_none() && senders.contains(&m.from))
+                    {
+                        message.to = Some(receiver.id.clone());
+                        message.received_at = Some(event.seq);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Marks the run ended: every endpoint still open was closed when its program ended.
+    pub fn finish(&mut self, outcome: RunOutcome) {
+        for endpoint in &mut self.endpoints {
+            endpoint.waiting = None;
+            endpoint.state = EndpointState::Closed;
+        }
+        self.outcome = Some(outcome);
+    }
+}

@@ -1,0 +1,254 @@
+//! Model and geometry tests, on the events of a Simple Server / Simple Client run.
+
+use std::net::Ipv4Addr;
+
+use shared::{
+    Bytes, Call, CallError, CallResult, ErrorOrigin, Event, PROTOCOL_VERSION, Phase, ReturnValue,
+    RunOutcome, ScenarioInfo, ServerMessage, SockAddr,
+};
+
+use crate::diagram::{layout, row_y};
+use crate::model::{EndpointState, Link, Model};
+
+const SERVER: SockAddr = SockAddr::Inet {
+    host: Ipv4Addr::new(127, 64, 0, 1),
+    port: 12345,
+};
+const CLIENT: SockAddr = SockAddr::Inet {
+    host: Ipv4Addr::new(127, 0, 0, 1),
+    port: 40000,
+};
+
+/// Builds a run's events: `enter` and `ret` append in seq order.
+#[derive(Default)]
+struct Script(Vec<Event>);
+
+impl Script {
+    fn enter(&mut self, endpoint: &str, call: Call) -> &mut Self {
+        let seq = self.0.len() as u64;
+        self.0.push(Event {
+            seq,
+            t_us: seq * 10,
+            role: endpoint.split('.').next().unwrap().to_owned(),
+            endpoint: endpoint.to_owned(),
+            line: None,
+            call,
+            phase: Phase::Enter,
+            result: None,
+            error: None,
+        });
+        self
+    }
+
+    fn ret(
+        &mut self,
+        endpoint: &str,
+        value: ReturnValue,
+        local: Option<SockAddr>,
+        peer: Option<SockAddr>,
+    ) -> &mut Self {
+        let enter = self
+            .0
+            .iter()
+            .rev()
+            .find(|e| e.endpoint == endpoint && e.phase == Phase::Enter)
+            .unwrap()
+            .clone();
+        let seq = self.0.len() as u64;
+        self.0.push(Event {
+            seq,
+            t_us: seq * 10,
+            phase: Phase::Return,
+            result: Some(CallResult {
+                value,
+                fd: Some(5),
+                local,
+                peer,
+            }),
+            ..enter
+        });
+        self
+    }
+}
+
+fn simple_run() -> Vec<Event> {
+    let data = Bytes(b"Connection is successful".to_vec());
+    let mut s = Script::default();
+    s.enter("server.s", Call::Bind { address: SERVER })
+        .ret("server.s", ReturnValue::None, Some(SERVER), None)
+        .enter("server.s", Call::Listen { backlog: 5 })
+        .ret("server.s", ReturnValue::None, Some(SERVER), None)
+        .enter("server.s", Call::Accept)
+        .enter("client.s", Call::Connect { address: SERVER })
+        .ret("client.s", ReturnValue::None, Some(CLIENT), Some(SERVER))
+        .ret(
+            "server.s",
+            ReturnValue::Accepted {
+                endpoint: "server.con".into(),
+                fd: 7,
+                address: CLIENT,
+            },
+            Some(SERVER),
+            None,
+        )
+        .enter("client.s", Call::Recv { bufsize: 1024 })
+        .enter("server.con", Call::Send { data: data.clone() })
+        .ret(
+            "server.con",
+            ReturnValue::Sent { count: 24 },
+            Some(SERVER),
+            Some(CLIENT),
+        )
+        .ret(
+            "client.s",
+            ReturnValue::Received { data },
+            Some(CLIENT),
+            Some(SERVER),
+        );
+    s.0
+}
+
+fn model_with(events: Vec<Event>) -> Model {
+    let mut model = Model::default();
+    model.apply(ServerMessage::Hello {
+        protocol: PROTOCOL_VERSION,
+        server_version: "t".into(),
+        scenarios: vec![],
+    });
+    model.apply(ServerMessage::RunStarted {
+        run: 1,
+        scenario: ScenarioInfo {
+            id: "simple-server-client".into(),
+            title: "t".into(),
+            summary: "s".into(),
+        },
+        programs: vec![],
+    });
+    model.apply(ServerMessage::Events { run: 1, events });
+    model
+}
+
+#[test]
+fn a_backend_of_another_protocol_version_is_named_not_trusted() {
+    let mut model = Model::default();
+    model.apply(ServerMessage::Hello {
+        protocol: PROTOCOL_VERSION + 1,
+        server_version: "9".into(),
+        scenarios: vec![],
+    });
+    assert_eq!(
+        model.link,
+        Link::WrongVersion {
+            server: PROTOCOL_VERSION + 1
+        }
+    );
+}
+
+#[test]
+fn endpoints_follow_their_calls() {
+    let model = model_with(simple_run());
+    let run = model.run.as_ref().unwrap();
+    let ids: Vec<&str> = run.endpoints.iter().map(|e| e.id.as_str()).collect();
+    assert_eq!(ids, ["server.s", "client.s", "server.con"]);
+    let listener = run.endpoint("server.s").unwrap();
+    assert_eq!(listener.state, EndpointState::Listening);
+    assert_eq!(listener.local, Some(SERVER));
+    let conn = run.endpoint("server.con").unwrap();
+    assert_eq!(
+        (conn.state, conn.fd, conn.peer.clone()),
+        (EndpointState::Connected, Some(5), Some(CLIENT))
+    );
+    let client = run.endpoint("client.s").unwrap();
+    assert_eq!(
+        client.last_received.as_ref().unwrap().0,
+        b"Connection is successful"
+    );
+    assert!(client.waiting.is_none());
+}
+
+#[test]
+fn a_waiting_call_shows_until_it_returns() {
+    let events = simple_run();
+    // Stop right after the server entered accept().
+    let model = model_with(events[..5].to_vec());
+    let run = model.run.as_ref().unwrap();
+    assert_eq!(
+        run.endpoint("server.s").unwrap().waiting.as_deref(),
+        Some("accept()")
+    );
+    let diagram = layout(run);
+    let accept = diagram
+        .bars
+        .iter()
+        .find(|bar| bar.label == "accept()")
+        .unwrap();
+    assert!(accept.waiting);
+    assert_eq!(
+        accept.bottom,
+        diagram.height - crate::diagram::ROW_HEIGHT / 2.0
+    );
+}
+
+#[test]
+fn the_message_goes_from_the_send_to_the_recv_that_took_it() {
+    let model = model_with(simple_run());
+    let run = model.run.as_ref().unwrap();
+    assert_eq!(run.messages.len(), 1);
+    let message = &run.messages[0];
+    assert_eq!(
+        (message.from.as_str(), message.to.as_deref()),
+        ("server.con", Some("client.s"))
+    );
+
+    let diagram = layout(run);
+    let arrow = &diagram.arrows[0];
+    let lane = |id: &str| diagram.lanes.iter().find(|l| l.endpoint == id).unwrap().x;
+    assert_eq!(arrow.from, (lane("server.con"), row_y(message.sent_at)));
+    assert_eq!(
+        arrow.to,
+        (lane("client.s"), row_y(message.received_at.unwrap()))
+    );
+    assert_eq!(arrow.label, "b'Connection is successful'");
+    // The accept bar spans from its enter to its return: it waited for the client.
+    let accept = diagram
+        .bars
+        .iter()
+        .find(|bar| bar.label == "accept()")
+        .unwrap();
+    assert_eq!((accept.top, accept.bottom), (row_y(4), row_y(7)));
+    assert!(!accept.waiting);
+}
+
+#[test]
+fn errors_and_a_lost_link_are_shown_as_such() {
+    let mut events = simple_run()[..1].to_vec();
+    events.push(Event {
+        seq: 1,
+        phase: Phase::Return,
+        error: Some(CallError {
+            errno: "EADDRINUSE".into(),
+            code: 98,
+            message: "Address already in use".into(),
+            origin: ErrorOrigin::Kernel,
+        }),
+        ..events[0].clone()
+    });
+    let mut model = model_with(events);
+    let run = model.run.as_ref().unwrap();
+    assert!(
+        run.endpoint("server.s")
+            .unwrap()
+            .last_error
+            .as_ref()
+            .unwrap()
+            .contains("EADDRINUSE")
+    );
+    assert!(layout(run).bars[0].failed);
+
+    model.lose_link();
+    assert_eq!(model.link, Link::Lost);
+    assert!(matches!(
+        model.run.unwrap().outcome,
+        Some(RunOutcome::Cancelled { .. })
+    ));
+}
