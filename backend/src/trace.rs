@@ -43,18 +43,17 @@ pub fn table_row(event: &Event) -> String {
         None => {}
         Some(Ok(result)) => {
             let _ = write!(row, " = {}", result_text(result));
-            if matches!(
+            let shows_addresses = matches!(
                 event.call,
                 Call::Bind { .. } | Call::Connect { .. } | Call::Accept
-            ) {
-                if let Some(local) = &result.local {
-                    let _ = write!(row, "  [local {local}");
-                    match &result.peer {
-                        Some(peer) => {
-                            let _ = write!(row, ", peer {peer}]");
-                        }
-                        None => row.push(']'),
+            );
+            if shows_addresses && let Some(local) = &result.local {
+                let _ = write!(row, "  [local {local}");
+                match &result.peer {
+                    Some(peer) => {
+                        let _ = write!(row, ", peer {peer}]");
                     }
+                    None => row.push(']'),
                 }
             }
         }

@@ -58,10 +58,14 @@ impl Connection {
                     this.model.update(|model| model.apply(message));
                     if hello {
                         *this.retries.borrow_mut() = 0;
-                        if this.model.with_untracked(|m| m.link == Link::Connected) {
-                            if let Some(scenario) = this.pending_play.borrow_mut().take() {
-                                this.send(&ClientMessage::Play { scenario });
-                            }
+                        let pending = if this.model.with_untracked(|m| m.link == Link::Connected) {
+                            this.pending_play.borrow_mut().take()
+                        } else {
+                            None
+                        };
+                        if let Some(scenario) = pending {
+                            this.send(&ClientMessage::Play { scenario });
+                        }
                         }
                     }
                 }
@@ -236,7 +240,7 @@ fn RunPanel(run: crate::model::RunView) -> impl IntoView {
                 }).collect_view()}
                 {diagram.bars.iter().map(|bar| {
                     let height = bar.bottom - bar.top + ROW_HEIGHT - 6.0;
-                    let class = if bar.failed { "bar failed" } else if bar.waiting { "bar waiting" } else { "bar" };
+                    let class = if bar.failed { "bar failed".to_owned() } else if bar.waiting { "bar waiting".to_owned() } else { format!("bar role-{}", bar.role) };
                     view! {
                         <rect x=bar.x - 6.0 y=bar.top - ROW_HEIGHT / 2.0 + 3.0 width="12"
                             height=height class=class rx="3"/>

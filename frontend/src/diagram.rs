@@ -40,6 +40,8 @@ pub struct Bar {
     pub failed: bool,
     /// The seq of the enter event.
     pub seq: u64,
+    /// The program that made the call, which picks its colour.
+    pub role: String,
 }
 
 /// Bytes travelling from a send to the recv that took them.
@@ -67,6 +69,9 @@ pub struct Diagram {
     /// One per message.
     pub arrows: Vec<Arrow>,
 }
+
+/// Extra width right of the last lane, so its labels are not cut off.
+pub const LABEL_ROOM: f64 = 200.0;
 
 /// The y of an event's row.
 pub fn row_y(seq: u64) -> f64 {
@@ -110,6 +115,7 @@ pub fn layout(run: &RunView) -> Diagram {
             waiting: returned.is_none() && run.outcome.is_none(),
             failed: returned.is_some_and(|event| event.error.is_some()),
             seq: enter.seq,
+            role: enter.role.clone(),
         });
     }
     let arrows = run
@@ -125,7 +131,8 @@ pub fn layout(run: &RunView) -> Diagram {
         })
         .collect();
     Diagram {
-        width: LANE_WIDTH * lanes.len().max(1) as f64,
+        // Room on the right for the last lane's call labels.
+        width: LANE_WIDTH * lanes.len().max(1) as f64 + LABEL_ROOM,
         height,
         lanes,
         bars,

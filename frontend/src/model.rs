@@ -94,12 +94,12 @@ impl Model {
         if !matches!(self.link, Link::WrongVersion { .. }) {
             self.link = Link::Lost;
         }
-        if let Some(run) = self.run.as_mut() {
-            if run.outcome.is_none() {
-                run.finish(RunOutcome::Cancelled {
-                    reason: "the connection to the backend was lost".to_owned(),
-                });
-            }
+        if let Some(run) = self.run.as_mut()
+            && run.outcome.is_none()
+        {
+            run.finish(RunOutcome::Cancelled {
+                reason: "the connection to the backend was lost".to_owned(),
+            });
         }
     }
 }

@@ -159,7 +159,7 @@ impl Bytes {
 
     /// Parses lowercase or uppercase hexadecimal, two digits a byte.
     pub fn from_hex(hex: &str) -> Result<Self, String> {
-        if hex.len() % 2 != 0 {
+        if !hex.len().is_multiple_of(2) {
             return Err(format!("hex has an odd number of digits ({})", hex.len()));
         }
         hex.as_bytes()

@@ -162,15 +162,15 @@ async fn play_role(
     own: &watch::Sender<Progress>,
     all: &[watch::Sender<Progress>],
 ) {
-    if let Start::AfterEntered { role: other, step } = role.start {
-        if let Some(other) = all.get(other) {
-            let mut cue = other.subscribe();
-            // An error means the other role's sender is gone, which cannot happen while
-            // `play` holds it; either way there is nothing more to wait for.
-            let _ = cue
-                .wait_for(|progress| progress.entered > step || progress.done)
-                .await;
-        }
+    if let Start::AfterEntered { role: other, step } = role.start
+        && let Some(other) = all.get(other)
+    {
+        let mut cue = other.subscribe();
+        // An error means the other role's sender is gone, which cannot happen while
+        // `play` holds it; either way there is nothing more to wait for.
+        let _ = cue
+            .wait_for(|progress| progress.entered > step || progress.done)
+            .await;
     }
     for (index, step) in role.steps.iter().enumerate() {
         let endpoint = format!("{}.{}", role.role, step.socket);

@@ -1,0 +1,204 @@
+//! End-to-end tests: the built page in headless Chromium, driven through chromedriver.
+//!
+//! They need `dist/` (from `trunk build --release`) and `chromedriver` with Chromium, which
+//! `scripts/test.sh` provides; so they are `#[ignore]`d for a bare `cargo test`, and the test
+//! script runs them with `--include-ignored`. Screenshots go to `e2e-artifacts/`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Serves the app on `addr` until the returned sender is used.
+async fn start_backend(addr: SocketAddr) -> (SocketAddr, oneshot::Sender<()>) {
+    let dist = repo_root().join("dist");
+    assert!(
+        dist.join("index.html").is_file(),
+        "{} has no built frontend: run `trunk build --release` (scripts/test.sh does)",
+        dist.display()
+    );
+    let listener = TcpListener::bind(addr).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let config = backend::Config { static_dir: dist };
+    tokio::spawn(backend::serve(listener, config, async {
+        let _ = stopped.await;
+    }));
+    (addr, stop)
+}
+
+/// A chromedriver process, killed when dropped.
+struct Driver(Child, u16);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn start_browser() -> (Driver, Client) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child =
+        Command::new(std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".into()))
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver is not installed: run scripts/setup.sh --test");
+    let driver = Driver(child, port);
+    let profile = tempfile_dir();
+    let capabilities: serde_json::Map<String, serde_json::Value> = serde_json::from_value(serde_json::json!({
+        "goog:chromeOptions": {
+            "binary": std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()),
+            "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                     "--window-size=1400,1300", format!("--user-data-dir={}", profile.display())]
+        }
+    }))
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        match ClientBuilder::new(connector)
+            .capabilities(capabilities.clone())
+            .connect(&format!("http://127.0.0.1:{}", driver.1))
+            .await
+        {
+            Ok(client) => return (driver, client),
+            Err(error) if Instant::now() > deadline => {
+                panic!("chromedriver did not start: {error}")
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+}
+
+/// A fresh, empty directory: Chromium must not reuse a profile (it would serve a stale wasm).
+fn tempfile_dir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "socket-lab-chromium-{}-{}",
+        std::process::id(),
+        Instant::now().elapsed().as_nanos() ^ rand_seed()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn rand_seed() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos())
+}
+
+/// Waits until the element's text contains `want`; returns the text.
+async fn wait_for_text(client: &Client, testid: &str, want: &str) -> Result<String, String> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let selector = format!("[data-testid='{testid}']");
+    let mut last = String::new();
+    while Instant::now() < deadline {
+        if let Ok(element) = client.find(Locator::Css(&selector)).await {
+            last = element.text().await.unwrap_or_default();
+            if last.contains(want) {
+                return Ok(last);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Err(format!(
+        "{testid} never showed {want:?}; it showed {last:?}"
+    ))
+}
+
+async fn save_screenshot(client: &Client, name: &str) {
+    let dir = repo_root().join("e2e-artifacts");
+    std::fs::create_dir_all(&dir).unwrap();
+    let png = client.screenshot().await.unwrap();
+    std::fs::write(dir.join(name), png).unwrap();
+}
+
+async fn deep_link_plays_the_simple_scenario(
+    client: &Client,
+    base: SocketAddr,
+) -> Result<(), String> {
+    client
+        .goto(&format!(
+            "http://{base}/?scenario=simple-server-client&play=1"
+        ))
+        .await
+        .map_err(|e| e.to_string())?;
+    // The client side shows the bytes the server sent.
+    wait_for_text(client, "endpoint-client.s", "Connection is successful").await?;
+    wait_for_text(client, "run-status", "finished").await?;
+    // Both endpoints and the accepted connection, with the real port, are on the page.
+    wait_for_text(client, "endpoint-server.s", "12345").await?;
+    wait_for_text(client, "endpoint-server.con", "12345").await?;
+    // The diagram draws the message, and the log has all 24 events.
+    wait_for_text(client, "diagram", "b'Connection is successful'").await?;
+    let rows = client
+        .find_all(Locator::Css("[data-testid='event-log'] tbody tr"))
+        .await
+        .map_err(|e| e.to_string())?;
+    if rows.len() != 24 {
+        return Err(format!("the log has {} rows, not 24", rows.len()));
+    }
+    save_screenshot(client, "simple-server-client.png").await;
+    Ok(())
+}
+
+#[tokio::test]
+#[ignore = "needs dist/ and chromedriver: run scripts/test.sh"]
+async fn the_deep_link_plays_and_shows_the_message() {
+    let (addr, _stop) = start_backend("127.0.0.1:0".parse().unwrap()).await;
+    let (_driver, client) = start_browser().await;
+    let result = deep_link_plays_the_simple_scenario(&client, addr).await;
+    let _ = client.close().await;
+    result.unwrap();
+}
+
+async fn page_reconnects(client: &Client) -> Result<(), String> {
+    let (addr, stop) = start_backend("127.0.0.1:0".parse().unwrap()).await;
+    client
+        .goto(&format!("http://{addr}/"))
+        .await
+        .map_err(|e| e.to_string())?;
+    wait_for_text(client, "connection-status", "connected").await?;
+    stop.send(())
+        .map_err(|()| "the server had already stopped".to_owned())?;
+    wait_for_text(client, "connection-status", "reconnecting").await?;
+    save_screenshot(client, "backend-lost.png").await;
+    // The backend comes back on the same address; the page finds it by itself and plays.
+    let (_addr, _stop) = start_backend(addr).await;
+    wait_for_text(client, "connection-status", "connected").await?;
+    client
+        .find(Locator::Css("[data-testid='play']"))
+        .await
+        .map_err(|e| e.to_string())?
+        .click()
+        .await
+        .map_err(|e| e.to_string())?;
+    wait_for_text(client, "endpoint-client.s", "Connection is successful").await?;
+    Ok(())
+}
+
+#[tokio::test]
+#[ignore = "needs dist/ and chromedriver: run scripts/test.sh"]
+async fn the_page_says_when_the_backend_restarts_and_reconnects() {
+    let (_driver, client) = start_browser().await;
+    let result = page_reconnects(&client).await;
+    let _ = client.close().await;
+    result.unwrap();
+}
