@@ -66,7 +66,6 @@ impl Connection {
                         if let Some(scenario) = pending {
                             this.send(&ClientMessage::Play { scenario });
                         }
-                        }
                     }
                 }
                 Err(error) => this.model.update(|model| {
