@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Sets up what is missing and runs every check and every test, the browser tests included.
+# This is the README's test command and what CI runs.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+PATH="$(scripts/setup.sh --test | tail -n 1)"
+export PATH
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "format"
+cargo fmt --all --check
+step "lints (host, then the page's wasm)"
+cargo clippy --workspace --all-targets -- -D warnings
+cargo clippy -p frontend --target wasm32-unknown-unknown -- -D warnings
+step "build the page"
+trunk build --release
+wasm=$(ls dist/*.wasm) js=$(ls dist/*.js)
+echo "bundle: wasm $(gzip -9c "$wasm" | wc -c) B gzip, js $(gzip -9c "$js" | wc -c) B gzip"
+step "tests (unit, integration on loopback, WebSocket, headless Chromium)"
+cargo test --workspace -- --include-ignored
