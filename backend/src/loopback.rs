@@ -7,6 +7,7 @@
 //! did and meet its connections still in TIME_WAIT.
 
 use std::net::Ipv4Addr;
+use std::sync::LazyLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -15,6 +16,11 @@ const POOL_START: u32 = u32::from_be_bytes([127, 64, 0, 0]);
 /// How many addresses the pool holds (127.64.0.0/10).
 const POOL_SIZE: u32 = 1 << 22;
 
+/// The process's one pool. Every run in the process, whether from a WebSocket session or from
+/// `trace`, takes its address here, so no two runs of one process ever get the same address
+/// (two pools, each seeded from the clock, could walk into each other's addresses).
+static SHARED: LazyLock<LoopbackPool> = LazyLock::new(LoopbackPool::new);
+
 /// Hands out loopback addresses in turn.
 #[derive(Debug)]
 pub(crate) struct LoopbackPool {
@@ -22,8 +28,13 @@ pub(crate) struct LoopbackPool {
 }
 
 impl LoopbackPool {
+    /// The process's pool.
+    pub(crate) fn shared() -> &'static LoopbackPool {
+        &SHARED
+    }
+
     /// A pool whose first address depends on the time it was made.
-    pub(crate) fn new() -> Self {
+    fn new() -> Self {
         let seed = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|elapsed| elapsed.subsec_nanos() ^ (elapsed.as_secs() as u32))

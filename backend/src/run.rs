@@ -20,13 +20,10 @@ pub(crate) struct Run {
 impl Run {
     /// Prepares a run of `scenario` on the next loopback address; its events will come out of
     /// the returned receiver, which ends when the run has ended and its sockets are closed.
-    pub(crate) fn prepare(
-        scenario: &Scenario,
-        pool: &LoopbackPool,
-    ) -> (Self, mpsc::UnboundedReceiver<Event>) {
+    pub(crate) fn prepare(scenario: &Scenario) -> (Self, mpsc::UnboundedReceiver<Event>) {
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let setup = RunSetup {
-            host: pool.next_address(),
+            host: LoopbackPool::shared().next_address(),
         };
         let run = Run {
             plan: scenario.plan(&setup),
@@ -54,8 +51,7 @@ impl Run {
 pub async fn record(scenario_id: &str) -> Result<(Vec<Event>, RunOutcome), UnknownScenario> {
     let scenario =
         scenario::find(scenario_id).ok_or_else(|| UnknownScenario(scenario_id.to_owned()))?;
-    let pool = LoopbackPool::new();
-    let (run, mut events) = Run::prepare(scenario, &pool);
+    let (run, mut events) = Run::prepare(scenario);
     let collect = async {
         let mut all = Vec::new();
         while let Some(event) = events.recv().await {

@@ -13,7 +13,6 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tower_http::services::ServeDir;
 
-use crate::loopback::LoopbackPool;
 use crate::ws;
 
 /// How the server is set up.
@@ -26,18 +25,13 @@ pub struct Config {
 /// What every request handler shares.
 #[derive(Debug)]
 pub(crate) struct AppState {
-    /// Each run's own loopback address comes from here.
-    pub(crate) pool: LoopbackPool,
     /// Becomes `true` when the server shuts down; sessions then close with code 1001.
     pub(crate) shutdown: watch::Receiver<bool>,
 }
 
 /// The app: `/ws` for sessions, everything else from the built frontend.
 pub fn app(config: &Config, shutdown: watch::Receiver<bool>) -> Router {
-    let state = Arc::new(AppState {
-        pool: LoopbackPool::new(),
-        shutdown,
-    });
+    let state = Arc::new(AppState { shutdown });
     let router = Router::new()
         .route("/ws", get(ws::handler))
         .with_state(state);

@@ -62,7 +62,7 @@ async fn session(socket: WebSocket, state: Arc<AppState>) {
             incoming = ws_rx.next() => match incoming {
                 Some(Ok(Message::Text(text))) => {
                     match serde_json::from_str::<ClientMessage>(text.as_str()) {
-                        Ok(message) => runs.handle(message, &state, &outbox).await,
+                        Ok(message) => runs.handle(message, &outbox).await,
                         Err(error) => {
                             reply_error(&outbox, ErrorCode::MalformedMessage, format!(
                                 "could not read that message ({error}); expected JSON such as \
@@ -113,7 +113,7 @@ struct Runs {
 }
 
 impl Runs {
-    async fn handle(&mut self, message: ClientMessage, state: &AppState, outbox: &Outbox) {
+    async fn handle(&mut self, message: ClientMessage, outbox: &Outbox) {
         match message {
             ClientMessage::Play { scenario } => {
                 let Some(scenario) = scenario::find(&scenario) else {
@@ -132,7 +132,7 @@ impl Runs {
                 self.stop_current(outbox, "another run was started").await;
                 self.last_id += 1;
                 let run_id = self.last_id;
-                let (run, events) = Run::prepare(scenario, &state.pool);
+                let (run, events) = Run::prepare(scenario);
                 let task = tokio::spawn(forward_run(
                     run_id,
                     scenario.info(),

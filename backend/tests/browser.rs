@@ -35,13 +35,18 @@ async fn start_backend(addr: SocketAddr) -> (SocketAddr, oneshot::Sender<()>) {
     (addr, stop)
 }
 
-/// A chromedriver process, killed when dropped.
-struct Driver(Child, u16);
+/// A chromedriver process and the browser profile it uses, both gone when dropped.
+struct Driver {
+    process: Child,
+    port: u16,
+    profile: PathBuf,
+}
 
 impl Drop for Driver {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+        let _ = std::fs::remove_dir_all(&self.profile);
     }
 }
 
@@ -58,8 +63,12 @@ async fn start_browser() -> (Driver, Client) {
             .stderr(Stdio::null())
             .spawn()
             .expect("chromedriver is not installed: run scripts/setup.sh --test");
-    let driver = Driver(child, port);
-    let profile = tempfile_dir();
+    let driver = Driver {
+        process: child,
+        port,
+        profile: fresh_profile_dir(port),
+    };
+    let profile = &driver.profile;
     let capabilities: serde_json::Map<String, serde_json::Value> = serde_json::from_value(serde_json::json!({
         "goog:chromeOptions": {
             "binary": std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()),
@@ -74,7 +83,7 @@ async fn start_browser() -> (Driver, Client) {
         let connector = hyper_util::client::legacy::connect::HttpConnector::new();
         match ClientBuilder::new(connector)
             .capabilities(capabilities.clone())
-            .connect(&format!("http://127.0.0.1:{}", driver.1))
+            .connect(&format!("http://127.0.0.1:{}", driver.port))
             .await
         {
             Ok(client) => return (driver, client),
@@ -87,21 +96,13 @@ async fn start_browser() -> (Driver, Client) {
 }
 
 /// A fresh, empty directory: Chromium must not reuse a profile (it would serve a stale wasm).
-fn tempfile_dir() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "socket-lab-chromium-{}-{}",
-        std::process::id(),
-        Instant::now().elapsed().as_nanos() ^ rand_seed()
-    ));
+/// The driver's port is free only to this test at this moment, so it makes the name unique.
+fn fresh_profile_dir(port: u16) -> PathBuf {
+    let dir =
+        std::env::temp_dir().join(format!("socket-lab-chromium-{}-{port}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
-}
-
-fn rand_seed() -> u128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos())
 }
 
 /// Waits until the element's text contains `want`; returns the text.

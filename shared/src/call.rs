@@ -68,15 +68,6 @@ impl Call {
             Call::Close => "close",
         }
     }
-
-    /// Whether the call may wait for the other side before it returns (and so is drawn as a
-    /// bar for as long as it waited).
-    pub fn may_block(&self) -> bool {
-        matches!(
-            self,
-            Call::Accept | Call::Connect { .. } | Call::Recv { .. } | Call::Send { .. }
-        )
-    }
 }
 
 /// What a call returned, with the state of its socket right after it.
