@@ -6,15 +6,18 @@
 use shared::{Event, RoleProgram, RunOutcome};
 use tokio::sync::mpsc;
 
-use crate::lab::{EventSink, Lab};
+use std::net::{Ipv6Addr, SocketAddr, TcpListener};
+
+use crate::lab::{EventSink, Lab, Places};
 use crate::loopback::LoopbackPool;
-use crate::scenario::{self, Plan, RunSetup, Scenario};
+use crate::scenario::{self, PORT, Plan, RunSetup, Scenario};
 
 /// A run ready to play.
 #[derive(Debug)]
 pub(crate) struct Run {
     plan: Plan,
     lab: Lab,
+    unix_dir: String,
 }
 
 impl Run {
@@ -22,14 +25,24 @@ impl Run {
     /// the returned receiver, which ends when the run has ended and its sockets are closed.
     pub(crate) fn prepare(scenario: &Scenario) -> (Self, mpsc::UnboundedReceiver<Event>) {
         let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let places = Places::new();
         let setup = RunSetup {
             host: LoopbackPool::shared().next_address(),
+            port6: free_ipv6_port(),
+            dir: places.dir().to_path_buf(),
+            abstract_prefix: places.abstract_prefix().to_owned(),
         };
         let run = Run {
             plan: scenario.plan(&setup),
-            lab: Lab::new(EventSink::new(events_tx)),
+            unix_dir: places.dir().to_string_lossy().into_owned(),
+            lab: Lab::new(EventSink::new(events_tx), places),
         };
         (run, events_rx)
+    }
+
+    /// The run's directory for Unix socket files.
+    pub(crate) fn unix_dir(&self) -> &str {
+        &self.unix_dir
     }
 
     /// Each role's program, with this run's addresses in it.
@@ -44,6 +57,16 @@ impl Run {
         drop(self.lab);
         outcome
     }
+}
+
+/// A port on `::1` that the kernel says is free now: bound to port 0, read, released. A
+/// listener that never connected leaves nothing behind, so the port can be bound again at
+/// once. Without IPv6 on loopback the tutorial's port is used, and the run shows the kernel's
+/// error for it.
+fn free_ipv6_port() -> u16 {
+    TcpListener::bind(SocketAddr::from((Ipv6Addr::LOCALHOST, 0)))
+        .and_then(|listener| listener.local_addr())
+        .map_or(PORT, |address| address.port())
 }
 
 /// Plays a scenario to its end and collects its events: the whole run as data, for `trace`

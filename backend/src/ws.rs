@@ -1,4 +1,5 @@
-//! One browser's WebSocket session: hello, then scenarios played on request.
+//! One browser's WebSocket session: hello, then scenarios played on request, or the user's
+//! own calls in a sandbox.
 //!
 //! The session reads the browser's messages in one loop; a separate writer task owns the
 //! sending half, fed through a bounded channel, so a run's events and replies to the browser
@@ -6,16 +7,22 @@
 //! a Stop, the browser leaving, the server shutting down) aborts the task, which drops its
 //! lab and so closes every socket it opened.
 
+use std::future::Future;
 use std::sync::Arc;
+use std::task::Poll;
 
 use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
 use axum::response::Response;
 use futures_util::{SinkExt, StreamExt};
-use shared::{ClientMessage, ErrorCode, PROTOCOL_VERSION, RunOutcome, ServerMessage};
+use shared::{
+    Call, ClientMessage, ErrorCode, PROTOCOL_VERSION, RunOutcome, SANDBOX_ID, ScenarioInfo,
+    ServerMessage,
+};
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
+use tokio::task::{JoinHandle, JoinSet};
 
+use crate::lab::{Caller, EventSink, Lab, Places};
 use crate::run::Run;
 use crate::scenario;
 use crate::server::AppState;
@@ -105,11 +112,19 @@ async fn reply_error(outbox: &Outbox, code: ErrorCode, message: String) {
         .await;
 }
 
-/// The session's runs: at most one in progress.
+/// The session's runs: at most one in progress, a scenario or the sandbox.
 #[derive(Debug, Default)]
 struct Runs {
     last_id: u64,
-    current: Option<(u64, JoinHandle<()>)>,
+    current: Option<Current>,
+}
+
+#[derive(Debug)]
+enum Current {
+    /// A scenario playing in a task of its own.
+    Scenario { run: u64, task: JoinHandle<()> },
+    /// The user's sandbox.
+    Sandbox(Sandbox),
 }
 
 impl Runs {
@@ -140,7 +155,7 @@ impl Runs {
                     events,
                     outbox.clone(),
                 ));
-                self.current = Some((run_id, task));
+                self.current = Some(Current::Scenario { run: run_id, task });
             }
             ClientMessage::Stop => {
                 if !self.stop_current(outbox, "stopped by the user").await {
@@ -152,30 +167,172 @@ impl Runs {
                     .await;
                 }
             }
+            ClientMessage::Call { endpoint, call } => {
+                if let Err(problem) = check_endpoint_name(&endpoint, &call) {
+                    reply_error(outbox, ErrorCode::InvalidEndpoint, problem).await;
+                    return;
+                }
+                if matches!(&self.current, Some(Current::Scenario { task, .. }) if !task.is_finished())
+                {
+                    reply_error(
+                        outbox,
+                        ErrorCode::ScenarioInProgress,
+                        "a scenario is playing; stop it before making calls of your own".to_owned(),
+                    )
+                    .await;
+                    return;
+                }
+                if !matches!(self.current, Some(Current::Sandbox(_))) {
+                    self.last_id += 1;
+                    let sandbox = Sandbox::start(self.last_id, outbox).await;
+                    self.current = Some(Current::Sandbox(sandbox));
+                }
+                if let Some(Current::Sandbox(sandbox)) = self.current.as_mut()
+                    && let Err(problem) = sandbox.call(endpoint, call).await
+                {
+                    reply_error(outbox, ErrorCode::LimitReached, problem).await;
+                }
+            }
         }
     }
 
     /// Stops the run in progress, if any, and tells the browser. Returns whether there was one.
     async fn stop_current(&mut self, outbox: &Outbox, reason: &str) -> bool {
-        let Some((run, task)) = self.current.take() else {
-            return false;
+        let (run, forwarder) = match self.current.take() {
+            None => return false,
+            Some(Current::Scenario { task, .. }) if task.is_finished() => return false,
+            Some(Current::Scenario { run, task }) => {
+                task.abort();
+                // Waiting for the aborted task makes sure none of its messages follows
+                // RunFinished.
+                let _ = task.await;
+                (run, None)
+            }
+            Some(Current::Sandbox(sandbox)) => {
+                let run = sandbox.run;
+                (run, Some(sandbox.stop().await))
+            }
         };
-        if task.is_finished() {
-            return false;
+        if let Some(forwarder) = forwarder {
+            // The lab is gone, so its event stream ends once the forwarder has sent the rest.
+            let _ = forwarder.await;
         }
-        task.abort();
-        // Waiting for the aborted task makes sure none of its messages follows RunFinished.
-        let _ = task.await;
         let outcome = RunOutcome::Cancelled {
             reason: reason.to_owned(),
         };
         let _ = outbox
-            .send(Outgoing::Message(ServerMessage::RunFinished {
-                run,
-                outcome,
-            }))
+            .send(Outgoing::Message(ServerMessage::RunFinished { run, outcome }))
             .await;
         true
+    }
+}
+
+/// The longest endpoint name a sandbox call may use.
+const MAX_ENDPOINT_NAME: usize = 32;
+
+/// Endpoint names are Python-like identifiers; `accept` adds `.conn` to name a connection,
+/// so a dot is allowed in the endpoint of other calls but not in a new socket's name.
+fn check_endpoint_name(endpoint: &str, call: &Call) -> Result<(), String> {
+    let names: Vec<&str> = endpoint.split('.').collect();
+    let identifier = |name: &str| {
+        let mut chars = name.chars();
+        chars
+            .next()
+            .is_some_and(|first| first.is_ascii_alphabetic() || first == '_')
+            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+    };
+    let fits = endpoint.len() <= 2 * MAX_ENDPOINT_NAME + 1
+        && names.iter().all(|name| name.len() <= MAX_ENDPOINT_NAME)
+        && names.iter().all(|name| identifier(name));
+    if !fits || (call.creates_endpoint() && names.len() != 1) || names.len() > 2 {
+        return Err(format!(
+            "'{}' is not a socket name Socket Lab accepts: use 1 to {MAX_ENDPOINT_NAME} \
+             letters, digits or '_', not starting with a digit (such as 's' or 'server'); \
+             accepted connections are named like 's.conn'",
+            endpoint.escape_default()
+        ));
+    }
+    Ok(())
+}
+
+/// The most sandbox calls that may be waiting at once (each `accept` or `recv` that has not
+/// returned).
+const MAX_WAITING_CALLS: usize = 64;
+
+/// A session's sandbox: the user's own sockets and the calls waiting on them.
+#[derive(Debug)]
+struct Sandbox {
+    run: u64,
+    lab: Arc<Lab>,
+    waiting: JoinSet<()>,
+    forwarder: JoinHandle<()>,
+}
+
+impl Sandbox {
+    /// Starts a sandbox run and tells the browser.
+    async fn start(run: u64, outbox: &Outbox) -> Self {
+        let (events_tx, events) = mpsc::unbounded_channel();
+        let places = Places::new();
+        let unix_dir = places.dir().to_string_lossy().into_owned();
+        let lab = Arc::new(Lab::new(EventSink::new(events_tx), places));
+        let started = ServerMessage::RunStarted {
+            run,
+            scenario: ScenarioInfo {
+                id: SANDBOX_ID.to_owned(),
+                title: "Sandbox".to_owned(),
+                summary: "Your own sockets: any call, in any order, on real kernel sockets."
+                    .to_owned(),
+            },
+            programs: Vec::new(),
+            unix_dir: Some(unix_dir),
+        };
+        let _ = outbox.send(Outgoing::Message(started)).await;
+        Sandbox {
+            run,
+            lab,
+            waiting: JoinSet::new(),
+            forwarder: tokio::spawn(forward_events(run, events, outbox.clone())),
+        }
+    }
+
+    /// Performs a call. A call the kernel answers at once is done before this returns, so the
+    /// user's calls happen in the order they were sent; a call that has to wait goes on in
+    /// the background, so that the next call can be the one it waits for.
+    async fn call(&mut self, endpoint: String, call: Call) -> Result<(), String> {
+        while self.waiting.try_join_next().is_some() {}
+        if self.waiting.len() >= MAX_WAITING_CALLS {
+            return Err(format!(
+                "{MAX_WAITING_CALLS} calls are already waiting in this sandbox; close some \
+                 sockets first"
+            ));
+        }
+        let lab = Arc::clone(&self.lab);
+        let mut performing = Box::pin(async move {
+            let caller = Caller {
+                role: SANDBOX_ID,
+                endpoint: &endpoint,
+                line: None,
+            };
+            let conn_endpoint = format!("{endpoint}.conn");
+            // The outcome is in the return event; nothing else needs it.
+            let _ = lab
+                .perform(&caller, call, Some(&conn_endpoint), || {})
+                .await;
+        });
+        let first_poll =
+            std::future::poll_fn(|context| Poll::Ready(performing.as_mut().poll(context))).await;
+        if first_poll.is_pending() {
+            self.waiting.spawn(performing);
+        }
+        Ok(())
+    }
+
+    /// Stops every waiting call and closes every socket; returns the event forwarder, which
+    /// ends once it has sent the last events.
+    async fn stop(mut self) -> JoinHandle<()> {
+        self.waiting.shutdown().await;
+        drop(self.lab);
+        self.forwarder
     }
 }
 
@@ -184,42 +341,49 @@ async fn forward_run(
     run_id: u64,
     scenario: shared::ScenarioInfo,
     run: Run,
-    mut events: mpsc::UnboundedReceiver<shared::Event>,
+    events: mpsc::UnboundedReceiver<shared::Event>,
     outbox: Outbox,
 ) {
     let started = ServerMessage::RunStarted {
         run: run_id,
         scenario,
         programs: run.programs(),
+        unix_dir: Some(run.unix_dir().to_owned()),
     };
     if outbox.send(Outgoing::Message(started)).await.is_err() {
         return;
     }
-    let forward = async {
-        while let Some(first) = events.recv().await {
-            let mut batch = vec![first];
-            while batch.len() < MAX_BATCH {
-                match events.try_recv() {
-                    Ok(event) => batch.push(event),
-                    Err(_) => break,
-                }
-            }
-            let message = ServerMessage::Events {
-                run: run_id,
-                events: batch,
-            };
-            if outbox.send(Outgoing::Message(message)).await.is_err() {
-                break;
-            }
-        }
-    };
-    let (outcome, ()) = tokio::join!(run.play(), forward);
+    let (outcome, ()) = tokio::join!(run.play(), forward_events(run_id, events, outbox.clone()));
     let _ = outbox
         .send(Outgoing::Message(ServerMessage::RunFinished {
             run: run_id,
             outcome,
         }))
         .await;
+}
+
+/// Sends a run's events in batches until the run's event stream ends.
+async fn forward_events(
+    run_id: u64,
+    mut events: mpsc::UnboundedReceiver<shared::Event>,
+    outbox: Outbox,
+) {
+    while let Some(first) = events.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match events.try_recv() {
+                Ok(event) => batch.push(event),
+                Err(_) => break,
+            }
+        }
+        let message = ServerMessage::Events {
+            run: run_id,
+            events: batch,
+        };
+        if outbox.send(Outgoing::Message(message)).await.is_err() {
+            break;
+        }
+    }
 }
 
 /// Sends what the session queues until the queue closes or the browser is gone.

@@ -34,20 +34,62 @@ pub enum Call {
     },
     /// `s.accept()`: waits for a connection and returns a new socket for it.
     Accept,
-    /// `s.connect(address)`: connects to a listener.
+    /// `s.connect(address)`: connects to a listener (stream) or sets the only peer (datagram).
     Connect {
-        /// The address of the listener.
+        /// The address of the peer.
         address: SockAddr,
     },
-    /// `s.send(data)`: hands bytes to the kernel to send.
+    /// `s.send(data)`: hands bytes to the kernel to send; returns how many it took.
     Send {
         /// The bytes to send.
         data: Bytes,
+    },
+    /// `s.sendall(data)`: sends until every byte is taken, waiting for room as needed.
+    Sendall {
+        /// The bytes to send.
+        data: Bytes,
+    },
+    /// `s.sendto(data, address)`: sends one datagram to an address.
+    Sendto {
+        /// The datagram's bytes.
+        data: Bytes,
+        /// Where it goes.
+        address: SockAddr,
     },
     /// `s.recv(bufsize)`: waits for bytes and takes at most `bufsize` of them.
     Recv {
         /// The most bytes to take.
         bufsize: usize,
+    },
+    /// `s.recvfrom(bufsize)`: like `recv`, and also says who sent the bytes.
+    Recvfrom {
+        /// The most bytes to take.
+        bufsize: usize,
+    },
+    /// `s.shutdown(how)`: ends one or both directions of a connection, without closing.
+    Shutdown {
+        /// Which directions.
+        how: Shutdown,
+    },
+    /// `s.getsockname()`: the socket's own address.
+    Getsockname,
+    /// `s.getpeername()`: the address of the socket's peer.
+    Getpeername,
+    /// `s.setsockopt(level, option, value)`.
+    Setsockopt {
+        /// The option and its value (the level follows from the option).
+        option: SockOption,
+    },
+    /// `s.setblocking(flag)`: whether calls wait (`True`) or fail with `EAGAIN` at once.
+    Setblocking {
+        /// `True` to wait.
+        flag: bool,
+    },
+    /// `s.settimeout(seconds)`: calls wait at most this long; `None` waits for ever, `0` never.
+    Settimeout {
+        /// The timeout in milliseconds; absent for `None`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        millis: Option<u64>,
     },
     /// `s.close()`: releases the socket.
     Close,
@@ -64,8 +106,98 @@ impl Call {
             Call::Accept => "accept",
             Call::Connect { .. } => "connect",
             Call::Send { .. } => "send",
+            Call::Sendall { .. } => "sendall",
+            Call::Sendto { .. } => "sendto",
             Call::Recv { .. } => "recv",
+            Call::Recvfrom { .. } => "recvfrom",
+            Call::Shutdown { .. } => "shutdown",
+            Call::Getsockname => "getsockname",
+            Call::Getpeername => "getpeername",
+            Call::Setsockopt { .. } => "setsockopt",
+            Call::Setblocking { .. } => "setblocking",
+            Call::Settimeout { .. } => "settimeout",
             Call::Close => "close",
+        }
+    }
+
+    /// Whether the call creates its endpoint rather than acting on one that exists.
+    pub fn creates_endpoint(&self) -> bool {
+        matches!(self, Call::Socket { .. })
+    }
+
+    /// The bytes the call sends, if it sends any.
+    pub fn sent_data(&self) -> Option<&Bytes> {
+        match self {
+            Call::Send { data } | Call::Sendall { data } | Call::Sendto { data, .. } => Some(data),
+            _ => None,
+        }
+    }
+}
+
+/// The `how` of `shutdown(how)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Shutdown {
+    /// No more receiving.
+    #[serde(rename = "SHUT_RD")]
+    Read,
+    /// No more sending: the peer reads end of stream.
+    #[serde(rename = "SHUT_WR")]
+    Write,
+    /// Neither.
+    #[serde(rename = "SHUT_RDWR")]
+    Both,
+}
+
+impl Shutdown {
+    /// The constant's name in Python's `socket` module.
+    pub fn name(self) -> &'static str {
+        match self {
+            Shutdown::Read => "SHUT_RD",
+            Shutdown::Write => "SHUT_WR",
+            Shutdown::Both => "SHUT_RDWR",
+        }
+    }
+}
+
+/// A socket option and the value to set. In JSON: `{"name": "SO_REUSEADDR", "value": true}`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "name", content = "value")]
+pub enum SockOption {
+    /// `SO_REUSEADDR`: may bind an address that a connection in `TIME_WAIT` still holds.
+    #[serde(rename = "SO_REUSEADDR")]
+    ReuseAddr(bool),
+    /// `SO_LINGER`: how `close` ends a connection. Seconds to wait for unsent data, or absent
+    /// (`null`) for the default. `0` makes `close` reset the connection at once.
+    #[serde(rename = "SO_LINGER")]
+    Linger(Option<u32>),
+    /// `TCP_NODELAY`: send small segments at once instead of waiting to gather them (Nagle).
+    #[serde(rename = "TCP_NODELAY")]
+    NoDelay(bool),
+    /// `SO_RCVBUF`: the receive buffer size asked for (the kernel doubles it).
+    #[serde(rename = "SO_RCVBUF")]
+    RecvBuffer(u32),
+    /// `SO_SNDBUF`: the send buffer size asked for (the kernel doubles it).
+    #[serde(rename = "SO_SNDBUF")]
+    SendBuffer(u32),
+}
+
+impl SockOption {
+    /// The option's name in Python's `socket` module.
+    pub fn name(self) -> &'static str {
+        match self {
+            SockOption::ReuseAddr(_) => "SO_REUSEADDR",
+            SockOption::Linger(_) => "SO_LINGER",
+            SockOption::NoDelay(_) => "TCP_NODELAY",
+            SockOption::RecvBuffer(_) => "SO_RCVBUF",
+            SockOption::SendBuffer(_) => "SO_SNDBUF",
+        }
+    }
+
+    /// The option's level in Python's `socket` module.
+    pub fn level(self) -> &'static str {
+        match self {
+            SockOption::NoDelay(_) => "IPPROTO_TCP",
+            _ => "SOL_SOCKET",
         }
     }
 }
@@ -108,15 +240,28 @@ pub enum ReturnValue {
         /// The address of the peer that connected.
         address: SockAddr,
     },
-    /// `send()` returned how many bytes the kernel took.
+    /// `send()` or `sendto()` returned how many bytes the kernel took.
     Sent {
         /// The byte count.
         count: usize,
     },
-    /// `recv()` returned bytes; none means the peer closed its side (end of stream).
+    /// `recv()` or `recvfrom()` returned bytes; none, on a stream, means the peer closed its
+    /// side (end of stream).
     Received {
         /// The bytes.
         data: Bytes,
+        /// For `recvfrom`, who sent them (absent on a connected stream, as Python's `None`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        from: Option<SockAddr>,
+        /// When a datagram was longer than the buffer, its whole length: the kernel kept only
+        /// the first `bufsize` bytes and dropped the rest.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        truncated_from: Option<usize>,
+    },
+    /// `getsockname()` or `getpeername()` returned an address.
+    Address {
+        /// The address.
+        address: SockAddr,
     },
 }
 
@@ -127,6 +272,9 @@ pub enum ErrorOrigin {
     /// The kernel returned the errno.
     #[default]
     Kernel,
+    /// Python's `socket` module raised it by itself, with no failed system call: a call on a
+    /// socket with a timeout that waited that long raises `TimeoutError: timed out`.
+    Python,
     /// Socket Lab refused the call before it reached the kernel (a limit or a safety policy),
     /// with the errno Python would raise for the same refusal.
     Lab,

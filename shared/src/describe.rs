@@ -1,7 +1,7 @@
 //! Plain renderings of calls and their outcomes, shared by the terminal table and the page so
 //! that both say the same thing in the same words.
 
-use crate::call::{Call, CallError, CallResult, ReturnValue};
+use crate::call::{Call, CallError, CallResult, ErrorOrigin, ReturnValue, SockOption};
 use crate::event::{Event, Phase};
 
 /// The call as a line of Python: `bind(('127.64.0.1', 12345))`.
@@ -10,14 +10,47 @@ pub fn call_text(call: &Call) -> String {
         Call::Socket { family, sock_type } => {
             format!("socket({}, {})", family.name(), sock_type.name())
         }
-        Call::Gethostname => "gethostname()".to_owned(),
         Call::Bind { address } => format!("bind({address})"),
         Call::Listen { backlog } => format!("listen({backlog})"),
-        Call::Accept => "accept()".to_owned(),
         Call::Connect { address } => format!("connect({address})"),
         Call::Send { data } => format!("send({data})"),
+        Call::Sendall { data } => format!("sendall({data})"),
+        Call::Sendto { data, address } => format!("sendto({data}, {address})"),
         Call::Recv { bufsize } => format!("recv({bufsize})"),
-        Call::Close => "close()".to_owned(),
+        Call::Recvfrom { bufsize } => format!("recvfrom({bufsize})"),
+        Call::Shutdown { how } => format!("shutdown({})", how.name()),
+        Call::Setsockopt { option } => {
+            let value = match option {
+                SockOption::ReuseAddr(on) | SockOption::NoDelay(on) => u8::from(*on).to_string(),
+                SockOption::Linger(Some(seconds)) => format!("struct.pack('ii', 1, {seconds})"),
+                SockOption::Linger(None) => "struct.pack('ii', 0, 0)".to_owned(),
+                SockOption::RecvBuffer(size) | SockOption::SendBuffer(size) => size.to_string(),
+            };
+            format!("setsockopt({}, {}, {value})", option.level(), option.name())
+        }
+        Call::Setblocking { flag } => {
+            format!("setblocking({})", if *flag { "True" } else { "False" })
+        }
+        Call::Settimeout { millis: None } => "settimeout(None)".to_owned(),
+        Call::Settimeout {
+            millis: Some(millis),
+        } => format!("settimeout({})", seconds_text(*millis)),
+        Call::Gethostname
+        | Call::Accept
+        | Call::Getsockname
+        | Call::Getpeername
+        | Call::Close => format!("{}()", call.name()),
+    }
+}
+
+/// Milliseconds as Python would write the seconds: `0.5`, `2`, `0.25`.
+fn seconds_text(millis: u64) -> String {
+    let whole = millis / 1000;
+    let fraction = millis % 1000;
+    if fraction == 0 {
+        whole.to_string()
+    } else {
+        format!("{whole}.{fraction:03}").trim_end_matches('0').to_owned()
     }
 }
 
@@ -32,12 +65,21 @@ pub fn result_text(result: &CallResult) -> String {
         ReturnValue::Hostname { name } => format!("'{name}'"),
         ReturnValue::Accepted { fd, address, .. } => format!("(<socket fd={fd}>, {address})"),
         ReturnValue::Sent { count } => count.to_string(),
-        ReturnValue::Received { data } => data.to_string(),
+        ReturnValue::Received {
+            data,
+            from: Some(from),
+            ..
+        } => format!("({data}, {from})"),
+        ReturnValue::Received { data, .. } => data.to_string(),
+        ReturnValue::Address { address } => address.to_string(),
     }
 }
 
 /// The error as Python would raise it: `ConnectionRefusedError: [Errno 111] Connection refused`.
 pub fn error_text(error: &CallError) -> String {
+    if error.origin == ErrorOrigin::Python {
+        return format!("{}: {}", python_exception(&error.errno), error.message);
+    }
     format!(
         "{}: [Errno {}] {} ({})",
         python_exception(&error.errno),
@@ -95,8 +137,11 @@ fn explain_enter(call: &Call) -> String {
              with the listener is done."
                 .to_owned()
         }
-        Call::Recv { .. } => {
-            "recv() waits until bytes arrive in the socket's receive queue or the peer closes."
+        Call::Recv { .. } | Call::Recvfrom { .. } => {
+            "It waits until bytes arrive in the socket's receive queue or the peer closes.".to_owned()
+        }
+        Call::Sendall { .. } => {
+            "sendall() hands every byte to the kernel, waiting whenever the send queue is full."
                 .to_owned()
         }
         other => format!("{} is running.", call_text(other)),
@@ -126,24 +171,82 @@ fn explain_result(call: &Call, result: &CallResult) -> String {
             "A client at {address} connected; accept() returned a new socket for that one \
              connection, while the listener goes on listening."
         ),
-        (Call::Connect { .. }, _) => match &result.local {
-            Some(local) => format!(
+        (Call::Connect { .. }, _) => match (&result.local, &result.peer) {
+            (Some(local), Some(_)) => format!(
                 "Connected. The kernel picked the local address {local} for this end by itself."
             ),
-            None => "Connected.".to_owned(),
+            _ => "Connected.".to_owned(),
         },
+        (Call::Sendall { data }, _) => format!(
+            "All {} bytes are in the kernel's hands; sendall() does not wait for the peer to \
+             read them.",
+            data.len()
+        ),
+        (Call::Sendto { address, .. }, ReturnValue::Sent { count }) => format!(
+            "The kernel sent one datagram of {count} bytes to {address}; nothing tells the \
+             sender whether anyone received it."
+        ),
         (_, ReturnValue::Sent { count }) => format!(
             "The kernel took {count} bytes into the socket's send queue; send() does not wait \
              for the peer to read them."
         ),
-        (_, ReturnValue::Received { data }) if data.is_empty() => {
-            "recv() returned no bytes: the peer has closed its side and nothing more will come \
-             (end of stream)."
+        (
+            _,
+            ReturnValue::Received {
+                data,
+                truncated_from: Some(whole),
+                ..
+            },
+        ) => format!(
+            "The datagram was {whole} bytes but the buffer held only {}: the kernel gave the \
+             first {} and dropped the other {} for good.",
+            data.len(),
+            data.len(),
+            whole.saturating_sub(data.len())
+        ),
+        (Call::Recvfrom { .. }, ReturnValue::Received { data, from: Some(from), .. }) => format!(
+            "One datagram of {} bytes from {from}: recvfrom() takes exactly one datagram, \
+             whatever its size.",
+            data.len()
+        ),
+        (_, ReturnValue::Received { data, .. }) if data.is_empty() => {
+            "No bytes: the peer has closed its side and nothing more will come (end of stream)."
                 .to_owned()
         }
-        (_, ReturnValue::Received { data }) => format!(
-            "{} bytes were waiting in the receive queue and recv() took them.",
+        (_, ReturnValue::Received { data, .. }) => format!(
+            "{} bytes were waiting in the receive queue and the call took them; a stream keeps \
+             no message boundaries, so they may come from several sends.",
             data.len()
+        ),
+        (_, ReturnValue::Address { address }) => format!("The kernel reports {address}."),
+        (Call::Shutdown { how }, _) => match how {
+            crate::call::Shutdown::Read => "This side will receive no more.".to_owned(),
+            crate::call::Shutdown::Write => {
+                "This side has sent its FIN: the peer's recv() will return end of stream, and \
+                 this side can still receive."
+                    .to_owned()
+            }
+            crate::call::Shutdown::Both => {
+                "Both directions are shut; the socket stays open until close().".to_owned()
+            }
+        },
+        (Call::Setsockopt { option }, _) => match option {
+            SockOption::ReuseAddr(true) => "bind() may now take an address that a closed \
+                connection still holds in TIME_WAIT."
+                .to_owned(),
+            SockOption::Linger(Some(0)) => "close() will now reset the connection (RST) \
+                instead of ending it with FIN, dropping anything unsent."
+                .to_owned(),
+            other => format!("{} is set.", other.name()),
+        },
+        (Call::Setblocking { flag: false }, _) | (Call::Settimeout { millis: Some(0) }, _) => {
+            "Calls on this socket no longer wait: when nothing is ready they fail at once with \
+             EAGAIN (BlockingIOError)."
+                .to_owned()
+        }
+        (Call::Settimeout { millis: Some(millis) }, _) => format!(
+            "Calls on this socket now wait at most {} s, then raise TimeoutError.",
+            seconds_text(*millis)
         ),
         (Call::Close, _) => {
             "The socket is closed and its file descriptor released; the peer will see end of \
@@ -157,18 +260,31 @@ fn explain_result(call: &Call, result: &CallResult) -> String {
 fn explain_error(error: &CallError) -> String {
     let meaning = match error.errno.as_str() {
         "ECONNREFUSED" => {
-            "Nothing is listening at that address: the kernel answered the \
-                           connection attempt with a reset."
+            "Nothing is listening at that address: the kernel answered the connection attempt \
+             with a reset."
         }
-        "EADDRINUSE" => "Another socket already owns that address and port.",
+        "EADDRINUSE" => {
+            "Another socket already owns that address and port (a listener, or a closed \
+             connection still in TIME_WAIT unless SO_REUSEADDR is set)."
+        }
         "EADDRNOTAVAIL" => "That address does not belong to this machine.",
-        "ECONNRESET" => "The peer reset the connection (it closed with data unread, or abruptly).",
-        "EPIPE" => "The peer has closed the connection, so nothing more can be sent on it.",
+        "ECONNRESET" => {
+            "The peer reset the connection (it closed with data unread, or with SO_LINGER 0)."
+        }
+        "EPIPE" => "The connection is closed, so nothing more can be sent on it.",
         "ENOTCONN" => "The socket is not connected.",
+        "EISCONN" => "The socket is already connected.",
         "EINVAL" => "The call is not valid for this socket in its present state.",
+        "EOPNOTSUPP" => "This kind of socket does not support that call.",
+        "EMSGSIZE" => "The datagram is larger than the most the kernel will send in one piece.",
+        "EDESTADDRREQ" => "The socket has no peer, so the call needs an address.",
         "EBADF" => "The socket is already closed.",
+        "ENOENT" => "No socket file exists at that path.",
         "EAGAIN" | "EWOULDBLOCK" => "Nothing is ready yet and the socket does not wait.",
-        "ETIMEDOUT" => "The call waited longer than allowed.",
+        "EINPROGRESS" => {
+            "The handshake has started; the socket does not wait for it to finish."
+        }
+        "ETIMEDOUT" => "The call waited as long as the socket's timeout allows.",
         _ => "",
     };
     if meaning.is_empty() {
@@ -199,6 +315,16 @@ mod tests {
                 data: Bytes(b"hi".to_vec())
             }),
             "send(b'hi')"
+        );
+        assert_eq!(
+            call_text(&Call::Settimeout { millis: Some(250) }),
+            "settimeout(0.25)"
+        );
+        assert_eq!(
+            call_text(&Call::Setsockopt {
+                option: SockOption::Linger(Some(0))
+            }),
+            "setsockopt(SOL_SOCKET, SO_LINGER, struct.pack('ii', 1, 0))"
         );
     }
 

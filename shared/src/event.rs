@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::call::{Call, CallError, CallResult};
+use crate::kernel::SocketView;
 
 /// Whether an event marks the start or the end of a call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -24,7 +25,9 @@ pub enum Phase {
 ///  "phase": "return",
 ///  "result": {"value": {"kind": "none"}, "fd": 9,
 ///             "local": {"family": "AF_INET", "host": "127.0.0.1", "port": 40112},
-///             "peer": {"family": "AF_INET", "host": "127.64.0.1", "port": 12345}}}
+///             "peer": {"family": "AF_INET", "host": "127.64.0.1", "port": 12345}},
+///  "kernel": [{"endpoint": "server.s", "state": "LISTEN", "accept_queue": 1, "backlog": 5},
+///             {"endpoint": "client.s", "state": "ESTABLISHED", "recv_queue": 0, "send_queue": 0}]}
 /// ```
 ///
 /// A `return` event has exactly one of `result` and `error`; an `enter` event has neither.
@@ -53,6 +56,10 @@ pub struct Event {
     /// On return, the error the call raised.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<CallError>,
+    /// Every live socket of the run as the kernel reports it at this event (after the call,
+    /// on a return event), in the order the sockets were opened.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kernel: Vec<SocketView>,
 }
 
 impl Event {

@@ -9,6 +9,7 @@
 //!   serialised the way Python's `socket` module names it (`AF_INET`, `SOCK_STREAM`).
 //! - [`call`]: one enum of the calls, with their arguments, results and errors.
 //! - [`event`]: an [`Event`] is one call entering or returning on one endpoint.
+//! - [`kernel`]: the kernel's own view of each socket (TCP state, queues), on every event.
 //! - [`message`]: the WebSocket messages, [`ClientMessage`] and [`ServerMessage`].
 //! - [`describe`]: plain-words renderings of calls and results, shared by the CLI and the page.
 //!
@@ -26,19 +27,29 @@
 //!
 //! A new `Play` while a run is in progress stops that run first (it finishes as
 //! [`RunOutcome::Cancelled`]); [`ClientMessage::Stop`] stops it without starting another.
+//!
+//! Instead of a scenario, the client may drive a sandbox: each [`ClientMessage::Call`] performs
+//! one call on the user's own sockets. The first one starts a sandbox run (a `RunStarted`
+//! whose scenario id is [`SANDBOX_ID`]); its events then arrive like a scenario's, and it
+//! lasts until `Stop`, a `Play`, or the end of the connection, which close all its sockets and
+//! remove its files.
 
 pub mod call;
 pub mod describe;
 pub mod event;
+pub mod kernel;
 pub mod message;
 pub mod net;
 
-pub use call::{Call, CallError, CallResult, ErrorOrigin, ReturnValue};
+pub use call::{Call, CallError, CallResult, ErrorOrigin, ReturnValue, Shutdown, SockOption};
 pub use event::{Event, Phase};
-pub use message::{ClientMessage, ErrorCode, RoleProgram, RunOutcome, ScenarioInfo, ServerMessage};
+pub use kernel::{SocketState, SocketView};
+pub use message::{
+    ClientMessage, ErrorCode, RoleProgram, RunOutcome, SANDBOX_ID, ScenarioInfo, ServerMessage,
+};
 pub use net::{Bytes, Family, SockAddr, SockType};
 
 /// The version of this protocol. The server sends it first, in [`ServerMessage::Hello`];
 /// it changes whenever a message changes shape, so that a page built for another version
 /// can say so plainly instead of misreading events.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;

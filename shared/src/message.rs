@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::call::Call;
 use crate::event::Event;
 
 /// A scenario the backend can play.
@@ -54,7 +55,26 @@ pub enum ClientMessage {
     },
     /// Stop the run in progress, closing its sockets.
     Stop,
+    /// Perform one call in the session's sandbox: the user's own sockets, any call in any
+    /// order. The first `Call` starts a sandbox run (see [`SANDBOX_ID`]); its events come like
+    /// any run's. A call that waits (`accept`, `recv`) does not hold up the next message, so
+    /// a user can `accept` on one socket and `connect` another to it.
+    ///
+    /// In JSON: `{"type": "call", "endpoint": "s", "call": "socket", "args": {...}}`.
+    Call {
+        /// The endpoint: for `socket`, the name of the new one; for the other calls, an open
+        /// one. A name is 1 to 32 letters, digits or `_`, not starting with a digit; `accept`
+        /// names its new connection after the listener: `s.conn`, then `s.conn2`, ...
+        endpoint: String,
+        /// The call and its arguments.
+        #[serde(flatten)]
+        call: Call,
+    },
 }
+
+/// The `id` of the [`ScenarioInfo`] in the `RunStarted` of a sandbox run, and the `role` of
+/// its events.
+pub const SANDBOX_ID: &str = "sandbox";
 
 /// A message from the backend to the page.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -75,8 +95,13 @@ pub enum ServerMessage {
         run: u64,
         /// The scenario being played.
         scenario: ScenarioInfo,
-        /// Each role's program, with the addresses this run uses written into it.
+        /// Each role's program, with the addresses this run uses written into it (none for
+        /// a sandbox).
         programs: Vec<RoleProgram>,
+        /// The run's own directory, where its `AF_UNIX` path names live. A relative path given
+        /// to `bind`, `connect` or `sendto` is taken inside it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        unix_dir: Option<String>,
     },
     /// Events of a run, in `seq` order.
     Events {
@@ -114,12 +139,21 @@ pub enum ErrorCode {
     UnknownScenario,
     /// `Stop` came when no run was in progress.
     NoRunInProgress,
+    /// A sandbox `Call` came while a scenario is playing; stop it first.
+    ScenarioInProgress,
+    /// A sandbox `Call` named its endpoint with a name that is not allowed.
+    InvalidEndpoint,
+    /// A limit of the server was reached, such as the number of calls waiting at once.
+    LimitReached,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::call::{Call, CallError, CallResult, ErrorOrigin, ReturnValue};
+    use crate::call::{
+        Call, CallError, CallResult, ErrorOrigin, ReturnValue, Shutdown, SockOption,
+    };
+    use crate::kernel::{SocketState, SocketView};
     use crate::event::Phase;
     use crate::net::{Bytes, Family, SockAddr, SockType};
     use std::net::Ipv4Addr;
@@ -142,6 +176,14 @@ mod tests {
             phase,
             result: None,
             error: None,
+            kernel: vec![SocketView {
+                endpoint: "server.s".into(),
+                state: SocketState::Listen,
+                recv_queue: None,
+                send_queue: Some(0),
+                accept_queue: Some(1),
+                backlog: Some(5),
+            }],
         }
     }
 
@@ -163,7 +205,31 @@ mod tests {
             Call::Send {
                 data: Bytes(b"Connection is successful".to_vec()),
             },
+            Call::Sendall {
+                data: Bytes(b"hello".to_vec()),
+            },
+            Call::Sendto {
+                data: Bytes(b"hello".to_vec()),
+                address: addr(9),
+            },
             Call::Recv { bufsize: 1024 },
+            Call::Recvfrom { bufsize: 8 },
+            Call::Shutdown {
+                how: Shutdown::Write,
+            },
+            Call::Getsockname,
+            Call::Getpeername,
+            Call::Setsockopt {
+                option: SockOption::ReuseAddr(true),
+            },
+            Call::Setsockopt {
+                option: SockOption::Linger(None),
+            },
+            Call::Setsockopt {
+                option: SockOption::RecvBuffer(4096),
+            },
+            Call::Setblocking { flag: false },
+            Call::Settimeout { millis: Some(500) },
             Call::Close,
         ]
     }
@@ -181,6 +247,19 @@ mod tests {
             ReturnValue::Sent { count: 24 },
             ReturnValue::Received {
                 data: Bytes(vec![0, 255]),
+                from: None,
+                truncated_from: None,
+            },
+            ReturnValue::Received {
+                data: Bytes(b"datagram".to_vec()),
+                from: Some(addr(4000)),
+                truncated_from: Some(20),
+            },
+            ReturnValue::Address {
+                address: SockAddr::Unix {
+                    path: "/tmp/socket-lab-1/server.sock".into(),
+                    r#abstract: false,
+                },
             },
         ]
     }
@@ -226,6 +305,7 @@ mod tests {
                     role: "server".into(),
                     code: "import socket\n".into(),
                 }],
+                unix_dir: Some("/tmp/socket-lab-1".into()),
             },
             ServerMessage::Events { run: 1, events },
             ServerMessage::RunFinished {
@@ -267,6 +347,16 @@ mod tests {
                 scenario: "simple-server-client".into(),
             },
             ClientMessage::Stop,
+            ClientMessage::Call {
+                endpoint: "s".into(),
+                call: Call::Settimeout { millis: None },
+            },
+            ClientMessage::Call {
+                endpoint: "s".into(),
+                call: Call::Setsockopt {
+                    option: SockOption::Linger(Some(0)),
+                },
+            },
         ] {
             let json = serde_json::to_string(&message).unwrap();
             assert_eq!(
@@ -282,6 +372,8 @@ mod tests {
         returned.result = Some(CallResult {
             value: ReturnValue::Received {
                 data: Bytes(b"hi".to_vec()),
+                from: None,
+                truncated_from: None,
             },
             fd: Some(5),
             local: None,
@@ -295,6 +387,25 @@ mod tests {
         assert_eq!(json["phase"], "return");
         assert_eq!(json["result"]["value"]["data"]["text"], "hi");
         assert!(json.get("error").is_none());
+        assert_eq!(json["kernel"][0]["state"], "LISTEN");
+        assert_eq!(json["kernel"][0]["accept_queue"], 1);
+    }
+
+    #[test]
+    fn a_sandbox_call_reads_as_documented() {
+        let json = r#"{"type":"call","endpoint":"s","call":"socket","args":{"family":"AF_INET","type":"SOCK_DGRAM"}}"#;
+        assert_eq!(
+            serde_json::from_str::<ClientMessage>(json).unwrap(),
+            ClientMessage::Call {
+                endpoint: "s".into(),
+                call: Call::Socket {
+                    family: Family::Inet,
+                    sock_type: SockType::Dgram
+                }
+            }
+        );
+        let json = r#"{"type":"call","endpoint":"s","call":"setsockopt","args":{"option":{"name":"SO_REUSEADDR","value":true}}}"#;
+        assert!(serde_json::from_str::<ClientMessage>(json).is_ok());
     }
 
     #[test]
@@ -307,6 +418,10 @@ mod tests {
             r#"{"type":"play","scenario":5}"#,
             r#"{"type":"dance"}"#,
             "[1,2,3]",
+            r#"{"type":"call","endpoint":"s"}"#,
+            r#"{"type":"call","endpoint":"s","call":"recv","args":{"bufsize":-1}}"#,
+            r#"{"type":"call","endpoint":"s","call":"fork"}"#,
+            r#"{"type":"call","endpoint":"s","call":"setsockopt","args":{"option":{"name":"SO_DEBUG","value":1}}}"#,
         ] {
             assert!(
                 serde_json::from_str::<ClientMessage>(bad).is_err(),

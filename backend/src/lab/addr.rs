@@ -57,3 +57,39 @@ pub(crate) fn from_socket2(address: &socket2::SockAddr) -> Option<SockAddr> {
     }
     None
 }
+
+/// The protocol's form of an address that nix's `recvmsg` reported.
+pub(crate) fn from_nix(address: &nix::sys::socket::SockaddrStorage) -> Option<SockAddr> {
+    if let Some(v4) = address.as_sockaddr_in() {
+        return Some(SockAddr::Inet {
+            host: v4.ip(),
+            port: v4.port(),
+        });
+    }
+    if let Some(v6) = address.as_sockaddr_in6() {
+        return Some(SockAddr::Inet6 {
+            host: v6.ip(),
+            port: v6.port(),
+            flowinfo: v6.flowinfo(),
+            scope_id: v6.scope_id(),
+        });
+    }
+    address.as_unix_addr().map(from_nix_unix)
+}
+
+/// The protocol's form of a Unix address that nix's `recvmsg` reported.
+pub(crate) fn from_nix_unix(unix: &nix::sys::socket::UnixAddr) -> SockAddr {
+    if let Some(name) = unix.as_abstract() {
+        return SockAddr::Unix {
+            path: String::from_utf8_lossy(name).into_owned(),
+            r#abstract: true,
+        };
+    }
+    SockAddr::Unix {
+        path: unix
+            .path()
+            .map(|path| String::from_utf8_lossy(path.as_os_str().as_bytes()).into_owned())
+            .unwrap_or_default(),
+        r#abstract: false,
+    }
+}

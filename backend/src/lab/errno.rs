@@ -5,13 +5,35 @@ use std::io;
 use nix::errno::Errno;
 use shared::{CallError, ErrorOrigin};
 
+use super::socket::Interrupted;
+
 /// Describes an error the kernel returned, by its errno's name and message.
 ///
 /// An `io::Error` without an OS code never comes from a socket call; it is still reported
 /// (as `EIO`) rather than dropped, so a bug shows up as an odd event instead of a lost one.
 pub(crate) fn from_io(error: &io::Error) -> CallError {
+    if let Some(interrupted) = error
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<Interrupted>())
+    {
+        return match interrupted {
+            // CPython raises `TimeoutError("timed out")` itself when a socket's timeout runs
+            // out; no system call failed.
+            Interrupted::TimedOut => CallError {
+                errno: "ETIMEDOUT".to_owned(),
+                code: Errno::ETIMEDOUT as i32,
+                message: "timed out".to_owned(),
+                origin: ErrorOrigin::Python,
+            },
+            Interrupted::Closed => refused_by_lab(Errno::EBADF, interrupted.to_string()),
+        };
+    }
     match error.raw_os_error() {
         Some(code) => from_code(code),
+        // socket2 refuses a Unix path too long for `sockaddr_un` before any system call.
+        None if error.kind() == io::ErrorKind::InvalidInput => {
+            refused_by_lab(Errno::EINVAL, error.to_string())
+        }
         None => CallError {
             errno: "EIO".to_owned(),
             code: Errno::EIO as i32,

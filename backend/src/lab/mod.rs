@@ -3,7 +3,8 @@
 //! A [`Lab`] is one run's sandbox. It owns the sockets that the run's programs open, each
 //! under an endpoint id such as `server.s`, and performs [`Call`]s on them. Each call emits
 //! an enter event before the kernel is asked and a return event with the kernel's answer,
-//! through the run's [`EventSink`]. Dropping the lab closes every socket it still holds.
+//! through the run's [`EventSink`], with the kernel's view of every open socket. Dropping the
+//! lab closes every socket it still holds and removes every file it made.
 //!
 //! Architecture invariant: nothing here invents a result. Every value in a return event is
 //! what a system call returned (`getsockname`/`getpeername` for addresses, the errno for
@@ -11,21 +12,29 @@
 
 mod addr;
 pub(crate) mod errno;
+mod kernel;
+mod places;
 mod socket;
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use shared::{Call, CallError, CallResult, Event, Phase, ReturnValue};
 use tokio::sync::mpsc;
 
-use socket::LabSocket;
+pub(crate) use places::Places;
+use socket::{Blocking, LabSocket};
 
 /// The largest `recv` buffer a program may ask for. Python would allocate whatever it is
 /// asked; a shared server must not.
 pub(crate) const MAX_RECV_BUFSIZE: usize = 1 << 20;
+
+/// The most sockets one lab may hold open at once. The tutorial's programs use a handful; a
+/// student's loop that opens sockets without closing them must not exhaust the server's
+/// descriptors.
+pub(crate) const MAX_SOCKETS: usize = 64;
 
 /// Numbers events and hands them on in `seq` order.
 #[derive(Debug)]
@@ -77,19 +86,27 @@ pub(crate) struct Caller<'a> {
     pub(crate) line: Option<u32>,
 }
 
-/// One run's sockets and event stream.
+/// One run's sockets, files and event stream.
 #[derive(Debug)]
 pub(crate) struct Lab {
-    sockets: Mutex<HashMap<String, Arc<LabSocket>>>,
+    /// The open sockets by endpoint, in the order they were opened (the order of the kernel
+    /// view in every event).
+    sockets: Mutex<Vec<(String, Arc<LabSocket>)>>,
+    /// Every name an accepted connection has had, so that no two connections of a run share
+    /// one (three `accept`s into `con` make `con`, `con2` and `con3`).
+    accepted_names: Mutex<HashSet<String>>,
     sink: EventSink,
+    places: Places,
 }
 
 impl Lab {
-    /// An empty lab whose events go to `sink`.
-    pub(crate) fn new(sink: EventSink) -> Self {
+    /// An empty lab whose events go to `sink` and whose Unix names live in `places`.
+    pub(crate) fn new(sink: EventSink, places: Places) -> Self {
         Lab {
-            sockets: Mutex::new(HashMap::new()),
+            sockets: Mutex::new(Vec::new()),
+            accepted_names: Mutex::new(HashSet::new()),
             sink,
+            places,
         }
     }
 
@@ -116,8 +133,9 @@ impl Lab {
             phase: Phase::Enter,
             result: None,
             error: None,
+            kernel: Vec::new(),
         };
-        let mut event = self.sink.emit(enter);
+        let mut event = self.emit(enter);
         on_enter();
         let outcome = self
             .execute(caller.endpoint, &event.call, conn_endpoint)
@@ -127,7 +145,7 @@ impl Lab {
             Ok(result) => event.result = Some(result.clone()),
             Err(error) => event.error = Some(error.clone()),
         }
-        self.sink.emit(event);
+        self.emit(event);
         outcome
     }
 
@@ -135,7 +153,19 @@ impl Lab {
     /// does when a program exits.
     pub(crate) fn exit(&self, role: &str) {
         let prefix = format!("{role}.");
-        lock(&self.sockets).retain(|endpoint, _| !endpoint.starts_with(&prefix));
+        lock(&self.sockets).retain(|(endpoint, _)| !endpoint.starts_with(&prefix));
+    }
+
+    /// Sends an event with the kernel's view of every open socket. The view is read and the
+    /// event numbered under the socket table's lock, so that the views of successive events
+    /// follow each other in `seq` order.
+    fn emit(&self, mut event: Event) -> Event {
+        let sockets = lock(&self.sockets);
+        event.kernel = sockets
+            .iter()
+            .map(|(endpoint, socket)| socket.view(endpoint))
+            .collect();
+        self.sink.emit(event)
     }
 
     async fn execute(
@@ -147,16 +177,22 @@ impl Lab {
         let io_error = |error: std::io::Error| errno::from_io(&error);
         match call {
             Call::Socket { family, sock_type } => {
-                let socket = LabSocket::open(*family, *sock_type).map_err(io_error)?;
-                let result = snapshot(ReturnValue::Socket, &socket);
                 let mut sockets = lock(&self.sockets);
-                if sockets.contains_key(endpoint) {
+                if sockets.iter().any(|(id, _)| id == endpoint) {
                     return Err(errno::refused_by_lab(
                         Errno::EEXIST,
                         format!("an endpoint named {endpoint} is already open"),
                     ));
                 }
-                sockets.insert(endpoint.to_owned(), Arc::new(socket));
+                if sockets.len() >= MAX_SOCKETS {
+                    return Err(errno::refused_by_lab(
+                        Errno::EMFILE,
+                        format!("a session may hold at most {MAX_SOCKETS} sockets open at once"),
+                    ));
+                }
+                let socket = LabSocket::open(*family, *sock_type).map_err(io_error)?;
+                let result = snapshot(ReturnValue::Socket, &socket);
+                sockets.push((endpoint.to_owned(), Arc::new(socket)));
                 Ok(result)
             }
             Call::Gethostname => {
@@ -177,7 +213,8 @@ impl Lab {
             }
             Call::Bind { address } => {
                 let socket = self.socket(endpoint)?;
-                socket.bind(address).map_err(io_error)?;
+                let address = self.places.resolve(address, socket.family(), true)?;
+                socket.bind(&address).map_err(io_error)?;
                 Ok(snapshot(ReturnValue::None, &socket))
             }
             Call::Listen { backlog } => {
@@ -204,7 +241,8 @@ impl Lab {
             }
             Call::Connect { address } => {
                 let socket = self.socket(endpoint)?;
-                socket.connect(address).await.map_err(io_error)?;
+                let address = self.places.resolve(address, socket.family(), false)?;
+                socket.connect(&address).await.map_err(io_error)?;
                 Ok(snapshot(ReturnValue::None, &socket))
             }
             Call::Send { data } => {
@@ -212,30 +250,97 @@ impl Lab {
                 let count = socket.send(&data.0).await.map_err(io_error)?;
                 Ok(snapshot(ReturnValue::Sent { count }, &socket))
             }
-            Call::Recv { bufsize } => {
+            Call::Sendall { data } => {
+                let socket = self.socket(endpoint)?;
+                socket.send_all(&data.0).await.map_err(io_error)?;
+                Ok(snapshot(ReturnValue::None, &socket))
+            }
+            Call::Sendto { data, address } => {
+                let socket = self.socket(endpoint)?;
+                let address = self.places.resolve(address, socket.family(), false)?;
+                let count = socket.send_to(&data.0, &address).await.map_err(io_error)?;
+                Ok(snapshot(ReturnValue::Sent { count }, &socket))
+            }
+            Call::Recv { bufsize } | Call::Recvfrom { bufsize } => {
                 if *bufsize > MAX_RECV_BUFSIZE {
                     return Err(errno::refused_by_lab(
                         Errno::EINVAL,
                         format!(
-                            "recv({bufsize}) asks for more than Socket Lab's limit of {MAX_RECV_BUFSIZE} bytes"
+                            "{}({bufsize}) asks for more than Socket Lab's limit of \
+                             {MAX_RECV_BUFSIZE} bytes",
+                            call.name()
                         ),
                     ));
                 }
                 let socket = self.socket(endpoint)?;
-                let data = socket.recv(*bufsize).await.map_err(io_error)?;
+                let received = socket.recv_from(*bufsize).await.map_err(io_error)?;
+                let from = match call {
+                    Call::Recvfrom { .. } => received.from,
+                    _ => None,
+                };
                 Ok(snapshot(
-                    ReturnValue::Received { data: data.into() },
+                    ReturnValue::Received {
+                        data: received.data.into(),
+                        from,
+                        truncated_from: received.truncated_from,
+                    },
                     &socket,
                 ))
             }
+            Call::Shutdown { how } => {
+                let socket = self.socket(endpoint)?;
+                let how = match how {
+                    shared::Shutdown::Read => std::net::Shutdown::Read,
+                    shared::Shutdown::Write => std::net::Shutdown::Write,
+                    shared::Shutdown::Both => std::net::Shutdown::Both,
+                };
+                socket.shutdown(how).map_err(io_error)?;
+                Ok(snapshot(ReturnValue::None, &socket))
+            }
+            Call::Getsockname | Call::Getpeername => {
+                let socket = self.socket(endpoint)?;
+                let address = socket
+                    .name(matches!(call, Call::Getpeername))
+                    .map_err(io_error)?;
+                Ok(snapshot(ReturnValue::Address { address }, &socket))
+            }
+            Call::Setsockopt { option } => {
+                let socket = self.socket(endpoint)?;
+                socket.set_option(*option).map_err(io_error)?;
+                Ok(snapshot(ReturnValue::None, &socket))
+            }
+            Call::Setblocking { flag } => {
+                let socket = self.socket(endpoint)?;
+                socket.set_blocking(if *flag {
+                    Blocking::Wait
+                } else {
+                    Blocking::Never
+                });
+                Ok(snapshot(ReturnValue::None, &socket))
+            }
+            Call::Settimeout { millis } => {
+                let socket = self.socket(endpoint)?;
+                socket.set_blocking(match millis {
+                    None => Blocking::Wait,
+                    Some(0) => Blocking::Never,
+                    Some(millis) => Blocking::Timeout(Duration::from_millis(*millis)),
+                });
+                Ok(snapshot(ReturnValue::None, &socket))
+            }
             Call::Close => {
-                let socket = lock(&self.sockets)
-                    .remove(endpoint)
-                    .ok_or_else(|| no_such_endpoint(endpoint))?;
-                // Another call may still hold the socket (a recv waiting on it); then the
-                // descriptor is closed when that call lets go, as the last reference drops.
-                if let Ok(socket) = Arc::try_unwrap(socket) {
-                    socket.close().map_err(io_error)?;
+                let socket = {
+                    let mut sockets = lock(&self.sockets);
+                    let index = sockets
+                        .iter()
+                        .position(|(id, _)| id == endpoint)
+                        .ok_or_else(|| no_such_endpoint(endpoint))?;
+                    sockets.remove(index).1
+                };
+                match Arc::try_unwrap(socket) {
+                    Ok(socket) => socket.close().map_err(io_error)?,
+                    // Another call still waits on the socket: it is woken with what the kernel
+                    // reports, and the descriptor is closed when that call lets go of it.
+                    Err(shared_socket) => shared_socket.wake_waiting_calls(),
                 }
                 Ok(CallResult {
                     value: ReturnValue::None,
@@ -249,22 +354,33 @@ impl Lab {
 
     fn socket(&self, endpoint: &str) -> Result<Arc<LabSocket>, CallError> {
         lock(&self.sockets)
-            .get(endpoint)
-            .cloned()
+            .iter()
+            .find(|(id, _)| id == endpoint)
+            .map(|(_, socket)| Arc::clone(socket))
             .ok_or_else(|| no_such_endpoint(endpoint))
     }
 
     /// Stores an accepted socket under a free endpoint id based on `wanted`.
     fn adopt(&self, wanted: &str, socket: LabSocket) -> String {
         let mut sockets = lock(&self.sockets);
+        let mut names = lock(&self.accepted_names);
         let mut id = wanted.to_owned();
         let mut number = 2;
-        while sockets.contains_key(&id) {
+        while names.contains(&id) || sockets.iter().any(|(taken, _)| *taken == id) {
             id = format!("{wanted}{number}");
             number += 1;
         }
-        sockets.insert(id.clone(), Arc::new(socket));
+        names.insert(id.clone());
+        sockets.push((id.clone(), Arc::new(socket)));
         id
+    }
+}
+
+impl Drop for Lab {
+    /// Closes every socket before the lab's directory and its socket files are removed.
+    fn drop(&mut self) {
+        lock(&self.sockets).clear();
+        self.places.remove();
     }
 }
 

@@ -6,19 +6,59 @@
 //! socket is ready and try again. The kernel's answer is the one reported; only the waiting is
 //! done by the reactor instead of a sleeping thread, so that a thousand waiting calls cost no
 //! thread each and a session can be cancelled at any point.
+//!
+//! The program's own choice of blocking (`setblocking`, `settimeout`) is kept here, as CPython
+//! keeps it in the socket object: a non-blocking socket reports the kernel's `EAGAIN` as it
+//! is, and a socket with a timeout stops waiting when it runs out, as Python's does.
 
-use std::io::{self, Read};
+use std::io::{self, IoSliceMut};
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use shared::{Family, SockAddr, SockType};
+use nix::sys::socket::{MsgFlags, SockaddrStorage, UnixAddr, recvmsg};
+use shared::{Family, SockAddr, SockOption, SockType, SocketView};
 use socket2::{Domain, Socket, Type};
+use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
+use tokio::sync::watch;
+use tokio::time::Instant;
 
-use super::addr;
+use super::{addr, kernel};
 
 /// The errno of a non-blocking `connect` that has started its handshake.
 const EINPROGRESS: i32 = nix::errno::Errno::EINPROGRESS as i32;
+
+/// How calls on a socket wait, as `setblocking` and `settimeout` set it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Blocking {
+    /// Wait for as long as it takes (Python's default, `settimeout(None)`).
+    Wait,
+    /// Never wait: report `EAGAIN` (`setblocking(False)`, `settimeout(0)`).
+    Never,
+    /// Wait at most this long, then raise `TimeoutError` (`settimeout(seconds)`).
+    Timeout(Duration),
+}
+
+/// Why a call that waited stopped waiting without an answer from the kernel.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Interrupted {
+    /// The socket's timeout ran out.
+    #[error("timed out")]
+    TimedOut,
+    /// Another call closed the socket.
+    #[error("the socket was closed while this call waited")]
+    Closed,
+}
+
+/// What `recv` and `recvfrom` took from the kernel.
+#[derive(Debug)]
+pub(crate) struct Received {
+    pub(crate) data: Vec<u8>,
+    pub(crate) from: Option<SockAddr>,
+    /// The datagram's whole length, when it was longer than the buffer.
+    pub(crate) truncated_from: Option<usize>,
+}
 
 /// A kernel socket, owned by one endpoint of a [`Lab`](super::Lab).
 ///
@@ -31,6 +71,9 @@ const EINPROGRESS: i32 = nix::errno::Errno::EINPROGRESS as i32;
 pub(crate) struct LabSocket {
     // Declared before `socket`, so it is dropped (deregistered) before the socket closes.
     readiness: Mutex<Option<Arc<AsyncFd<Descriptor>>>>,
+    blocking: Mutex<Blocking>,
+    /// Set when the program closes the socket while other calls wait on it.
+    closing: watch::Sender<bool>,
     socket: Socket,
     family: Family,
     sock_type: SockType,
@@ -65,6 +108,8 @@ impl LabSocket {
         socket.set_nonblocking(true)?;
         Ok(LabSocket {
             readiness: Mutex::new(None),
+            blocking: Mutex::new(Blocking::Wait),
+            closing: watch::Sender::new(false),
             socket,
             family,
             sock_type,
@@ -73,10 +118,7 @@ impl LabSocket {
 
     /// The socket's registration with the reactor, made on first use.
     fn readiness(&self) -> io::Result<Arc<AsyncFd<Descriptor>>> {
-        let mut slot = self
-            .readiness
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut slot = super::lock(&self.readiness);
         if let Some(registered) = slot.as_ref() {
             return Ok(Arc::clone(registered));
         }
@@ -97,6 +139,16 @@ impl LabSocket {
         self.socket.as_raw_fd()
     }
 
+    /// The socket's address family.
+    pub(crate) fn family(&self) -> Family {
+        self.family
+    }
+
+    /// The kernel's view of the socket now.
+    pub(crate) fn view(&self, endpoint: &str) -> SocketView {
+        kernel::view(endpoint, &self.socket, self.family, self.sock_type)
+    }
+
     /// `getsockname()`; `None` where the kernel reports no name.
     pub(crate) fn local_addr(&self) -> Option<SockAddr> {
         addr::from_socket2(&self.socket.local_addr().ok()?)
@@ -107,9 +159,20 @@ impl LabSocket {
         addr::from_socket2(&self.socket.peer_addr().ok()?)
     }
 
+    /// `getsockname()` or `getpeername()` with the kernel's error, such as `ENOTCONN`.
+    pub(crate) fn name(&self, peer: bool) -> io::Result<SockAddr> {
+        let name = if peer {
+            self.socket.peer_addr()?
+        } else {
+            self.socket.local_addr()?
+        };
+        addr::from_socket2(&name)
+            .ok_or_else(|| io::Error::from_raw_os_error(nix::errno::Errno::EAFNOSUPPORT as i32))
+    }
+
     /// `bind(address)`.
-    pub(crate) fn bind(&self, address: &SockAddr) -> io::Result<()> {
-        self.socket.bind(&addr::to_socket2(address)?)
+    pub(crate) fn bind(&self, address: &socket2::SockAddr) -> io::Result<()> {
+        self.socket.bind(address)
     }
 
     /// `listen(backlog)`.
@@ -117,52 +180,137 @@ impl LabSocket {
         self.socket.listen(backlog)
     }
 
-    /// `accept()`: waits for a connection in the accept queue.
+    /// `setblocking` and `settimeout`.
+    pub(crate) fn set_blocking(&self, blocking: Blocking) {
+        *super::lock(&self.blocking) = blocking;
+    }
+
+    /// `setsockopt(level, option, value)`.
+    pub(crate) fn set_option(&self, option: SockOption) -> io::Result<()> {
+        let size = |bytes: u32| usize::try_from(bytes).unwrap_or(usize::MAX);
+        match option {
+            SockOption::ReuseAddr(on) => self.socket.set_reuse_address(on),
+            SockOption::Linger(seconds) => self
+                .socket
+                .set_linger(seconds.map(|s| Duration::from_secs(u64::from(s)))),
+            SockOption::NoDelay(on) => self.socket.set_tcp_nodelay(on),
+            SockOption::RecvBuffer(bytes) => self.socket.set_recv_buffer_size(size(bytes)),
+            SockOption::SendBuffer(bytes) => self.socket.set_send_buffer_size(size(bytes)),
+        }
+    }
+
+    /// `shutdown(how)`.
+    pub(crate) fn shutdown(&self, how: std::net::Shutdown) -> io::Result<()> {
+        self.socket.shutdown(how)
+    }
+
+    /// `accept()`: waits for a connection in the accept queue. The new socket waits in its
+    /// calls whatever the listener does, as Python's accepted sockets do.
     pub(crate) async fn accept(&self) -> io::Result<(LabSocket, Option<SockAddr>)> {
-        let (socket, peer) = self.when_readable(|socket| socket.accept()).await?;
+        let (socket, peer) = self.when_ready(Interest::READABLE, Socket::accept).await?;
         let conn = LabSocket::wrap(socket, self.family, self.sock_type)?;
         Ok((conn, addr::from_socket2(&peer)))
     }
 
     /// `connect(address)`: starts the handshake and waits for its end. The kernel reports a
     /// failed handshake (such as `ECONNREFUSED`) through `SO_ERROR`, which is what is returned.
-    pub(crate) async fn connect(&self, address: &SockAddr) -> io::Result<()> {
-        match self.socket.connect(&addr::to_socket2(address)?) {
+    /// A non-blocking socket returns the kernel's `EINPROGRESS`, as Python raises it.
+    pub(crate) async fn connect(&self, address: &socket2::SockAddr) -> io::Result<()> {
+        match self.socket.connect(address) {
             Ok(()) => return Ok(()),
-            Err(error) if error.raw_os_error() == Some(EINPROGRESS) => {}
+            Err(error)
+                if error.raw_os_error() == Some(EINPROGRESS)
+                    && self.blocking() != Blocking::Never => {}
             Err(error) => return Err(error),
         }
-        let readiness = self.readiness()?;
-        let mut guard = readiness.writable().await?;
-        guard.clear_ready();
-        match self.socket.take_error()? {
-            Some(error) => Err(error),
-            None => Ok(()),
-        }
+        self.when_ready(Interest::WRITABLE, |socket| {
+            if let Some(error) = socket.take_error()? {
+                return Err(error);
+            }
+            match socket.peer_addr() {
+                Ok(_) => Ok(()),
+                // Neither an error nor a peer: the handshake is still going on.
+                Err(_) => Err(io::ErrorKind::WouldBlock.into()),
+            }
+        })
+        .await
     }
 
     /// `send(data)`: waits until the send queue has room, then returns how much the kernel
     /// took. (A broken pipe is `EPIPE`, not a signal: Rust programs ignore SIGPIPE, as Python
     /// does.)
     pub(crate) async fn send(&self, data: &[u8]) -> io::Result<usize> {
-        let readiness = self.readiness()?;
-        loop {
-            let mut guard = readiness.writable().await?;
-            if let Ok(result) = guard.try_io(|_| self.socket.send(data)) {
-                return result;
-            }
-        }
+        self.when_ready(Interest::WRITABLE, |socket| socket.send(data))
+            .await
     }
 
-    /// `recv(bufsize)`: waits until bytes arrive or the peer closes, then takes at most
-    /// `bufsize` bytes. Empty means end of stream.
-    pub(crate) async fn recv(&self, bufsize: usize) -> io::Result<Vec<u8>> {
+    /// `sendall(data)`: sends until the kernel has taken every byte. (The timeout, if any,
+    /// applies to each wait for room.)
+    pub(crate) async fn send_all(&self, data: &[u8]) -> io::Result<()> {
+        let mut sent = 0;
+        while sent < data.len() {
+            let rest = &data[sent..];
+            sent += self
+                .when_ready(Interest::WRITABLE, |socket| socket.send(rest))
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// `sendto(data, address)`.
+    pub(crate) async fn send_to(
+        &self,
+        data: &[u8],
+        address: &socket2::SockAddr,
+    ) -> io::Result<usize> {
+        self.when_ready(Interest::WRITABLE, |socket| socket.send_to(data, address))
+            .await
+    }
+
+    /// `recv(bufsize)` and `recvfrom(bufsize)`: waits until bytes arrive or the peer closes,
+    /// then takes at most `bufsize` bytes (empty means end of stream). From a datagram socket
+    /// it takes one datagram, and asks the kernel (`MSG_TRUNC`) for its whole length, so that
+    /// a datagram cut short by a small buffer is shown as such.
+    pub(crate) async fn recv_from(&self, bufsize: usize) -> io::Result<Received> {
+        let flags = match self.sock_type {
+            SockType::Dgram => MsgFlags::MSG_TRUNC,
+            // On a stream, MSG_TRUNC would throw the bytes away instead.
+            SockType::Stream => MsgFlags::empty(),
+        };
         let mut buffer = vec![0; bufsize];
-        let count = self
-            .when_readable(|mut socket| socket.read(&mut buffer))
+        let fd = self.fd();
+        let family = self.family;
+        let (length, from) = self
+            .when_ready(Interest::READABLE, |_| {
+                let mut slices = [IoSliceMut::new(&mut buffer)];
+                // nix's generic storage cannot learn a Unix address's length from `recvmsg`
+                // (its `set_length` sees the length still unset and gives up), so Unix
+                // sockets read into nix's own Unix address type.
+                if family == Family::Unix {
+                    let message = recvmsg::<UnixAddr>(fd, &mut slices, None, flags)?;
+                    Ok((message.bytes, message.address.as_ref().map(addr::from_nix_unix)))
+                } else {
+                    let message = recvmsg::<SockaddrStorage>(fd, &mut slices, None, flags)?;
+                    Ok((message.bytes, message.address.as_ref().and_then(addr::from_nix)))
+                }
+            })
             .await?;
-        buffer.truncate(count);
-        Ok(buffer)
+        let truncated_from = (length > bufsize).then_some(length);
+        buffer.truncate(length.min(bufsize));
+        Ok(Received {
+            data: buffer,
+            from,
+            truncated_from,
+        })
+    }
+
+    /// Whether other calls hold this socket now (a call waiting on it).
+    pub(crate) fn wake_waiting_calls(&self) {
+        // Shutting both directions down makes the kernel wake every call waiting on the
+        // socket, with its own answer (end of stream for `recv`, EINVAL for `accept`); the
+        // flag stops any wait that the kernel's wake-up does not end.
+        let _ = self.socket.shutdown(std::net::Shutdown::Both);
+        self.closing.send_replace(true);
     }
 
     /// `close()`, reporting what the kernel's `close` returned.
@@ -174,14 +322,46 @@ impl LabSocket {
         nix::unistd::close(socket).map_err(io::Error::from)
     }
 
-    /// Runs a non-blocking operation until the kernel has an answer other than `EAGAIN`.
-    async fn when_readable<R>(
+    fn blocking(&self) -> Blocking {
+        *super::lock(&self.blocking)
+    }
+
+    /// Runs a non-blocking operation until the kernel has an answer other than `EAGAIN`, as
+    /// the socket's blocking mode allows.
+    async fn when_ready<R>(
         &self,
+        interest: Interest,
         mut operation: impl FnMut(&Socket) -> io::Result<R>,
     ) -> io::Result<R> {
+        // First ask at once: most calls are answered without waiting, and a socket that never
+        // waits is never registered with the reactor.
+        let first = operation(&self.socket);
+        let deadline = match (&first, self.blocking()) {
+            (Err(error), Blocking::Wait) if error.kind() == io::ErrorKind::WouldBlock => None,
+            (Err(error), Blocking::Timeout(timeout))
+                if error.kind() == io::ErrorKind::WouldBlock =>
+            {
+                Some(Instant::now() + timeout)
+            }
+            _ => return first,
+        };
         let readiness = self.readiness()?;
+        let mut closing = self.closing.subscribe();
         loop {
-            let mut guard = readiness.readable().await?;
+            let ready = async {
+                match deadline {
+                    Some(deadline) => tokio::time::timeout_at(deadline, readiness.ready(interest))
+                        .await
+                        .map_err(|_| io::Error::other(Interrupted::TimedOut))?,
+                    None => readiness.ready(interest).await,
+                }
+            };
+            let mut guard = tokio::select! {
+                guard = ready => guard?,
+                _ = closing.wait_for(|closing| *closing) => {
+                    return Err(io::Error::other(Interrupted::Closed));
+                }
+            };
             if let Ok(result) = guard.try_io(|_| operation(&self.socket)) {
                 return result;
             }

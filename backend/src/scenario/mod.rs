@@ -6,12 +6,17 @@
 //! the server is waiting in `accept()`, as a student starts `client.py` after `server.py`.
 
 mod simple;
+mod tcp;
+mod udp;
+mod unix;
 
+use std::collections::HashMap;
 use std::net::Ipv4Addr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use futures_util::future::join_all;
-use shared::{Call, RoleProgram, RunOutcome, ScenarioInfo};
+use shared::{Bytes, Call, ReturnValue, RoleProgram, RunOutcome, ScenarioInfo, SockAddr};
 use tokio::sync::watch;
 
 use crate::lab::{Caller, Lab};
@@ -19,6 +24,9 @@ use crate::lab::{Caller, Lab};
 /// The longest a run may take before it is stopped. The tutorial's programs take
 /// milliseconds; a run that takes this long is stuck in a blocking call.
 pub(crate) const MAX_RUN_TIME: Duration = Duration::from_secs(30);
+
+/// The tutorial's port.
+pub(crate) const PORT: u16 = 12345;
 
 /// A scenario the backend can play.
 #[derive(Debug)]
@@ -49,19 +57,65 @@ impl Scenario {
     }
 }
 
-/// Every scenario, in the order the page lists them.
-pub(crate) static CATALOG: &[Scenario] = &[simple::SCENARIO];
+/// Every scenario, in the order the page lists them: from the tutorial's first programs to
+/// what goes wrong.
+pub(crate) static CATALOG: &[Scenario] = &[
+    simple::SIMPLE_SERVER_CLIENT,
+    tcp::TCP_ECHO,
+    udp::UDP_ECHO,
+    unix::UNIX_STREAM,
+    unix::UNIX_DGRAM,
+    tcp::IPV6_ECHO,
+    tcp::MULTIPLE_CLIENTS,
+    tcp::BYTE_STREAM,
+    udp::DATAGRAM_BOUNDARIES,
+    tcp::HALF_CLOSE,
+    tcp::CONNECTION_REFUSED,
+    tcp::ADDRESS_IN_USE,
+    tcp::RESET,
+    tcp::NONBLOCKING,
+];
 
 /// The scenario with this id.
 pub(crate) fn find(id: &str) -> Option<&'static Scenario> {
     CATALOG.iter().find(|scenario| scenario.id == id)
 }
 
-/// The addresses a run may use.
-#[derive(Clone, Copy, Debug)]
+/// The places a run may use, written into its programs.
+#[derive(Clone, Debug)]
 pub(crate) struct RunSetup {
-    /// The run's own loopback address, where its servers listen.
+    /// The run's own loopback address, where its IPv4 servers listen.
     pub(crate) host: Ipv4Addr,
+    /// A port on `::1` that was free when the run was prepared (IPv6 has one loopback
+    /// address, so runs cannot each have their own as they do in 127.64.0.0/10).
+    pub(crate) port6: u16,
+    /// The run's own directory for Unix socket files.
+    pub(crate) dir: PathBuf,
+    /// The run's own prefix in the abstract namespace.
+    pub(crate) abstract_prefix: String,
+}
+
+impl RunSetup {
+    /// The IPv4 address `(host, PORT)` of the run's server.
+    pub(crate) fn server(&self) -> SockAddr {
+        SockAddr::Inet {
+            host: self.host,
+            port: PORT,
+        }
+    }
+
+    /// A path in the run's directory, as a Unix address.
+    pub(crate) fn path(&self, name: &str) -> SockAddr {
+        SockAddr::Unix {
+            path: self.path_text(name),
+            r#abstract: false,
+        }
+    }
+
+    /// A path in the run's directory, as text for the programs.
+    pub(crate) fn path_text(&self, name: &str) -> String {
+        self.dir.join(name).to_string_lossy().into_owned()
+    }
 }
 
 /// A run's roles, ready to play.
@@ -90,24 +144,92 @@ pub(crate) struct RolePlan {
     pub(crate) role: &'static str,
     /// The Python program that makes the same calls.
     pub(crate) code: String,
-    /// When the program starts.
-    pub(crate) start: Start,
+    /// When the program starts: at once, or on another role's cue (a student starts
+    /// `client.py` once `server.py` waits in `accept`).
+    pub(crate) start: Option<Cue>,
     /// Its calls, in order.
     pub(crate) steps: Vec<Step>,
 }
 
-/// When a role's program starts.
+impl RolePlan {
+    /// A role running `code`; steps name their line by a piece of its text.
+    pub(crate) fn new(role: &'static str, code: String) -> Self {
+        RolePlan {
+            role,
+            code,
+            start: None,
+            steps: Vec::new(),
+        }
+    }
+
+    /// Starts the role on a cue.
+    pub(crate) fn starts(mut self, cue: Cue) -> Self {
+        self.start = Some(cue);
+        self
+    }
+
+    /// Adds a call made on `socket` by the one line of the program that contains `marker`,
+    /// and returns it for further settings. (A line that runs again, in a loop, is named
+    /// again for each time.) An unknown marker gives line 0, which the catalog's tests
+    /// refuse.
+    pub(crate) fn step(&mut self, marker: &str, socket: &'static str, call: Call) -> &mut Step {
+        let mut lines = self
+            .code
+            .lines()
+            .enumerate()
+            .filter(|(_, line)| line.contains(marker));
+        let line = match (lines.next(), lines.next()) {
+            (Some((index, _)), None) => u32::try_from(index + 1).unwrap_or(0),
+            _ => 0,
+        };
+        self.steps.push(Step {
+            line,
+            socket,
+            call,
+            assigns: None,
+            after: None,
+            echo: false,
+            handled: false,
+        });
+        let last = self.steps.len() - 1;
+        &mut self.steps[last]
+    }
+
+    /// The index of the last step added, for cues.
+    pub(crate) fn last(&self) -> usize {
+        self.steps.len().saturating_sub(1)
+    }
+}
+
+/// A point in another role's program.
 #[derive(Clone, Copy, Debug)]
-pub(crate) enum Start {
-    /// At once.
-    Now,
-    /// Once another role has entered one of its steps (or ended without reaching it).
-    AfterEntered {
-        /// The other role's index in the plan.
-        role: usize,
-        /// The step's index in that role's steps.
-        step: usize,
-    },
+pub(crate) struct Cue {
+    /// The other role.
+    pub(crate) role: &'static str,
+    /// The index of the step in that role's steps.
+    pub(crate) step: usize,
+    /// Whether to wait for the step to return, not only to be entered.
+    pub(crate) returned: bool,
+}
+
+impl Cue {
+    /// Once `role` has entered its step number `step` (or ended without reaching it).
+    pub(crate) fn entered(role: &'static str, step: usize) -> Self {
+        Cue {
+            role,
+            step,
+            returned: false,
+        }
+    }
+
+    /// Once `role`'s step number `step` has returned (or the role ended without it).
+    pub(crate) fn returned(role: &'static str, step: usize) -> Self {
+        Cue {
+            role,
+            step,
+            returned: true,
+        }
+    }
 }
 
 /// One call of a role's program.
@@ -121,30 +243,76 @@ pub(crate) struct Step {
     pub(crate) call: Call,
     /// For `accept`, the variable that receives the new connection, such as `con`.
     pub(crate) assigns: Option<&'static str>,
+    /// A cue to wait for before the call: what the Python program waits for with `input()`
+    /// or `time.sleep()`, played exactly.
+    pub(crate) after: Option<Cue>,
+    /// Sends what the role last received (to whom it came from, for `sendto`) instead of the
+    /// call's own bytes: an echo server's `sendall(data)`.
+    pub(crate) echo: bool,
+    /// The program catches this call's error (`try`/`except`) and goes on; otherwise an error
+    /// ends the program, as an uncaught exception does.
+    pub(crate) handled: bool,
+}
+
+impl Step {
+    /// The call assigns its new connection to this variable.
+    pub(crate) fn assigns(&mut self, variable: &'static str) -> &mut Self {
+        self.assigns = Some(variable);
+        self
+    }
+
+    /// The call waits for a cue first.
+    pub(crate) fn after(&mut self, cue: Cue) -> &mut Self {
+        self.after = Some(cue);
+        self
+    }
+
+    /// The call sends back what the role last received.
+    pub(crate) fn echo(&mut self) -> &mut Self {
+        self.echo = true;
+        self
+    }
+
+    /// The program catches the call's error and goes on.
+    pub(crate) fn handled(&mut self) -> &mut Self {
+        self.handled = true;
+        self
+    }
+}
+
+/// Bytes from a string, for the programs' messages.
+pub(crate) fn bytes(text: &str) -> Bytes {
+    Bytes(text.as_bytes().to_vec())
 }
 
 /// How far a role has got, for the roles that wait for it.
 #[derive(Clone, Copy, Debug, Default)]
 struct Progress {
     entered: usize,
+    returned: usize,
     done: bool,
 }
 
 /// Plays a plan on a lab, every role concurrently, and says how the run ended.
 ///
-/// A role whose call fails stops there, as a Python program stops at an uncaught `OSError`;
-/// when a role's program ends, the kernel closes the sockets it still holds.
+/// A role whose call fails stops there, as a Python program stops at an uncaught `OSError`,
+/// unless the program handles that error; when a role's program ends, the kernel closes the
+/// sockets it still holds.
 pub(crate) async fn play(plan: &Plan, lab: &Lab) -> RunOutcome {
     let progress: Vec<watch::Sender<Progress>> = plan
         .roles
         .iter()
         .map(|_| watch::Sender::new(Progress::default()))
         .collect();
+    let board = Board {
+        plan,
+        progress: &progress,
+    };
     let roles = plan
         .roles
         .iter()
         .enumerate()
-        .map(|(index, role)| play_role(lab, role, &progress[index], &progress));
+        .map(|(index, role)| play_role(lab, role, &progress[index], &board));
     match tokio::time::timeout(MAX_RUN_TIME, join_all(roles)).await {
         Ok(_) => RunOutcome::Completed,
         Err(_) => RunOutcome::Cancelled {
@@ -156,50 +324,134 @@ pub(crate) async fn play(plan: &Plan, lab: &Lab) -> RunOutcome {
     }
 }
 
-async fn play_role(
-    lab: &Lab,
-    role: &RolePlan,
-    own: &watch::Sender<Progress>,
-    all: &[watch::Sender<Progress>],
-) {
-    if let Start::AfterEntered { role: other, step } = role.start
-        && let Some(other) = all.get(other)
-    {
-        let mut cue = other.subscribe();
-        // An error means the other role's sender is gone, which cannot happen while
-        // `play` holds it; either way there is nothing more to wait for.
-        let _ = cue
-            .wait_for(|progress| progress.entered > step || progress.done)
+/// Every role's progress, for cues.
+struct Board<'a> {
+    plan: &'a Plan,
+    progress: &'a [watch::Sender<Progress>],
+}
+
+impl Board<'_> {
+    async fn wait(&self, cue: Cue) {
+        let Some(index) = self.plan.roles.iter().position(|role| role.role == cue.role) else {
+            return;
+        };
+        let mut progress = self.progress[index].subscribe();
+        // An error means the other role's sender is gone, which cannot happen while `play`
+        // holds it; either way there is nothing more to wait for.
+        let _ = progress
+            .wait_for(|progress| {
+                let reached = if cue.returned {
+                    progress.returned
+                } else {
+                    progress.entered
+                };
+                reached > cue.step || progress.done
+            })
             .await;
     }
+}
+
+/// What a role remembers between calls: what it last received, for an echo.
+#[derive(Debug, Default)]
+struct Memory {
+    data: Bytes,
+    from: Option<SockAddr>,
+}
+
+async fn play_role(lab: &Lab, role: &RolePlan, own: &watch::Sender<Progress>, board: &Board<'_>) {
+    if let Some(cue) = role.start {
+        board.wait(cue).await;
+    }
+    let mut memory = Memory::default();
+    // Which endpoint each variable holds now: `con` is `server.con` after the first accept
+    // and `server.con2` after the second, as the lab names each new connection.
+    let mut variables: HashMap<&str, String> = HashMap::new();
     for (index, step) in role.steps.iter().enumerate() {
-        let endpoint = format!("{}.{}", role.role, step.socket);
+        if let Some(cue) = step.after {
+            board.wait(cue).await;
+        }
+        let endpoint = variables
+            .get(step.socket)
+            .cloned()
+            .unwrap_or_else(|| format!("{}.{}", role.role, step.socket));
         let conn_endpoint = step.assigns.map(|name| format!("{}.{name}", role.role));
         let caller = Caller {
             role: role.role,
             endpoint: &endpoint,
             line: Some(step.line),
         };
+        let call = if step.echo {
+            echo(&step.call, &memory)
+        } else {
+            step.call.clone()
+        };
         let on_enter = || own.send_modify(|progress| progress.entered = index + 1);
         let outcome = lab
-            .perform(
-                &caller,
-                step.call.clone(),
-                conn_endpoint.as_deref(),
-                on_enter,
-            )
+            .perform(&caller, call, conn_endpoint.as_deref(), on_enter)
             .await;
-        if outcome.is_err() {
-            break;
+        own.send_modify(|progress| progress.returned = index + 1);
+        match outcome {
+            Ok(result) => match result.value {
+                ReturnValue::Received { data, from, .. } => memory = Memory { data, from },
+                ReturnValue::Accepted { endpoint, .. } => {
+                    if let Some(variable) = step.assigns {
+                        variables.insert(variable, endpoint);
+                    }
+                }
+                _ => {}
+            },
+            Err(_) if step.handled => {}
+            Err(_) => break,
         }
     }
     lab.exit(role.role);
     own.send_modify(|progress| progress.done = true);
 }
 
+/// The call with the role's last received bytes (and sender) in place of its own.
+fn echo(call: &Call, memory: &Memory) -> Call {
+    match call {
+        Call::Send { .. } => Call::Send {
+            data: memory.data.clone(),
+        },
+        Call::Sendall { .. } => Call::Sendall {
+            data: memory.data.clone(),
+        },
+        Call::Sendto { address, .. } => Call::Sendto {
+            data: memory.data.clone(),
+            address: memory.from.clone().unwrap_or_else(|| address.clone()),
+        },
+        other => other.clone(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_catalog_has_every_scenario_the_page_promises() {
+        let ids: Vec<&str> = CATALOG.iter().map(|scenario| scenario.id).collect();
+        assert_eq!(
+            ids,
+            [
+                "simple-server-client",
+                "tcp-echo",
+                "udp-echo",
+                "unix-stream",
+                "unix-dgram",
+                "ipv6-echo",
+                "multiple-clients",
+                "byte-stream",
+                "datagram-boundaries",
+                "half-close",
+                "connection-refused",
+                "address-in-use",
+                "reset",
+                "nonblocking",
+            ]
+        );
+    }
 
     #[test]
     fn scenario_ids_are_unique_and_findable() {
@@ -215,11 +467,15 @@ mod tests {
     fn every_step_points_at_a_line_that_makes_its_call() {
         let setup = RunSetup {
             host: Ipv4Addr::new(127, 64, 0, 1),
+            port6: 40000,
+            dir: PathBuf::from("/tmp/socket-lab-1-1"),
+            abstract_prefix: "socket-lab-1-1/".into(),
         };
         for scenario in CATALOG {
             for role in scenario.plan(&setup).roles {
                 let lines: Vec<&str> = role.code.lines().collect();
                 for step in &role.steps {
+                    assert!(step.line > 0, "{} {}: a step's marker names no single line ({:?})", scenario.id, role.role, step.call);
                     let line = lines.get(step.line as usize - 1).unwrap_or_else(|| {
                         panic!("{}: line {} is past the end", role.role, step.line)
                     });

@@ -1,13 +1,10 @@
 //! The tutorial's Simple Server and Simple Client.
 
-use shared::{Bytes, Call, Family, SockAddr, SockType};
+use shared::{Call, Family, SockType};
 
-use super::{Plan, RolePlan, RunSetup, Scenario, Start, Step};
+use super::{Cue, PORT, Plan, RolePlan, RunSetup, Scenario, bytes};
 
-/// The tutorial's port.
-const PORT: u16 = 12345;
-
-pub(super) const SCENARIO: Scenario = Scenario {
+pub(super) const SIMPLE_SERVER_CLIENT: Scenario = Scenario {
     id: "simple-server-client",
     title: "Simple Server and Simple Client",
     summary: "The tutorial's first programs over TCP (AF_INET, SOCK_STREAM). The server binds \
@@ -21,9 +18,14 @@ pub(super) const SCENARIO: Scenario = Scenario {
 
 fn plan(setup: &RunSetup) -> Plan {
     let host = setup.host;
-    let server_address = SockAddr::Inet { host, port: PORT };
-    let server_code = format!(
-        "import socket
+    let tcp = Call::Socket {
+        family: Family::Inet,
+        sock_type: SockType::Stream,
+    };
+    let mut server = RolePlan::new(
+        "server",
+        format!(
+            "import socket
 
 s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
 host = socket.gethostname()
@@ -38,9 +40,33 @@ while True:
     con.close()
     break  # Socket Lab: one client, then the program ends
 "
+        ),
     );
-    let client_code = format!(
-        "import socket
+    server.step("s = socket.socket", "s", tcp.clone());
+    server.step("gethostname", "s", Call::Gethostname);
+    server.step(
+        "s.bind",
+        "s",
+        Call::Bind {
+            address: setup.server(),
+        },
+    );
+    server.step("s.listen", "s", Call::Listen { backlog: 5 });
+    server.step("s.accept()", "s", Call::Accept).assigns("con");
+    let accept = server.last();
+    server.step(
+        "con.send",
+        "con",
+        Call::Send {
+            data: bytes("Connection is successful"),
+        },
+    );
+    server.step("con.close()", "con", Call::Close);
+
+    let mut client = RolePlan::new(
+        "client",
+        format!(
+            "import socket
 
 s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
 host = socket.gethostname()
@@ -50,72 +76,21 @@ s.connect((host, port))
 print(s.recv(1024))
 s.close()
 "
-    );
-    let step = |line, socket, call| Step {
-        line,
-        socket,
-        call,
-        assigns: None,
-    };
-    let new_socket = Call::Socket {
-        family: Family::Inet,
-        sock_type: SockType::Stream,
-    };
-    let server_steps = vec![
-        step(3, "s", new_socket.clone()),
-        step(4, "s", Call::Gethostname),
-        step(
-            7,
-            "s",
-            Call::Bind {
-                address: server_address.clone(),
-            },
         ),
-        step(8, "s", Call::Listen { backlog: 5 }),
-        Step {
-            assigns: Some("con"),
-            ..step(10, "s", Call::Accept)
+    )
+    .starts(Cue::entered("server", accept));
+    client.step("s = socket.socket", "s", tcp);
+    client.step("gethostname", "s", Call::Gethostname);
+    client.step(
+        "s.connect",
+        "s",
+        Call::Connect {
+            address: setup.server(),
         },
-        step(
-            12,
-            "con",
-            Call::Send {
-                data: Bytes(b"Connection is successful".to_vec()),
-            },
-        ),
-        step(13, "con", Call::Close),
-    ];
-    let accept_step = 4;
-    let client_steps = vec![
-        step(3, "s", new_socket),
-        step(4, "s", Call::Gethostname),
-        step(
-            7,
-            "s",
-            Call::Connect {
-                address: server_address,
-            },
-        ),
-        step(8, "s", Call::Recv { bufsize: 1024 }),
-        step(9, "s", Call::Close),
-    ];
+    );
+    client.step("s.recv", "s", Call::Recv { bufsize: 1024 });
+    client.step("s.close()", "s", Call::Close);
     Plan {
-        roles: vec![
-            RolePlan {
-                role: "server",
-                code: server_code,
-                start: Start::Now,
-                steps: server_steps,
-            },
-            RolePlan {
-                role: "client",
-                code: client_code,
-                start: Start::AfterEntered {
-                    role: 0,
-                    step: accept_step,
-                },
-                steps: client_steps,
-            },
-        ],
+        roles: vec![server, client],
     }
 }

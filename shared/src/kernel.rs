@@ -1,0 +1,87 @@
+//! The kernel's own view of a socket, read after every event.
+
+use serde::{Deserialize, Serialize};
+
+/// One live socket as the kernel reports it at the moment of an event.
+///
+/// For TCP the state comes from `getsockopt(TCP_INFO)`; for other sockets from
+/// `SO_ACCEPTCONN` and `getpeername`. The queues come from the `SIOCINQ` and `SIOCOUTQ`
+/// ioctls, and a listener's accept queue and backlog from `TCP_INFO` too.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SocketView {
+    /// The endpoint, such as `server.con`.
+    pub endpoint: String,
+    /// The socket's state.
+    pub state: SocketState,
+    /// Bytes waiting in the receive queue for the program to read. On a datagram socket, the
+    /// length of the next datagram (that is what the kernel reports). Absent for a listener.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recv_queue: Option<u32>,
+    /// Bytes in the send queue: sent by the program, not yet acknowledged by the peer (for
+    /// TCP), or not yet handed on (for other sockets).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub send_queue: Option<u32>,
+    /// For a TCP listener: connections the kernel has completed that wait for `accept`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accept_queue: Option<u32>,
+    /// For a TCP listener: the most connections the kernel will queue (`listen`'s backlog).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backlog: Option<u32>,
+}
+
+/// A socket's state: the TCP states by their names in `netstat` and `ss`, and for sockets
+/// that are not TCP, whether they listen or have a peer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum SocketState {
+    /// TCP: the connection is open both ways.
+    Established,
+    /// TCP: `connect` has sent its SYN and waits for the answer.
+    SynSent,
+    /// TCP: a SYN came in and was answered; the handshake is not complete.
+    SynRecv,
+    /// TCP: this side has closed and sent its FIN, not yet acknowledged.
+    #[serde(rename = "FIN_WAIT1")]
+    FinWait1,
+    /// TCP: this side's FIN was acknowledged; waiting for the peer to close.
+    #[serde(rename = "FIN_WAIT2")]
+    FinWait2,
+    /// TCP: both sides have closed; this side waits out stray packets before the address
+    /// pair may be used again.
+    TimeWait,
+    /// TCP: no connection (a new socket, or one whose connection is over).
+    Closed,
+    /// TCP: the peer has closed its side; this side may still send, then should close.
+    CloseWait,
+    /// TCP: this side closed after the peer; waiting for the last acknowledgement.
+    LastAck,
+    /// A listener.
+    Listen,
+    /// TCP: both sides closed at the same time.
+    Closing,
+    /// Not TCP: no peer.
+    Unconnected,
+    /// Not TCP: has a peer.
+    Connected,
+}
+
+impl SocketState {
+    /// The state's name as `ss` and `netstat` print it.
+    pub fn name(self) -> &'static str {
+        match self {
+            SocketState::Established => "ESTABLISHED",
+            SocketState::SynSent => "SYN_SENT",
+            SocketState::SynRecv => "SYN_RECV",
+            SocketState::FinWait1 => "FIN_WAIT1",
+            SocketState::FinWait2 => "FIN_WAIT2",
+            SocketState::TimeWait => "TIME_WAIT",
+            SocketState::Closed => "CLOSED",
+            SocketState::CloseWait => "CLOSE_WAIT",
+            SocketState::LastAck => "LAST_ACK",
+            SocketState::Listen => "LISTEN",
+            SocketState::Closing => "CLOSING",
+            SocketState::Unconnected => "UNCONNECTED",
+            SocketState::Connected => "CONNECTED",
+        }
+    }
+}
