@@ -6,12 +6,13 @@
 //!   `result` or `error`, the latter with `errno`, `code`, `message`).
 //! - The table: one line per event, columns `SEQ`, `TIME_MS`, `ENDPOINT`, `LINE`, `PHASE` and
 //!   the call as Python writes it, followed on return by `=` and the result or `!` and the
-//!   error.
+//!   error, and by the kernel's view of the socket in braces (`{ESTABLISHED recv-q 0
+//!   send-q 0}`).
 
 use std::fmt::Write as _;
 
 use shared::describe::{call_text, error_text, result_text};
-use shared::{Call, Event, Phase};
+use shared::{Call, CallResult, Event, Phase, ReturnValue, SocketView};
 
 /// The table's header line.
 pub fn table_header() -> String {
@@ -61,7 +62,43 @@ pub fn table_row(event: &Event) -> String {
             let _ = write!(row, " ! {}", error_text(error));
         }
     }
+    if let Some(Ok(CallResult {
+        value: ReturnValue::Received {
+            truncated_from: Some(whole),
+            ..
+        },
+        ..
+    })) = event.outcome()
+    {
+        let _ = write!(row, "  (a datagram of {whole} bytes, truncated)");
+    }
+    if event.phase == Phase::Return
+        && let Some(view) = event
+            .kernel
+            .iter()
+            .find(|view| view.endpoint == event.endpoint)
+    {
+        let _ = write!(row, "  {{{}}}", kernel_text(view));
+    }
     row
+}
+
+/// The kernel's view of a socket, as `ss` abbreviates it: `ESTABLISHED recv-q 13 send-q 0`.
+pub fn kernel_text(view: &SocketView) -> String {
+    let mut text = view.state.name().to_owned();
+    if let (Some(queued), Some(backlog)) = (view.accept_queue, view.backlog) {
+        let _ = write!(text, " accept-q {queued}/{backlog}");
+    }
+    if let Some(queued) = view.recv_queue {
+        let _ = write!(text, " recv-q {queued}");
+    }
+    if let Some(queued) = view.send_queue {
+        let _ = write!(text, " send-q {queued}");
+    }
+    if view.lingering {
+        text.push_str(" (socket closed, kept by the kernel)");
+    }
+    text
 }
 
 /// One event as a line of JSON.

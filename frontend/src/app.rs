@@ -210,13 +210,20 @@ fn RunPanel(run: crate::model::RunView) -> impl IntoView {
                 let testid = format!("endpoint-{}", e.id);
                 let address = e.local.as_ref().map_or_else(|| "no address yet".to_owned(), |a| a.to_string());
                 let peer = e.peer.as_ref().map(|a| a.to_string());
+                let (state, state_title) = match &e.kernel {
+                    Some(kernel) if kernel.lingering => (kernel.state.name().to_owned(), "closed by the program; the kernel still keeps the connection"),
+                    Some(kernel) => (kernel.state.name().to_owned(), "as the kernel reports it"),
+                    None => (e.state.label().to_owned(), "from the calls so far"),
+                };
+                let queues = e.kernel.as_ref().map(queue_rows).unwrap_or_default();
                 view! {
                     <div class=format!("card role-{}", e.role) data-testid=testid>
-                        <h3>{e.id.clone()} <span class="state">{e.state.label()}</span></h3>
+                        <h3>{e.id.clone()} <span class="state" title=state_title data-testid="state">{state}</span></h3>
                         <dl>
                             <dt>"fd"</dt><dd>{e.fd.map_or_else(|| "-".to_owned(), |fd| fd.to_string())}</dd>
                             <dt>"local"</dt><dd>{address}</dd>
                             <dt>"peer"</dt><dd>{peer.unwrap_or_else(|| "-".to_owned())}</dd>
+                            {queues.into_iter().map(|(name, value)| view! { <dt>{name}</dt><dd>{value}</dd> }).collect_view()}
                         </dl>
                         {e.waiting.map(|call| view! { <p class="waiting">"⏳ waiting in " {call}</p> })}
                         {e.last_received.map(|data| view! { <p class="received">"received " <code>{data.to_string()}</code></p> })}
@@ -277,4 +284,19 @@ fn RunPanel(run: crate::model::RunView) -> impl IntoView {
             </table>
         </section>
     }
+}
+
+/// The kernel's queue figures for a card, as label and value.
+fn queue_rows(kernel: &shared::SocketView) -> Vec<(&'static str, String)> {
+    let mut rows = Vec::new();
+    if let (Some(queued), Some(backlog)) = (kernel.accept_queue, kernel.backlog) {
+        rows.push(("accept queue", format!("{queued} of {backlog}")));
+    }
+    if let Some(bytes) = kernel.recv_queue {
+        rows.push(("recv queue", format!("{bytes} B")));
+    }
+    if let Some(bytes) = kernel.send_queue {
+        rows.push(("send queue", format!("{bytes} B")));
+    }
+    rows
 }

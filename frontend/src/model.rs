@@ -6,7 +6,7 @@
 use shared::describe::{call_text, outcome_text};
 use shared::{
     Bytes, Call, Event, PROTOCOL_VERSION, Phase, ReturnValue, RoleProgram, RunOutcome,
-    ScenarioInfo, ServerMessage, SockAddr,
+    ScenarioInfo, ServerMessage, SockAddr, SocketView,
 };
 
 /// The state of the WebSocket to the backend.
@@ -69,6 +69,7 @@ impl Model {
                 run,
                 scenario,
                 programs,
+                ..
             } => {
                 self.error = None;
                 self.run = Some(RunView::new(run, scenario, programs));
@@ -153,6 +154,9 @@ pub struct EndpointView {
     pub last_received: Option<Bytes>,
     /// The last error a call on it raised.
     pub last_error: Option<String>,
+    /// The kernel's view of it at the latest event (state, queues), if the kernel still
+    /// knows it.
+    pub kernel: Option<SocketView>,
 }
 
 /// Bytes that went from one endpoint to another.
@@ -164,9 +168,16 @@ pub struct MessageView {
     pub to: Option<String>,
     /// The bytes sent.
     pub data: Bytes,
+    /// Whether the bytes went as one datagram (rather than into a byte stream).
+    pub datagram: bool,
+    /// For a datagram sent with `sendto`, the address it was sent to.
+    pub to_address: Option<SockAddr>,
+    /// How many of the bytes a `recv` has taken so far (a datagram is taken whole, even when
+    /// the buffer was too small for it).
+    pub taken: usize,
     /// The seq of the send's return.
     pub sent_at: u64,
-    /// The seq of the recv's return that took them.
+    /// The seq of the recv's return that took the last of them.
     pub received_at: Option<u64>,
 }
 
@@ -222,6 +233,7 @@ impl RunView {
                     waiting: None,
                     last_received: None,
                     last_error: None,
+                    kernel: None,
                 });
                 self.endpoints.len() - 1
             }
@@ -231,6 +243,20 @@ impl RunView {
 
     /// Adds one event and updates what it changes.
     pub fn push(&mut self, event: Event) {
+        if event.phase == Phase::Return && event.call.creates_endpoint() && event.result.is_some()
+        {
+            // A new socket under a name used before (a program that makes `s` again).
+            if let Some(index) = self.endpoints.iter().position(|e| e.id == event.endpoint) {
+                self.endpoints.remove(index);
+            }
+        }
+        for endpoint in &mut self.endpoints {
+            endpoint.kernel = event
+                .kernel
+                .iter()
+                .find(|view| view.endpoint == endpoint.id)
+                .cloned();
+        }
         let endpoint = self.endpoint_mut(&event.endpoint, &event.role);
         match event.phase {
             Phase::Enter => endpoint.waiting = Some(call_text(&event.call)),
@@ -248,12 +274,21 @@ impl RunView {
                             endpoint.peer = result.peer.clone();
                         }
                         endpoint.state = match &event.call {
-                            Call::Bind { .. } => EndpointState::Bound,
+                            Call::Bind { .. } if endpoint.state == EndpointState::Created => {
+                                EndpointState::Bound
+                            }
                             Call::Listen { .. } => EndpointState::Listening,
                             Call::Connect { .. } => EndpointState::Connected,
                             Call::Close => EndpointState::Closed,
                             _ => endpoint.state,
                         };
+                        if let Some(kernel) = event
+                            .kernel
+                            .iter()
+                            .find(|view| view.endpoint == event.endpoint)
+                        {
+                            endpoint.kernel = Some(kernel.clone());
+                        }
                         let result = result.clone();
                         self.record_result(&event, &result.value);
                     }
@@ -279,47 +314,100 @@ impl RunView {
                 conn.peer = Some(address.clone());
                 conn.state = EndpointState::Connected;
             }
-            ReturnValue::Sent { count } => {
-                if let Call::Send { data } = &event.call {
-                    self.messages.push(MessageView {
-                        from: event.endpoint.clone(),
-                        to: None,
-                        data: Bytes(data.0[..(*count).min(data.len())].to_vec()),
-                        sent_at: event.seq,
-                        received_at: None,
-                    });
+            ReturnValue::Sent { count } => self.record_sent(event, *count),
+            ReturnValue::None => {
+                if let Call::Sendall { data } = &event.call {
+                    self.record_sent(event, data.len());
                 }
             }
-            ReturnValue::Received { data } => {
-                let receiver = self.endpoint(&event.endpoint).cloned();
-                if let Some(receiver) = receiver {
-                    self.endpoint_mut(&receiver.id, &receiver.role)
-                        .last_received = Some(data.clone());
-                    if data.is_empty() {
-                        return;
-                    }
-                    // The sender is the endpoint whose address pair mirrors the receiver's.
-                    let senders: Vec<String> = self
-                        .endpoints
-                        .iter()
-                        .filter(|e| {
-                            e.local.is_some()
-                                && e.local == receiver.peer
-                                && e.peer == receiver.local
-                        })
-                        .map(|e| e.id.clone())
-                        .collect();
-                    if let Some(message) = self
-                        .messages
-                        .iter_mut()
-                        .find(|m| m.to.is_none() && senders.contains(&m.from))
-                    {
-                        message.to = Some(receiver.id.clone());
-                        message.received_at = Some(event.seq);
-                    }
-                }
+            ReturnValue::Received { data, from, .. } => {
+                let Some(receiver) = self.endpoint(&event.endpoint).cloned() else {
+                    return;
+                };
+                self.endpoint_mut(&receiver.id, &receiver.role).last_received =
+                    Some(data.clone());
+                self.take(&receiver, data, from.as_ref(), event.seq);
             }
             _ => {}
+        }
+    }
+
+    /// Records the bytes a send handed to the kernel.
+    fn record_sent(&mut self, event: &Event, count: usize) {
+        let Some(data) = event.call.sent_data() else {
+            return;
+        };
+        let to_address = match &event.call {
+            Call::Sendto { address, .. } => Some(address.clone()),
+            _ => None,
+        };
+        let datagram = to_address.is_some()
+            || self
+                .events
+                .iter()
+                .find(|e| e.endpoint == event.endpoint && e.call.creates_endpoint())
+                .is_some_and(|e| {
+                    matches!(
+                        e.call,
+                        Call::Socket {
+                            sock_type: shared::SockType::Dgram,
+                            ..
+                        }
+                    )
+                });
+        self.messages.push(MessageView {
+            from: event.endpoint.clone(),
+            to: None,
+            data: Bytes(data.0[..count.min(data.len())].to_vec()),
+            datagram,
+            to_address,
+            taken: 0,
+            sent_at: event.seq,
+            received_at: None,
+        });
+    }
+
+    /// Marks what a recv took: the oldest datagram meant for the receiver, or as many stream
+    /// bytes as it got, from the sends of the endpoint whose address pair mirrors its own.
+    fn take(&mut self, receiver: &EndpointView, data: &Bytes, from: Option<&SockAddr>, seq: u64) {
+        if data.is_empty() {
+            return;
+        }
+        let senders: Vec<&EndpointView> = self
+            .endpoints
+            .iter()
+            .filter(|e| {
+                e.id != receiver.id
+                    && e.local.is_some()
+                    && (from.is_some_and(|from| e.local.as_ref() == Some(from))
+                        || (e.local == receiver.peer && e.peer == receiver.local))
+            })
+            .collect();
+        let sender_ids: Vec<String> = senders.iter().map(|e| e.id.clone()).collect();
+        let mut left = data.len();
+        for message in self.messages.iter_mut() {
+            if left == 0 || message.taken == message.data.len() {
+                continue;
+            }
+            let meant_for_receiver = message
+                .to_address
+                .as_ref()
+                .is_some_and(|to| receiver.local.as_ref() == Some(to));
+            if !(sender_ids.contains(&message.from) || meant_for_receiver) {
+                continue;
+            }
+            message.to = Some(receiver.id.clone());
+            if message.datagram {
+                message.taken = message.data.len();
+                message.received_at = Some(seq);
+                break;
+            }
+            let taking = left.min(message.data.len() - message.taken);
+            message.taken += taking;
+            left -= taking;
+            if message.taken == message.data.len() {
+                message.received_at = Some(seq);
+            }
         }
     }
 

@@ -4,7 +4,7 @@ use std::net::Ipv4Addr;
 
 use shared::{
     Bytes, Call, CallError, CallResult, ErrorOrigin, Event, PROTOCOL_VERSION, Phase, ReturnValue,
-    RunOutcome, ScenarioInfo, ServerMessage, SockAddr,
+    RunOutcome, ScenarioInfo, ServerMessage, SockAddr, SockType, SocketState, SocketView,
 };
 
 use crate::diagram::{layout, row_y};
@@ -36,7 +36,23 @@ impl Script {
             phase: Phase::Enter,
             result: None,
             error: None,
+            kernel: Vec::new(),
         });
+        self
+    }
+
+    /// Gives the last event the kernel's view of its endpoint.
+    fn kernel(&mut self, state: SocketState, recv_queue: u32) -> &mut Self {
+        let last = self.0.last_mut().unwrap();
+        last.kernel = vec![SocketView {
+            endpoint: last.endpoint.clone(),
+            state,
+            recv_queue: Some(recv_queue),
+            send_queue: Some(0),
+            accept_queue: None,
+            backlog: None,
+            lingering: false,
+        }];
         self
     }
 
@@ -101,7 +117,11 @@ fn simple_run() -> Vec<Event> {
         )
         .ret(
             "client.s",
-            ReturnValue::Received { data },
+            ReturnValue::Received {
+                data,
+                from: None,
+                truncated_from: None,
+            },
             Some(CLIENT),
             Some(SERVER),
         );
@@ -123,6 +143,7 @@ fn model_with(events: Vec<Event>) -> Model {
             summary: "s".into(),
         },
         programs: vec![],
+        unix_dir: None,
     });
     model.apply(ServerMessage::Events { run: 1, events });
     model
@@ -251,4 +272,98 @@ fn errors_and_a_lost_link_are_shown_as_such() {
         model.run.unwrap().outcome,
         Some(RunOutcome::Cancelled { .. })
     ));
+}
+
+#[test]
+fn one_recv_that_takes_two_sends_is_drawn_from_both() {
+    let mut s = Script::default();
+    s.enter("client.s", Call::Connect { address: SERVER })
+        .ret("client.s", ReturnValue::None, Some(CLIENT), Some(SERVER))
+        .enter("server.con", Call::Accept)
+        .ret("server.con", ReturnValue::None, Some(SERVER), Some(CLIENT));
+    for part in ["Hello, ", "world!"] {
+        let data = Bytes(part.as_bytes().to_vec());
+        s.enter("client.s", Call::Send { data: data.clone() }).ret(
+            "client.s",
+            ReturnValue::Sent { count: data.len() },
+            Some(CLIENT),
+            Some(SERVER),
+        );
+    }
+    s.enter("server.con", Call::Recv { bufsize: 1024 })
+        .kernel(SocketState::Established, 13)
+        .ret(
+            "server.con",
+            ReturnValue::Received {
+                data: Bytes(b"Hello, world!".to_vec()),
+                from: None,
+                truncated_from: None,
+            },
+            Some(SERVER),
+            Some(CLIENT),
+        )
+        .kernel(SocketState::Established, 0);
+    let model = model_with(s.0);
+    let run = model.run.as_ref().unwrap();
+    assert_eq!(run.messages.len(), 2);
+    for message in &run.messages {
+        assert_eq!(message.to.as_deref(), Some("server.con"));
+        assert_eq!(message.received_at, Some(11));
+        assert!(!message.datagram);
+    }
+    assert_eq!(layout(run).arrows.len(), 2);
+    let kernel = run.endpoint("server.con").unwrap().kernel.clone().unwrap();
+    assert_eq!((kernel.state, kernel.recv_queue), (SocketState::Established, Some(0)));
+}
+
+#[test]
+fn each_recvfrom_takes_one_datagram_even_when_truncated() {
+    let client = SockAddr::Inet {
+        host: Ipv4Addr::new(127, 0, 0, 1),
+        port: 5000,
+    };
+    let mut s = Script::default();
+    s.enter(
+        "server.s",
+        Call::Socket {
+            family: shared::Family::Inet,
+            sock_type: SockType::Dgram,
+        },
+    )
+    .ret("server.s", ReturnValue::Socket, None, None)
+    .enter("server.s", Call::Bind { address: SERVER })
+    .ret("server.s", ReturnValue::None, Some(SERVER), None);
+    for part in ["one", "three three three"] {
+        let data = Bytes(part.as_bytes().to_vec());
+        s.enter(
+            "client.s",
+            Call::Sendto {
+                data: data.clone(),
+                address: SERVER,
+            },
+        )
+        .ret(
+            "client.s",
+            ReturnValue::Sent { count: data.len() },
+            Some(client.clone()),
+            None,
+        );
+    }
+    for (bufsize, got, whole) in [(1024, "one", None), (8, "three th", Some(17))] {
+        s.enter("server.s", Call::Recvfrom { bufsize }).ret(
+            "server.s",
+            ReturnValue::Received {
+                data: Bytes(got.as_bytes().to_vec()),
+                from: Some(client.clone()),
+                truncated_from: whole,
+            },
+            Some(SERVER),
+            None,
+        );
+    }
+    let model = model_with(s.0);
+    let run = model.run.as_ref().unwrap();
+    let received: Vec<Option<u64>> = run.messages.iter().map(|m| m.received_at).collect();
+    assert_eq!(received, [Some(13), Some(15)]);
+    assert!(run.messages.iter().all(|m| m.datagram && m.taken == m.data.len()));
 }

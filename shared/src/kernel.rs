@@ -6,7 +6,8 @@ use serde::{Deserialize, Serialize};
 ///
 /// For TCP the state comes from `getsockopt(TCP_INFO)`; for other sockets from
 /// `SO_ACCEPTCONN` and `getpeername`. The queues come from the `SIOCINQ` and `SIOCOUTQ`
-/// ioctls, and a listener's accept queue and backlog from `TCP_INFO` too.
+/// ioctls, and a listener's accept queue and backlog from `TCP_INFO` too. A TCP connection
+/// that outlives its socket (see [`SocketView::lingering`]) comes from `/proc/net/tcp`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SocketView {
     /// The endpoint, such as `server.con`.
@@ -27,6 +28,16 @@ pub struct SocketView {
     /// For a TCP listener: the most connections the kernel will queue (`listen`'s backlog).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backlog: Option<u32>,
+    /// The socket has let go of its connection (the program closed it, or the kernel moved the
+    /// connection to `TIME_WAIT`) and the kernel still keeps the connection, found by its
+    /// address pair in the kernel's connection table as `ss` finds it. The state and queues
+    /// are the connection's. Such a view goes away when the kernel forgets the connection.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub lingering: bool,
+}
+
+fn is_false(value: &bool) -> bool {
+    !value
 }
 
 /// A socket's state: the TCP states by their names in `netstat` and `ss`, and for sockets

@@ -183,6 +183,7 @@ mod tests {
                 send_queue: Some(0),
                 accept_queue: Some(1),
                 backlog: Some(5),
+                lingering: false,
             }],
         }
     }

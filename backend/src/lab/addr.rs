@@ -74,22 +74,29 @@ pub(crate) fn from_nix(address: &nix::sys::socket::SockaddrStorage) -> Option<So
             scope_id: v6.scope_id(),
         });
     }
-    address.as_unix_addr().map(from_nix_unix)
+    address.as_unix_addr().and_then(from_nix_unix)
 }
 
-/// The protocol's form of a Unix address that nix's `recvmsg` reported.
-pub(crate) fn from_nix_unix(unix: &nix::sys::socket::UnixAddr) -> SockAddr {
+/// The protocol's form of a Unix address that nix's `recvmsg` reported; `None` when the
+/// kernel gave no address at all (as on a connected stream).
+pub(crate) fn from_nix_unix(unix: &nix::sys::socket::UnixAddr) -> Option<SockAddr> {
+    use nix::sys::socket::SockaddrLike;
+    // nix asserts (panics) when asked for the name of an address shorter than its family
+    // field, which is what `recvmsg` leaves when the kernel fills in no address.
+    if (unix.len() as usize) < std::mem::size_of::<libc::sa_family_t>() {
+        return None;
+    }
     if let Some(name) = unix.as_abstract() {
-        return SockAddr::Unix {
+        return Some(SockAddr::Unix {
             path: String::from_utf8_lossy(name).into_owned(),
             r#abstract: true,
-        };
+        });
     }
-    SockAddr::Unix {
+    Some(SockAddr::Unix {
         path: unix
             .path()
             .map(|path| String::from_utf8_lossy(path.as_os_str().as_bytes()).into_owned())
             .unwrap_or_default(),
         r#abstract: false,
-    }
+    })
 }

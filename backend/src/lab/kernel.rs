@@ -4,8 +4,10 @@
 //! socket2 or nix, so this module calls libc directly. Each call passes a descriptor that the
 //! caller keeps open for the call's duration and a buffer of exactly the size it declares.
 
+use std::collections::HashMap;
 use std::io;
 use std::mem::size_of;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::{AsRawFd, RawFd};
 
 use shared::{Family, SockType, SocketState, SocketView};
@@ -22,6 +24,7 @@ pub(crate) fn view(endpoint: &str, socket: &Socket, family: Family, sock_type: S
         send_queue: None,
         accept_queue: None,
         backlog: None,
+        lingering: false,
     };
     if is_tcp {
         let Ok(info) = tcp_info(fd) else {
@@ -100,5 +103,109 @@ fn queue_length(fd: RawFd, request: libc::Ioctl) -> io::Result<u32> {
         Ok(u32::try_from(length).unwrap_or(0))
     } else {
         Err(io::Error::last_os_error())
+    }
+}
+
+/// A connection the kernel still holds after its socket let go of it: after `close`, or when
+/// the connection moved to `TIME_WAIT`, Linux keeps it in a small socket of its own that no
+/// descriptor reaches. `ss` and `netstat` find such connections in the kernel's connection
+/// table by their address pair, and so does this.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct AddressPair {
+    pub(crate) local: SocketAddr,
+    pub(crate) peer: SocketAddr,
+}
+
+/// A row of the kernel's TCP connection table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct TableEntry {
+    pub(crate) state: SocketState,
+    pub(crate) send_queue: u32,
+    pub(crate) recv_queue: u32,
+}
+
+/// The rows of `/proc/net/tcp` and `/proc/net/tcp6` for the given address pairs.
+pub(crate) fn connection_table(wanted: &[AddressPair]) -> HashMap<AddressPair, TableEntry> {
+    let mut found = HashMap::new();
+    if wanted.is_empty() {
+        return found;
+    }
+    let files = [
+        (wanted.iter().any(|pair| pair.local.is_ipv4()), "/proc/net/tcp"),
+        (wanted.iter().any(|pair| pair.local.is_ipv6()), "/proc/net/tcp6"),
+    ];
+    for (needed, file) in files {
+        if !needed {
+            continue;
+        }
+        // Without the table (no /proc), nothing is known about closed connections, and
+        // nothing is shown for them.
+        let Ok(table) = std::fs::read_to_string(file) else {
+            continue;
+        };
+        for (pair, entry) in table.lines().skip(1).filter_map(parse_row) {
+            if wanted.contains(&pair) {
+                found.insert(pair, entry);
+            }
+        }
+    }
+    found
+}
+
+/// Parses `sl local rem st tx:rx ...`, where addresses are hexadecimal in the kernel's byte
+/// order (`0100007F:3039` is 127.0.0.1:12345).
+fn parse_row(row: &str) -> Option<(AddressPair, TableEntry)> {
+    let mut fields = row.split_whitespace().skip(1);
+    let local = parse_address(fields.next()?)?;
+    let peer = parse_address(fields.next()?)?;
+    let state = tcp_state(u8::from_str_radix(fields.next()?, 16).ok()?);
+    let (tx, rx) = fields.next()?.split_once(':')?;
+    Some((
+        AddressPair { local, peer },
+        TableEntry {
+            state,
+            send_queue: u32::from_str_radix(tx, 16).ok()?,
+            recv_queue: u32::from_str_radix(rx, 16).ok()?,
+        },
+    ))
+}
+
+fn parse_address(text: &str) -> Option<SocketAddr> {
+    let (host, port) = text.split_once(':')?;
+    let port = u16::from_str_radix(port, 16).ok()?;
+    // Each 32-bit word is printed as the number it is in memory, so its bytes are reversed
+    // on a little-endian machine, and kept on a big-endian one.
+    let word = |hex: &str| u32::from_str_radix(hex, 16).ok().map(|n| n.to_ne_bytes());
+    match host.len() {
+        8 => Some(SocketAddr::from((Ipv4Addr::from(word(host)?), port))),
+        32 => {
+            let mut octets = [0; 16];
+            for (index, chunk) in octets.chunks_mut(4).enumerate() {
+                chunk.copy_from_slice(&word(host.get(index * 8..index * 8 + 8)?)?);
+            }
+            Some(SocketAddr::from((Ipv6Addr::from(octets), port)))
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    #[cfg(target_endian = "little")]
+    fn connection_table_rows_parse_as_the_kernel_prints_them() {
+        let row = "   1: C6A7747F:3039 0100007F:DCFA 06 00000000:00000002 03:00000EF0 00000000     0        0 0 3 0";
+        let (pair, entry) = parse_row(row).unwrap();
+        assert_eq!(pair.local, "127.116.167.198:12345".parse().unwrap());
+        assert_eq!(pair.peer, "127.0.0.1:56570".parse().unwrap());
+        assert_eq!(entry.state, SocketState::TimeWait);
+        assert_eq!(entry.recv_queue, 2);
+        let row6 = "   0: 00000000000000000000000001000000:9C40 00000000000000000000000001000000:C5D6 01 00000000:00000000 00:00000000 00000000     0        0 1 1 0";
+        let (pair, entry) = parse_row(row6).unwrap();
+        assert_eq!(pair.local, "[::1]:40000".parse().unwrap());
+        assert_eq!(entry.state, SocketState::Established);
+        assert!(parse_row("  sl  local_address rem_address   st").is_none());
     }
 }

@@ -21,10 +21,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
-use shared::{Call, CallError, CallResult, Event, Phase, ReturnValue};
+use shared::{Call, CallError, CallResult, Event, Phase, ReturnValue, SocketState, SocketView};
 use tokio::sync::mpsc;
 
 pub(crate) use places::Places;
+use kernel::AddressPair;
 use socket::{Blocking, LabSocket};
 
 /// The largest `recv` buffer a program may ask for. Python would allocate whatever it is
@@ -95,6 +96,8 @@ pub(crate) struct Lab {
     /// Every name an accepted connection has had, so that no two connections of a run share
     /// one (three `accept`s into `con` make `con`, `con2` and `con3`).
     accepted_names: Mutex<HashSet<String>>,
+    /// TCP connections whose sockets the program closed, while the kernel may still keep them.
+    lingering: Mutex<Vec<(String, AddressPair)>>,
     sink: EventSink,
     places: Places,
 }
@@ -105,6 +108,7 @@ impl Lab {
         Lab {
             sockets: Mutex::new(Vec::new()),
             accepted_names: Mutex::new(HashSet::new()),
+            lingering: Mutex::new(Vec::new()),
             sink,
             places,
         }
@@ -153,7 +157,24 @@ impl Lab {
     /// does when a program exits.
     pub(crate) fn exit(&self, role: &str) {
         let prefix = format!("{role}.");
-        lock(&self.sockets).retain(|(endpoint, _)| !endpoint.starts_with(&prefix));
+        let mut sockets = lock(&self.sockets);
+        for (endpoint, socket) in sockets.iter() {
+            if endpoint.starts_with(&prefix) {
+                self.linger(endpoint, socket);
+            }
+        }
+        sockets.retain(|(endpoint, _)| !endpoint.starts_with(&prefix));
+    }
+
+    /// Keeps watching a TCP connection whose socket is being closed, in the kernel's table.
+    fn linger(&self, endpoint: &str, socket: &LabSocket) {
+        if let Some(pair) = socket.last_pair() {
+            let mut lingering = lock(&self.lingering);
+            if lingering.len() >= MAX_SOCKETS {
+                lingering.remove(0);
+            }
+            lingering.push((endpoint.to_owned(), pair));
+        }
     }
 
     /// Sends an event with the kernel's view of every open socket. The view is read and the
@@ -161,11 +182,48 @@ impl Lab {
     /// follow each other in `seq` order.
     fn emit(&self, mut event: Event) -> Event {
         let sockets = lock(&self.sockets);
-        event.kernel = sockets
-            .iter()
-            .map(|(endpoint, socket)| socket.view(endpoint))
-            .collect();
+        event.kernel = self.kernel_view(&sockets);
         self.sink.emit(event)
+    }
+
+    /// Every open socket as the kernel reports it, then every closed one's connection that
+    /// the kernel still keeps.
+    fn kernel_view(&self, sockets: &[(String, Arc<LabSocket>)]) -> Vec<SocketView> {
+        let mut views = Vec::with_capacity(sockets.len());
+        // Open TCP sockets that have let go of their connection: which view, which socket.
+        let mut let_go = Vec::new();
+        for (endpoint, socket) in sockets {
+            let view = socket.view(endpoint);
+            if view.state == SocketState::Closed
+                && let Some(pair) = socket.last_pair()
+            {
+                let_go.push((views.len(), socket, pair));
+            }
+            views.push(view);
+        }
+        let mut lingering = lock(&self.lingering);
+        if let_go.is_empty() && lingering.is_empty() {
+            return views;
+        }
+        let wanted: Vec<AddressPair> = let_go
+            .iter()
+            .map(|(_, _, pair)| *pair)
+            .chain(lingering.iter().map(|(_, pair)| *pair))
+            .collect();
+        let table = kernel::connection_table(&wanted);
+        for (index, socket, pair) in let_go {
+            match table.get(&pair) {
+                Some(entry) => views[index] = lingering_view(&views[index].endpoint, entry),
+                None => socket.forget_pair(),
+            }
+        }
+        lingering.retain(|(_, pair)| table.contains_key(pair));
+        views.extend(
+            lingering
+                .iter()
+                .filter_map(|(endpoint, pair)| Some(lingering_view(endpoint, table.get(pair)?))),
+        );
+        views
     }
 
     async fn execute(
@@ -225,6 +283,7 @@ impl Lab {
             Call::Accept => {
                 let socket = self.socket(endpoint)?;
                 let (conn, peer) = socket.accept().await.map_err(io_error)?;
+                conn.remember_pair();
                 let conn_fd = conn.fd();
                 let address = peer.or_else(|| conn.peer_addr()).ok_or_else(|| {
                     errno::refused_by_lab(Errno::EAFNOSUPPORT, "peer address of an unknown family")
@@ -336,6 +395,7 @@ impl Lab {
                         .ok_or_else(|| no_such_endpoint(endpoint))?;
                     sockets.remove(index).1
                 };
+                self.linger(endpoint, &socket);
                 match Arc::try_unwrap(socket) {
                     Ok(socket) => socket.close().map_err(io_error)?,
                     // Another call still waits on the socket: it is woken with what the kernel
@@ -384,8 +444,22 @@ impl Drop for Lab {
     }
 }
 
+/// The view of a connection that outlived its socket, from the kernel's table.
+fn lingering_view(endpoint: &str, entry: &kernel::TableEntry) -> SocketView {
+    SocketView {
+        endpoint: endpoint.to_owned(),
+        state: entry.state,
+        recv_queue: Some(entry.recv_queue),
+        send_queue: Some(entry.send_queue),
+        accept_queue: None,
+        backlog: None,
+        lingering: true,
+    }
+}
+
 /// A call's result with its socket's fd and addresses as the kernel reports them now.
 fn snapshot(value: ReturnValue, socket: &LabSocket) -> CallResult {
+    socket.remember_pair();
     CallResult {
         value,
         fd: Some(socket.fd()),

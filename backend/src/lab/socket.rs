@@ -24,7 +24,8 @@ use tokio::io::unix::AsyncFd;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::{addr, kernel};
+use super::kernel::{self, AddressPair};
+use super::addr;
 
 /// The errno of a non-blocking `connect` that has started its handshake.
 const EINPROGRESS: i32 = nix::errno::Errno::EINPROGRESS as i32;
@@ -74,6 +75,9 @@ pub(crate) struct LabSocket {
     blocking: Mutex<Blocking>,
     /// Set when the program closes the socket while other calls wait on it.
     closing: watch::Sender<bool>,
+    /// The TCP connection's address pair, once it had one, to find the connection in the
+    /// kernel's table after the socket lets go of it.
+    last_pair: Mutex<Option<AddressPair>>,
     socket: Socket,
     family: Family,
     sock_type: SockType,
@@ -110,6 +114,7 @@ impl LabSocket {
             readiness: Mutex::new(None),
             blocking: Mutex::new(Blocking::Wait),
             closing: watch::Sender::new(false),
+            last_pair: Mutex::new(None),
             socket,
             family,
             sock_type,
@@ -147,6 +152,33 @@ impl LabSocket {
     /// The kernel's view of the socket now.
     pub(crate) fn view(&self, endpoint: &str) -> SocketView {
         kernel::view(endpoint, &self.socket, self.family, self.sock_type)
+    }
+
+    /// Whether this is a TCP socket.
+    pub(crate) fn is_tcp(&self) -> bool {
+        self.family != Family::Unix && self.sock_type == SockType::Stream
+    }
+
+    /// Notes the connection's address pair, if it is a TCP connection with both ends known.
+    pub(crate) fn remember_pair(&self) {
+        if !self.is_tcp() {
+            return;
+        }
+        if let (Ok(local), Ok(peer)) = (self.socket.local_addr(), self.socket.peer_addr())
+            && let (Some(local), Some(peer)) = (local.as_socket(), peer.as_socket())
+        {
+            *super::lock(&self.last_pair) = Some(AddressPair { local, peer });
+        }
+    }
+
+    /// The connection's address pair, as last noted.
+    pub(crate) fn last_pair(&self) -> Option<AddressPair> {
+        *super::lock(&self.last_pair)
+    }
+
+    /// Forgets the address pair, once the kernel has forgotten the connection.
+    pub(crate) fn forget_pair(&self) {
+        *super::lock(&self.last_pair) = None;
     }
 
     /// `getsockname()`; `None` where the kernel reports no name.
@@ -288,7 +320,7 @@ impl LabSocket {
                 // sockets read into nix's own Unix address type.
                 if family == Family::Unix {
                     let message = recvmsg::<UnixAddr>(fd, &mut slices, None, flags)?;
-                    Ok((message.bytes, message.address.as_ref().map(addr::from_nix_unix)))
+                    Ok((message.bytes, message.address.as_ref().and_then(addr::from_nix_unix)))
                 } else {
                     let message = recvmsg::<SockaddrStorage>(fd, &mut slices, None, flags)?;
                     Ok((message.bytes, message.address.as_ref().and_then(addr::from_nix)))
