@@ -63,10 +63,11 @@ pub fn table_row(event: &Event) -> String {
         }
     }
     if let Some(Ok(CallResult {
-        value: ReturnValue::Received {
-            truncated_from: Some(whole),
-            ..
-        },
+        value:
+            ReturnValue::Received {
+                truncated_from: Some(whole),
+                ..
+            },
         ..
     })) = event.outcome()
     {

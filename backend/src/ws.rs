@@ -221,7 +221,10 @@ impl Runs {
             reason: reason.to_owned(),
         };
         let _ = outbox
-            .send(Outgoing::Message(ServerMessage::RunFinished { run, outcome }))
+            .send(Outgoing::Message(ServerMessage::RunFinished {
+                run,
+                outcome,
+            }))
             .await;
         true
     }

@@ -186,7 +186,12 @@ async fn unix_stream_names_a_file_in_the_runs_own_directory_and_removes_it() {
     assert!(!r#abstract);
     let dir = Path::new(&path).parent().unwrap();
     assert!(dir.starts_with(std::env::temp_dir()));
-    assert!(dir.file_name().unwrap().to_string_lossy().starts_with("socket-lab-"));
+    assert!(
+        dir.file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("socket-lab-")
+    );
     assert!(!dir.exists(), "{} was left behind", dir.display());
     // The client never bound: the server sees it as an unnamed socket.
     let ReturnValue::Accepted { address, .. } = value(trace.one("server.s", "accept")) else {
@@ -266,7 +271,10 @@ async fn multiple_clients_wait_in_the_accept_queue() {
     }
     assert_eq!(names, ["server.con", "server.con2", "server.con3"]);
     for (n, client) in ["client1.s", "client2.s", "client3.s"].iter().enumerate() {
-        assert_eq!(trace.received(client), [format!("You are client {}", n + 1)]);
+        assert_eq!(
+            trace.received(client),
+            [format!("You are client {}", n + 1)]
+        );
     }
 }
 
@@ -278,7 +286,10 @@ async fn a_byte_stream_keeps_no_message_boundaries() {
     let recv = trace.one("server.con", "recv");
     assert_eq!(trace.received("server.con"), ["Hello, world!"]);
     // Both sends were waiting in the receive queue before the one recv took them.
-    assert_eq!(kernel(trace.enter_of(recv), "server.con").recv_queue, Some(13));
+    assert_eq!(
+        kernel(trace.enter_of(recv), "server.con").recv_queue,
+        Some(13)
+    );
 }
 
 #[tokio::test]
@@ -311,10 +322,7 @@ async fn datagrams_keep_their_boundaries_and_a_small_buffer_truncates() {
 async fn half_close_shows_the_tcp_states_in_order() {
     let trace = play("half-close").await;
     no_errors(&trace);
-    assert_eq!(
-        trace.received("server.con"),
-        ["What is the answer?", ""]
-    );
+    assert_eq!(trace.received("server.con"), ["What is the answer?", ""]);
     assert_eq!(trace.received("client.s"), ["42", ""]);
     // The states each side passes through, as the kernel reported them at each event.
     let states = |endpoint: &str| {
@@ -335,7 +343,10 @@ async fn half_close_shows_the_tcp_states_in_order() {
         position(SocketState::FinWait2).expect("FIN_WAIT2"),
         position(SocketState::TimeWait).expect("TIME_WAIT"),
     );
-    assert!(established < fin_wait2 && fin_wait2 < time_wait, "{client:?}");
+    assert!(
+        established < fin_wait2 && fin_wait2 < time_wait,
+        "{client:?}"
+    );
     assert!(states("server.con").contains(&SocketState::CloseWait));
     // After the client closed, the kernel still keeps its end in TIME_WAIT.
     let close = trace.one("client.s", "close");
@@ -404,7 +415,10 @@ async fn nonblocking_calls_fail_at_once_and_timeouts_expire() {
     );
     let recvs = trace.returns("client.s", "recv");
     let timeout = recvs[0].error.clone().unwrap();
-    assert_eq!((timeout.origin, timeout.message.as_str()), (ErrorOrigin::Python, "timed out"));
+    assert_eq!(
+        (timeout.origin, timeout.message.as_str()),
+        (ErrorOrigin::Python, "timed out")
+    );
     // It waited the whole half second first.
     let waited = recvs[0].t_us - trace.enter_of(recvs[0]).t_us;
     assert!(waited >= 500_000, "waited only {waited} µs");
@@ -424,7 +438,12 @@ async fn nonblocking_calls_fail_at_once_and_timeouts_expire() {
 
 #[tokio::test]
 async fn concurrent_runs_do_not_collide() {
-    let ids = ["simple-server-client", "tcp-echo", "udp-echo", "unix-stream"];
+    let ids = [
+        "simple-server-client",
+        "tcp-echo",
+        "udp-echo",
+        "unix-stream",
+    ];
     let runs = ids.iter().cycle().take(12).map(|id| backend::record(id));
     for result in futures_util::future::join_all(runs).await {
         let (events, outcome) = result.unwrap();

@@ -243,8 +243,7 @@ impl RunView {
 
     /// Adds one event and updates what it changes.
     pub fn push(&mut self, event: Event) {
-        if event.phase == Phase::Return && event.call.creates_endpoint() && event.result.is_some()
-        {
+        if event.phase == Phase::Return && event.call.creates_endpoint() && event.result.is_some() {
             // A new socket under a name used before (a program that makes `s` again).
             if let Some(index) = self.endpoints.iter().position(|e| e.id == event.endpoint) {
                 self.endpoints.remove(index);
@@ -324,8 +323,8 @@ impl RunView {
                 let Some(receiver) = self.endpoint(&event.endpoint).cloned() else {
                     return;
                 };
-                self.endpoint_mut(&receiver.id, &receiver.role).last_received =
-                    Some(data.clone());
+                self.endpoint_mut(&receiver.id, &receiver.role)
+                    .last_received = Some(data.clone());
                 self.take(&receiver, data, from.as_ref(), event.seq);
             }
             _ => {}

@@ -313,7 +313,10 @@ fn one_recv_that_takes_two_sends_is_drawn_from_both() {
     }
     assert_eq!(layout(run).arrows.len(), 2);
     let kernel = run.endpoint("server.con").unwrap().kernel.clone().unwrap();
-    assert_eq!((kernel.state, kernel.recv_queue), (SocketState::Established, Some(0)));
+    assert_eq!(
+        (kernel.state, kernel.recv_queue),
+        (SocketState::Established, Some(0))
+    );
 }
 
 #[test]
@@ -365,5 +368,9 @@ fn each_recvfrom_takes_one_datagram_even_when_truncated() {
     let run = model.run.as_ref().unwrap();
     let received: Vec<Option<u64>> = run.messages.iter().map(|m| m.received_at).collect();
     assert_eq!(received, [Some(13), Some(15)]);
-    assert!(run.messages.iter().all(|m| m.datagram && m.taken == m.data.len()));
+    assert!(
+        run.messages
+            .iter()
+            .all(|m| m.datagram && m.taken == m.data.len())
+    );
 }

@@ -35,11 +35,9 @@ pub fn call_text(call: &Call) -> String {
         Call::Settimeout {
             millis: Some(millis),
         } => format!("settimeout({})", seconds_text(*millis)),
-        Call::Gethostname
-        | Call::Accept
-        | Call::Getsockname
-        | Call::Getpeername
-        | Call::Close => format!("{}()", call.name()),
+        Call::Gethostname | Call::Accept | Call::Getsockname | Call::Getpeername | Call::Close => {
+            format!("{}()", call.name())
+        }
     }
 }
 
@@ -50,7 +48,9 @@ fn seconds_text(millis: u64) -> String {
     if fraction == 0 {
         whole.to_string()
     } else {
-        format!("{whole}.{fraction:03}").trim_end_matches('0').to_owned()
+        format!("{whole}.{fraction:03}")
+            .trim_end_matches('0')
+            .to_owned()
     }
 }
 
@@ -138,7 +138,8 @@ fn explain_enter(call: &Call) -> String {
                 .to_owned()
         }
         Call::Recv { .. } | Call::Recvfrom { .. } => {
-            "It waits until bytes arrive in the socket's receive queue or the peer closes.".to_owned()
+            "It waits until bytes arrive in the socket's receive queue or the peer closes."
+                .to_owned()
         }
         Call::Sendall { .. } => {
             "sendall() hands every byte to the kernel, waiting whenever the send queue is full."
@@ -204,7 +205,14 @@ fn explain_result(call: &Call, result: &CallResult) -> String {
             data.len(),
             whole.saturating_sub(data.len())
         ),
-        (Call::Recvfrom { .. }, ReturnValue::Received { data, from: Some(from), .. }) => format!(
+        (
+            Call::Recvfrom { .. },
+            ReturnValue::Received {
+                data,
+                from: Some(from),
+                ..
+            },
+        ) => format!(
             "One datagram of {} bytes from {from}: recvfrom() takes exactly one datagram, \
              whatever its size.",
             data.len()
@@ -244,7 +252,12 @@ fn explain_result(call: &Call, result: &CallResult) -> String {
              EAGAIN (BlockingIOError)."
                 .to_owned()
         }
-        (Call::Settimeout { millis: Some(millis) }, _) => format!(
+        (
+            Call::Settimeout {
+                millis: Some(millis),
+            },
+            _,
+        ) => format!(
             "Calls on this socket now wait at most {} s, then raise TimeoutError.",
             seconds_text(*millis)
         ),
@@ -281,9 +294,7 @@ fn explain_error(error: &CallError) -> String {
         "EBADF" => "The socket is already closed.",
         "ENOENT" => "No socket file exists at that path.",
         "EAGAIN" | "EWOULDBLOCK" => "Nothing is ready yet and the socket does not wait.",
-        "EINPROGRESS" => {
-            "The handshake has started; the socket does not wait for it to finish."
-        }
+        "EINPROGRESS" => "The handshake has started; the socket does not wait for it to finish.",
         "ETIMEDOUT" => "The call waited as long as the socket's timeout allows.",
         _ => "",
     };

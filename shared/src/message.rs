@@ -153,8 +153,8 @@ mod tests {
     use crate::call::{
         Call, CallError, CallResult, ErrorOrigin, ReturnValue, Shutdown, SockOption,
     };
-    use crate::kernel::{SocketState, SocketView};
     use crate::event::Phase;
+    use crate::kernel::{SocketState, SocketView};
     use crate::net::{Bytes, Family, SockAddr, SockType};
     use std::net::Ipv4Addr;
 

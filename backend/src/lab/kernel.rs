@@ -14,7 +14,12 @@ use shared::{Family, SockType, SocketState, SocketView};
 use socket2::Socket;
 
 /// What the kernel reports about one socket right now.
-pub(crate) fn view(endpoint: &str, socket: &Socket, family: Family, sock_type: SockType) -> SocketView {
+pub(crate) fn view(
+    endpoint: &str,
+    socket: &Socket,
+    family: Family,
+    sock_type: SockType,
+) -> SocketView {
     let fd = socket.as_raw_fd();
     let is_tcp = family != Family::Unix && sock_type == SockType::Stream;
     let mut view = SocketView {
@@ -131,8 +136,14 @@ pub(crate) fn connection_table(wanted: &[AddressPair]) -> HashMap<AddressPair, T
         return found;
     }
     let files = [
-        (wanted.iter().any(|pair| pair.local.is_ipv4()), "/proc/net/tcp"),
-        (wanted.iter().any(|pair| pair.local.is_ipv6()), "/proc/net/tcp6"),
+        (
+            wanted.iter().any(|pair| pair.local.is_ipv4()),
+            "/proc/net/tcp",
+        ),
+        (
+            wanted.iter().any(|pair| pair.local.is_ipv6()),
+            "/proc/net/tcp6",
+        ),
     ];
     for (needed, file) in files {
         if !needed {

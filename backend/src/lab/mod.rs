@@ -15,6 +15,8 @@ pub(crate) mod errno;
 mod kernel;
 mod places;
 mod socket;
+#[cfg(test)]
+mod tests;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -24,8 +26,8 @@ use nix::errno::Errno;
 use shared::{Call, CallError, CallResult, Event, Phase, ReturnValue, SocketState, SocketView};
 use tokio::sync::mpsc;
 
-pub(crate) use places::Places;
 use kernel::AddressPair;
+pub(crate) use places::Places;
 use socket::{Blocking, LabSocket};
 
 /// The largest `recv` buffer a program may ask for. Python would allocate whatever it is

@@ -24,8 +24,8 @@ use tokio::io::unix::AsyncFd;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::kernel::{self, AddressPair};
 use super::addr;
+use super::kernel::{self, AddressPair};
 
 /// The errno of a non-blocking `connect` that has started its handshake.
 const EINPROGRESS: i32 = nix::errno::Errno::EINPROGRESS as i32;
@@ -320,10 +320,16 @@ impl LabSocket {
                 // sockets read into nix's own Unix address type.
                 if family == Family::Unix {
                     let message = recvmsg::<UnixAddr>(fd, &mut slices, None, flags)?;
-                    Ok((message.bytes, message.address.as_ref().and_then(addr::from_nix_unix)))
+                    Ok((
+                        message.bytes,
+                        message.address.as_ref().and_then(addr::from_nix_unix),
+                    ))
                 } else {
                     let message = recvmsg::<SockaddrStorage>(fd, &mut slices, None, flags)?;
-                    Ok((message.bytes, message.address.as_ref().and_then(addr::from_nix)))
+                    Ok((
+                        message.bytes,
+                        message.address.as_ref().and_then(addr::from_nix),
+                    ))
                 }
             })
             .await?;
@@ -391,7 +397,14 @@ impl LabSocket {
             let mut guard = tokio::select! {
                 guard = ready => guard?,
                 _ = closing.wait_for(|closing| *closing) => {
-                    return Err(io::Error::other(Interrupted::Closed));
+                    // The kernel has been told (shutdown) before the flag was set, so it
+                    // has its answer now, unless the socket is of a kind it does not wake.
+                    return match operation(&self.socket) {
+                        Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                            Err(io::Error::other(Interrupted::Closed))
+                        }
+                        answer => answer,
+                    };
                 }
             };
             if let Ok(result) = guard.try_io(|_| operation(&self.socket)) {

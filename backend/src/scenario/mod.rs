@@ -332,7 +332,12 @@ struct Board<'a> {
 
 impl Board<'_> {
     async fn wait(&self, cue: Cue) {
-        let Some(index) = self.plan.roles.iter().position(|role| role.role == cue.role) else {
+        let Some(index) = self
+            .plan
+            .roles
+            .iter()
+            .position(|role| role.role == cue.role)
+        else {
             return;
         };
         let mut progress = self.progress[index].subscribe();
@@ -475,7 +480,13 @@ mod tests {
             for role in scenario.plan(&setup).roles {
                 let lines: Vec<&str> = role.code.lines().collect();
                 for step in &role.steps {
-                    assert!(step.line > 0, "{} {}: a step's marker names no single line ({:?})", scenario.id, role.role, step.call);
+                    assert!(
+                        step.line > 0,
+                        "{} {}: a step's marker names no single line ({:?})",
+                        scenario.id,
+                        role.role,
+                        step.call
+                    );
                     let line = lines.get(step.line as usize - 1).unwrap_or_else(|| {
                         panic!("{}: line {} is past the end", role.role, step.line)
                     });

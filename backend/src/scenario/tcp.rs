@@ -24,7 +24,12 @@ pub(super) const TCP_ECHO: Scenario = Scenario {
     plan: |setup| {
         let address = setup.server();
         let host = format!("'{}', {PORT}", setup.host);
-        echo_plan(Family::Inet, &host, &address, "this run's own loopback address")
+        echo_plan(
+            Family::Inet,
+            &host,
+            &address,
+            "this run's own loopback address",
+        )
     },
 };
 
@@ -43,7 +48,12 @@ pub(super) const IPV6_ECHO: Scenario = Scenario {
             scope_id: 0,
         };
         let host = format!("'::1', {}", setup.port6);
-        echo_plan(Family::Inet6, &host, &address, "a port that was free for this run")
+        echo_plan(
+            Family::Inet6,
+            &host,
+            &address,
+            "a port that was free for this run",
+        )
     },
 };
 
@@ -72,9 +82,13 @@ s.close()
         ),
     );
     server.step("s = socket.socket", "s", tcp(family));
-    server.step("s.bind", "s", Call::Bind {
-        address: address.clone(),
-    });
+    server.step(
+        "s.bind",
+        "s",
+        Call::Bind {
+            address: address.clone(),
+        },
+    );
     server.step("s.listen", "s", Call::Listen { backlog: 1 });
     server.step("s.accept()", "s", Call::Accept).assigns("con");
     let accept = server.last();
@@ -106,13 +120,21 @@ s.close()
     )
     .starts(Cue::entered("server", accept));
     client.step("s = socket.socket", "s", tcp(family));
-    client.step("s.connect", "s", Call::Connect {
-        address: address.clone(),
-    });
+    client.step(
+        "s.connect",
+        "s",
+        Call::Connect {
+            address: address.clone(),
+        },
+    );
     for message in ["Hello, server", "Echo this back"] {
-        client.step("s.sendall", "s", Call::Sendall {
-            data: bytes(message),
-        });
+        client.step(
+            "s.sendall",
+            "s",
+            Call::Sendall {
+                data: bytes(message),
+            },
+        );
         client.step("s.recv", "s", Call::Recv { bufsize: 1024 });
     }
     client.step("s.close()", "s", Call::Close);
@@ -152,9 +174,13 @@ s.close()
         ),
     );
     server.step("s = socket.socket", "s", tcp(Family::Inet));
-    server.step("s.bind", "s", Call::Bind {
-        address: setup.server(),
-    });
+    server.step(
+        "s.bind",
+        "s",
+        Call::Bind {
+            address: setup.server(),
+        },
+    );
     server.step("s.listen", "s", Call::Listen { backlog: 5 });
     let listen = server.last();
     for n in 1..=3 {
@@ -162,9 +188,13 @@ s.close()
         if n == 1 {
             accept.after(Cue::returned("client3", 1));
         }
-        server.step("con.send", "con", Call::Send {
-            data: bytes(&format!("You are client {n}")),
-        });
+        server.step(
+            "con.send",
+            "con",
+            Call::Send {
+                data: bytes(&format!("You are client {n}")),
+            },
+        );
         server.step("con.close()", "con", Call::Close);
     }
     server.step("s.close()", "s", Call::Close);
@@ -184,9 +214,13 @@ s.close()
         )
         .starts(start);
         client.step("s = socket.socket", "s", tcp(Family::Inet));
-        client.step("s.connect", "s", Call::Connect {
-            address: setup.server(),
-        });
+        client.step(
+            "s.connect",
+            "s",
+            Call::Connect {
+                address: setup.server(),
+            },
+        );
         client.step("s.recv", "s", Call::Recv { bufsize: 1024 });
         client.step("s.close()", "s", Call::Close);
         client
@@ -242,22 +276,38 @@ s.close()
             ),
         );
         server.step("s = socket.socket", "s", tcp(Family::Inet));
-        server.step("s.bind", "s", Call::Bind {
-            address: setup.server(),
-        });
+        server.step(
+            "s.bind",
+            "s",
+            Call::Bind {
+                address: setup.server(),
+            },
+        );
         server.step("s.listen", "s", Call::Listen { backlog: 1 });
         server.step("s.accept()", "s", Call::Accept).assigns("con");
         let accept = server.last();
         client.step("s = socket.socket", "s", tcp(Family::Inet));
-        client.step("s.connect", "s", Call::Connect {
-            address: setup.server(),
-        });
-        client.step("s.send(b'Hello, ')", "s", Call::Send {
-            data: bytes("Hello, "),
-        });
-        client.step("s.send(b'world!')", "s", Call::Send {
-            data: bytes("world!"),
-        });
+        client.step(
+            "s.connect",
+            "s",
+            Call::Connect {
+                address: setup.server(),
+            },
+        );
+        client.step(
+            "s.send(b'Hello, ')",
+            "s",
+            Call::Send {
+                data: bytes("Hello, "),
+            },
+        );
+        client.step(
+            "s.send(b'world!')",
+            "s",
+            Call::Send {
+                data: bytes("world!"),
+            },
+        );
         let second_send = client.last();
         client.step("s.close()", "s", Call::Close);
         server
@@ -304,9 +354,13 @@ s.close()
             ),
         );
         server.step("s = socket.socket", "s", tcp(Family::Inet));
-        server.step("s.bind", "s", Call::Bind {
-            address: setup.server(),
-        });
+        server.step(
+            "s.bind",
+            "s",
+            Call::Bind {
+                address: setup.server(),
+            },
+        );
         server.step("s.listen", "s", Call::Listen { backlog: 1 });
         server.step("s.accept()", "s", Call::Accept).assigns("con");
         let accept = server.last();
@@ -336,15 +390,27 @@ s.close()
         )
         .starts(Cue::entered("server", accept));
         client.step("s = socket.socket", "s", tcp(Family::Inet));
-        client.step("s.connect", "s", Call::Connect {
-            address: setup.server(),
-        });
-        client.step("s.sendall", "s", Call::Sendall {
-            data: bytes("What is the answer?"),
-        });
-        client.step("s.shutdown", "s", Call::Shutdown {
-            how: shared::Shutdown::Write,
-        });
+        client.step(
+            "s.connect",
+            "s",
+            Call::Connect {
+                address: setup.server(),
+            },
+        );
+        client.step(
+            "s.sendall",
+            "s",
+            Call::Sendall {
+                data: bytes("What is the answer?"),
+            },
+        );
+        client.step(
+            "s.shutdown",
+            "s",
+            Call::Shutdown {
+                how: shared::Shutdown::Write,
+            },
+        );
         client.step("s.recv", "s", Call::Recv { bufsize: 1024 });
         client.step("s.recv", "s", Call::Recv { bufsize: 1024 });
         client.step("s.close()", "s", Call::Close);
@@ -376,12 +442,20 @@ s.close()
             ),
         );
         client.step("s = socket.socket", "s", tcp(Family::Inet));
-        client.step("s.connect", "s", Call::Connect {
-            address: setup.server(),
-        });
-        client.step("s.send", "s", Call::Send {
-            data: bytes("Hello?"),
-        });
+        client.step(
+            "s.connect",
+            "s",
+            Call::Connect {
+                address: setup.server(),
+            },
+        );
+        client.step(
+            "s.send",
+            "s",
+            Call::Send {
+                data: bytes("Hello?"),
+            },
+        );
         client.step("s.close()", "s", Call::Close);
         Plan {
             roles: vec![client],
@@ -423,9 +497,13 @@ s.close()
     );
     server.step("s = socket.socket", "s", tcp(Family::Inet));
     server.step("s.setsockopt", "s", reuse());
-    server.step("s.bind", "s", Call::Bind {
-        address: setup.server(),
-    });
+    server.step(
+        "s.bind",
+        "s",
+        Call::Bind {
+            address: setup.server(),
+        },
+    );
     server.step("s.listen", "s", Call::Listen { backlog: 5 });
     let listen = server.last();
     server.step("s.accept()", "s", Call::Accept).assigns("con");
@@ -450,9 +528,13 @@ s.listen(5)
     .starts(Cue::returned("server", listen));
     second.step("s = socket.socket", "s", tcp(Family::Inet));
     second.step("s.setsockopt", "s", reuse());
-    second.step("s.bind", "s", Call::Bind {
-        address: setup.server(),
-    });
+    second.step(
+        "s.bind",
+        "s",
+        Call::Bind {
+            address: setup.server(),
+        },
+    );
     let second_bind = second.last();
     second.step("s.listen", "s", Call::Listen { backlog: 5 });
 
@@ -474,9 +556,13 @@ s.close()
     )
     .starts(Cue::returned("second", second_bind));
     client.step("s = socket.socket", "s", tcp(Family::Inet));
-    client.step("s.connect", "s", Call::Connect {
-        address: setup.server(),
-    });
+    client.step(
+        "s.connect",
+        "s",
+        Call::Connect {
+            address: setup.server(),
+        },
+    );
     client.step("s.recv", "s", Call::Recv { bufsize: 1024 });
     client
         .step("s.recv", "s", Call::Recv { bufsize: 1024 })
@@ -506,14 +592,22 @@ s.close()
         .step("s = socket.socket", "s", tcp(Family::Inet))
         .after(Cue::returned("server", s_close));
     restarted
-        .step("TIME_WAIT", "s", Call::Bind {
-            address: setup.server(),
-        })
+        .step(
+            "TIME_WAIT",
+            "s",
+            Call::Bind {
+                address: setup.server(),
+            },
+        )
         .handled();
     restarted.step("s.setsockopt", "s", reuse());
-    restarted.step("allowed now", "s", Call::Bind {
-        address: setup.server(),
-    });
+    restarted.step(
+        "allowed now",
+        "s",
+        Call::Bind {
+            address: setup.server(),
+        },
+    );
     restarted.step("s.listen", "s", Call::Listen { backlog: 5 });
     restarted.step("s.close()", "s", Call::Close);
     Plan {
@@ -553,9 +647,13 @@ s.close()
             ),
         );
         server.step("s = socket.socket", "s", tcp(Family::Inet));
-        server.step("s.bind", "s", Call::Bind {
-            address: setup.server(),
-        });
+        server.step(
+            "s.bind",
+            "s",
+            Call::Bind {
+                address: setup.server(),
+            },
+        );
         server.step("s.listen", "s", Call::Listen { backlog: 1 });
         server.step("s.accept()", "s", Call::Accept).assigns("con");
         let accept = server.last();
@@ -564,9 +662,13 @@ s.close()
             .handled();
         let recv = server.last();
         server
-            .step("con.send", "con", Call::Send {
-                data: bytes("Anyone there?"),
-            })
+            .step(
+                "con.send",
+                "con",
+                Call::Send {
+                    data: bytes("Anyone there?"),
+                },
+            )
             .handled();
         server.step("con.close()", "con", Call::Close);
         server.step("s.close()", "s", Call::Close);
@@ -586,12 +688,20 @@ s.close()  # with SO_LINGER 0, close() sends RST instead of FIN
         )
         .starts(Cue::entered("server", accept));
         client.step("s = socket.socket", "s", tcp(Family::Inet));
-        client.step("s.connect", "s", Call::Connect {
-            address: setup.server(),
-        });
-        client.step("s.setsockopt", "s", Call::Setsockopt {
-            option: SockOption::Linger(Some(0)),
-        });
+        client.step(
+            "s.connect",
+            "s",
+            Call::Connect {
+                address: setup.server(),
+            },
+        );
+        client.step(
+            "s.setsockopt",
+            "s",
+            Call::Setsockopt {
+                option: SockOption::Linger(Some(0)),
+            },
+        );
         client
             .step("s.close()", "s", Call::Close)
             .after(Cue::entered("server", recv));
@@ -656,9 +766,13 @@ s.close()
             ),
         );
         server.step("s = socket.socket", "s", tcp(Family::Inet));
-        server.step("s.bind", "s", Call::Bind {
-            address: setup.server(),
-        });
+        server.step(
+            "s.bind",
+            "s",
+            Call::Bind {
+                address: setup.server(),
+            },
+        );
         server.step("s.listen", "s", Call::Listen { backlog: 1 });
         server.step("s.setblocking", "s", Call::Setblocking { flag: false });
         server
@@ -667,9 +781,13 @@ s.close()
             .handled();
         let first_accept = server.last();
         client.step("s = socket.socket", "s", tcp(Family::Inet));
-        client.step("s.connect", "s", Call::Connect {
-            address: setup.server(),
-        });
+        client.step(
+            "s.connect",
+            "s",
+            Call::Connect {
+                address: setup.server(),
+            },
+        );
         let connect = client.last();
         client.step("s.settimeout", "s", Call::Settimeout { millis: Some(500) });
         client
@@ -687,9 +805,13 @@ s.close()
             .step("con.recv", "con", Call::Recv { bufsize: 1024 })
             .handled();
         server
-            .step("con.send", "con", Call::Send {
-                data: bytes("Hello, patient client"),
-            })
+            .step(
+                "con.send",
+                "con",
+                Call::Send {
+                    data: bytes("Hello, patient client"),
+                },
+            )
             .after(Cue::returned("client", timed_out));
         server.step("con.close()", "con", Call::Close);
         server.step("s.close()", "s", Call::Close);

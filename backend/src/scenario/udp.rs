@@ -36,16 +36,24 @@ s.close()
             ),
         );
         server.step("s = socket.socket", "s", udp());
-        server.step("s.bind", "s", Call::Bind {
-            address: setup.server(),
-        });
+        server.step(
+            "s.bind",
+            "s",
+            Call::Bind {
+                address: setup.server(),
+            },
+        );
         server.step("s.recvfrom", "s", Call::Recvfrom { bufsize: 1024 });
         let recvfrom = server.last();
         server
-            .step("s.sendto", "s", Call::Sendto {
-                data: bytes(""),
-                address: setup.server(),
-            })
+            .step(
+                "s.sendto",
+                "s",
+                Call::Sendto {
+                    data: bytes(""),
+                    address: setup.server(),
+                },
+            )
             .echo();
         server.step("s.close()", "s", Call::Close);
 
@@ -64,10 +72,14 @@ s.close()
         )
         .starts(Cue::entered("server", recvfrom));
         client.step("s = socket.socket", "s", udp());
-        client.step("s.sendto", "s", Call::Sendto {
-            data: bytes("Hello, UDP"),
-            address: setup.server(),
-        });
+        client.step(
+            "s.sendto",
+            "s",
+            Call::Sendto {
+                data: bytes("Hello, UDP"),
+                address: setup.server(),
+            },
+        );
         client.step("s.recvfrom", "s", Call::Recvfrom { bufsize: 1024 });
         client.step("s.close()", "s", Call::Close);
         Plan {
@@ -101,9 +113,13 @@ s.close()
             ),
         );
         server.step("s = socket.socket", "s", udp());
-        server.step("s.bind", "s", Call::Bind {
-            address: setup.server(),
-        });
+        server.step(
+            "s.bind",
+            "s",
+            Call::Bind {
+                address: setup.server(),
+            },
+        );
         let bind = server.last();
 
         let mut client = RolePlan::new(
@@ -121,10 +137,14 @@ s.close()
         .starts(Cue::returned("server", bind));
         client.step("s = socket.socket", "s", udp());
         for message in ["one", "two two", "three three three"] {
-            client.step("s.sendto", "s", Call::Sendto {
-                data: bytes(message),
-                address: setup.server(),
-            });
+            client.step(
+                "s.sendto",
+                "s",
+                Call::Sendto {
+                    data: bytes(message),
+                    address: setup.server(),
+                },
+            );
         }
         let last_send = client.last();
         client.step("s.close()", "s", Call::Close);

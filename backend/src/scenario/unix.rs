@@ -40,16 +40,24 @@ s.close()  # Socket Lab removes the socket file when the run ends
             ),
         );
         server.step("s = socket.socket", "s", unix(SockType::Stream));
-        server.step("s.bind", "s", Call::Bind {
-            address: path.clone(),
-        });
+        server.step(
+            "s.bind",
+            "s",
+            Call::Bind {
+                address: path.clone(),
+            },
+        );
         server.step("s.listen", "s", Call::Listen { backlog: 1 });
         server.step("s.accept()", "s", Call::Accept).assigns("con");
         let accept = server.last();
         server.step("con.recv", "con", Call::Recv { bufsize: 1024 });
-        server.step("con.sendall", "con", Call::Sendall {
-            data: bytes("HELLO OVER A UNIX SOCKET"),
-        });
+        server.step(
+            "con.sendall",
+            "con",
+            Call::Sendall {
+                data: bytes("HELLO OVER A UNIX SOCKET"),
+            },
+        );
         server.step("con.close()", "con", Call::Close);
         server.step("s.close()", "s", Call::Close);
 
@@ -70,9 +78,13 @@ s.close()
         .starts(Cue::entered("server", accept));
         client.step("s = socket.socket", "s", unix(SockType::Stream));
         client.step("s.connect", "s", Call::Connect { address: path });
-        client.step("s.sendall", "s", Call::Sendall {
-            data: bytes("Hello over a Unix socket"),
-        });
+        client.step(
+            "s.sendall",
+            "s",
+            Call::Sendall {
+                data: bytes("Hello over a Unix socket"),
+            },
+        );
         client.step("s.recv", "s", Call::Recv { bufsize: 1024 });
         client.step("s.close()", "s", Call::Close);
         Plan {
@@ -107,16 +119,24 @@ s.close()
             ),
         );
         server.step("s = socket.socket", "s", unix(SockType::Dgram));
-        server.step("s.bind", "s", Call::Bind {
-            address: path.clone(),
-        });
+        server.step(
+            "s.bind",
+            "s",
+            Call::Bind {
+                address: path.clone(),
+            },
+        );
         server.step("s.recvfrom", "s", Call::Recvfrom { bufsize: 1024 });
         let recvfrom = server.last();
         server
-            .step("s.sendto", "s", Call::Sendto {
-                data: bytes(""),
-                address: path.clone(),
-            })
+            .step(
+                "s.sendto",
+                "s",
+                Call::Sendto {
+                    data: bytes(""),
+                    address: path.clone(),
+                },
+            )
             .echo();
         server.step("s.close()", "s", Call::Close);
 
@@ -136,16 +156,24 @@ s.close()
         )
         .starts(Cue::entered("server", recvfrom));
         client.step("s = socket.socket", "s", unix(SockType::Dgram));
-        client.step("s.bind", "s", Call::Bind {
-            address: SockAddr::Unix {
-                path: client_name,
-                r#abstract: true,
+        client.step(
+            "s.bind",
+            "s",
+            Call::Bind {
+                address: SockAddr::Unix {
+                    path: client_name,
+                    r#abstract: true,
+                },
             },
-        });
-        client.step("s.sendto", "s", Call::Sendto {
-            data: bytes("Hello, datagram"),
-            address: path,
-        });
+        );
+        client.step(
+            "s.sendto",
+            "s",
+            Call::Sendto {
+                data: bytes("Hello, datagram"),
+                address: path,
+            },
+        );
         client.step("s.recvfrom", "s", Call::Recvfrom { bufsize: 1024 });
         client.step("s.close()", "s", Call::Close);
         Plan {

@@ -1,0 +1,166 @@
+//! A property test of the lab: random calls on random sockets, in any order.
+//!
+//! Whatever a user sends, the lab must answer every call that finishes with exactly one of a
+//! result and an errno, must never panic, and once it is dropped must leave no descriptor
+//! open and no file behind. The test counts this process's descriptors, so it is the only
+//! test in the backend's unit tests that opens sockets.
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::time::Duration;
+
+use proptest::prelude::*;
+use shared::{Bytes, Call, Family, Phase, SockAddr, SockOption, SockType};
+use tokio::sync::mpsc;
+
+use super::{Caller, EventSink, Lab, Places};
+
+const ENDPOINTS: [&str; 4] = ["a", "b", "c", "a.conn"];
+
+fn family() -> impl Strategy<Value = Family> {
+    prop_oneof![Just(Family::Inet), Just(Family::Inet6), Just(Family::Unix)]
+}
+
+fn address(host: Ipv4Addr) -> impl Strategy<Value = SockAddr> {
+    prop_oneof![
+        (prop_oneof![Just(0u16), Just(40001), Just(40002)])
+            .prop_map(move |port| SockAddr::Inet { host, port }),
+        Just(SockAddr::Inet {
+            host: Ipv4Addr::new(10, 0, 0, 1),
+            port: 80
+        }),
+        Just(SockAddr::Inet6 {
+            host: Ipv6Addr::LOCALHOST,
+            port: 0,
+            flowinfo: 0,
+            scope_id: 0
+        }),
+        prop_oneof![
+            Just("x.sock"),
+            Just("y.sock"),
+            Just("../escape.sock"),
+            Just("")
+        ]
+        .prop_map(|path| SockAddr::Unix {
+            path: path.into(),
+            r#abstract: false
+        }),
+        Just(SockAddr::Unix {
+            path: "name".into(),
+            r#abstract: true
+        }),
+    ]
+}
+
+fn call(host: Ipv4Addr) -> impl Strategy<Value = Call> {
+    let data = proptest::collection::vec(any::<u8>(), 0..64).prop_map(Bytes);
+    prop_oneof![
+        (
+            family(),
+            prop_oneof![Just(SockType::Stream), Just(SockType::Dgram)]
+        )
+            .prop_map(|(family, sock_type)| Call::Socket { family, sock_type }),
+        Just(Call::Gethostname),
+        address(host).prop_map(|address| Call::Bind { address }),
+        (-1i32..8).prop_map(|backlog| Call::Listen { backlog }),
+        Just(Call::Accept),
+        address(host).prop_map(|address| Call::Connect { address }),
+        data.clone().prop_map(|data| Call::Send { data }),
+        data.clone().prop_map(|data| Call::Sendall { data }),
+        (data, address(host)).prop_map(|(data, address)| Call::Sendto { data, address }),
+        prop_oneof![Just(0usize), Just(7), Just(1024), Just(usize::MAX)]
+            .prop_map(|bufsize| Call::Recv { bufsize }),
+        prop_oneof![Just(3usize), Just(2048)].prop_map(|bufsize| Call::Recvfrom { bufsize }),
+        prop_oneof![
+            Just(shared::Shutdown::Read),
+            Just(shared::Shutdown::Write),
+            Just(shared::Shutdown::Both)
+        ]
+        .prop_map(|how| Call::Shutdown { how }),
+        Just(Call::Getsockname),
+        Just(Call::Getpeername),
+        prop_oneof![
+            any::<bool>().prop_map(SockOption::ReuseAddr),
+            proptest::option::of(0u32..3).prop_map(SockOption::Linger),
+            any::<bool>().prop_map(SockOption::NoDelay),
+            (0u32..100_000).prop_map(SockOption::RecvBuffer),
+            (0u32..100_000).prop_map(SockOption::SendBuffer),
+        ]
+        .prop_map(|option| Call::Setsockopt { option }),
+        any::<bool>().prop_map(|flag| Call::Setblocking { flag }),
+        proptest::option::of(prop_oneof![Just(0u64), Just(5)])
+            .prop_map(|millis| Call::Settimeout { millis }),
+        Just(Call::Close),
+    ]
+}
+
+fn open_descriptors() -> usize {
+    std::fs::read_dir("/proc/self/fd").map_or(0, Iterator::count)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 200,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn random_calls_always_answer_and_leave_nothing_behind(
+        last_octet in 1u8..250,
+        calls in proptest::collection::vec(
+            (0..ENDPOINTS.len(), call(Ipv4Addr::new(127, 77, 7, 1))),
+            1..24,
+        ),
+    ) {
+        let host = Ipv4Addr::new(127, 77, 7, last_octet);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let before = open_descriptors();
+        let (events_tx, mut events_rx) = mpsc::unbounded_channel();
+        let places = Places::new();
+        let dir = places.dir().to_path_buf();
+        let lab = Lab::new(EventSink::new(events_tx), places);
+        runtime.block_on(async {
+            for (endpoint, call) in calls {
+                // The strategy's addresses use one host; each case gets its own.
+                let call = match call {
+                    Call::Bind { address: SockAddr::Inet { port, host: h } } if h.octets()[1] == 77 => {
+                        Call::Bind { address: SockAddr::Inet { host, port } }
+                    }
+                    other => other,
+                };
+                let caller = Caller { role: "user", endpoint: ENDPOINTS[endpoint], line: None };
+                let blocking = matches!(
+                    call,
+                    Call::Accept | Call::Connect { .. } | Call::Recv { .. } | Call::Recvfrom { .. }
+                        | Call::Send { .. } | Call::Sendall { .. } | Call::Sendto { .. }
+                );
+                let name = call.name();
+                let performing = lab.perform(&caller, call, Some("a.conn"), || {});
+                // A call that waits for a peer that never comes is abandoned, as a user's
+                // Stop abandons it.
+                if tokio::time::timeout(Duration::from_millis(20), performing).await.is_err() {
+                    prop_assert!(blocking, "{name} did not answer");
+                }
+            }
+            Ok(())
+        })?;
+        drop(lab);
+        let mut open_calls = 0i64;
+        while let Ok(event) = events_rx.try_recv() {
+            match event.phase {
+                Phase::Enter => open_calls += 1,
+                Phase::Return => {
+                    open_calls -= 1;
+                    prop_assert!(event.result.is_some() != event.error.is_some(), "{event:?}");
+                }
+            }
+        }
+        prop_assert!(open_calls >= 0);
+        prop_assert_eq!(open_descriptors(), before, "descriptors leaked");
+        drop(runtime);
+        prop_assert!(!dir.exists(), "{} was left behind", dir.display());
+    }
+}

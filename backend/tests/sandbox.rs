@@ -1,0 +1,412 @@
+//! The sandbox over a real WebSocket: the user's own calls, in any order, with the kernel's
+//! real answers.
+
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use shared::{
+    Bytes, Call, ClientMessage, ErrorCode, ErrorOrigin, Event, Family, Phase, ReturnValue,
+    RunOutcome, SANDBOX_ID, ServerMessage, SockAddr, SockOption, SockType,
+};
+use tokio::net::TcpListener;
+use tokio_tungstenite::tungstenite::Message;
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A browser driving the sandbox, and everything the server has said.
+struct User {
+    socket: Socket,
+    events: Vec<Event>,
+    errors: Vec<(ErrorCode, String)>,
+    unix_dir: Option<String>,
+    finished: Option<RunOutcome>,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl User {
+    async fn connect() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let config = backend::Config {
+            static_dir: std::env::temp_dir().join("socket-lab-no-frontend"),
+        };
+        tokio::spawn(backend::serve(listener, config, async {
+            let _ = stopped.await;
+        }));
+        let (socket, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws"))
+            .await
+            .unwrap();
+        let mut user = User {
+            socket,
+            events: Vec::new(),
+            errors: Vec::new(),
+            unix_dir: None,
+            finished: None,
+            _stop: stop,
+        };
+        assert!(matches!(user.next().await, ServerMessage::Hello { .. }));
+        user
+    }
+
+    async fn next(&mut self) -> ServerMessage {
+        loop {
+            let frame = tokio::time::timeout(Duration::from_secs(10), self.socket.next())
+                .await
+                .expect("no message within 10 s")
+                .expect("the connection ended")
+                .unwrap();
+            if let Message::Text(text) = frame {
+                let message: ServerMessage = serde_json::from_str(text.as_str()).unwrap();
+                match &message {
+                    ServerMessage::RunStarted { unix_dir, .. } => {
+                        self.unix_dir = unix_dir.clone();
+                    }
+                    ServerMessage::Events { events, .. } => self.events.extend(events.clone()),
+                    ServerMessage::Error { code, message } => {
+                        self.errors.push((*code, message.clone()));
+                    }
+                    ServerMessage::RunFinished { outcome, .. } => {
+                        self.finished = Some(outcome.clone());
+                    }
+                    ServerMessage::Hello { .. } => {}
+                }
+                return message;
+            }
+        }
+    }
+
+    async fn send(&mut self, message: &ClientMessage) {
+        let json = serde_json::to_string(message).unwrap();
+        self.socket.send(Message::Text(json.into())).await.unwrap();
+    }
+
+    /// Sends a call without waiting for its answer.
+    async fn start(&mut self, endpoint: &str, call: Call) -> usize {
+        let before = self.count(endpoint, &call);
+        self.send(&ClientMessage::Call {
+            endpoint: endpoint.into(),
+            call: call.clone(),
+        })
+        .await;
+        before
+    }
+
+    fn count(&self, endpoint: &str, call: &Call) -> usize {
+        self.events
+            .iter()
+            .filter(|e| e.endpoint == endpoint && e.call.name() == call.name())
+            .filter(|e| e.phase == Phase::Return)
+            .count()
+    }
+
+    /// Waits for the return of the `nth` call of this name on `endpoint`.
+    async fn returned(&mut self, endpoint: &str, call: &str, nth: usize) -> Event {
+        loop {
+            if let Some(event) = self
+                .events
+                .iter()
+                .filter(|e| e.endpoint == endpoint && e.call.name() == call)
+                .filter(|e| e.phase == Phase::Return)
+                .nth(nth)
+            {
+                return event.clone();
+            }
+            self.next().await;
+        }
+    }
+
+    /// Makes a call and waits for its return event.
+    async fn call(&mut self, endpoint: &str, call: Call) -> Event {
+        let name = call.name();
+        let nth = self.start(endpoint, call).await;
+        self.returned(endpoint, name, nth).await
+    }
+
+    /// Makes a call that must fail, and returns its errno.
+    async fn fails(&mut self, endpoint: &str, call: Call) -> (String, ErrorOrigin) {
+        let event = self.call(endpoint, call).await;
+        let error = event
+            .error
+            .unwrap_or_else(|| panic!("{endpoint} succeeded: {:?}", event.result));
+        (error.errno, error.origin)
+    }
+
+    /// Makes a call that must succeed, and returns its value.
+    async fn ok(&mut self, endpoint: &str, call: Call) -> ReturnValue {
+        let event = self.call(endpoint, call).await;
+        match event.result {
+            Some(result) => result.value,
+            None => panic!("{endpoint} {}: {:?}", event.call.name(), event.error),
+        }
+    }
+}
+
+fn socket(family: Family, sock_type: SockType) -> Call {
+    Call::Socket { family, sock_type }
+}
+
+fn inet(host: Ipv4Addr, port: u16) -> SockAddr {
+    SockAddr::Inet { host, port }
+}
+
+/// A loopback address no other test uses.
+fn own_host(last: u8) -> Ipv4Addr {
+    Ipv4Addr::new(127, 33, (std::process::id() % 250) as u8, last)
+}
+
+#[tokio::test]
+async fn wrong_orders_get_the_kernels_errors() {
+    let mut user = User::connect().await;
+    let tcp = socket(Family::Inet, SockType::Stream);
+    let udp = socket(Family::Inet, SockType::Dgram);
+    user.ok("s", tcp.clone()).await;
+    // Not connected yet.
+    assert_eq!(user.fails("s", Call::Getpeername).await.0, "ENOTCONN");
+    assert_eq!(
+        user.fails("s", Call::Recv { bufsize: 10 }).await.0,
+        "ENOTCONN"
+    );
+    assert_eq!(
+        user.fails(
+            "s",
+            Call::Send {
+                data: Bytes(b"x".to_vec())
+            }
+        )
+        .await
+        .0,
+        "EPIPE"
+    );
+    // Nothing listens there.
+    let host = own_host(1);
+    assert_eq!(
+        user.fails(
+            "s",
+            Call::Connect {
+                address: inet(host, 9)
+            }
+        )
+        .await,
+        ("ECONNREFUSED".to_owned(), ErrorOrigin::Kernel)
+    );
+    // A datagram socket cannot listen.
+    user.ok("u", udp.clone()).await;
+    assert_eq!(
+        user.fails("u", Call::Listen { backlog: 1 }).await.0,
+        "EOPNOTSUPP"
+    );
+    // Two sockets on one address.
+    user.ok("a", tcp.clone()).await;
+    user.ok(
+        "a",
+        Call::Bind {
+            address: inet(host, 4000),
+        },
+    )
+    .await;
+    user.ok("b", tcp.clone()).await;
+    assert_eq!(
+        user.fails(
+            "b",
+            Call::Bind {
+                address: inet(host, 4000)
+            }
+        )
+        .await
+        .0,
+        "EADDRINUSE"
+    );
+    // A closed socket.
+    user.ok("b", Call::Close).await;
+    assert_eq!(
+        user.fails("b", Call::Listen { backlog: 1 }).await,
+        ("EBADF".to_owned(), ErrorOrigin::Lab)
+    );
+    // A non-blocking accept with nobody connecting.
+    user.ok("a", Call::Listen { backlog: 1 }).await;
+    user.ok("a", Call::Setblocking { flag: false }).await;
+    assert_eq!(user.fails("a", Call::Accept).await.0, "EAGAIN");
+    // A datagram larger than the socket may send. (Sent as JSON with only `len` and `hex`,
+    // the bytes' one required form, to stay under the server's message size limit.)
+    user.ok("d", socket(Family::Unix, SockType::Dgram)).await;
+    user.ok(
+        "d",
+        Call::Setsockopt {
+            option: SockOption::SendBuffer(1),
+        },
+    )
+    .await;
+    user.ok("e", socket(Family::Unix, SockType::Dgram)).await;
+    let server = SockAddr::Unix {
+        path: "d.sock".into(),
+        r#abstract: false,
+    };
+    user.ok("e", Call::Bind { address: server }).await;
+    let raw = format!(
+        r#"{{"type":"call","endpoint":"d","call":"sendto","args":{{"data":{{"len":6000,"hex":"{}"}},"address":{{"family":"AF_UNIX","path":"d.sock"}}}}}}"#,
+        "78".repeat(6000)
+    );
+    user.socket.send(Message::Text(raw.into())).await.unwrap();
+    let sendto = user.returned("d", "sendto", 0).await;
+    assert_eq!(sendto.error.unwrap().errno, "EMSGSIZE");
+}
+
+#[tokio::test]
+async fn one_listener_accepts_several_clients_as_endpoints_of_their_own() {
+    let mut user = User::connect().await;
+    let tcp = socket(Family::Inet, SockType::Stream);
+    let address = inet(own_host(2), 12345);
+    user.ok("server", tcp.clone()).await;
+    user.ok(
+        "server",
+        Call::Bind {
+            address: address.clone(),
+        },
+    )
+    .await;
+    user.ok("server", Call::Listen { backlog: 5 }).await;
+    // accept() waits, and the next calls go on meanwhile: they are what it waits for.
+    user.start("server", Call::Accept).await;
+    user.ok("one", tcp.clone()).await;
+    user.ok(
+        "one",
+        Call::Connect {
+            address: address.clone(),
+        },
+    )
+    .await;
+    let first = user.returned("server", "accept", 0).await;
+    user.ok("two", tcp.clone()).await;
+    user.ok(
+        "two",
+        Call::Connect {
+            address: address.clone(),
+        },
+    )
+    .await;
+    let second = user.ok("server", Call::Accept).await;
+    let ReturnValue::Accepted { endpoint, .. } = first.result.unwrap().value else {
+        panic!()
+    };
+    assert_eq!(endpoint, "server.conn");
+    let ReturnValue::Accepted {
+        endpoint,
+        address: peer,
+        ..
+    } = second
+    else {
+        panic!()
+    };
+    assert_eq!(endpoint, "server.conn2");
+    let two = user.returned("two", "connect", 0).await;
+    assert_eq!(Some(peer), two.result.unwrap().local);
+    // Each connection is its own endpoint: bytes sent on one arrive only at its client.
+    user.ok(
+        "server.conn2",
+        Call::Sendall {
+            data: Bytes(b"for two".to_vec()),
+        },
+    )
+    .await;
+    user.ok("two", Call::Setblocking { flag: false }).await;
+    user.ok("one", Call::Setblocking { flag: false }).await;
+    let ReturnValue::Received { data, .. } = user.ok("two", Call::Recv { bufsize: 100 }).await
+    else {
+        panic!()
+    };
+    assert_eq!(data.0, b"for two");
+    assert_eq!(
+        user.fails("one", Call::Recv { bufsize: 100 }).await.0,
+        "EAGAIN"
+    );
+}
+
+#[tokio::test]
+async fn closing_a_socket_wakes_the_call_waiting_on_it() {
+    let mut user = User::connect().await;
+    user.ok("s", socket(Family::Inet, SockType::Stream)).await;
+    user.ok(
+        "s",
+        Call::Bind {
+            address: inet(own_host(3), 1),
+        },
+    )
+    .await;
+    user.ok("s", Call::Listen { backlog: 1 }).await;
+    user.start("s", Call::Accept).await;
+    user.ok("s", Call::Close).await;
+    let accept = user.returned("s", "accept", 0).await;
+    assert_eq!(accept.error.unwrap().errno, "EINVAL");
+}
+
+#[tokio::test]
+async fn refused_places_and_names_are_clear_errors() {
+    let mut user = User::connect().await;
+    user.ok("s", socket(Family::Inet, SockType::Stream)).await;
+    let (errno, origin) = user
+        .fails(
+            "s",
+            Call::Connect {
+                address: inet(Ipv4Addr::new(10, 1, 2, 3), 80),
+            },
+        )
+        .await;
+    assert_eq!((errno.as_str(), origin), ("EACCES", ErrorOrigin::Lab));
+    user.ok("u", socket(Family::Unix, SockType::Stream)).await;
+    for escape in ["../../etc/evil.sock", "/tmp/evil.sock"] {
+        let address = SockAddr::Unix {
+            path: escape.into(),
+            r#abstract: false,
+        };
+        assert_eq!(user.fails("u", Call::Bind { address }).await.0, "EACCES");
+    }
+    for bad in ["", "1abc", "a b", "x.y", "\u{0}"] {
+        user.send(&ClientMessage::Call {
+            endpoint: bad.into(),
+            call: socket(Family::Inet, SockType::Stream),
+        })
+        .await;
+        user.next().await;
+        let (code, message) = user.errors.pop().unwrap();
+        assert_eq!(code, ErrorCode::InvalidEndpoint, "{bad:?}");
+        assert!(message.contains("not a socket name"));
+    }
+    // A relative Unix path lands in the session's own directory.
+    let address = SockAddr::Unix {
+        path: "mine.sock".into(),
+        r#abstract: false,
+    };
+    user.ok("u", Call::Bind { address }).await;
+    let dir = user.unix_dir.clone().unwrap();
+    assert!(std::path::Path::new(&dir).join("mine.sock").exists());
+    // Stopping the sandbox closes its sockets and removes its directory.
+    user.send(&ClientMessage::Stop).await;
+    while user.finished.is_none() {
+        user.next().await;
+    }
+    assert!(matches!(user.finished, Some(RunOutcome::Cancelled { .. })));
+    assert!(!std::path::Path::new(&dir).exists());
+}
+
+#[tokio::test]
+async fn no_calls_of_ones_own_while_a_scenario_plays() {
+    let mut user = User::connect().await;
+    // This scenario takes at least half a second (a timeout expires in it).
+    user.send(&ClientMessage::Play {
+        scenario: "nonblocking".into(),
+    })
+    .await;
+    user.send(&ClientMessage::Call {
+        endpoint: "s".into(),
+        call: socket(Family::Inet, SockType::Stream),
+    })
+    .await;
+    while user.errors.is_empty() {
+        user.next().await;
+    }
+    assert_eq!(user.errors[0].0, ErrorCode::ScenarioInProgress);
+    assert!(user.events.iter().all(|e| e.role != SANDBOX_ID));
+}
