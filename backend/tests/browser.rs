@@ -203,3 +203,83 @@ async fn the_page_says_when_the_backend_restarts_and_reconnects() {
     let _ = client.close().await;
     result.unwrap();
 }
+
+/// For each scenario, something its page must show once it has played: (scenario, the
+/// element's test id, the text).
+const WHAT_EACH_SCENARIO_SHOWS: &[(&str, &str, &str)] = &[
+    (
+        "simple-server-client",
+        "endpoint-client.s",
+        "Connection is successful",
+    ),
+    ("tcp-echo", "endpoint-client.s", "Echo this back"),
+    ("udp-echo", "endpoint-client.s", "Hello, UDP"),
+    ("unix-stream", "endpoint-server.s", "server.sock"),
+    ("unix-dgram", "endpoint-client.s", "Hello, datagram"),
+    ("ipv6-echo", "endpoint-server.s", "::1"),
+    ("multiple-clients", "endpoint-client3.s", "You are client 3"),
+    ("byte-stream", "endpoint-server.con", "Hello, world!"),
+    ("datagram-boundaries", "endpoint-server.s", "three th"),
+    ("half-close", "endpoint-client.s", "TIME_WAIT"),
+    ("connection-refused", "event-log", "ECONNREFUSED"),
+    ("address-in-use", "event-log", "EADDRINUSE"),
+    ("reset", "event-log", "ECONNRESET"),
+    ("nonblocking", "event-log", "TimeoutError"),
+];
+
+async fn every_scenario_plays(client: &Client, base: SocketAddr) -> Result<(), String> {
+    let scenarios = backend::scenario_list();
+    let listed: Vec<&str> = scenarios.iter().map(|(id, _)| *id).collect();
+    let checked: Vec<&str> = WHAT_EACH_SCENARIO_SHOWS
+        .iter()
+        .map(|(id, ..)| *id)
+        .collect();
+    if listed != checked {
+        return Err(format!("scenarios {listed:?} but checks for {checked:?}"));
+    }
+    for (id, testid, text) in WHAT_EACH_SCENARIO_SHOWS {
+        client
+            .goto(&format!("http://{base}/?scenario={id}&play=1"))
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = wait_for_text(client, "run-status", "finished")
+            .await
+            .map_err(|error| format!("{id}: {error}"))?;
+        if status.contains("failed") || status.contains("stopped") {
+            return Err(format!("{id}: {status}"));
+        }
+        wait_for_text(client, testid, text)
+            .await
+            .map_err(|error| format!("{id}: {error}"))?;
+        let rows = client
+            .find_all(Locator::Css("[data-testid='event-log'] tbody tr"))
+            .await
+            .map_err(|e| e.to_string())?;
+        if rows.len() < 4 {
+            return Err(format!("{id}: the log has only {} rows", rows.len()));
+        }
+        // The scenario picker names the scenario that is playing.
+        let chosen = client
+            .find(Locator::Css("[data-testid='scenario-select']"))
+            .await
+            .map_err(|e| e.to_string())?
+            .prop("value")
+            .await
+            .map_err(|e| e.to_string())?;
+        if chosen.as_deref() != Some(*id) {
+            return Err(format!("{id}: the scenario picker shows {chosen:?}"));
+        }
+        save_screenshot(client, &format!("scenario-{id}.png")).await;
+    }
+    Ok(())
+}
+
+#[tokio::test]
+#[ignore = "needs dist/ and chromedriver: run scripts/test.sh"]
+async fn the_page_plays_every_scenario() {
+    let (addr, _stop) = start_backend("127.0.0.1:0".parse().unwrap()).await;
+    let (_driver, client) = start_browser().await;
+    let result = every_scenario_plays(&client, addr).await;
+    let _ = client.close().await;
+    result.unwrap();
+}

@@ -11,7 +11,7 @@ use wasm_bindgen::closure::Closure;
 use web_sys::{CloseEvent, MessageEvent, WebSocket};
 
 use crate::diagram::{HEADER_HEIGHT, ROW_HEIGHT, layout};
-use crate::model::{Link, Model};
+use crate::model::{Link, Model, role_colour};
 
 /// The scenario a `?scenario=` link names, and whether `&play=1` asks to play it at once.
 fn deep_link() -> (Option<String>, bool) {
@@ -169,8 +169,16 @@ fn App() -> impl IntoView {
                 <select data-testid="scenario-select"
                     prop:value=move || selected.get()
                     on:change=move |ev| selected.set(event_target_value(&ev))>
-                    {move || model.with(|m| m.scenarios.iter().map(|s| view! {
-                        <option value=s.id.clone()>{s.title.clone()}</option>
+                    // Each option says whether it is the chosen one: the list arrives after the
+                    // select's value was set (from a deep link), which would otherwise be lost.
+                    {move || model.with(|m| m.scenarios.iter().map(|s| {
+                        let id = s.id.clone();
+                        view! {
+                            <option value=s.id.clone()
+                                selected=move || selected.with(|chosen| *chosen == id)>
+                                {s.title.clone()}
+                            </option>
+                        }
                     }).collect_view())}
                 </select>
             </label>
@@ -217,7 +225,7 @@ fn RunPanel(run: crate::model::RunView) -> impl IntoView {
                 };
                 let queues = e.kernel.as_ref().map(queue_rows).unwrap_or_default();
                 view! {
-                    <div class=format!("card role-{}", e.role) data-testid=testid>
+                    <div class=format!("card role-{}", role_colour(&e.role)) data-testid=testid>
                         <h3>{e.id.clone()} <span class="state" title=state_title data-testid="state">{state}</span></h3>
                         <dl>
                             <dt>"fd"</dt><dd>{e.fd.map_or_else(|| "-".to_owned(), |fd| fd.to_string())}</dd>
@@ -246,7 +254,7 @@ fn RunPanel(run: crate::model::RunView) -> impl IntoView {
                 }).collect_view()}
                 {diagram.bars.iter().map(|bar| {
                     let height = bar.bottom - bar.top + ROW_HEIGHT - 6.0;
-                    let class = if bar.failed { "bar failed".to_owned() } else if bar.waiting { "bar waiting".to_owned() } else { format!("bar role-{}", bar.role) };
+                    let class = if bar.failed { "bar failed".to_owned() } else if bar.waiting { "bar waiting".to_owned() } else { format!("bar role-{}", role_colour(&bar.role)) };
                     view! {
                         <rect x=bar.x - 6.0 y=bar.top - ROW_HEIGHT / 2.0 + 3.0 width="12"
                             height=height class=class rx="3"/>

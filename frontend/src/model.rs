@@ -9,6 +9,19 @@ use shared::{
     ScenarioInfo, ServerMessage, SockAddr, SocketView,
 };
 
+/// The colour a role's endpoints are drawn in: clients (`client`, `client2`) in the client
+/// colour, every other program (`server`, a `second` or `restarted` server) in the server
+/// colour, and the user's own sandbox sockets in their own.
+pub fn role_colour(role: &str) -> &'static str {
+    if role.starts_with("client") {
+        "client"
+    } else if role == shared::SANDBOX_ID {
+        "sandbox"
+    } else {
+        "server"
+    }
+}
+
 /// The state of the WebSocket to the backend.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Link {

@@ -308,7 +308,7 @@ fn one_recv_that_takes_two_sends_is_drawn_from_both() {
     assert_eq!(run.messages.len(), 2);
     for message in &run.messages {
         assert_eq!(message.to.as_deref(), Some("server.con"));
-        assert_eq!(message.received_at, Some(11));
+        assert_eq!(message.received_at, Some(9));
         assert!(!message.datagram);
     }
     assert_eq!(layout(run).arrows.len(), 2);
@@ -367,10 +367,18 @@ fn each_recvfrom_takes_one_datagram_even_when_truncated() {
     let model = model_with(s.0);
     let run = model.run.as_ref().unwrap();
     let received: Vec<Option<u64>> = run.messages.iter().map(|m| m.received_at).collect();
-    assert_eq!(received, [Some(13), Some(15)]);
+    assert_eq!(received, [Some(9), Some(11)]);
     assert!(
         run.messages
             .iter()
             .all(|m| m.datagram && m.taken == m.data.len())
     );
+}
+
+#[test]
+fn every_client_is_coloured_as_a_client_and_other_programs_as_servers() {
+    use crate::model::role_colour;
+    assert_eq!(role_colour("client3"), "client");
+    assert_eq!(role_colour("restarted"), "server");
+    assert_eq!(role_colour(shared::SANDBOX_ID), "sandbox");
 }
