@@ -27,6 +27,9 @@ use tokio::time::Instant;
 use super::addr;
 use super::kernel::{self, AddressPair};
 
+/// How often a call asks the kernel again when the reactor cannot tell it when to.
+const POLL_INTERVAL: Duration = Duration::from_millis(20);
+
 /// The errno of a non-blocking `connect` that has started its handshake.
 const EINPROGRESS: i32 = nix::errno::Errno::EINPROGRESS as i32;
 
@@ -385,17 +388,27 @@ impl LabSocket {
         };
         let readiness = self.readiness()?;
         let mut closing = self.closing.subscribe();
+        // Whether the reactor has stopped telling anything: see below.
+        let mut polling = false;
         loop {
             let ready = async {
+                let wait = async {
+                    if polling {
+                        tokio::time::sleep(POLL_INTERVAL).await;
+                        None
+                    } else {
+                        Some(readiness.ready(interest).await)
+                    }
+                };
                 match deadline {
-                    Some(deadline) => tokio::time::timeout_at(deadline, readiness.ready(interest))
+                    Some(deadline) => tokio::time::timeout_at(deadline, wait)
                         .await
-                        .map_err(|_| io::Error::other(Interrupted::TimedOut))?,
-                    None => readiness.ready(interest).await,
+                        .map_err(|_| io::Error::other(Interrupted::TimedOut)),
+                    None => Ok(wait.await),
                 }
             };
-            let mut guard = tokio::select! {
-                guard = ready => guard?,
+            let ready = tokio::select! {
+                ready = ready => ready?,
                 _ = closing.wait_for(|closing| *closing) => {
                     // The kernel has been told (shutdown) before the flag was set, so it
                     // has its answer now, unless the socket is of a kind it does not wake.
@@ -407,9 +420,22 @@ impl LabSocket {
                     };
                 }
             };
+            let Some(guard) = ready else {
+                match operation(&self.socket) {
+                    Err(error) if error.kind() == io::ErrorKind::WouldBlock => continue,
+                    answer => return answer,
+                }
+            };
+            let mut guard = guard?;
+            // The reactor never forgets that a socket was hung up (EPOLLHUP); a socket that
+            // reports it and still answers EAGAIN (a Unix listener that was shut down, a
+            // socket that listened again after its connection ended) would make this loop
+            // spin. Such a call asks the kernel again at intervals instead.
+            let hung_up = guard.ready().is_read_closed() || guard.ready().is_write_closed();
             if let Ok(result) = guard.try_io(|_| operation(&self.socket)) {
                 return result;
             }
+            polling = hung_up;
         }
     }
 }

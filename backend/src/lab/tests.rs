@@ -164,3 +164,53 @@ proptest! {
         prop_assert!(!dir.exists(), "{} was left behind", dir.display());
     }
 }
+
+/// A Unix listener that was shut down reports "hung up" to the reactor for good while the
+/// kernel answers `accept` with EAGAIN; a waiting accept must not spin on that. (A spinning
+/// call never lets the timeout around it run, so the test watches from another thread.)
+#[test]
+fn accept_on_a_shut_down_listener_waits_without_spinning() {
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let (events_tx, _events_rx) = mpsc::unbounded_channel();
+        let lab = Lab::new(EventSink::new(events_tx), Places::new());
+        let caller = Caller {
+            role: "user",
+            endpoint: "s",
+            line: None,
+        };
+        let shut_listener = [
+            Call::Socket {
+                family: Family::Unix,
+                sock_type: SockType::Stream,
+            },
+            Call::Bind {
+                address: SockAddr::Unix {
+                    path: "l.sock".into(),
+                    r#abstract: false,
+                },
+            },
+            Call::Listen { backlog: 1 },
+            Call::Shutdown {
+                how: shared::Shutdown::Both,
+            },
+        ];
+        runtime.block_on(async {
+            for call in shut_listener {
+                lab.perform(&caller, call, None, || {}).await.unwrap();
+            }
+            let accept = lab.perform(&caller, Call::Accept, None, || {});
+            // Either the kernel answers, or the call still waits when the timeout fires.
+            let _ = tokio::time::timeout(Duration::from_millis(100), accept).await;
+        });
+        let _ = done_tx.send(());
+    });
+    assert!(
+        done_rx.recv_timeout(Duration::from_secs(10)).is_ok(),
+        "accept on a shut-down listener spun instead of waiting"
+    );
+}

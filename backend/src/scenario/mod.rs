@@ -458,6 +458,48 @@ mod tests {
         );
     }
 
+    /// A cue naming a role or step that does not exist would never be met, and the run would
+    /// hang until its time limit.
+    #[test]
+    fn every_cue_names_a_step_that_exists() {
+        let setup = RunSetup {
+            host: Ipv4Addr::new(127, 64, 0, 1),
+            port6: 40000,
+            dir: PathBuf::from("/tmp/socket-lab-1-1"),
+            abstract_prefix: "socket-lab-1-1/".into(),
+        };
+        for scenario in CATALOG {
+            let plan = scenario.plan(&setup);
+            let cues = plan.roles.iter().flat_map(|role| {
+                role.start
+                    .into_iter()
+                    .chain(role.steps.iter().filter_map(|step| step.after))
+                    .map(move |cue| (role.role, cue))
+            });
+            for (waiting, cue) in cues {
+                let Some(other) = plan.roles.iter().find(|role| role.role == cue.role) else {
+                    panic!(
+                        "{}: {waiting} waits for a role {} that does not exist",
+                        scenario.id, cue.role
+                    );
+                };
+                assert!(
+                    cue.role != waiting,
+                    "{}: {waiting} waits for itself",
+                    scenario.id
+                );
+                assert!(
+                    cue.step < other.steps.len(),
+                    "{}: {waiting} waits for step {} of {}, which has {}",
+                    scenario.id,
+                    cue.step,
+                    cue.role,
+                    other.steps.len()
+                );
+            }
+        }
+    }
+
     #[test]
     fn scenario_ids_are_unique_and_findable() {
         for scenario in CATALOG {
