@@ -16,6 +16,16 @@ use super::{Caller, EventSink, Lab, Places};
 
 const ENDPOINTS: [&str; 4] = ["a", "b", "c", "a.conn"];
 
+/// Held by every test here that opens descriptors, so that the property test counts only its
+/// own.
+static DESCRIPTORS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn descriptors_to_myself() -> std::sync::MutexGuard<'static, ()> {
+    DESCRIPTORS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 fn family() -> impl Strategy<Value = Family> {
     prop_oneof![Just(Family::Inet), Just(Family::Inet6), Just(Family::Unix)]
 }
@@ -112,6 +122,7 @@ proptest! {
             1..24,
         ),
     ) {
+        let _alone = descriptors_to_myself();
         let host = Ipv4Addr::new(127, 77, 7, last_octet);
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -170,6 +181,7 @@ proptest! {
 /// call never lets the timeout around it run, so the test watches from another thread.)
 #[test]
 fn accept_on_a_shut_down_listener_waits_without_spinning() {
+    let _alone = descriptors_to_myself();
     let (done_tx, done_rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -207,6 +219,9 @@ fn accept_on_a_shut_down_listener_waits_without_spinning() {
             // Either the kernel answers, or the call still waits when the timeout fires.
             let _ = tokio::time::timeout(Duration::from_millis(100), accept).await;
         });
+        // Everything this thread opened is closed before the test lets others count.
+        drop(lab);
+        drop(runtime);
         let _ = done_tx.send(());
     });
     assert!(
