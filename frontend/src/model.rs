@@ -428,6 +428,15 @@ impl RunView {
         for endpoint in &mut self.endpoints {
             endpoint.waiting = None;
             endpoint.state = EndpointState::Closed;
+            // The run's sockets are all closed now; only a connection the kernel keeps after
+            // its socket (TIME_WAIT) is still as last reported.
+            if endpoint
+                .kernel
+                .as_ref()
+                .is_some_and(|kernel| !kernel.lingering)
+            {
+                endpoint.kernel = None;
+            }
         }
         self.outcome = Some(outcome);
     }
