@@ -195,6 +195,40 @@ impl RolePlan {
         &mut self.steps[last]
     }
 
+    /// The opening of every server: `s = socket.socket(family, type)`, `s.bind(address)` and,
+    /// for a stream, `s.listen(backlog)`. The program must have those three lines.
+    pub(crate) fn serves(&mut self, socket: Call, address: &SockAddr, backlog: Option<i32>) {
+        self.step("s = socket.socket", "s", socket);
+        self.step(
+            "s.bind",
+            "s",
+            Call::Bind {
+                address: address.clone(),
+            },
+        );
+        if let Some(backlog) = backlog {
+            self.step("s.listen", "s", Call::Listen { backlog });
+        }
+    }
+
+    /// `con, addr = s.accept()`; returns the step's index, for the client's cue.
+    pub(crate) fn accepts(&mut self) -> usize {
+        self.step("s.accept()", "s", Call::Accept).assigns("con");
+        self.last()
+    }
+
+    /// The opening of every client: `s = socket.socket(...)` and `s.connect(address)`.
+    pub(crate) fn connects(&mut self, socket: Call, address: &SockAddr) {
+        self.step("s = socket.socket", "s", socket);
+        self.step(
+            "s.connect",
+            "s",
+            Call::Connect {
+                address: address.clone(),
+            },
+        );
+    }
+
     /// The index of the last step added, for cues.
     pub(crate) fn last(&self) -> usize {
         self.steps.len().saturating_sub(1)
@@ -458,16 +492,20 @@ mod tests {
         );
     }
 
-    /// A cue naming a role or step that does not exist would never be met, and the run would
-    /// hang until its time limit.
-    #[test]
-    fn every_cue_names_a_step_that_exists() {
-        let setup = RunSetup {
+    fn example_setup() -> RunSetup {
+        RunSetup {
             host: Ipv4Addr::new(127, 64, 0, 1),
             port6: 40000,
             dir: PathBuf::from("/tmp/socket-lab-1-1"),
             abstract_prefix: "socket-lab-1-1/".into(),
-        };
+        }
+    }
+
+    /// A cue naming a role or step that does not exist would never be met, and the run would
+    /// hang until its time limit.
+    #[test]
+    fn every_cue_names_a_step_that_exists() {
+        let setup = example_setup();
         for scenario in CATALOG {
             let plan = scenario.plan(&setup);
             let cues = plan.roles.iter().flat_map(|role| {
@@ -512,12 +550,7 @@ mod tests {
     /// highlights the wrong line.
     #[test]
     fn every_step_points_at_a_line_that_makes_its_call() {
-        let setup = RunSetup {
-            host: Ipv4Addr::new(127, 64, 0, 1),
-            port6: 40000,
-            dir: PathBuf::from("/tmp/socket-lab-1-1"),
-            abstract_prefix: "socket-lab-1-1/".into(),
-        };
+        let setup = example_setup();
         for scenario in CATALOG {
             for role in scenario.plan(&setup).roles {
                 let lines: Vec<&str> = role.code.lines().collect();

@@ -52,8 +52,7 @@ while True:
         },
     );
     server.step("s.listen", "s", Call::Listen { backlog: 5 });
-    server.step("s.accept()", "s", Call::Accept).assigns("con");
-    let accept = server.last();
+    let accept = server.accepts();
     server.step(
         "con.send",
         "con",

@@ -81,17 +81,8 @@ s.close()
 "
         ),
     );
-    server.step("s = socket.socket", "s", tcp(family));
-    server.step(
-        "s.bind",
-        "s",
-        Call::Bind {
-            address: address.clone(),
-        },
-    );
-    server.step("s.listen", "s", Call::Listen { backlog: 1 });
-    server.step("s.accept()", "s", Call::Accept).assigns("con");
-    let accept = server.last();
+    server.serves(tcp(family), address, Some(1));
+    let accept = server.accepts();
     server.step("getpeername", "con", Call::Getpeername);
     for _ in 0..2 {
         server.step("con.recv", "con", Call::Recv { bufsize: 1024 });
@@ -119,14 +110,7 @@ s.close()
         ),
     )
     .starts(Cue::entered("server", accept));
-    client.step("s = socket.socket", "s", tcp(family));
-    client.step(
-        "s.connect",
-        "s",
-        Call::Connect {
-            address: address.clone(),
-        },
-    );
+    client.connects(tcp(family), address);
     for message in ["Hello, server", "Echo this back"] {
         client.step(
             "s.sendall",
@@ -173,15 +157,7 @@ s.close()
 "
         ),
     );
-    server.step("s = socket.socket", "s", tcp(Family::Inet));
-    server.step(
-        "s.bind",
-        "s",
-        Call::Bind {
-            address: setup.server(),
-        },
-    );
-    server.step("s.listen", "s", Call::Listen { backlog: 5 });
+    server.serves(tcp(Family::Inet), &setup.server(), Some(5));
     let listen = server.last();
     for n in 1..=3 {
         let accept = server.step("s.accept()", "s", Call::Accept).assigns("con");
@@ -213,14 +189,7 @@ s.close()
             ),
         )
         .starts(start);
-        client.step("s = socket.socket", "s", tcp(Family::Inet));
-        client.step(
-            "s.connect",
-            "s",
-            Call::Connect {
-                address: setup.server(),
-            },
-        );
+        client.connects(tcp(Family::Inet), &setup.server());
         client.step("s.recv", "s", Call::Recv { bufsize: 1024 });
         client.step("s.close()", "s", Call::Close);
         client
@@ -275,25 +244,9 @@ s.close()
 "
             ),
         );
-        server.step("s = socket.socket", "s", tcp(Family::Inet));
-        server.step(
-            "s.bind",
-            "s",
-            Call::Bind {
-                address: setup.server(),
-            },
-        );
-        server.step("s.listen", "s", Call::Listen { backlog: 1 });
-        server.step("s.accept()", "s", Call::Accept).assigns("con");
-        let accept = server.last();
-        client.step("s = socket.socket", "s", tcp(Family::Inet));
-        client.step(
-            "s.connect",
-            "s",
-            Call::Connect {
-                address: setup.server(),
-            },
-        );
+        server.serves(tcp(Family::Inet), &setup.server(), Some(1));
+        let accept = server.accepts();
+        client.connects(tcp(Family::Inet), &setup.server());
         client.step(
             "s.send(b'Hello, ')",
             "s",
@@ -353,17 +306,8 @@ s.close()
 "
             ),
         );
-        server.step("s = socket.socket", "s", tcp(Family::Inet));
-        server.step(
-            "s.bind",
-            "s",
-            Call::Bind {
-                address: setup.server(),
-            },
-        );
-        server.step("s.listen", "s", Call::Listen { backlog: 1 });
-        server.step("s.accept()", "s", Call::Accept).assigns("con");
-        let accept = server.last();
+        server.serves(tcp(Family::Inet), &setup.server(), Some(1));
+        let accept = server.accepts();
         server.step("con.recv", "con", Call::Recv { bufsize: 1024 });
         server.step("con.recv", "con", Call::Recv { bufsize: 1024 });
         server.step("con.sendall", "con", Call::Sendall { data: bytes("42") });
@@ -389,14 +333,7 @@ s.close()
             ),
         )
         .starts(Cue::entered("server", accept));
-        client.step("s = socket.socket", "s", tcp(Family::Inet));
-        client.step(
-            "s.connect",
-            "s",
-            Call::Connect {
-                address: setup.server(),
-            },
-        );
+        client.connects(tcp(Family::Inet), &setup.server());
         client.step(
             "s.sendall",
             "s",
@@ -441,14 +378,7 @@ s.close()
 "
             ),
         );
-        client.step("s = socket.socket", "s", tcp(Family::Inet));
-        client.step(
-            "s.connect",
-            "s",
-            Call::Connect {
-                address: setup.server(),
-            },
-        );
+        client.connects(tcp(Family::Inet), &setup.server());
         client.step(
             "s.send",
             "s",
@@ -555,14 +485,7 @@ s.close()
         ),
     )
     .starts(Cue::returned("second", second_bind));
-    client.step("s = socket.socket", "s", tcp(Family::Inet));
-    client.step(
-        "s.connect",
-        "s",
-        Call::Connect {
-            address: setup.server(),
-        },
-    );
+    client.connects(tcp(Family::Inet), &setup.server());
     client.step("s.recv", "s", Call::Recv { bufsize: 1024 });
     client
         .step("s.recv", "s", Call::Recv { bufsize: 1024 })
@@ -646,17 +569,8 @@ s.close()
 "
             ),
         );
-        server.step("s = socket.socket", "s", tcp(Family::Inet));
-        server.step(
-            "s.bind",
-            "s",
-            Call::Bind {
-                address: setup.server(),
-            },
-        );
-        server.step("s.listen", "s", Call::Listen { backlog: 1 });
-        server.step("s.accept()", "s", Call::Accept).assigns("con");
-        let accept = server.last();
+        server.serves(tcp(Family::Inet), &setup.server(), Some(1));
+        let accept = server.accepts();
         server
             .step("con.recv", "con", Call::Recv { bufsize: 1024 })
             .handled();
@@ -687,14 +601,7 @@ s.close()  # with SO_LINGER 0, close() sends RST instead of FIN
             ),
         )
         .starts(Cue::entered("server", accept));
-        client.step("s = socket.socket", "s", tcp(Family::Inet));
-        client.step(
-            "s.connect",
-            "s",
-            Call::Connect {
-                address: setup.server(),
-            },
-        );
+        client.connects(tcp(Family::Inet), &setup.server());
         client.step(
             "s.setsockopt",
             "s",
@@ -765,29 +672,14 @@ s.close()
 "
             ),
         );
-        server.step("s = socket.socket", "s", tcp(Family::Inet));
-        server.step(
-            "s.bind",
-            "s",
-            Call::Bind {
-                address: setup.server(),
-            },
-        );
-        server.step("s.listen", "s", Call::Listen { backlog: 1 });
+        server.serves(tcp(Family::Inet), &setup.server(), Some(1));
         server.step("s.setblocking", "s", Call::Setblocking { flag: false });
         server
             .step("nobody has connected", "s", Call::Accept)
             .assigns("con")
             .handled();
         let first_accept = server.last();
-        client.step("s = socket.socket", "s", tcp(Family::Inet));
-        client.step(
-            "s.connect",
-            "s",
-            Call::Connect {
-                address: setup.server(),
-            },
-        );
+        client.connects(tcp(Family::Inet), &setup.server());
         let connect = client.last();
         client.step("s.settimeout", "s", Call::Settimeout { millis: Some(500) });
         client

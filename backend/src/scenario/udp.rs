@@ -35,14 +35,7 @@ s.close()
 "
             ),
         );
-        server.step("s = socket.socket", "s", udp());
-        server.step(
-            "s.bind",
-            "s",
-            Call::Bind {
-                address: setup.server(),
-            },
-        );
+        server.serves(udp(), &setup.server(), None);
         server.step("s.recvfrom", "s", Call::Recvfrom { bufsize: 1024 });
         let recvfrom = server.last();
         server
@@ -112,14 +105,7 @@ s.close()
 "
             ),
         );
-        server.step("s = socket.socket", "s", udp());
-        server.step(
-            "s.bind",
-            "s",
-            Call::Bind {
-                address: setup.server(),
-            },
-        );
+        server.serves(udp(), &setup.server(), None);
         let bind = server.last();
 
         let mut client = RolePlan::new(

@@ -39,17 +39,8 @@ s.close()  # Socket Lab removes the socket file when the run ends
 "
             ),
         );
-        server.step("s = socket.socket", "s", unix(SockType::Stream));
-        server.step(
-            "s.bind",
-            "s",
-            Call::Bind {
-                address: path.clone(),
-            },
-        );
-        server.step("s.listen", "s", Call::Listen { backlog: 1 });
-        server.step("s.accept()", "s", Call::Accept).assigns("con");
-        let accept = server.last();
+        server.serves(unix(SockType::Stream), &path, Some(1));
+        let accept = server.accepts();
         server.step("con.recv", "con", Call::Recv { bufsize: 1024 });
         server.step(
             "con.sendall",
@@ -76,8 +67,7 @@ s.close()
             ),
         )
         .starts(Cue::entered("server", accept));
-        client.step("s = socket.socket", "s", unix(SockType::Stream));
-        client.step("s.connect", "s", Call::Connect { address: path });
+        client.connects(unix(SockType::Stream), &path);
         client.step(
             "s.sendall",
             "s",
@@ -118,14 +108,7 @@ s.close()
 "
             ),
         );
-        server.step("s = socket.socket", "s", unix(SockType::Dgram));
-        server.step(
-            "s.bind",
-            "s",
-            Call::Bind {
-                address: path.clone(),
-            },
-        );
+        server.serves(unix(SockType::Dgram), &path, None);
         server.step("s.recvfrom", "s", Call::Recvfrom { bufsize: 1024 });
         let recvfrom = server.last();
         server
