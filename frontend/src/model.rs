@@ -276,6 +276,9 @@ impl RunView {
                 endpoint.waiting = None;
                 match event.outcome() {
                     Some(Ok(result)) => {
+                        // An error is shown until a later call on the socket succeeds (a
+                        // program that caught it and went on).
+                        endpoint.last_error = None;
                         if result.fd.is_some() {
                             endpoint.fd = result.fd;
                         }
