@@ -283,3 +283,162 @@ async fn the_page_plays_every_scenario() {
     let _ = client.close().await;
     result.unwrap();
 }
+
+async fn click(client: &Client, testid: &str) -> Result<(), String> {
+    client
+        .find(Locator::Css(&format!("[data-testid='{testid}']")))
+        .await
+        .map_err(|e| format!("{testid}: {e}"))?
+        .click()
+        .await
+        .map_err(|e| format!("{testid}: {e}"))
+}
+
+/// The text of the highlighted line of a role's program.
+async fn current_line(client: &Client, role: &str) -> Result<String, String> {
+    client
+        .find(Locator::Css(&format!(
+            "[data-testid='code-{role}'] [data-testid='current-line']"
+        )))
+        .await
+        .map_err(|e| format!("no current line in {role}'s code: {e}"))?
+        .text()
+        .await
+        .map_err(|e| e.to_string())
+}
+
+async fn stepping_moves_the_code_and_the_diagram(
+    client: &Client,
+    base: SocketAddr,
+) -> Result<(), String> {
+    client
+        .goto(&format!(
+            "http://{base}/?scenario=simple-server-client&play=1"
+        ))
+        .await
+        .map_err(|e| e.to_string())?;
+    wait_for_text(client, "run-status", "finished").await?;
+    click(client, "step-first").await?;
+    wait_for_text(client, "step-label", "event 1 of 24").await?;
+    let line = current_line(client, "server").await?;
+    if !line.contains("s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)") {
+        return Err(format!("at the first event the server's line is {line:?}"));
+    }
+    // Events 1 to 5: socket enters and returns, gethostname enters and returns, bind enters.
+    for _ in 0..4 {
+        click(client, "step-forward").await?;
+    }
+    wait_for_text(client, "step-label", "event 5 of 24").await?;
+    let line = current_line(client, "server").await?;
+    if !line.contains("s.bind((host, port))") {
+        return Err(format!("at bind the server's line is {line:?}"));
+    }
+    wait_for_text(client, "explanation", "bind(").await?;
+    // At that point the client has not started, and the diagram shows no client yet.
+    let diagram = wait_for_text(client, "diagram", "server.s").await?;
+    if diagram.contains("client.s") {
+        return Err("the diagram shows the client before it started".to_owned());
+    }
+    click(client, "step-back").await?;
+    wait_for_text(client, "step-label", "event 4 of 24").await?;
+    let line = current_line(client, "server").await?;
+    if !line.contains("socket.gethostname()") {
+        return Err(format!("one step back the server's line is {line:?}"));
+    }
+    // The keyboard steps too.
+    client
+        .find(Locator::Css("body"))
+        .await
+        .map_err(|e| e.to_string())?
+        .send_keys("\u{E014}") // WebDriver's ArrowRight
+        .await
+        .map_err(|e| e.to_string())?;
+    wait_for_text(client, "step-label", "event 5 of 24").await?;
+    save_screenshot(client, "stepping.png").await;
+    Ok(())
+}
+
+#[tokio::test]
+#[ignore = "needs dist/ and chromedriver: run scripts/test.sh"]
+async fn stepping_back_and_forth_highlights_the_code_line() {
+    let (addr, _stop) = start_backend("127.0.0.1:0".parse().unwrap()).await;
+    let (_driver, client) = start_browser().await;
+    let result = stepping_moves_the_code_and_the_diagram(&client, addr).await;
+    let _ = client.close().await;
+    result.unwrap();
+}
+
+async fn a_saved_trace_replays_without_the_backend(client: &Client) -> Result<(), String> {
+    let (addr, stop) = start_backend("127.0.0.1:0".parse().unwrap()).await;
+    client
+        .goto(&format!("http://{addr}/?scenario=half-close&play=1"))
+        .await
+        .map_err(|e| e.to_string())?;
+    wait_for_text(client, "run-status", "finished").await?;
+    let events = client
+        .find_all(Locator::Css("[data-testid='event-log'] tbody tr"))
+        .await
+        .map_err(|e| e.to_string())?
+        .len();
+    click(client, "save-trace").await?;
+    // What the page offered to save, read back through the download link.
+    let saved = client
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             const link = document.querySelector(\"[data-testid='download-link']\");
+             fetch(link.href).then(r => r.text()).then(done, e => done('failed: ' + e));",
+            vec![],
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    let saved = saved.as_str().unwrap_or_default().to_owned();
+    let file = shared::TraceFile::parse(&saved).map_err(|e| format!("the saved trace: {e}"))?;
+    if file.events.len() != events || file.scenario.id != "half-close" {
+        return Err(format!(
+            "saved {} events of {}, the page showed {events}",
+            file.events.len(),
+            file.scenario.id
+        ));
+    }
+    let path = std::env::temp_dir().join(format!("socket-lab-e2e-{}.json", std::process::id()));
+    std::fs::write(&path, &saved).map_err(|e| e.to_string())?;
+    // No backend any more.
+    stop.send(())
+        .map_err(|()| "the server had already stopped".to_owned())?;
+    wait_for_text(client, "connection-status", "reconnecting").await?;
+    client
+        .find(Locator::Css("[data-testid='open-trace']"))
+        .await
+        .map_err(|e| e.to_string())?
+        .send_keys(&path.to_string_lossy())
+        .await
+        .map_err(|e| e.to_string())?;
+    let status = wait_for_text(client, "run-status", "from socket-lab-").await?;
+    wait_for_text(client, "step-label", &format!("event 1 of {events}")).await?;
+    // Replaying it steps through the file at the chosen speed.
+    client
+        .find(Locator::Css("[data-testid='speed']"))
+        .await
+        .map_err(|e| e.to_string())?
+        .select_by_value("20")
+        .await
+        .map_err(|e| e.to_string())?;
+    click(client, "replay").await?;
+    wait_for_text(client, "step-label", &format!("event {events} of {events}")).await?;
+    wait_for_text(client, "endpoint-client.s", "TIME_WAIT").await?;
+    save_screenshot(client, "replayed-trace.png").await;
+    let _ = std::fs::remove_file(&path);
+    if !status.contains(".json") {
+        return Err(format!("the status says {status:?}"));
+    }
+    Ok(())
+}
+
+#[tokio::test]
+#[ignore = "needs dist/ and chromedriver: run scripts/test.sh"]
+async fn a_saved_trace_opens_and_replays_with_the_backend_stopped() {
+    let (_driver, client) = start_browser().await;
+    let result = a_saved_trace_replays_without_the_backend(&client).await;
+    let _ = client.close().await;
+    result.unwrap();
+}

@@ -11,18 +11,29 @@ use wasm_bindgen::closure::Closure;
 use web_sys::{CloseEvent, MessageEvent, WebSocket};
 
 use crate::diagram::{HEADER_HEIGHT, ROW_HEIGHT, layout};
-use crate::model::{Link, Model, role_colour};
+use crate::model::{Link, Model, RunView, Source, role_colour};
 
-/// The scenario a `?scenario=` link names, and whether `&play=1` asks to play it at once.
-fn deep_link() -> (Option<String>, bool) {
+/// What a link asks for: `?scenario=<id>` picks a scenario, `&play=1` plays it at once, and
+/// `&step=<n>` shows event `n` once the run has ended.
+#[derive(Debug, Default)]
+struct DeepLink {
+    scenario: Option<String>,
+    play: bool,
+    step: Option<usize>,
+}
+
+fn deep_link() -> DeepLink {
     let search = window().location().search().unwrap_or_default();
     let Ok(params) = web_sys::UrlSearchParams::new_with_str(&search) else {
-        return (None, false);
+        return DeepLink::default();
     };
-    let play = params
-        .get("play")
-        .is_some_and(|value| value == "1" || value == "true");
-    (params.get("scenario"), play)
+    DeepLink {
+        scenario: params.get("scenario"),
+        play: params
+            .get("play")
+            .is_some_and(|value| value == "1" || value == "true"),
+        step: params.get("step").and_then(|step| step.parse().ok()),
+    }
 }
 
 /// The WebSocket to the backend, reconnecting with backoff when it is lost.
@@ -31,6 +42,8 @@ struct Connection {
     model: RwSignal<Model>,
     /// A play that waits for the link (from a deep link, or a click while reconnecting).
     pending_play: RefCell<Option<String>>,
+    /// The event a deep link asks to show once its run has ended.
+    pending_step: RefCell<Option<usize>>,
     retries: RefCell<u32>,
 }
 
@@ -55,7 +68,12 @@ impl Connection {
             match serde_json::from_str::<ServerMessage>(&text) {
                 Ok(message) => {
                     let hello = matches!(message, ServerMessage::Hello { .. });
+                    let finished = matches!(message, ServerMessage::RunFinished { .. });
                     this.model.update(|model| model.apply(message));
+                    if finished && let Some(step) = this.pending_step.borrow_mut().take() {
+                        this.model
+                            .update(|model| model.with_run(|run| run.seek(step)));
+                    }
                     if hello {
                         *this.retries.borrow_mut() = 0;
                         let pending = if this.model.with_untracked(|m| m.link == Link::Connected) {
@@ -124,25 +142,208 @@ pub fn mount() {
     mount_to_body(App);
 }
 
+/// Replaying recorded events at a chosen speed.
+#[derive(Clone, Copy, Debug)]
+struct Replay {
+    playing: RwSignal<bool>,
+    /// Events per second.
+    speed: RwSignal<f64>,
+    /// Bumped at every start and stop, so that a stopped replay's pending tick does nothing.
+    generation: RwSignal<u32>,
+}
+
+impl Replay {
+    fn new() -> Self {
+        Replay {
+            playing: RwSignal::new(false),
+            speed: RwSignal::new(2.0),
+            generation: RwSignal::new(0),
+        }
+    }
+
+    fn toggle(self, model: RwSignal<Model>) {
+        self.generation.update(|generation| *generation += 1);
+        if self.playing.get_untracked() {
+            self.playing.set(false);
+            return;
+        }
+        // From the end, a replay starts again from the first event.
+        model.update(|model| {
+            model.with_run(|run| {
+                if run.at_end() {
+                    run.seek(0);
+                }
+            });
+        });
+        self.playing.set(true);
+        self.tick(model, self.generation.get_untracked());
+    }
+
+    fn stop(self) {
+        self.generation.update(|generation| *generation += 1);
+        self.playing.set(false);
+    }
+
+    fn tick(self, model: RwSignal<Model>, generation: u32) {
+        let delay = (1000.0 / self.speed.get_untracked().max(0.1)) as u64;
+        set_timeout(
+            move || {
+                if self.generation.get_untracked() != generation || !self.playing.get_untracked() {
+                    return;
+                }
+                let mut at_end = true;
+                model.update(|model| {
+                    model.with_run(|run| {
+                        run.step(1);
+                        at_end = run.at_end();
+                    });
+                });
+                if at_end {
+                    self.playing.set(false);
+                } else {
+                    self.tick(model, generation);
+                }
+            },
+            std::time::Duration::from_millis(delay),
+        );
+    }
+}
+
+/// Whether a key press is meant for a form field rather than for the page's shortcuts.
+fn typing_in_a_field(event: &web_sys::KeyboardEvent) -> bool {
+    event
+        .target()
+        .and_then(|target| target.dyn_into::<web_sys::Element>().ok())
+        .is_some_and(|element| {
+            matches!(element.tag_name().as_str(), "INPUT" | "SELECT" | "TEXTAREA")
+        })
+}
+
+/// Offers `contents` as a file download, through the page's one download link (which tests
+/// can also read).
+fn download(file_name: &str, contents: &str, mime: &str) {
+    let Some(document) = window().document() else {
+        return;
+    };
+    let parts = js_sys::Array::of1(&wasm_bindgen::JsValue::from_str(contents));
+    let options = web_sys::BlobPropertyBag::new();
+    options.set_type(mime);
+    let Ok(blob) = web_sys::Blob::new_with_str_sequence_and_options(&parts, &options) else {
+        return;
+    };
+    let Ok(url) = web_sys::Url::create_object_url_with_blob(&blob) else {
+        return;
+    };
+    let Some(link) = document
+        .query_selector("[data-testid='download-link']")
+        .ok()
+        .flatten()
+        .and_then(|element| element.dyn_into::<web_sys::HtmlAnchorElement>().ok())
+    else {
+        return;
+    };
+    let old = link.href();
+    if old.starts_with("blob:") {
+        let _ = web_sys::Url::revoke_object_url(&old);
+    }
+    link.set_href(&url);
+    link.set_download(file_name);
+    link.click();
+}
+
+/// The diagram as a standalone SVG file: the page's SVG carries its own styles.
+fn export_svg(file_name: &str) {
+    let svg = window()
+        .document()
+        .and_then(|document| {
+            document
+                .query_selector("[data-testid='diagram']")
+                .ok()
+                .flatten()
+        })
+        .map(|element| element.outer_html());
+    if let Some(svg) = svg {
+        download(
+            file_name,
+            &format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n{svg}"),
+            "image/svg+xml",
+        );
+    }
+}
+
+/// The diagram's styles, inside the SVG so that an exported diagram looks the same. The
+/// colours fall back to the light theme's outside the page.
+const DIAGRAM_STYLE: &str = "
+.lane-title { font: 600 13px ui-monospace, monospace; fill: var(--fg, #1d1d1f); }
+.lifeline { stroke: var(--line, #ccc); stroke-dasharray: 4 4; }
+.bar { fill: var(--muted, #666); opacity: .85; }
+.bar.role-server { fill: var(--server, #0b63c5); } .bar.role-client { fill: var(--client, #d95f02); }
+.bar.role-sandbox { fill: var(--sandbox, #1b9e77); }
+.bar.waiting { fill: var(--wait, #b58900); } .bar.failed { fill: var(--bad, #c62828); }
+.bar-label { font: 12px ui-monospace, monospace; fill: var(--fg, #1d1d1f); }
+.message { stroke: var(--client, #d95f02); stroke-width: 1.5; }
+.arrowhead { fill: var(--client, #d95f02); }
+.message-label { font: 600 12px ui-monospace, monospace; fill: var(--client, #d95f02); }
+.selected-row { fill: var(--wait, #b58900); opacity: .15; }
+";
+
 #[component]
 fn App() -> impl IntoView {
     let model = RwSignal::new(Model::default());
-    let (linked_scenario, autoplay) = deep_link();
+    let link = deep_link();
     let selected = RwSignal::new(
-        linked_scenario
+        link.scenario
             .clone()
             .unwrap_or_else(|| "simple-server-client".to_owned()),
     );
     let connection = Rc::new(Connection {
         socket: RefCell::new(None),
         model,
-        pending_play: RefCell::new(if autoplay { linked_scenario } else { None }),
+        pending_play: RefCell::new(if link.play { link.scenario } else { None }),
+        pending_step: RefCell::new(link.step),
         retries: RefCell::new(0),
     });
     connection.open();
+    let replay = Replay::new();
     let play = {
         let connection = Rc::clone(&connection);
-        move |_| connection.play(selected.get_untracked())
+        move |_| {
+            replay.stop();
+            connection.play(selected.get_untracked());
+        }
+    };
+    // Keyboard shortcuts: ← and → step, Home goes to the first event, End follows the newest,
+    // and the space bar replays or pauses.
+    let _shortcuts = window_event_listener(leptos::ev::keydown, move |event| {
+        if typing_in_a_field(&event) || event.ctrl_key() || event.meta_key() || event.alt_key() {
+            return;
+        }
+        match event.key().as_str() {
+            "ArrowLeft" => model.update(|m| m.with_run(|run| run.step(-1))),
+            "ArrowRight" => model.update(|m| m.with_run(|run| run.step(1))),
+            "Home" => model.update(|m| m.with_run(|run| run.seek(0))),
+            "End" => model.update(|m| m.with_run(RunView::follow)),
+            " " => replay.toggle(model),
+            _ => return,
+        }
+        event.prevent_default();
+    });
+    let open_trace = move |ev: leptos::ev::Event| {
+        let input: web_sys::HtmlInputElement = event_target(&ev);
+        let Some(file) = input.files().and_then(|files| files.get(0)) else {
+            return;
+        };
+        input.set_value("");
+        let name = file.name();
+        replay.stop();
+        leptos::task::spawn_local(async move {
+            match wasm_bindgen_futures::JsFuture::from(file.text()).await {
+                Ok(text) => {
+                    model.update(|m| m.open_trace(&text.as_string().unwrap_or_default(), name))
+                }
+                Err(_) => model.update(|m| m.error = Some(format!("{name} could not be read"))),
+            }
+        });
     };
 
     let link_text = move || match model.with(|m| m.link.clone()) {
@@ -159,6 +360,8 @@ fn App() -> impl IntoView {
         Link::Connecting => "link wait",
         _ => "link bad",
     };
+    let filter = RwSignal::new(None::<String>);
+    let newest_first = RwSignal::new(false);
 
     view! {
         <header>
@@ -184,70 +387,150 @@ fn App() -> impl IntoView {
             </label>
             <button data-testid="play" on:click=play
                 disabled=move || model.with(|m| m.link != Link::Connected)>"▶ Play"</button>
+            <label class="button" title="Open a trace file saved from this page">
+                "Open trace…"
+                <input type="file" accept=".json,application/json" data-testid="open-trace" on:change=open_trace/>
+            </label>
+            <a data-testid="download-link" class="hidden" href="#">"download"</a>
         </header>
         <Show when=move || model.with(|m| m.error.is_some())>
             <p class="error" data-testid="error">{move || model.with(|m| m.error.clone().unwrap_or_default())}</p>
         </Show>
         <main>{move || match model.with(|m| m.run.clone()) {
             None => view! {
-                <p class="intro">"Pick a scenario and press Play: the backend performs every socket call on the kernel's real sockets, and this page draws each one as it enters and returns."</p>
+                <p class="intro">"Pick a scenario and press Play: the backend performs every socket call on the kernel's real sockets, and this page draws each one as it enters and returns. Step through the events with ← and →, replay them with the space bar, and save a run as a trace file to open later, with no backend."</p>
             }.into_any(),
-            Some(run) => view! { <RunPanel run=run/> }.into_any(),
+            Some(run) => view! { <RunPanel run=run model=model replay=replay filter=filter newest_first=newest_first/> }.into_any(),
         }}</main>
     }
 }
 
 #[component]
-fn RunPanel(run: crate::model::RunView) -> impl IntoView {
-    let status = match &run.outcome {
-        None => "running…".to_owned(),
-        Some(shared::RunOutcome::Completed) => "finished".to_owned(),
-        Some(shared::RunOutcome::Cancelled { reason }) => format!("stopped: {reason}"),
-        Some(shared::RunOutcome::Failed { message }) => format!("failed: {message}"),
+fn RunPanel(
+    run: RunView,
+    model: RwSignal<Model>,
+    replay: Replay,
+    filter: RwSignal<Option<String>>,
+    newest_first: RwSignal<bool>,
+) -> impl IntoView {
+    let status = match (&run.source, &run.outcome) {
+        (Source::File { name }, _) => format!("from {name}"),
+        (_, None) => "running…".to_owned(),
+        (_, Some(shared::RunOutcome::Completed)) => "finished".to_owned(),
+        (_, Some(shared::RunOutcome::Cancelled { reason })) => format!("stopped: {reason}"),
+        (_, Some(shared::RunOutcome::Failed { message })) => format!("failed: {message}"),
     };
-    let diagram = layout(&run);
-    let endpoints = run.endpoints.clone();
-    let events = run.events.clone();
+    let total = run.events.len();
+    let selected = run.selected();
+    let shown = run.as_selected();
+    let diagram = layout(&shown);
+    let lines = run.highlighted_lines();
+    let explanation = selected
+        .map(|index| {
+            let event = &run.events[index];
+            format!("{}: {}", event.endpoint, explain(event))
+        })
+        .unwrap_or_default();
+    let step_label = match selected {
+        Some(index) => format!("event {} of {total}", index + 1),
+        None => "no events yet".to_owned(),
+    };
+    let following = run.cursor.is_none();
+    let endpoint_ids: Vec<String> = run.endpoints.iter().map(|e| e.id.clone()).collect();
+    let rows = run.log_rows(
+        filter.get_untracked().as_deref(),
+        newest_first.get_untracked(),
+    );
+    let file_stem = run.scenario.id.clone();
+    let save_trace = {
+        let file = run.to_file();
+        let name = format!("socket-lab-{file_stem}.json");
+        move |_| download(&name, &file.to_json(), "application/json")
+    };
+    let svg_name = format!("socket-lab-{file_stem}.svg");
     view! {
         <section class="summary">
             <h2>{run.scenario.title.clone()} <small data-testid="run-status">{status}</small></h2>
             <p>{run.scenario.summary.clone()}</p>
         </section>
-        <section class="endpoints">
-            {endpoints.into_iter().map(|e| {
-                let testid = format!("endpoint-{}", e.id);
-                let address = e.local.as_ref().map_or_else(|| "no address yet".to_owned(), |a| a.to_string());
-                let peer = e.peer.as_ref().map(|a| a.to_string());
-                let (state, state_title) = match &e.kernel {
-                    Some(kernel) if kernel.lingering => (kernel.state.name().to_owned(), "closed by the program; the kernel still keeps the connection"),
-                    Some(kernel) => (kernel.state.name().to_owned(), "as the kernel reports it"),
-                    None => (e.state.label().to_owned(), "from the calls so far"),
-                };
-                let queues = e.kernel.as_ref().map(queue_rows).unwrap_or_default();
-                view! {
-                    <div class=format!("card role-{}", role_colour(&e.role)) data-testid=testid>
-                        <h3>{e.id.clone()} <span class="state" title=state_title data-testid="state">{state}</span></h3>
-                        <dl>
-                            <dt>"fd"</dt><dd>{e.fd.map_or_else(|| "-".to_owned(), |fd| fd.to_string())}</dd>
-                            <dt>"local"</dt><dd>{address}</dd>
-                            <dt>"peer"</dt><dd>{peer.unwrap_or_else(|| "-".to_owned())}</dd>
-                            {queues.into_iter().map(|(name, value)| view! { <dt>{name}</dt><dd>{value}</dd> }).collect_view()}
-                        </dl>
-                        {e.waiting.map(|call| view! { <p class="waiting">"⏳ waiting in " {call}</p> })}
-                        {e.last_received.map(|data| view! { <p class="received">"received " <code>{data.to_string()}</code></p> })}
-                        {e.last_error.map(|error| view! { <p class="error">{error}</p> })}
-                    </div>
-                }
-            }).collect_view()}
+        <section class="controls" aria-label="Step through the events">
+            <button data-testid="step-first" title="First event (Home)" disabled=selected.is_none_or(|i| i == 0)
+                on:click=move |_| model.update(|m| m.with_run(|run| run.seek(0)))>"◀◀ first"</button>
+            <button data-testid="step-back" title="Step back (←)" disabled=selected.is_none_or(|i| i == 0)
+                on:click=move |_| model.update(|m| m.with_run(|run| run.step(-1)))>"◀ step"</button>
+            <button data-testid="replay" title="Replay or pause (space)" disabled=total == 0
+                on:click=move |_| replay.toggle(model)>
+                {move || if replay.playing.get() { "■ pause" } else { "▷ replay" }}
+            </button>
+            <button data-testid="step-forward" title="Step forward (→)" disabled=selected.is_none_or(|i| i + 1 >= total)
+                on:click=move |_| model.update(|m| m.with_run(|run| run.step(1)))>"step ▶"</button>
+            <button data-testid="follow" title="Newest event (End)" disabled=following
+                on:click=move |_| model.update(|m| m.with_run(RunView::follow))>"newest ▶▶"</button>
+            <input type="range" data-testid="timeline" aria-label="Timeline" min="0"
+                max=total.saturating_sub(1).to_string() prop:value=selected.unwrap_or(0).to_string()
+                on:input=move |ev| {
+                    if let Ok(index) = event_target_value(&ev).parse::<usize>() {
+                        model.update(|m| m.with_run(|run| run.seek(index)));
+                    }
+                }/>
+            <span data-testid="step-label">{step_label}</span>
+            <label>"speed "
+                <select data-testid="speed" on:change=move |ev| {
+                    if let Ok(speed) = event_target_value(&ev).parse::<f64>() { replay.speed.set(speed); }
+                }>
+                    {[(0.5, "½ event/s"), (1.0, "1 event/s"), (2.0, "2 events/s"), (5.0, "5 events/s"), (20.0, "20 events/s")]
+                        .into_iter().map(|(speed, label)| view! {
+                            <option value=speed.to_string() selected=replay.speed.get_untracked() == speed>{label}</option>
+                        }).collect_view()}
+                </select>
+            </label>
+            <button data-testid="save-trace" on:click=save_trace title="Save the run as a trace file">"Save trace"</button>
+            <button data-testid="export-svg" on:click=move |_| export_svg(&svg_name) title="Save the diagram as SVG">"Export SVG"</button>
+        </section>
+        <p class="explanation" data-testid="explanation">{explanation}</p>
+        <section class="workbench">
+            <div class="programs">
+                {run.programs.iter().map(|program| {
+                    let highlight = lines.iter().find(|(role, ..)| *role == program.role).map(|(_, line, own)| (*line, *own));
+                    view! {
+                        <figure class=format!("program role-{}", role_colour(&program.role))>
+                            <figcaption>{format!("{}.py", program.role)}</figcaption>
+                            <pre data-testid=format!("code-{}", program.role)>
+                                {program.code.lines().enumerate().map(|(index, text)| {
+                                    let number = index as u32 + 1;
+                                    let (current, other) = match highlight {
+                                        Some((line, own)) if line == number => (own, !own),
+                                        _ => (false, false),
+                                    };
+                                    view! {
+                                        <span class="line" class:current=current class:other=other
+                                            data-testid=current.then_some("current-line")>
+                                            <span class="number">{number}</span>{format!("{text}\n")}
+                                        </span>
+                                    }
+                                }).collect_view()}
+                            </pre>
+                        </figure>
+                    }
+                }).collect_view()}
+            </div>
+            <div class="endpoints">
+                {shown.endpoints.iter().cloned().map(endpoint_card).collect_view()}
+            </div>
         </section>
         <section class="diagram">
-            <svg data-testid="diagram" width=diagram.width height=diagram.height
+            <svg data-testid="diagram" xmlns="http://www.w3.org/2000/svg" width=diagram.width height=diagram.height
                 viewBox=format!("0 0 {} {}", diagram.width, diagram.height)>
+                <style>{DIAGRAM_STYLE}</style>
                 <defs>
                     <marker id="arrowhead" markerWidth="10" markerHeight="8" refX="9" refY="4" orient="auto">
                         <path d="M0,0 L10,4 L0,8 z" class="arrowhead"/>
                     </marker>
                 </defs>
+                {selected.filter(|_| !following).map(|index| view! {
+                    <rect class="selected-row" x="0" y=crate::diagram::row_y(index as u64) - ROW_HEIGHT / 2.0
+                        width=diagram.width height=ROW_HEIGHT/>
+                })}
                 {diagram.lanes.iter().map(|lane| view! {
                     <text x=lane.x y=HEADER_HEIGHT / 2.0 class="lane-title" text-anchor="middle">{lane.endpoint.clone()}</text>
                     <line x1=lane.x y1=HEADER_HEIGHT - 8.0 x2=lane.x y2=diagram.height class="lifeline"/>
@@ -270,27 +553,84 @@ fn RunPanel(run: crate::model::RunView) -> impl IntoView {
         </section>
         <section class="log">
             <h2>"Events"</h2>
+            <div class="log-tools">
+                <label>"endpoint "
+                    <select data-testid="log-filter" on:change=move |ev| {
+                        let value = event_target_value(&ev);
+                        filter.set((!value.is_empty()).then_some(value));
+                        // The log is drawn with the panel; redraw it.
+                        model.update(|_| {});
+                    }>
+                        <option value="" selected=filter.get_untracked().is_none()>"all"</option>
+                        {endpoint_ids.into_iter().map(|id| {
+                            let chosen = filter.get_untracked().as_deref() == Some(id.as_str());
+                            view! { <option value=id.clone() selected=chosen>{id.clone()}</option> }
+                        }).collect_view()}
+                    </select>
+                </label>
+                <button data-testid="log-sort" on:click=move |_| {
+                    newest_first.update(|newest| *newest = !*newest);
+                    model.update(|_| {});
+                }>{if newest_first.get_untracked() { "newest first ↓" } else { "oldest first ↑" }}</button>
+            </div>
             <table data-testid="event-log">
                 <thead><tr><th>"seq"</th><th>"ms"</th><th>"endpoint"</th><th>"phase"</th><th>"call"</th><th>"result"</th><th>"what it means"</th></tr></thead>
                 <tbody>
-                    {events.into_iter().map(|event| {
-                        let result = if event.phase == Phase::Return { outcome_text(&event) } else { String::new() };
-                        let class = if event.error.is_some() { "failed" } else { "" };
+                    {rows.into_iter().map(|index| {
+                        let event = &run.events[index];
+                        let result = if event.phase == Phase::Return { outcome_text(event) } else { String::new() };
+                        let mut class = if event.error.is_some() { "failed".to_owned() } else { String::new() };
+                        if Some(index) == selected && !following {
+                            class.push_str(" selected");
+                        }
                         view! {
-                            <tr class=class>
+                            <tr class=class on:click=move |_| model.update(|m| m.with_run(|run| run.seek(index)))>
                                 <td>{event.seq}</td>
                                 <td>{format!("{:.3}", event.t_us as f64 / 1000.0)}</td>
                                 <td>{event.endpoint.clone()}</td>
                                 <td>{if event.phase == Phase::Enter { "enter" } else { "return" }}</td>
                                 <td><code>{call_text(&event.call)}</code></td>
                                 <td><code>{result}</code></td>
-                                <td>{explain(&event)}</td>
+                                <td>{explain(event)}</td>
                             </tr>
                         }
                     }).collect_view()}
                 </tbody>
             </table>
         </section>
+    }
+}
+
+/// One endpoint's card: its fd, addresses and the kernel's view of it.
+fn endpoint_card(e: crate::model::EndpointView) -> impl IntoView {
+    let testid = format!("endpoint-{}", e.id);
+    let address = e
+        .local
+        .as_ref()
+        .map_or_else(|| "no address yet".to_owned(), |a| a.to_string());
+    let peer = e.peer.as_ref().map(|a| a.to_string());
+    let (state, state_title) = match &e.kernel {
+        Some(kernel) if kernel.lingering => (
+            kernel.state.name().to_owned(),
+            "closed by the program; the kernel still keeps the connection",
+        ),
+        Some(kernel) => (kernel.state.name().to_owned(), "as the kernel reports it"),
+        None => (e.state.label().to_owned(), "from the calls so far"),
+    };
+    let queues = e.kernel.as_ref().map(queue_rows).unwrap_or_default();
+    view! {
+        <div class=format!("card role-{}", role_colour(&e.role)) data-testid=testid>
+            <h3>{e.id.clone()} <span class="state" title=state_title data-testid="state">{state}</span></h3>
+            <dl>
+                <dt>"fd"</dt><dd>{e.fd.map_or_else(|| "-".to_owned(), |fd| fd.to_string())}</dd>
+                <dt>"local"</dt><dd>{address}</dd>
+                <dt>"peer"</dt><dd>{peer.unwrap_or_else(|| "-".to_owned())}</dd>
+                {queues.into_iter().map(|(name, value)| view! { <dt>{name}</dt><dd>{value}</dd> }).collect_view()}
+            </dl>
+            {e.waiting.map(|call| view! { <p class="waiting">"called, no answer yet: " <code>{call}</code></p> })}
+            {e.last_received.map(|data| view! { <p class="received">"received " <code>{data.to_string()}</code></p> })}
+            {e.last_error.map(|error| view! { <p class="error">{error}</p> })}
+        </div>
     }
 }
 

@@ -6,7 +6,7 @@
 use shared::describe::{call_text, outcome_text};
 use shared::{
     Bytes, Call, Event, PROTOCOL_VERSION, Phase, ReturnValue, RoleProgram, RunOutcome,
-    ScenarioInfo, ServerMessage, SockAddr, SocketView,
+    ScenarioInfo, ServerMessage, SockAddr, SocketView, TRACE_FORMAT, TraceFile,
 };
 
 /// The colour a role's endpoints are drawn in: clients (`client`, `client2`) in the client
@@ -103,6 +103,25 @@ impl Model {
         }
     }
 
+    /// Changes the run shown, if there is one (stepping, seeking).
+    pub fn with_run(&mut self, change: impl FnOnce(&mut RunView)) {
+        if let Some(run) = self.run.as_mut() {
+            change(run);
+        }
+    }
+
+    /// Shows a trace file instead of a live run; a file that cannot be read is an error shown
+    /// to the user, and the run shown before stays.
+    pub fn open_trace(&mut self, json: &str, name: String) {
+        match TraceFile::parse(json) {
+            Ok(file) => {
+                self.error = None;
+                self.run = Some(RunView::from_file(file, name));
+            }
+            Err(problem) => self.error = Some(format!("{name}: {problem}")),
+        }
+    }
+
     /// The link was lost: nothing shown may look live any more.
     pub fn lose_link(&mut self) {
         if !matches!(self.link, Link::WrongVersion { .. }) {
@@ -110,6 +129,7 @@ impl Model {
         }
         if let Some(run) = self.run.as_mut()
             && run.outcome.is_none()
+            && run.source == Source::Live
         {
             run.finish(RunOutcome::Cancelled {
                 reason: "the connection to the backend was lost".to_owned(),
@@ -194,6 +214,18 @@ pub struct MessageView {
     pub received_at: Option<u64>,
 }
 
+/// Where a run's events come from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// The backend, as they happen.
+    Live,
+    /// A trace file the user opened; no backend is involved.
+    File {
+        /// The file's name.
+        name: String,
+    },
+}
+
 /// A run as the page shows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RunView {
@@ -211,6 +243,10 @@ pub struct RunView {
     pub messages: Vec<MessageView>,
     /// How the run ended, once it has.
     pub outcome: Option<RunOutcome>,
+    /// Where the events come from.
+    pub source: Source,
+    /// The event the user has stepped to, by index; `None` follows the newest event.
+    pub cursor: Option<usize>,
 }
 
 impl RunView {
@@ -224,7 +260,126 @@ impl RunView {
             endpoints: Vec::new(),
             messages: Vec::new(),
             outcome: None,
+            source: Source::Live,
+            cursor: None,
         }
+    }
+
+    /// A run read from a trace file, shown from its first event.
+    pub fn from_file(file: TraceFile, name: String) -> Self {
+        let mut run = RunView::new(0, file.scenario, file.programs);
+        for event in file.events {
+            run.push(event);
+        }
+        if let Some(outcome) = file.outcome {
+            run.finish(outcome);
+        }
+        run.source = Source::File { name };
+        run.cursor = Some(0);
+        run
+    }
+
+    /// The run as a trace file.
+    pub fn to_file(&self) -> TraceFile {
+        TraceFile {
+            format: TRACE_FORMAT.to_owned(),
+            protocol: PROTOCOL_VERSION,
+            scenario: self.scenario.clone(),
+            programs: self.programs.clone(),
+            events: self.events.clone(),
+            outcome: self.outcome.clone(),
+        }
+    }
+
+    /// The index of the event shown as the current one: the cursor, or the newest event.
+    pub fn selected(&self) -> Option<usize> {
+        match self.cursor {
+            Some(index) => Some(index.min(self.events.len().checked_sub(1)?)),
+            None => self.events.len().checked_sub(1),
+        }
+    }
+
+    /// Steps the cursor by `delta` events, staying within the recorded events.
+    pub fn step(&mut self, delta: isize) {
+        let Some(last) = self.events.len().checked_sub(1) else {
+            return;
+        };
+        let from = self.selected().unwrap_or(0);
+        self.cursor = Some(from.saturating_add_signed(delta).min(last));
+    }
+
+    /// Moves the cursor to an event (clamped to the recorded ones).
+    pub fn seek(&mut self, index: usize) {
+        if let Some(last) = self.events.len().checked_sub(1) {
+            self.cursor = Some(index.min(last));
+        }
+    }
+
+    /// Whether the selected event is the newest one recorded (or there are none).
+    pub fn at_end(&self) -> bool {
+        self.selected()
+            .is_none_or(|index| index + 1 >= self.events.len())
+    }
+
+    /// Follows the newest event again.
+    pub fn follow(&mut self) {
+        self.cursor = None;
+    }
+
+    /// The run as it stood at the selected event: endpoints, messages and kernel views as of
+    /// that event. A run that follows its newest event is shown as it is.
+    pub fn as_selected(&self) -> RunView {
+        match self.cursor {
+            Some(index) if index + 1 < self.events.len() => {
+                let mut past = RunView::new(self.id, self.scenario.clone(), self.programs.clone());
+                for event in &self.events[..=index] {
+                    past.push(event.clone());
+                }
+                past.source = self.source.clone();
+                past.cursor = self.cursor;
+                past
+            }
+            _ => self.clone(),
+        }
+    }
+
+    /// For each program, the line to highlight at the selected event: the selected event's own
+    /// line for its role (`true`), and for the other roles the line of their latest event
+    /// until then (`false`).
+    pub fn highlighted_lines(&self) -> Vec<(String, u32, bool)> {
+        let Some(selected) = self.selected() else {
+            return Vec::new();
+        };
+        let current_role = &self.events[selected].role;
+        self.programs
+            .iter()
+            .filter_map(|program| {
+                let event = self.events[..=selected]
+                    .iter()
+                    .rev()
+                    .find(|event| event.role == program.role && event.line.is_some())?;
+                Some((
+                    program.role.clone(),
+                    event.line?,
+                    &program.role == current_role,
+                ))
+            })
+            .collect()
+    }
+
+    /// The indices of the log's rows: every event, or one endpoint's, oldest or newest first.
+    pub fn log_rows(&self, endpoint: Option<&str>, newest_first: bool) -> Vec<usize> {
+        let mut rows: Vec<usize> = self
+            .events
+            .iter()
+            .enumerate()
+            .filter(|(_, event)| endpoint.is_none_or(|id| event.endpoint == id))
+            .map(|(index, _)| index)
+            .collect();
+        if newest_first {
+            rows.reverse();
+        }
+        rows
     }
 
     /// The endpoint with this id.

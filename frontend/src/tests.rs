@@ -382,3 +382,106 @@ fn every_client_is_coloured_as_a_client_and_other_programs_as_servers() {
     assert_eq!(role_colour("restarted"), "server");
     assert_eq!(role_colour(shared::SANDBOX_ID), "sandbox");
 }
+
+/// The simple run with each event on a line of its role's program, and the programs.
+fn run_with_code() -> crate::model::RunView {
+    let mut events = simple_run();
+    for event in &mut events {
+        event.line = Some(match (event.role.as_str(), event.call.name()) {
+            ("server", "bind") => 7,
+            ("server", "listen") => 8,
+            ("server", "accept") => 10,
+            ("server", "send") => 12,
+            ("client", "connect") => 7,
+            ("client", "recv") => 8,
+            _ => 1,
+        });
+    }
+    let mut model = model_with(events);
+    let run = model.run.as_mut().unwrap();
+    run.programs = vec![
+        shared::RoleProgram {
+            role: "server".into(),
+            code: "server code".into(),
+        },
+        shared::RoleProgram {
+            role: "client".into(),
+            code: "client code".into(),
+        },
+    ];
+    model.run.unwrap()
+}
+
+#[test]
+fn stepping_back_and_forth_moves_the_highlighted_lines() {
+    let mut run = run_with_code();
+    let last = run.events.len() - 1;
+    assert_eq!(run.selected(), Some(last));
+    // At the end the client's recv returned: its line is the current one.
+    assert_eq!(
+        run.highlighted_lines(),
+        [("server".into(), 12, false), ("client".into(), 8, true)]
+    );
+    // Step back to the server entering accept (event 4): the client has not started.
+    run.seek(4);
+    assert_eq!(run.highlighted_lines(), [("server".into(), 10, true)]);
+    run.step(1);
+    assert_eq!(run.selected(), Some(5));
+    run.step(-10);
+    assert_eq!(run.selected(), Some(0));
+    run.step(100);
+    assert_eq!(run.selected(), Some(last));
+    run.follow();
+    assert_eq!(run.cursor, None);
+}
+
+#[test]
+fn the_run_as_it_stood_at_an_earlier_event() {
+    let mut run = run_with_code();
+    run.seek(4);
+    let past = run.as_selected();
+    assert_eq!(past.events.len(), 5);
+    let listener = past.endpoint("server.s").unwrap();
+    assert_eq!(listener.state, EndpointState::Listening);
+    assert_eq!(listener.waiting.as_deref(), Some("accept()"));
+    assert!(past.endpoint("server.con").is_none());
+    assert!(past.messages.is_empty());
+}
+
+#[test]
+fn the_log_filters_by_endpoint_and_sorts_by_time() {
+    let run = run_with_code();
+    let rows = run.log_rows(Some("client.s"), false);
+    assert!(rows.iter().all(|&i| run.events[i].endpoint == "client.s"));
+    assert!(rows.windows(2).all(|pair| pair[0] < pair[1]));
+    let newest_first = run.log_rows(None, true);
+    assert_eq!(newest_first.len(), run.events.len());
+    assert_eq!(newest_first[0], run.events.len() - 1);
+}
+
+#[test]
+fn a_saved_trace_opens_again_without_a_backend() {
+    let mut run = run_with_code();
+    run.finish(RunOutcome::Completed);
+    let json = run.to_file().to_json();
+    let mut model = Model::default();
+    model.open_trace(&json, "simple.json".into());
+    let opened = model.run.as_ref().unwrap();
+    assert_eq!(opened.events, run.events);
+    assert_eq!(opened.programs, run.programs);
+    assert_eq!(opened.outcome, Some(RunOutcome::Completed));
+    assert_eq!(opened.cursor, Some(0));
+    assert_eq!(
+        opened.source,
+        crate::model::Source::File {
+            name: "simple.json".into()
+        }
+    );
+    // A file of another kind is refused, and what was shown stays.
+    model.open_trace("{\"not\": \"a trace\"}", "other.json".into());
+    assert!(model.error.as_ref().unwrap().contains("other.json"));
+    assert_eq!(model.run.as_ref().unwrap().events.len(), run.events.len());
+    // A page that loses its backend keeps showing an opened file as it is.
+    model.lose_link();
+    assert_eq!(model.run.unwrap().outcome, Some(RunOutcome::Completed));
+}

@@ -145,7 +145,10 @@ fn explain_enter(call: &Call) -> String {
             "sendall() hands every byte to the kernel, waiting whenever the send queue is full."
                 .to_owned()
         }
-        other => format!("{} is running.", call_text(other)),
+        other => format!(
+            "The program calls {}; the kernel answers next.",
+            call_text(other)
+        ),
     }
 }
 

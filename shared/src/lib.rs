@@ -12,6 +12,7 @@
 //! - [`kernel`]: the kernel's own view of each socket (TCP state, queues), on every event.
 //! - [`message`]: the WebSocket messages, [`ClientMessage`] and [`ServerMessage`].
 //! - [`describe`]: plain-words renderings of calls and results, shared by the CLI and the page.
+//! - [`trace_file`]: a recorded run as a file, to replay with no backend.
 //!
 //! # The WebSocket conversation
 //! Every message is one JSON text frame, an object whose `type` field names it.
@@ -40,6 +41,7 @@ pub mod event;
 pub mod kernel;
 pub mod message;
 pub mod net;
+pub mod trace_file;
 
 pub use call::{Call, CallError, CallResult, ErrorOrigin, ReturnValue, Shutdown, SockOption};
 pub use event::{Event, Phase};
@@ -48,6 +50,7 @@ pub use message::{
     ClientMessage, ErrorCode, RoleProgram, RunOutcome, SANDBOX_ID, ScenarioInfo, ServerMessage,
 };
 pub use net::{Bytes, Family, SockAddr, SockType};
+pub use trace_file::{TRACE_FORMAT, TraceFile};
 
 /// The version of this protocol. The server sends it first, in [`ServerMessage::Hello`];
 /// it changes whenever a message changes shape, so that a page built for another version

@@ -1,0 +1,117 @@
+//! [`TraceFile`]: a recorded run, saved by the page and opened again with no backend at all.
+
+use serde::{Deserialize, Serialize};
+
+use crate::event::Event;
+use crate::message::{RoleProgram, RunOutcome, ScenarioInfo};
+
+/// The `format` field of every trace file, so that a file of another kind is named as such.
+pub const TRACE_FORMAT: &str = "socket-lab-trace";
+
+/// A run as a file: what the page needs to show it again, step by step.
+///
+/// In JSON: `{"format": "socket-lab-trace", "protocol": 2, "scenario": {...}, "programs":
+/// [...], "events": [...], "outcome": {...}}`. The events are exactly those the WebSocket sent.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TraceFile {
+    /// Always [`TRACE_FORMAT`].
+    pub format: String,
+    /// The [`PROTOCOL_VERSION`](crate::PROTOCOL_VERSION) the events are written in.
+    pub protocol: u32,
+    /// The scenario that was played (or the sandbox).
+    pub scenario: ScenarioInfo,
+    /// Each role's program.
+    pub programs: Vec<RoleProgram>,
+    /// Every event of the run, in `seq` order.
+    pub events: Vec<Event>,
+    /// How the run ended, if it had when the file was saved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<RunOutcome>,
+}
+
+impl TraceFile {
+    /// Reads a trace file, saying plainly what is wrong with one that cannot be shown.
+    pub fn parse(json: &str) -> Result<TraceFile, String> {
+        let file: TraceFile = serde_json::from_str(json)
+            .map_err(|error| format!("this is not a Socket Lab trace file ({error})"))?;
+        if file.format != TRACE_FORMAT {
+            return Err(format!(
+                "this file's format is '{}', not '{TRACE_FORMAT}'",
+                file.format
+            ));
+        }
+        if file.protocol != crate::PROTOCOL_VERSION {
+            return Err(format!(
+                "this trace was written in protocol {}, and this page reads protocol {}",
+                file.protocol,
+                crate::PROTOCOL_VERSION
+            ));
+        }
+        if let Some((index, event)) = file
+            .events
+            .iter()
+            .enumerate()
+            .find(|(index, event)| event.seq != *index as u64)
+        {
+            return Err(format!(
+                "event {index} of the file has seq {}: events must be numbered from 0 without gaps",
+                event.seq
+            ));
+        }
+        Ok(file)
+    }
+
+    /// The file as JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file() -> TraceFile {
+        TraceFile {
+            format: TRACE_FORMAT.into(),
+            protocol: crate::PROTOCOL_VERSION,
+            scenario: ScenarioInfo {
+                id: "tcp-echo".into(),
+                title: "TCP echo".into(),
+                summary: "s".into(),
+            },
+            programs: vec![],
+            events: vec![],
+            outcome: Some(RunOutcome::Completed),
+        }
+    }
+
+    #[test]
+    fn a_trace_file_round_trips() {
+        let file = file();
+        assert_eq!(TraceFile::parse(&file.to_json()), Ok(file));
+    }
+
+    #[test]
+    fn other_files_are_refused_with_a_reason() {
+        assert!(
+            TraceFile::parse("{\"hello\": 1}")
+                .unwrap_err()
+                .contains("not a Socket Lab trace")
+        );
+        let mut other = file();
+        other.format = "har".into();
+        assert!(
+            TraceFile::parse(&other.to_json())
+                .unwrap_err()
+                .contains("'har'")
+        );
+        let mut old = file();
+        old.protocol = 1;
+        assert!(
+            TraceFile::parse(&old.to_json())
+                .unwrap_err()
+                .contains("protocol 1")
+        );
+    }
+}
