@@ -150,7 +150,9 @@ async fn deep_link_plays_the_simple_scenario(
     // The diagram draws the message, and the log has all 24 events.
     wait_for_text(client, "diagram", "b'Connection is successful'").await?;
     let rows = client
-        .find_all(Locator::Css("[data-testid='event-log'] tbody tr"))
+        .find_all(Locator::Css(
+            "[data-testid='event-log'] tbody tr:not(.spacer)",
+        ))
         .await
         .map_err(|e| e.to_string())?;
     if rows.len() != 24 {
@@ -252,7 +254,9 @@ async fn every_scenario_plays(client: &Client, base: SocketAddr) -> Result<(), S
             .await
             .map_err(|error| format!("{id}: {error}"))?;
         let rows = client
-            .find_all(Locator::Css("[data-testid='event-log'] tbody tr"))
+            .find_all(Locator::Css(
+                "[data-testid='event-log'] tbody tr:not(.spacer)",
+            ))
             .await
             .map_err(|e| e.to_string())?;
         if rows.len() < 4 {
@@ -376,7 +380,9 @@ async fn a_saved_trace_replays_without_the_backend(client: &Client) -> Result<()
         .map_err(|e| e.to_string())?;
     wait_for_text(client, "run-status", "finished").await?;
     let events = client
-        .find_all(Locator::Css("[data-testid='event-log'] tbody tr"))
+        .find_all(Locator::Css(
+            "[data-testid='event-log'] tbody tr:not(.spacer)",
+        ))
         .await
         .map_err(|e| e.to_string())?
         .len();
@@ -439,6 +445,118 @@ async fn a_saved_trace_replays_without_the_backend(client: &Client) -> Result<()
 async fn a_saved_trace_opens_and_replays_with_the_backend_stopped() {
     let (_driver, client) = start_browser().await;
     let result = a_saved_trace_replays_without_the_backend(&client).await;
+    let _ = client.close().await;
+    result.unwrap();
+}
+
+/// A trace of a client that sends `sends` times: two events a send, and a connect first.
+fn long_trace(sends: usize) -> shared::TraceFile {
+    use shared::{Bytes, Call, CallResult, Event, Phase, ReturnValue, SockAddr};
+    let server = SockAddr::Inet {
+        host: std::net::Ipv4Addr::new(127, 64, 0, 1),
+        port: 12345,
+    };
+    let mut events = Vec::new();
+    let mut push = |call: Call, value: Option<ReturnValue>| {
+        let seq = events.len() as u64;
+        events.push(Event {
+            seq,
+            t_us: seq * 3,
+            role: "client".into(),
+            endpoint: "client.s".into(),
+            line: Some(5),
+            call,
+            phase: if value.is_some() {
+                Phase::Return
+            } else {
+                Phase::Enter
+            },
+            result: value.map(|value| CallResult {
+                value,
+                fd: Some(3),
+                local: None,
+                peer: Some(server.clone()),
+            }),
+            error: None,
+            kernel: Vec::new(),
+        });
+    };
+    let connect = Call::Connect {
+        address: server.clone(),
+    };
+    push(connect.clone(), None);
+    push(connect, Some(ReturnValue::None));
+    for n in 0..sends {
+        let send = Call::Send {
+            data: Bytes(format!("message {n}").into_bytes()),
+        };
+        push(send.clone(), None);
+        push(send, Some(ReturnValue::Sent { count: 9 }));
+    }
+    shared::TraceFile {
+        format: shared::TRACE_FORMAT.into(),
+        protocol: shared::PROTOCOL_VERSION,
+        scenario: shared::ScenarioInfo {
+            id: "firehose".into(),
+            title: "A client that sends and sends".into(),
+            summary: "Ten thousand events.".into(),
+        },
+        programs: vec![shared::RoleProgram {
+            role: "client".into(),
+            code: "import socket\n\ns = socket.socket()\ns.connect(('127.64.0.1', 12345))\nwhile True:\n    s.send(b'message')\n".into(),
+        }],
+        events,
+        outcome: Some(shared::RunOutcome::Completed),
+    }
+}
+
+async fn ten_thousand_events_stay_usable(client: &Client, base: SocketAddr) -> Result<(), String> {
+    let path =
+        std::env::temp_dir().join(format!("socket-lab-e2e-long-{}.json", std::process::id()));
+    std::fs::write(&path, long_trace(5_000).to_json()).map_err(|e| e.to_string())?;
+    client
+        .goto(&format!("http://{base}/"))
+        .await
+        .map_err(|e| e.to_string())?;
+    wait_for_text(client, "connection-status", "connected").await?;
+    client
+        .find(Locator::Css("[data-testid='open-trace']"))
+        .await
+        .map_err(|e| e.to_string())?
+        .send_keys(&path.to_string_lossy())
+        .await
+        .map_err(|e| e.to_string())?;
+    wait_for_text(client, "step-label", "event 1 of 10002").await?;
+    click(client, "follow").await?;
+    wait_for_text(client, "step-label", "event 10002 of 10002").await?;
+    click(client, "step-back").await?;
+    wait_for_text(client, "step-label", "event 10001 of 10002").await?;
+    // Only what is on screen is drawn: a few dozen log rows and diagram bars, not 10,000.
+    let count = |selector: &'static str| async move {
+        client
+            .find_all(Locator::Css(selector))
+            .await
+            .map(|found| found.len())
+            .map_err(|e| e.to_string())
+    };
+    let rows = count("[data-testid='event-log'] tbody tr:not(.spacer)").await?;
+    let bars = count("[data-testid='diagram'] rect.bar").await?;
+    if !(1..200).contains(&rows) || !(1..200).contains(&bars) {
+        return Err(format!("{rows} log rows and {bars} bars are drawn"));
+    }
+    // The newest rows are the ones in view.
+    wait_for_text(client, "event-log", "message 4999").await?;
+    save_screenshot(client, "ten-thousand-events.png").await;
+    let _ = std::fs::remove_file(&path);
+    Ok(())
+}
+
+#[tokio::test]
+#[ignore = "needs dist/ and chromedriver: run scripts/test.sh"]
+async fn a_session_with_ten_thousand_events_stays_usable() {
+    let (addr, _stop) = start_backend("127.0.0.1:0".parse().unwrap()).await;
+    let (_driver, client) = start_browser().await;
+    let result = ten_thousand_events_stay_usable(&client, addr).await;
     let _ = client.close().await;
     result.unwrap();
 }

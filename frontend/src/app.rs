@@ -10,7 +10,7 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen::closure::Closure;
 use web_sys::{CloseEvent, MessageEvent, WebSocket};
 
-use crate::diagram::{HEADER_HEIGHT, ROW_HEIGHT, layout};
+use crate::diagram::{HEADER_HEIGHT, ROW_HEIGHT};
 use crate::model::{Link, Model, RunView, Source, role_colour};
 
 /// What a link asks for: `?scenario=<id>` picks a scenario, `&play=1` plays it at once, and
@@ -339,7 +339,7 @@ fn App() -> impl IntoView {
         leptos::task::spawn_local(async move {
             match wasm_bindgen_futures::JsFuture::from(file.text()).await {
                 Ok(text) => {
-                    model.update(|m| m.open_trace(&text.as_string().unwrap_or_default(), name))
+                    model.update(|m| m.open_trace(&text.as_string().unwrap_or_default(), name));
                 }
                 Err(_) => model.update(|m| m.error = Some(format!("{name} could not be read"))),
             }
@@ -396,78 +396,332 @@ fn App() -> impl IntoView {
         <Show when=move || model.with(|m| m.error.is_some())>
             <p class="error" data-testid="error">{move || model.with(|m| m.error.clone().unwrap_or_default())}</p>
         </Show>
-        <main>{move || match model.with(|m| m.run.clone()) {
-            None => view! {
-                <p class="intro">"Pick a scenario and press Play: the backend performs every socket call on the kernel's real sockets, and this page draws each one as it enters and returns. Step through the events with ← and →, replay them with the space bar, and save a run as a trace file to open later, with no backend."</p>
-            }.into_any(),
-            Some(run) => view! { <RunPanel run=run model=model replay=replay filter=filter newest_first=newest_first/> }.into_any(),
-        }}</main>
+        <main>
+            <Show when=move || model.with(|m| m.run.is_some())
+                fallback=|| view! {
+                    <p class="intro">"Pick a scenario and press Play: the backend performs every socket call on the kernel's real sockets, and this page draws each one as it enters and returns. Step through the events with ← and →, replay them with the space bar, and save a run as a trace file to open later, with no backend."</p>
+                }>
+                <RunPanel model=model replay=replay filter=filter newest_first=newest_first/>
+            </Show>
+        </main>
     }
 }
 
-#[component]
-fn RunPanel(
-    run: RunView,
-    model: RwSignal<Model>,
-    replay: Replay,
-    filter: RwSignal<Option<String>>,
-    newest_first: RwSignal<bool>,
-) -> impl IntoView {
-    let status = match (&run.source, &run.outcome) {
+/// The height of a row of the event log, in pixels (fixed in style.css, so that only the rows
+/// on screen need drawing).
+const LOG_ROW_HEIGHT: f64 = 28.0;
+
+/// Rows drawn beyond the visible ones, above and below, so that scrolling shows no gap.
+const OVERSCAN_ROWS: usize = 20;
+
+/// The rows of a list of `total` rows of `row_height` that a box scrolled to `scroll_top` and
+/// `height` tall shows, with some to spare.
+fn visible_rows(
+    scroll_top: f64,
+    height: f64,
+    row_height: f64,
+    total: usize,
+) -> std::ops::Range<usize> {
+    let first = (scroll_top / row_height).floor().max(0.0) as usize;
+    let count = (height / row_height).ceil() as usize;
+    let start = first.saturating_sub(OVERSCAN_ROWS).min(total);
+    let end = (first + count + OVERSCAN_ROWS).min(total);
+    start..end
+}
+
+/// Scrolls a box so that the row at `y` (`row_height` tall) is in view: to the end when
+/// following the newest event, otherwise only if the row is outside.
+fn keep_in_view(element: &web_sys::Element, y: f64, row_height: f64, to_end: bool) {
+    let height = f64::from(element.client_height());
+    if to_end {
+        element.set_scroll_top(element.scroll_height());
+        return;
+    }
+    let top = f64::from(element.scroll_top());
+    if y < top || y + row_height > top + height {
+        element.set_scroll_top((y - height / 2.0).max(0.0) as i32);
+    }
+}
+
+fn status_text(run: &RunView) -> String {
+    match (&run.source, &run.outcome) {
         (Source::File { name }, _) => format!("from {name}"),
         (_, None) => "running…".to_owned(),
         (_, Some(shared::RunOutcome::Completed)) => "finished".to_owned(),
         (_, Some(shared::RunOutcome::Cancelled { reason })) => format!("stopped: {reason}"),
         (_, Some(shared::RunOutcome::Failed { message })) => format!("failed: {message}"),
+    }
+}
+
+#[component]
+fn RunPanel(
+    model: RwSignal<Model>,
+    replay: Replay,
+    filter: RwSignal<Option<String>>,
+    newest_first: RwSignal<bool>,
+) -> impl IntoView {
+    // Each part of the panel reads only what it shows, so that a new event redraws the rows
+    // on screen and not ten thousand others.
+    let read = move |part: fn(&RunView) -> String| {
+        model.with(|m| m.run.as_ref().map(part).unwrap_or_default())
     };
-    let total = run.events.len();
-    let selected = run.selected();
-    let shown = run.as_selected();
-    let diagram = layout(&shown);
-    let lines = run.highlighted_lines();
-    let explanation = selected
-        .map(|index| {
-            let event = &run.events[index];
-            format!("{}: {}", event.endpoint, explain(event))
+    let position = Memo::new(move |_| {
+        model.with(|m| {
+            m.run.as_ref().map_or((None, 0, true), |run| {
+                (run.selected(), run.events.len(), run.cursor.is_none())
+            })
         })
-        .unwrap_or_default();
-    let step_label = match selected {
-        Some(index) => format!("event {} of {total}", index + 1),
+    });
+    let selected = move || position.get().0;
+    let total = move || position.get().1;
+    let following = move || position.get().2;
+    let step_label = move || match selected() {
+        Some(index) => format!("event {} of {}", index + 1, total()),
         None => "no events yet".to_owned(),
     };
-    let following = run.cursor.is_none();
-    let endpoint_ids: Vec<String> = run.endpoints.iter().map(|e| e.id.clone()).collect();
-    let rows = run.log_rows(
-        filter.get_untracked().as_deref(),
-        newest_first.get_untracked(),
-    );
-    let file_stem = run.scenario.id.clone();
-    let save_trace = {
-        let file = run.to_file();
-        let name = format!("socket-lab-{file_stem}.json");
-        move |_| download(&name, &file.to_json(), "application/json")
+    let explanation = move || {
+        model.with(|m| {
+            let run = m.run.as_ref()?;
+            let event = &run.events[run.selected()?];
+            Some(format!("{}: {}", event.endpoint, explain(event)))
+        })
     };
-    let svg_name = format!("socket-lab-{file_stem}.svg");
+    let save_trace = move |_| {
+        if let Some((name, json)) = model.with_untracked(|m| {
+            m.run.as_ref().map(|run| {
+                (
+                    format!("socket-lab-{}.json", run.scenario.id),
+                    run.to_file().to_json(),
+                )
+            })
+        }) {
+            download(&name, &json, "application/json");
+        }
+    };
+    let export = move |_| {
+        let id = model.with_untracked(|m| {
+            m.run
+                .as_ref()
+                .map(|run| run.scenario.id.clone())
+                .unwrap_or_default()
+        });
+        export_svg(&format!("socket-lab-{id}.svg"));
+    };
+
+    let programs = move || {
+        model.with(|m| {
+        let Some(run) = m.run.as_ref() else { return Vec::new() };
+        let lines = run.highlighted_lines();
+        run.programs.iter().map(|program| {
+            let highlight = lines.iter().find(|(role, ..)| *role == program.role).map(|(_, line, own)| (*line, *own));
+            view! {
+                <figure class=format!("program role-{}", role_colour(&program.role))>
+                    <figcaption>{format!("{}.py", program.role)}</figcaption>
+                    <pre data-testid=format!("code-{}", program.role)>
+                        {program.code.lines().enumerate().map(|(index, text)| {
+                            let number = index as u32 + 1;
+                            let (current, other) = match highlight {
+                                Some((line, own)) if line == number => (own, !own),
+                                _ => (false, false),
+                            };
+                            view! {
+                                <span class="line" class:current=current class:other=other
+                                    data-testid=current.then_some("current-line")>
+                                    <span class="number">{number}</span>{format!("{text}\n")}
+                                </span>
+                            }
+                        }).collect_view()}
+                    </pre>
+                </figure>
+            }
+        }).collect::<Vec<_>>()
+    })
+    };
+    let cards = move || {
+        model.with(|m| {
+            let Some(run) = m.run.as_ref() else {
+                return Vec::new();
+            };
+            let endpoints = if run.cursor.is_some() && !run.at_end() {
+                run.as_selected().endpoints
+            } else {
+                run.endpoints.clone()
+            };
+            endpoints.into_iter().map(endpoint_card).collect::<Vec<_>>()
+        })
+    };
+
+    let diagram_box: NodeRef<leptos::html::Div> = NodeRef::new();
+    let diagram_scroll = RwSignal::new((0.0_f64, 600.0_f64));
+    let diagram = move || {
+        let (scroll_top, height) = diagram_scroll.get();
+        model.with(|m| {
+            let run = m.run.as_ref()?;
+            let upto = run.selected().map_or(0, |index| index + 1);
+            let rows = visible_rows(scroll_top - HEADER_HEIGHT, height, ROW_HEIGHT, upto);
+            let diagram = crate::diagram::layout_window(run, upto, rows);
+            let highlight = run.cursor.and(run.selected());
+            Some(view! {
+                <svg data-testid="diagram" xmlns="http://www.w3.org/2000/svg" width=diagram.width height=diagram.height
+                    viewBox=format!("0 0 {} {}", diagram.width, diagram.height)>
+                    <style>{DIAGRAM_STYLE}</style>
+                    <defs>
+                        <marker id="arrowhead" markerWidth="10" markerHeight="8" refX="9" refY="4" orient="auto">
+                            <path d="M0,0 L10,4 L0,8 z" class="arrowhead"/>
+                        </marker>
+                    </defs>
+                    {highlight.map(|index| view! {
+                        <rect class="selected-row" x="0" y=crate::diagram::row_y(index as u64) - ROW_HEIGHT / 2.0
+                            width=diagram.width height=ROW_HEIGHT/>
+                    })}
+                    {diagram.lanes.iter().map(|lane| view! {
+                        <text x=lane.x y=HEADER_HEIGHT / 2.0 class="lane-title" text-anchor="middle">{lane.endpoint.clone()}</text>
+                        <line x1=lane.x y1=HEADER_HEIGHT - 8.0 x2=lane.x y2=diagram.height class="lifeline"/>
+                    }).collect_view()}
+                    {diagram.bars.iter().map(|bar| {
+                        let height = bar.bottom - bar.top + ROW_HEIGHT - 6.0;
+                        let class = if bar.failed { "bar failed".to_owned() } else if bar.waiting { "bar waiting".to_owned() } else { format!("bar role-{}", role_colour(&bar.role)) };
+                        view! {
+                            <rect x=bar.x - 6.0 y=bar.top - ROW_HEIGHT / 2.0 + 3.0 width="12"
+                                height=height class=class rx="3"/>
+                            <text x=bar.x + 10.0 y=bar.top + 4.0 class="bar-label">{bar.label.clone()}</text>
+                        }
+                    }).collect_view()}
+                    {diagram.arrows.iter().map(|arrow| view! {
+                        <line x1=arrow.from.0 y1=arrow.from.1 x2=arrow.to.0 y2=arrow.to.1 class="message" marker-end="url(#arrowhead)"/>
+                        <text x=(arrow.from.0 + arrow.to.0) / 2.0 y=(arrow.from.1 + arrow.to.1) / 2.0 - 6.0
+                            class="message-label" text-anchor="middle">{arrow.label.clone()}</text>
+                    }).collect_view()}
+                </svg>
+            })
+        })
+    };
+    let on_diagram_scroll = move |_| {
+        if let Some(element) = diagram_box.get_untracked() {
+            diagram_scroll.set((
+                f64::from(element.scroll_top()),
+                f64::from(element.client_height()),
+            ));
+        }
+    };
+
+    let log_box: NodeRef<leptos::html::Div> = NodeRef::new();
+    let log_scroll = RwSignal::new((0.0_f64, 400.0_f64));
+    let endpoint_ids = move || {
+        model.with(|m| {
+            m.run
+                .as_ref()
+                .map(|run| {
+                    run.endpoints
+                        .iter()
+                        .map(|e| e.id.clone())
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default()
+        })
+    };
+    let log = move || {
+        let (scroll_top, height) = log_scroll.get();
+        let filter = filter.get();
+        let newest_first = newest_first.get();
+        model.with(|m| {
+            let run = m.run.as_ref()?;
+            let rows = run.log_rows(filter.as_deref(), newest_first);
+            let window = visible_rows(scroll_top, height, LOG_ROW_HEIGHT, rows.len());
+            let highlight = run.cursor.and(run.selected());
+            let above = window.start as f64 * LOG_ROW_HEIGHT;
+            let below = (rows.len() - window.end) as f64 * LOG_ROW_HEIGHT;
+            Some(view! {
+                <tr class="spacer" style=format!("height: {above}px")></tr>
+                {rows[window].iter().map(|&index| {
+                    let event = &run.events[index];
+                    let result = if event.phase == Phase::Return { outcome_text(event) } else { String::new() };
+                    let meaning = explain(event);
+                    let (result_title, meaning_title) = (result.clone(), meaning.clone());
+                    let mut class = if event.error.is_some() { "failed".to_owned() } else { String::new() };
+                    if Some(index) == highlight {
+                        class.push_str(" selected");
+                    }
+                    view! {
+                        <tr class=class on:click=move |_| model.update(|m| m.with_run(|run| run.seek(index)))>
+                            <td>{event.seq}</td>
+                            <td>{format!("{:.3}", event.t_us as f64 / 1000.0)}</td>
+                            <td>{event.endpoint.clone()}</td>
+                            <td>{if event.phase == Phase::Enter { "enter" } else { "return" }}</td>
+                            <td><code>{call_text(&event.call)}</code></td>
+                            <td title=result_title><code>{result}</code></td>
+                            <td title=meaning_title>{meaning}</td>
+                        </tr>
+                    }
+                }).collect_view()}
+                <tr class="spacer" style=format!("height: {below}px")></tr>
+            })
+        })
+    };
+    let on_log_scroll = move |_| {
+        if let Some(element) = log_box.get_untracked() {
+            log_scroll.set((
+                f64::from(element.scroll_top()),
+                f64::from(element.client_height()),
+            ));
+        }
+    };
+    // Keep the selected event in view in the diagram and the log: the newest one while
+    // following, the one stepped to otherwise.
+    Effect::new(move |_| {
+        let (selected, _, following) = position.get();
+        let Some(index) = selected else { return };
+        if let Some(element) = diagram_box.get() {
+            keep_in_view(
+                &element,
+                crate::diagram::row_y(index as u64) - ROW_HEIGHT / 2.0,
+                ROW_HEIGHT,
+                following,
+            );
+        }
+        if let Some(element) = log_box.get() {
+            let row = model.with_untracked(|m| {
+                m.run.as_ref().and_then(|run| {
+                    run.log_rows(
+                        filter.get_untracked().as_deref(),
+                        newest_first.get_untracked(),
+                    )
+                    .iter()
+                    .position(|&row| row == index)
+                })
+            });
+            if let Some(row) = row {
+                let to_end = following && !newest_first.get_untracked();
+                keep_in_view(
+                    &element,
+                    row as f64 * LOG_ROW_HEIGHT,
+                    LOG_ROW_HEIGHT,
+                    to_end,
+                );
+            }
+        }
+    });
+
     view! {
         <section class="summary">
-            <h2>{run.scenario.title.clone()} <small data-testid="run-status">{status}</small></h2>
-            <p>{run.scenario.summary.clone()}</p>
+            <h2>{move || read(|run| run.scenario.title.clone())} " " <small data-testid="run-status">{move || read(status_text)}</small></h2>
+            <p>{move || read(|run| run.scenario.summary.clone())}</p>
         </section>
         <section class="controls" aria-label="Step through the events">
-            <button data-testid="step-first" title="First event (Home)" disabled=selected.is_none_or(|i| i == 0)
+            <button data-testid="step-first" title="First event (Home)" disabled=move || selected().is_none_or(|i| i == 0)
                 on:click=move |_| model.update(|m| m.with_run(|run| run.seek(0)))>"◀◀ first"</button>
-            <button data-testid="step-back" title="Step back (←)" disabled=selected.is_none_or(|i| i == 0)
+            <button data-testid="step-back" title="Step back (←)" disabled=move || selected().is_none_or(|i| i == 0)
                 on:click=move |_| model.update(|m| m.with_run(|run| run.step(-1)))>"◀ step"</button>
-            <button data-testid="replay" title="Replay or pause (space)" disabled=total == 0
+            <button data-testid="replay" title="Replay or pause (space)" disabled=move || total() == 0
                 on:click=move |_| replay.toggle(model)>
                 {move || if replay.playing.get() { "■ pause" } else { "▷ replay" }}
             </button>
-            <button data-testid="step-forward" title="Step forward (→)" disabled=selected.is_none_or(|i| i + 1 >= total)
+            <button data-testid="step-forward" title="Step forward (→)" disabled=move || selected().is_none_or(|i| i + 1 >= total())
                 on:click=move |_| model.update(|m| m.with_run(|run| run.step(1)))>"step ▶"</button>
             <button data-testid="follow" title="Newest event (End)" disabled=following
                 on:click=move |_| model.update(|m| m.with_run(RunView::follow))>"newest ▶▶"</button>
             <input type="range" data-testid="timeline" aria-label="Timeline" min="0"
-                max=total.saturating_sub(1).to_string() prop:value=selected.unwrap_or(0).to_string()
+                max=move || total().saturating_sub(1).to_string() prop:value=move || selected().unwrap_or(0).to_string()
                 on:input=move |ev| {
                     if let Ok(index) = event_target_value(&ev).parse::<usize>() {
                         model.update(|m| m.with_run(|run| run.seek(index)));
@@ -478,79 +732,21 @@ fn RunPanel(
                 <select data-testid="speed" on:change=move |ev| {
                     if let Ok(speed) = event_target_value(&ev).parse::<f64>() { replay.speed.set(speed); }
                 }>
-                    {[(0.5, "½ event/s"), (1.0, "1 event/s"), (2.0, "2 events/s"), (5.0, "5 events/s"), (20.0, "20 events/s")]
+                    {[(0.5, "½ event/s"), (1.0, "1 event/s"), (2.0, "2 events/s"), (5.0, "5 events/s"), (20.0, "20 events/s"), (200.0, "200 events/s")]
                         .into_iter().map(|(speed, label)| view! {
                             <option value=speed.to_string() selected=replay.speed.get_untracked() == speed>{label}</option>
                         }).collect_view()}
                 </select>
             </label>
             <button data-testid="save-trace" on:click=save_trace title="Save the run as a trace file">"Save trace"</button>
-            <button data-testid="export-svg" on:click=move |_| export_svg(&svg_name) title="Save the diagram as SVG">"Export SVG"</button>
+            <button data-testid="export-svg" on:click=export title="Save the diagram as SVG">"Export SVG"</button>
         </section>
         <p class="explanation" data-testid="explanation">{explanation}</p>
         <section class="workbench">
-            <div class="programs">
-                {run.programs.iter().map(|program| {
-                    let highlight = lines.iter().find(|(role, ..)| *role == program.role).map(|(_, line, own)| (*line, *own));
-                    view! {
-                        <figure class=format!("program role-{}", role_colour(&program.role))>
-                            <figcaption>{format!("{}.py", program.role)}</figcaption>
-                            <pre data-testid=format!("code-{}", program.role)>
-                                {program.code.lines().enumerate().map(|(index, text)| {
-                                    let number = index as u32 + 1;
-                                    let (current, other) = match highlight {
-                                        Some((line, own)) if line == number => (own, !own),
-                                        _ => (false, false),
-                                    };
-                                    view! {
-                                        <span class="line" class:current=current class:other=other
-                                            data-testid=current.then_some("current-line")>
-                                            <span class="number">{number}</span>{format!("{text}\n")}
-                                        </span>
-                                    }
-                                }).collect_view()}
-                            </pre>
-                        </figure>
-                    }
-                }).collect_view()}
-            </div>
-            <div class="endpoints">
-                {shown.endpoints.iter().cloned().map(endpoint_card).collect_view()}
-            </div>
+            <div class="programs">{programs}</div>
+            <div class="endpoints">{cards}</div>
         </section>
-        <section class="diagram">
-            <svg data-testid="diagram" xmlns="http://www.w3.org/2000/svg" width=diagram.width height=diagram.height
-                viewBox=format!("0 0 {} {}", diagram.width, diagram.height)>
-                <style>{DIAGRAM_STYLE}</style>
-                <defs>
-                    <marker id="arrowhead" markerWidth="10" markerHeight="8" refX="9" refY="4" orient="auto">
-                        <path d="M0,0 L10,4 L0,8 z" class="arrowhead"/>
-                    </marker>
-                </defs>
-                {selected.filter(|_| !following).map(|index| view! {
-                    <rect class="selected-row" x="0" y=crate::diagram::row_y(index as u64) - ROW_HEIGHT / 2.0
-                        width=diagram.width height=ROW_HEIGHT/>
-                })}
-                {diagram.lanes.iter().map(|lane| view! {
-                    <text x=lane.x y=HEADER_HEIGHT / 2.0 class="lane-title" text-anchor="middle">{lane.endpoint.clone()}</text>
-                    <line x1=lane.x y1=HEADER_HEIGHT - 8.0 x2=lane.x y2=diagram.height class="lifeline"/>
-                }).collect_view()}
-                {diagram.bars.iter().map(|bar| {
-                    let height = bar.bottom - bar.top + ROW_HEIGHT - 6.0;
-                    let class = if bar.failed { "bar failed".to_owned() } else if bar.waiting { "bar waiting".to_owned() } else { format!("bar role-{}", role_colour(&bar.role)) };
-                    view! {
-                        <rect x=bar.x - 6.0 y=bar.top - ROW_HEIGHT / 2.0 + 3.0 width="12"
-                            height=height class=class rx="3"/>
-                        <text x=bar.x + 10.0 y=bar.top + 4.0 class="bar-label">{bar.label.clone()}</text>
-                    }
-                }).collect_view()}
-                {diagram.arrows.iter().map(|arrow| view! {
-                    <line x1=arrow.from.0 y1=arrow.from.1 x2=arrow.to.0 y2=arrow.to.1 class="message" marker-end="url(#arrowhead)"/>
-                    <text x=(arrow.from.0 + arrow.to.0) / 2.0 y=(arrow.from.1 + arrow.to.1) / 2.0 - 6.0
-                        class="message-label" text-anchor="middle">{arrow.label.clone()}</text>
-                }).collect_view()}
-            </svg>
-        </section>
+        <div class="diagram" node_ref=diagram_box on:scroll=on_diagram_scroll>{diagram}</div>
         <section class="log">
             <h2>"Events"</h2>
             <div class="log-tools">
@@ -558,45 +754,24 @@ fn RunPanel(
                     <select data-testid="log-filter" on:change=move |ev| {
                         let value = event_target_value(&ev);
                         filter.set((!value.is_empty()).then_some(value));
-                        // The log is drawn with the panel; redraw it.
-                        model.update(|_| {});
                     }>
-                        <option value="" selected=filter.get_untracked().is_none()>"all"</option>
-                        {endpoint_ids.into_iter().map(|id| {
-                            let chosen = filter.get_untracked().as_deref() == Some(id.as_str());
+                        <option value="" selected=move || filter.with(Option::is_none)>"all"</option>
+                        {move || endpoint_ids().into_iter().map(|id| {
+                            let chosen = filter.with_untracked(|f| f.as_deref() == Some(id.as_str()));
                             view! { <option value=id.clone() selected=chosen>{id.clone()}</option> }
                         }).collect_view()}
                     </select>
                 </label>
-                <button data-testid="log-sort" on:click=move |_| {
-                    newest_first.update(|newest| *newest = !*newest);
-                    model.update(|_| {});
-                }>{if newest_first.get_untracked() { "newest first ↓" } else { "oldest first ↑" }}</button>
+                <button data-testid="log-sort" on:click=move |_| newest_first.update(|newest| *newest = !*newest)>
+                    {move || if newest_first.get() { "newest first ↓" } else { "oldest first ↑" }}
+                </button>
             </div>
-            <table data-testid="event-log">
-                <thead><tr><th>"seq"</th><th>"ms"</th><th>"endpoint"</th><th>"phase"</th><th>"call"</th><th>"result"</th><th>"what it means"</th></tr></thead>
-                <tbody>
-                    {rows.into_iter().map(|index| {
-                        let event = &run.events[index];
-                        let result = if event.phase == Phase::Return { outcome_text(event) } else { String::new() };
-                        let mut class = if event.error.is_some() { "failed".to_owned() } else { String::new() };
-                        if Some(index) == selected && !following {
-                            class.push_str(" selected");
-                        }
-                        view! {
-                            <tr class=class on:click=move |_| model.update(|m| m.with_run(|run| run.seek(index)))>
-                                <td>{event.seq}</td>
-                                <td>{format!("{:.3}", event.t_us as f64 / 1000.0)}</td>
-                                <td>{event.endpoint.clone()}</td>
-                                <td>{if event.phase == Phase::Enter { "enter" } else { "return" }}</td>
-                                <td><code>{call_text(&event.call)}</code></td>
-                                <td><code>{result}</code></td>
-                                <td>{explain(event)}</td>
-                            </tr>
-                        }
-                    }).collect_view()}
-                </tbody>
-            </table>
+            <div class="log-box" node_ref=log_box on:scroll=on_log_scroll>
+                <table data-testid="event-log">
+                    <thead><tr><th>"seq"</th><th>"ms"</th><th>"endpoint"</th><th>"phase"</th><th>"call"</th><th>"result"</th><th>"what it means"</th></tr></thead>
+                    <tbody>{log}</tbody>
+                </table>
+            </div>
         </section>
     }
 }

@@ -3,7 +3,9 @@
 //! natively; the view only turns it into SVG.
 
 use shared::describe::call_text;
-use shared::{Event, Phase};
+use std::ops::Range;
+
+use shared::Phase;
 
 use crate::model::RunView;
 
@@ -78,11 +80,20 @@ pub fn row_y(seq: u64) -> f64 {
     HEADER_HEIGHT + (seq as f64 + 0.5) * ROW_HEIGHT
 }
 
-/// Lays out a run.
+/// Lays out a whole run.
 pub fn layout(run: &RunView) -> Diagram {
+    layout_window(run, run.events.len(), 0..run.events.len())
+}
+
+/// Lays out the run as it stood after its first `upto` events, drawing only the calls and
+/// messages that touch the rows in `rows`: a page with ten thousand events draws the few
+/// dozen on screen. The size is the whole diagram's, so that it scrolls as one.
+pub fn layout_window(run: &RunView, upto: usize, rows: Range<usize>) -> Diagram {
+    let upto = upto.min(run.events.len());
     let lanes: Vec<Lane> = run
         .endpoints
         .iter()
+        .filter(|endpoint| endpoint.first_event < upto)
         .enumerate()
         .map(|(index, endpoint)| Lane {
             endpoint: endpoint.id.clone(),
@@ -95,24 +106,31 @@ pub fn layout(run: &RunView) -> Diagram {
             .find(|lane| lane.endpoint == endpoint)
             .map_or(0.0, |lane| lane.x)
     };
-    let rows = run.events.len() as u64;
-    let height = HEADER_HEIGHT + (rows as f64 + 1.0) * ROW_HEIGHT;
+    let height = HEADER_HEIGHT + (upto as f64 + 1.0) * ROW_HEIGHT;
+    let ended = run.outcome.is_some() && upto == run.events.len();
+    // A bar that starts above the window but ends in or below it crosses the window too.
     let mut bars = Vec::new();
-    for (index, enter) in run.events.iter().enumerate() {
+    for (index, enter) in run.events[..upto].iter().enumerate() {
         if enter.phase != Phase::Enter {
             continue;
         }
-        let returned: Option<&Event> = run.events[index + 1..].iter().find(|event| {
-            event.phase == Phase::Return
-                && event.endpoint == enter.endpoint
-                && event.call.name() == enter.call.name()
-        });
+        let returned = run
+            .returns
+            .get(index)
+            .copied()
+            .flatten()
+            .filter(|&end| end < upto);
+        let last_row = returned.unwrap_or(upto);
+        if last_row < rows.start || index >= rows.end {
+            continue;
+        }
+        let returned = returned.map(|end| &run.events[end]);
         bars.push(Bar {
             x: lane_x(&enter.endpoint),
             top: row_y(enter.seq),
             bottom: returned.map_or(height - ROW_HEIGHT / 2.0, |event| row_y(event.seq)),
             label: call_text(&enter.call),
-            waiting: returned.is_none() && run.outcome.is_none(),
+            waiting: returned.is_none() && !ended,
             failed: returned.is_some_and(|event| event.error.is_some()),
             seq: enter.seq,
             role: enter.role.clone(),
@@ -123,6 +141,11 @@ pub fn layout(run: &RunView) -> Diagram {
         .iter()
         .filter_map(|message| {
             let to = message.to.as_ref()?;
+            let received = message.received_at?;
+            let (sent, received) = (message.sent_at as usize, received as usize);
+            if received >= upto || received < rows.start || sent >= rows.end {
+                return None;
+            }
             Some(Arrow {
                 from: (lane_x(&message.from), row_y(message.sent_at)),
                 to: (lane_x(to), row_y(message.received_at?)),

@@ -187,6 +187,8 @@ pub struct EndpointView {
     pub last_received: Option<Bytes>,
     /// The last error a call on it raised.
     pub last_error: Option<String>,
+    /// The index of the first event that named it.
+    pub first_event: usize,
     /// The kernel's view of it at the latest event (state, queues), if the kernel still
     /// knows it.
     pub kernel: Option<SocketView>,
@@ -247,6 +249,10 @@ pub struct RunView {
     pub source: Source,
     /// The event the user has stepped to, by index; `None` follows the newest event.
     pub cursor: Option<usize>,
+    /// For each event, the index of the event that ends its call: an enter's return.
+    pub returns: Vec<Option<usize>>,
+    /// Enter events whose call has not returned yet.
+    open_calls: Vec<usize>,
 }
 
 impl RunView {
@@ -262,6 +268,8 @@ impl RunView {
             outcome: None,
             source: Source::Live,
             cursor: None,
+            returns: Vec::new(),
+            open_calls: Vec::new(),
         }
     }
 
@@ -388,6 +396,7 @@ impl RunView {
     }
 
     fn endpoint_mut(&mut self, id: &str, role: &str) -> &mut EndpointView {
+        let first_event = self.events.len();
         let index = match self.endpoints.iter().position(|e| e.id == id) {
             Some(index) => index,
             None => {
@@ -401,6 +410,7 @@ impl RunView {
                     waiting: None,
                     last_received: None,
                     last_error: None,
+                    first_event,
                     kernel: None,
                 });
                 self.endpoints.len() - 1
@@ -411,6 +421,7 @@ impl RunView {
 
     /// Adds one event and updates what it changes.
     pub fn push(&mut self, event: Event) {
+        self.pair_with_its_enter(&event);
         if event.phase == Phase::Return && event.call.creates_endpoint() && event.result.is_some() {
             // A new socket under a name used before (a program that makes `s` again).
             if let Some(index) = self.endpoints.iter().position(|e| e.id == event.endpoint) {
@@ -468,6 +479,26 @@ impl RunView {
             }
         }
         self.events.push(event);
+    }
+
+    /// Notes which enter a return event ends: the oldest open call of the same name on the
+    /// same endpoint.
+    fn pair_with_its_enter(&mut self, event: &Event) {
+        let index = self.events.len();
+        self.returns.push(None);
+        match event.phase {
+            Phase::Enter => self.open_calls.push(index),
+            Phase::Return => {
+                let events = &self.events;
+                if let Some(position) = self.open_calls.iter().position(|&open| {
+                    events[open].endpoint == event.endpoint
+                        && events[open].call.name() == event.call.name()
+                }) {
+                    let enter = self.open_calls.remove(position);
+                    self.returns[enter] = Some(index);
+                }
+            }
+        }
     }
 
     fn record_result(&mut self, event: &Event, value: &ReturnValue) {

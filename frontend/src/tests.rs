@@ -485,3 +485,47 @@ fn a_saved_trace_opens_again_without_a_backend() {
     model.lose_link();
     assert_eq!(model.run.unwrap().outcome, Some(RunOutcome::Completed));
 }
+
+/// A long run: a client that sends 5,000 times on one connection (10,000 events and more).
+fn firehose(sends: usize) -> Vec<Event> {
+    let mut s = Script::default();
+    s.enter("client.s", Call::Connect { address: SERVER }).ret(
+        "client.s",
+        ReturnValue::None,
+        Some(CLIENT),
+        Some(SERVER),
+    );
+    let data = Bytes(b"x".to_vec());
+    for _ in 0..sends {
+        s.enter("client.s", Call::Send { data: data.clone() }).ret(
+            "client.s",
+            ReturnValue::Sent { count: 1 },
+            Some(CLIENT),
+            Some(SERVER),
+        );
+    }
+    s.0
+}
+
+#[test]
+fn a_window_of_a_long_run_draws_only_its_rows() {
+    let model = model_with(firehose(5_000));
+    let run = model.run.as_ref().unwrap();
+    assert_eq!(run.events.len(), 10_002);
+    let window = crate::diagram::layout_window(run, run.events.len(), 5_000..5_040);
+    assert_eq!(window.bars.len(), 20);
+    assert!(window.bars.iter().all(|bar| !bar.waiting));
+    // The diagram keeps its whole height, so that it scrolls as one.
+    assert_eq!(window.height, layout(run).height);
+    // Every call's return is known without searching.
+    assert!(
+        run.events
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.phase == Phase::Enter)
+            .all(|(index, _)| run.returns[index] == Some(index + 1))
+    );
+    // As it stood after 3 events, the second send has entered and not returned.
+    let early = crate::diagram::layout_window(run, 3, 0..3);
+    assert!(early.bars.last().unwrap().waiting);
+}
