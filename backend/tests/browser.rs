@@ -560,3 +560,76 @@ async fn a_session_with_ten_thousand_events_stays_usable() {
     let _ = client.close().await;
     result.unwrap();
 }
+
+/// Fills in one of the manual mode's text fields.
+async fn fill(client: &Client, testid: &str, value: &str) -> Result<(), String> {
+    let field = client
+        .find(Locator::Css(&format!("[data-testid='{testid}']")))
+        .await
+        .map_err(|e| format!("{testid}: {e}"))?;
+    field.clear().await.map_err(|e| e.to_string())?;
+    field.send_keys(value).await.map_err(|e| e.to_string())
+}
+
+async fn choose(client: &Client, testid: &str, value: &str) -> Result<(), String> {
+    client
+        .find(Locator::Css(&format!("[data-testid='{testid}']")))
+        .await
+        .map_err(|e| format!("{testid}: {e}"))?
+        .select_by_value(value)
+        .await
+        .map_err(|e| format!("{testid}: {e}"))
+}
+
+async fn manual_mode_shows_errors(client: &Client, base: SocketAddr) -> Result<(), String> {
+    client
+        .goto(&format!("http://{base}/"))
+        .await
+        .map_err(|e| e.to_string())?;
+    wait_for_text(client, "connection-status", "connected").await?;
+    client
+        .find(Locator::Css("[data-testid='manual'] summary"))
+        .await
+        .map_err(|e| e.to_string())?
+        .click()
+        .await
+        .map_err(|e| e.to_string())?;
+    // A socket of the user's own.
+    fill(client, "manual-endpoint", "s").await?;
+    choose(client, "manual-call", "socket").await?;
+    click(client, "manual-submit").await?;
+    wait_for_text(client, "run-status", "running").await?;
+    wait_for_text(client, "endpoint-s", "CLOSED").await?;
+    // A field the form refuses, before anything is sent.
+    choose(client, "manual-call", "connect").await?;
+    fill(client, "manual-address", "127.0.0.1:99999").await?;
+    click(client, "manual-submit").await?;
+    wait_for_text(client, "manual-error", "0 to 65535").await?;
+    // A call the kernel refuses: nothing listens on that port of this loopback address.
+    fill(client, "manual-address", "127.31.41.59:9").await?;
+    click(client, "manual-submit").await?;
+    wait_for_text(client, "endpoint-s", "ECONNREFUSED").await?;
+    wait_for_text(client, "event-log", "ConnectionRefusedError").await?;
+    let problem = client
+        .find(Locator::Css("[data-testid='manual-error']"))
+        .await
+        .map_err(|e| e.to_string())?
+        .text()
+        .await
+        .map_err(|e| e.to_string())?;
+    if !problem.is_empty() {
+        return Err(format!("the form still shows {problem:?}"));
+    }
+    save_screenshot(client, "manual-mode.png").await;
+    Ok(())
+}
+
+#[tokio::test]
+#[ignore = "needs dist/ and chromedriver: run scripts/test.sh"]
+async fn manual_mode_shows_the_forms_and_the_kernels_errors() {
+    let (addr, _stop) = start_backend("127.0.0.1:0".parse().unwrap()).await;
+    let (_driver, client) = start_browser().await;
+    let result = manual_mode_shows_errors(&client, addr).await;
+    let _ = client.close().await;
+    result.unwrap();
+}

@@ -11,6 +11,7 @@ use wasm_bindgen::closure::Closure;
 use web_sys::{CloseEvent, MessageEvent, WebSocket};
 
 use crate::diagram::{HEADER_HEIGHT, ROW_HEIGHT};
+use crate::manual::{self, CallForm};
 use crate::model::{Link, Model, RunView, Source, role_colour};
 
 /// What a link asks for: `?scenario=<id>` picks a scenario, `&play=1` plays it at once, and
@@ -396,6 +397,7 @@ fn App() -> impl IntoView {
         <Show when=move || model.with(|m| m.error.is_some())>
             <p class="error" data-testid="error">{move || model.with(|m| m.error.clone().unwrap_or_default())}</p>
         </Show>
+        <ManualPanel connection=Rc::clone(&connection) model=model/>
         <main>
             <Show when=move || model.with(|m| m.run.is_some())
                 fallback=|| view! {
@@ -404,6 +406,88 @@ fn App() -> impl IntoView {
                 <RunPanel model=model replay=replay filter=filter newest_first=newest_first/>
             </Show>
         </main>
+    }
+}
+
+/// The manual mode: the user's own calls, one at a time, on real sockets in the sandbox.
+#[component]
+fn ManualPanel(connection: Rc<Connection>, model: RwSignal<Model>) -> impl IntoView {
+    let form = RwSignal::new(CallForm::new());
+    let problem = RwSignal::new(None::<String>);
+    let shows = move |field: &'static str| form.with(|f| manual::fields(&f.call).contains(&field));
+    let submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        match form.with_untracked(CallForm::build) {
+            Err(message) => problem.set(Some(message)),
+            Ok((endpoint, call)) => {
+                problem.set(None);
+                if model.with_untracked(|m| m.link != Link::Connected) {
+                    problem.set(Some(
+                        "the backend is not connected; wait until it is".to_owned(),
+                    ));
+                    return;
+                }
+                connection.send(&ClientMessage::Call { endpoint, call });
+            }
+        }
+    };
+    // A text field bound to one of the form's fields.
+    let text = move |testid: &'static str,
+                     label: &'static str,
+                     placeholder: &'static str,
+                     get: fn(&CallForm) -> String,
+                     set: fn(&mut CallForm, String)| {
+        view! {
+            <label>{label}" "
+                <input type="text" data-testid=testid placeholder=placeholder
+                    prop:value=move || form.with(get)
+                    on:input=move |ev| form.update(|f| set(f, event_target_value(&ev)))/>
+            </label>
+        }
+    };
+    let choice = move |testid: &'static str,
+                       label: &'static str,
+                       options: &'static [&'static str],
+                       get: fn(&CallForm) -> String,
+                       set: fn(&mut CallForm, String)| {
+        view! {
+            <label>{label}" "
+                <select data-testid=testid on:change=move |ev| form.update(|f| set(f, event_target_value(&ev)))>
+                    {options.iter().map(|option| {
+                        let option = *option;
+                        view! { <option value=option selected=move || form.with(get) == option>{option}</option> }
+                    }).collect_view()}
+                </select>
+            </label>
+        }
+    };
+    view! {
+        <details class="manual" data-testid="manual">
+            <summary>"Your own calls (manual mode)"</summary>
+            <p class="hint">"Make any call on your own sockets, in any order, and see what the kernel answers. Name a socket (such as s), create it with socket, then bind, listen, accept, connect… A call that waits, such as accept, goes on while you make the next one."</p>
+            <form on:submit=submit>
+                {text("manual-endpoint", "socket", "s", |f| f.endpoint.clone(), |f, v| f.endpoint = v)}
+                {choice("manual-call", "call", manual::CALLS, |f| f.call.clone(), |f, v| f.call = v)}
+                <Show when=move || shows("family")>{choice("manual-family", "family", &["AF_INET", "AF_INET6", "AF_UNIX"], |f| f.family.clone(), |f, v| f.family = v)}</Show>
+                <Show when=move || shows("type")>{choice("manual-type", "type", &["SOCK_STREAM", "SOCK_DGRAM"], |f| f.sock_type.clone(), |f, v| f.sock_type = v)}</Show>
+                <Show when=move || shows("data")>{text("manual-data", "bytes", "Hello\\n", |f| f.data.clone(), |f, v| f.data = v)}</Show>
+                <Show when=move || shows("address")>{text("manual-address", "address", "127.0.0.1:12345", |f| f.address.clone(), |f, v| f.address = v)}</Show>
+                <Show when=move || shows("backlog")>{text("manual-backlog", "backlog", "5", |f| f.backlog.clone(), |f, v| f.backlog = v)}</Show>
+                <Show when=move || shows("bufsize")>{text("manual-bufsize", "bufsize", "1024", |f| f.bufsize.clone(), |f, v| f.bufsize = v)}</Show>
+                <Show when=move || shows("how")>{choice("manual-how", "how", &["SHUT_RD", "SHUT_WR", "SHUT_RDWR"], |f| f.how.clone(), |f, v| f.how = v)}</Show>
+                <Show when=move || shows("option")>{choice("manual-option", "option", &["SO_REUSEADDR", "SO_LINGER", "TCP_NODELAY", "SO_RCVBUF", "SO_SNDBUF"], |f| f.option.clone(), |f, v| f.option = v)}</Show>
+                <Show when=move || shows("value")>{text("manual-value", "value", "1", |f| f.value.clone(), |f, v| f.value = v)}</Show>
+                <Show when=move || shows("flag")>
+                    <label>"blocking "
+                        <input type="checkbox" data-testid="manual-flag" prop:checked=move || form.with(|f| f.flag)
+                            on:change=move |ev| form.update(|f| f.flag = event_target_checked(&ev))/>
+                    </label>
+                </Show>
+                <Show when=move || shows("timeout")>{text("manual-timeout", "seconds", "None or 0.5", |f| f.timeout.clone(), |f, v| f.timeout = v)}</Show>
+                <button type="submit" data-testid="manual-submit">"Call"</button>
+            </form>
+            <p class="error" data-testid="manual-error">{move || problem.get()}</p>
+        </details>
     }
 }
 

@@ -3,6 +3,7 @@
 //! # Layout
 //! - [`model`]: server messages in, endpoints and messages out. Plain Rust.
 //! - [`diagram`]: the sequence diagram's geometry. Plain Rust.
+//! - [`manual`]: the manual mode's form, checked and turned into a call. Plain Rust.
 //! - `app` (browser only): the Leptos components and the WebSocket link; they read the model
 //!   and never change it except through [`model::Model::apply`].
 //!
@@ -10,6 +11,7 @@
 //! an address, an fd, an error on the page is one the backend's kernel reported.
 
 pub mod diagram;
+pub mod manual;
 pub mod model;
 
 #[cfg(target_arch = "wasm32")]

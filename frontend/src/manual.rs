@@ -1,0 +1,470 @@
+//! The manual mode's form: the fields a user fills in, checked and turned into a [`Call`].
+//!
+//! Plain Rust, tested natively. Every field is checked here, before anything is sent, with a
+//! message that says what to type instead; the kernel's own errors come back as events.
+
+use std::net::SocketAddr;
+
+use shared::{Bytes, Call, Family, SockAddr, SockOption, SockType};
+
+/// The calls the form offers, in the order a program usually makes them.
+pub const CALLS: &[&str] = &[
+    "socket",
+    "bind",
+    "listen",
+    "accept",
+    "connect",
+    "send",
+    "sendall",
+    "recv",
+    "sendto",
+    "recvfrom",
+    "shutdown",
+    "getsockname",
+    "getpeername",
+    "setsockopt",
+    "setblocking",
+    "settimeout",
+    "close",
+    "gethostname",
+];
+
+/// The fields a call needs, so that the form shows only those.
+pub fn fields(call: &str) -> &'static [&'static str] {
+    match call {
+        "socket" => &["family", "type"],
+        "bind" | "connect" => &["address"],
+        "listen" => &["backlog"],
+        "send" | "sendall" => &["data"],
+        "sendto" => &["data", "address"],
+        "recv" | "recvfrom" => &["bufsize"],
+        "shutdown" => &["how"],
+        "setsockopt" => &["option", "value"],
+        "setblocking" => &["flag"],
+        "settimeout" => &["timeout"],
+        _ => &[],
+    }
+}
+
+/// What the user typed and chose.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CallForm {
+    pub endpoint: String,
+    pub call: String,
+    pub family: String,
+    pub sock_type: String,
+    pub address: String,
+    pub data: String,
+    pub bufsize: String,
+    pub backlog: String,
+    pub how: String,
+    pub option: String,
+    pub value: String,
+    pub flag: bool,
+    pub timeout: String,
+}
+
+impl CallForm {
+    /// A form ready for a first `socket` call.
+    pub fn new() -> Self {
+        CallForm {
+            endpoint: "s".into(),
+            call: "socket".into(),
+            family: "AF_INET".into(),
+            sock_type: "SOCK_STREAM".into(),
+            address: "127.0.0.1:12345".into(),
+            data: "Hello".into(),
+            bufsize: "1024".into(),
+            backlog: "5".into(),
+            how: "SHUT_WR".into(),
+            option: "SO_REUSEADDR".into(),
+            value: "1".into(),
+            flag: false,
+            timeout: "0.5".into(),
+        }
+    }
+
+    /// The endpoint and the call, or what is wrong with the form.
+    pub fn build(&self) -> Result<(String, Call), String> {
+        let endpoint = self.endpoint.trim().to_owned();
+        check_endpoint(&endpoint, self.call == "socket")?;
+        let call = match self.call.as_str() {
+            "socket" => Call::Socket {
+                family: match self.family.as_str() {
+                    "AF_INET" => Family::Inet,
+                    "AF_INET6" => Family::Inet6,
+                    "AF_UNIX" => Family::Unix,
+                    other => return Err(format!("unknown family {other}")),
+                },
+                sock_type: match self.sock_type.as_str() {
+                    "SOCK_STREAM" => SockType::Stream,
+                    "SOCK_DGRAM" => SockType::Dgram,
+                    other => return Err(format!("unknown type {other}")),
+                },
+            },
+            "bind" => Call::Bind {
+                address: parse_address(&self.address)?,
+            },
+            "connect" => Call::Connect {
+                address: parse_address(&self.address)?,
+            },
+            "listen" => Call::Listen {
+                backlog: self.backlog.trim().parse().map_err(|_| {
+                    format!("the backlog must be a whole number, not '{}'", self.backlog)
+                })?,
+            },
+            "send" => Call::Send {
+                data: parse_data(&self.data),
+            },
+            "sendall" => Call::Sendall {
+                data: parse_data(&self.data),
+            },
+            "sendto" => Call::Sendto {
+                data: parse_data(&self.data),
+                address: parse_address(&self.address)?,
+            },
+            "recv" => Call::Recv {
+                bufsize: parse_bufsize(&self.bufsize)?,
+            },
+            "recvfrom" => Call::Recvfrom {
+                bufsize: parse_bufsize(&self.bufsize)?,
+            },
+            "shutdown" => Call::Shutdown {
+                how: match self.how.as_str() {
+                    "SHUT_RD" => shared::Shutdown::Read,
+                    "SHUT_WR" => shared::Shutdown::Write,
+                    "SHUT_RDWR" => shared::Shutdown::Both,
+                    other => return Err(format!("unknown shutdown direction {other}")),
+                },
+            },
+            "setsockopt" => Call::Setsockopt {
+                option: parse_option(&self.option, &self.value)?,
+            },
+            "setblocking" => Call::Setblocking { flag: self.flag },
+            "settimeout" => Call::Settimeout {
+                millis: parse_timeout(&self.timeout)?,
+            },
+            "accept" => Call::Accept,
+            "getsockname" => Call::Getsockname,
+            "getpeername" => Call::Getpeername,
+            "close" => Call::Close,
+            "gethostname" => Call::Gethostname,
+            other => return Err(format!("unknown call {other}")),
+        };
+        Ok((endpoint, call))
+    }
+}
+
+/// The same rule as the backend's: a Python-like name, with `.conn` for accepted sockets.
+fn check_endpoint(endpoint: &str, new_socket: bool) -> Result<(), String> {
+    let names: Vec<&str> = endpoint.split('.').collect();
+    let identifier = |name: &&str| {
+        let mut chars = name.chars();
+        name.len() <= 32
+            && chars
+                .next()
+                .is_some_and(|first| first.is_ascii_alphabetic() || first == '_')
+            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+    };
+    if !names.iter().all(identifier) || names.len() > 2 || (new_socket && names.len() != 1) {
+        return Err(format!(
+            "'{endpoint}' is not a socket name: use letters, digits and '_', not starting with \
+             a digit, such as 's' or 'server' (an accepted connection is named like 's.conn')"
+        ));
+    }
+    Ok(())
+}
+
+/// `127.0.0.1:12345`, `[::1]:8080`, a Unix path (`server.sock`, `/tmp/...`), or `@name` for
+/// an abstract Unix name.
+pub fn parse_address(text: &str) -> Result<SockAddr, String> {
+    let text = text.trim();
+    if let Some(name) = text.strip_prefix('@') {
+        return Ok(SockAddr::Unix {
+            path: name.to_owned(),
+            r#abstract: true,
+        });
+    }
+    if text.contains('/') || text.ends_with(".sock") {
+        return Ok(SockAddr::Unix {
+            path: text.to_owned(),
+            r#abstract: false,
+        });
+    }
+    if let Some((_, port)) = text.rsplit_once(':')
+        && port.parse::<u16>().is_err()
+        && port.chars().all(|c| c.is_ascii_digit())
+        && !port.is_empty()
+    {
+        return Err(format!("the port must be 0 to 65535, not {port}"));
+    }
+    match text.parse::<SocketAddr>() {
+        Ok(SocketAddr::V4(v4)) => Ok(SockAddr::Inet {
+            host: *v4.ip(),
+            port: v4.port(),
+        }),
+        Ok(SocketAddr::V6(v6)) => Ok(SockAddr::Inet6 {
+            host: *v6.ip(),
+            port: v6.port(),
+            flowinfo: 0,
+            scope_id: v6.scope_id(),
+        }),
+        Err(_) => Err(format!(
+            "'{text}' is not an address: write 127.0.0.1:12345, [::1]:12345, a Unix path such \
+             as server.sock, or @name for an abstract Unix name"
+        )),
+    }
+}
+
+/// The text as UTF-8 bytes, with `\n`, `\r`, `\t` and `\\` read as Python reads them.
+pub fn parse_data(text: &str) -> Bytes {
+    let mut bytes = Vec::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            let mut buffer = [0; 4];
+            bytes.extend_from_slice(c.encode_utf8(&mut buffer).as_bytes());
+            continue;
+        }
+        match chars.next() {
+            Some('n') => bytes.push(b'\n'),
+            Some('r') => bytes.push(b'\r'),
+            Some('t') => bytes.push(b'\t'),
+            Some('\\') => bytes.push(b'\\'),
+            Some(other) => {
+                bytes.push(b'\\');
+                let mut buffer = [0; 4];
+                bytes.extend_from_slice(other.encode_utf8(&mut buffer).as_bytes());
+            }
+            None => bytes.push(b'\\'),
+        }
+    }
+    Bytes(bytes)
+}
+
+/// The largest buffer the backend accepts (`MAX_RECV_BUFSIZE` there).
+const MAX_BUFSIZE: usize = 1 << 20;
+
+fn parse_bufsize(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(size) if size <= MAX_BUFSIZE => Ok(size),
+        _ => Err(format!(
+            "the buffer size must be a whole number from 0 to {MAX_BUFSIZE}, not '{text}'"
+        )),
+    }
+}
+
+fn parse_option(option: &str, value: &str) -> Result<SockOption, String> {
+    let value = value.trim();
+    let number = || {
+        value
+            .parse::<u32>()
+            .map_err(|_| format!("{option} needs a whole number, not '{value}'"))
+    };
+    let flag = || match value {
+        "0" | "False" | "false" => Ok(false),
+        "1" | "True" | "true" => Ok(true),
+        _ => Err(format!("{option} is 0 or 1, not '{value}'")),
+    };
+    Ok(match option {
+        "SO_REUSEADDR" => SockOption::ReuseAddr(flag()?),
+        "TCP_NODELAY" => SockOption::NoDelay(flag()?),
+        "SO_LINGER" if value.eq_ignore_ascii_case("off") || value.is_empty() => {
+            SockOption::Linger(None)
+        }
+        "SO_LINGER" => SockOption::Linger(Some(number()?)),
+        "SO_RCVBUF" => SockOption::RecvBuffer(number()?),
+        "SO_SNDBUF" => SockOption::SendBuffer(number()?),
+        other => return Err(format!("unknown option {other}")),
+    })
+}
+
+/// Python's `settimeout` argument: `None`, or seconds (`0.5`).
+fn parse_timeout(text: &str) -> Result<Option<u64>, String> {
+    let text = text.trim();
+    if text.is_empty() || text == "None" {
+        return Ok(None);
+    }
+    match text.parse::<f64>() {
+        Ok(seconds) if seconds.is_finite() && (0.0..=86_400.0).contains(&seconds) => {
+            Ok(Some((seconds * 1000.0).round() as u64))
+        }
+        _ => Err(format!(
+            "the timeout is None or seconds from 0 to 86400, such as 0.5, not '{text}'"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn form(call: &str) -> CallForm {
+        CallForm {
+            call: call.into(),
+            ..CallForm::new()
+        }
+    }
+
+    #[test]
+    fn a_filled_form_makes_its_call() {
+        assert_eq!(
+            CallForm::new().build(),
+            Ok((
+                "s".into(),
+                Call::Socket {
+                    family: Family::Inet,
+                    sock_type: SockType::Stream
+                }
+            ))
+        );
+        let connect = form("connect").build().unwrap().1;
+        assert_eq!(
+            connect,
+            Call::Connect {
+                address: SockAddr::Inet {
+                    host: [127, 0, 0, 1].into(),
+                    port: 12345
+                }
+            }
+        );
+        let timeout = form("settimeout").build().unwrap().1;
+        assert_eq!(timeout, Call::Settimeout { millis: Some(500) });
+        let linger = CallForm {
+            option: "SO_LINGER".into(),
+            value: "0".into(),
+            ..form("setsockopt")
+        };
+        assert_eq!(
+            linger.build().unwrap().1,
+            Call::Setsockopt {
+                option: SockOption::Linger(Some(0))
+            }
+        );
+    }
+
+    #[test]
+    fn addresses_of_every_kind_are_understood() {
+        assert_eq!(
+            parse_address("[::1]:8080"),
+            Ok(SockAddr::Inet6 {
+                host: std::net::Ipv6Addr::LOCALHOST,
+                port: 8080,
+                flowinfo: 0,
+                scope_id: 0
+            })
+        );
+        assert_eq!(
+            parse_address("server.sock"),
+            Ok(SockAddr::Unix {
+                path: "server.sock".into(),
+                r#abstract: false
+            })
+        );
+        assert_eq!(
+            parse_address("@lab"),
+            Ok(SockAddr::Unix {
+                path: "lab".into(),
+                r#abstract: true
+            })
+        );
+    }
+
+    #[test]
+    fn wrong_fields_say_what_to_type_instead() {
+        let bad = [
+            (
+                CallForm {
+                    address: "127.0.0.1:99999".into(),
+                    ..form("connect")
+                },
+                "0 to 65535",
+            ),
+            (
+                CallForm {
+                    address: "localhost".into(),
+                    ..form("bind")
+                },
+                "not an address",
+            ),
+            (
+                CallForm {
+                    bufsize: "-1".into(),
+                    ..form("recv")
+                },
+                "buffer size",
+            ),
+            (
+                CallForm {
+                    bufsize: "9999999".into(),
+                    ..form("recv")
+                },
+                "buffer size",
+            ),
+            (
+                CallForm {
+                    backlog: "five".into(),
+                    ..form("listen")
+                },
+                "backlog",
+            ),
+            (
+                CallForm {
+                    endpoint: "1st".into(),
+                    ..form("socket")
+                },
+                "not a socket name",
+            ),
+            (
+                CallForm {
+                    endpoint: "s.conn".into(),
+                    ..form("socket")
+                },
+                "not a socket name",
+            ),
+            (
+                CallForm {
+                    timeout: "-1".into(),
+                    ..form("settimeout")
+                },
+                "timeout",
+            ),
+            (
+                CallForm {
+                    value: "yes".into(),
+                    ..form("setsockopt")
+                },
+                "0 or 1",
+            ),
+        ];
+        for (form, expected) in bad {
+            let error = form.build().unwrap_err();
+            assert!(error.contains(expected), "{form:?}: {error}");
+        }
+        // An accepted connection's name is fine for the other calls.
+        assert!(
+            CallForm {
+                endpoint: "s.conn".into(),
+                ..form("recv")
+            }
+            .build()
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn data_reads_python_escapes() {
+        assert_eq!(parse_data("a\\nb\\\\c").0, b"a\nb\\c");
+        assert_eq!(parse_data("é").0, "é".as_bytes());
+    }
+
+    #[test]
+    fn every_offered_call_has_its_fields() {
+        for call in CALLS {
+            let mut form = form(call);
+            form.endpoint = "s".into();
+            assert!(form.build().is_ok(), "{call}");
+            let _ = fields(call);
+        }
+    }
+}
