@@ -3,14 +3,16 @@
 //! Both front doors use this: the WebSocket session (which forwards events in batches) and
 //! `backend trace` (which prints them).
 
+use std::sync::Arc;
+
 use shared::{Event, RoleProgram, RunOutcome};
 use tokio::sync::mpsc;
 
 use std::net::{Ipv6Addr, SocketAddr, TcpListener};
 
-use crate::lab::{EventSink, Lab, Places};
+use crate::lab::{EventSink, Lab, Places, RunItem};
 use crate::loopback::LoopbackPool;
-use crate::scenario::{self, PORT, Plan, RunSetup, Scenario};
+use crate::scenario::{self, Gate, PORT, Plan, RunSetup, Scenario};
 
 /// A run ready to play.
 #[derive(Debug)]
@@ -18,12 +20,14 @@ pub(crate) struct Run {
     plan: Plan,
     lab: Lab,
     unix_dir: String,
+    /// Present when the run pauses before each call.
+    gate: Option<Arc<Gate>>,
 }
 
 impl Run {
     /// Prepares a run of `scenario` on the next loopback address; its events will come out of
     /// the returned receiver, which ends when the run has ended and its sockets are closed.
-    pub(crate) fn prepare(scenario: &Scenario) -> (Self, mpsc::UnboundedReceiver<Event>) {
+    pub(crate) fn prepare(scenario: &Scenario) -> (Self, mpsc::UnboundedReceiver<RunItem>) {
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let places = Places::new();
         let setup = RunSetup {
@@ -36,8 +40,18 @@ impl Run {
             plan: scenario.plan(&setup),
             unix_dir: places.dir().to_string_lossy().into_owned(),
             lab: Lab::new(EventSink::new(events_tx), places),
+            gate: None,
         };
         (run, events_rx)
+    }
+
+    /// Makes the run pause before each call; returns the gate that lets calls through. The
+    /// run owns the gate: once it ends, the gate is gone.
+    pub(crate) fn pause_before_calls(&mut self) -> std::sync::Weak<Gate> {
+        let gate = Arc::new(Gate::default());
+        let weak = Arc::downgrade(&gate);
+        self.gate = Some(gate);
+        weak
     }
 
     /// The run's directory for Unix socket files.
@@ -52,7 +66,7 @@ impl Run {
 
     /// Plays the run to its end, then closes every socket it still holds.
     pub(crate) async fn play(self) -> RunOutcome {
-        let outcome = scenario::play(&self.plan, &self.lab).await;
+        let outcome = scenario::play(&self.plan, &self.lab, self.gate.as_deref()).await;
         // Dropping the lab closes its sockets and its event sender, which ends the receiver.
         drop(self.lab);
         outcome
@@ -77,8 +91,10 @@ pub async fn record(scenario_id: &str) -> Result<(Vec<Event>, RunOutcome), Unkno
     let (run, mut events) = Run::prepare(scenario);
     let collect = async {
         let mut all = Vec::new();
-        while let Some(event) = events.recv().await {
-            all.push(event);
+        while let Some(item) = events.recv().await {
+            if let RunItem::Event(event) = item {
+                all.push(event);
+            }
         }
         all
     };

@@ -8,7 +8,7 @@
 //! lab and so closes every socket it opened.
 
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::task::Poll;
 
 use axum::extract::State;
@@ -22,9 +22,10 @@ use shared::{
 use tokio::sync::mpsc;
 use tokio::task::{JoinHandle, JoinSet};
 
-use crate::lab::{Caller, EventSink, Lab, Places};
+use crate::lab::{Caller, EventSink, Lab, Places, RunItem};
 use crate::run::Run;
 use crate::scenario;
+use crate::scenario::Gate;
 use crate::server::AppState;
 
 /// The largest message a browser may send. The protocol's messages are a few dozen bytes;
@@ -121,8 +122,13 @@ struct Runs {
 
 #[derive(Debug)]
 enum Current {
-    /// A scenario playing in a task of its own.
-    Scenario { run: u64, task: JoinHandle<()> },
+    /// A scenario playing in a task of its own; `gate` lets its calls through one at a time
+    /// when it pauses before each (it is gone once the run has ended).
+    Scenario {
+        run: u64,
+        task: JoinHandle<()>,
+        gate: Option<Weak<Gate>>,
+    },
     /// The user's sandbox.
     Sandbox(Sandbox),
 }
@@ -130,7 +136,10 @@ enum Current {
 impl Runs {
     async fn handle(&mut self, message: ClientMessage, outbox: &Outbox) {
         match message {
-            ClientMessage::Play { scenario } => {
+            ClientMessage::Play {
+                scenario,
+                pause_before_calls,
+            } => {
                 let Some(scenario) = scenario::find(&scenario) else {
                     let known: Vec<&str> = scenario::CATALOG.iter().map(|s| s.id).collect();
                     reply_error(
@@ -147,7 +156,8 @@ impl Runs {
                 self.stop_current(outbox, "another run was started").await;
                 self.last_id += 1;
                 let run_id = self.last_id;
-                let (run, events) = Run::prepare(scenario);
+                let (mut run, events) = Run::prepare(scenario);
+                let gate = pause_before_calls.then(|| run.pause_before_calls());
                 let task = tokio::spawn(forward_run(
                     run_id,
                     scenario.info(),
@@ -155,7 +165,29 @@ impl Runs {
                     events,
                     outbox.clone(),
                 ));
-                self.current = Some(Current::Scenario { run: run_id, task });
+                self.current = Some(Current::Scenario {
+                    run: run_id,
+                    task,
+                    gate,
+                });
+            }
+            ClientMessage::Next => {
+                let gate = match &self.current {
+                    Some(Current::Scenario {
+                        gate: Some(gate), ..
+                    }) => gate.upgrade(),
+                    _ => None,
+                };
+                if !gate.is_some_and(|gate| gate.open_once()) {
+                    reply_error(
+                        outbox,
+                        ErrorCode::NothingToResume,
+                        "no paused run waits to make a call (play a scenario with \
+                         pause_before_calls, or wait for the call in progress to return)"
+                            .to_owned(),
+                    )
+                    .await;
+                }
             }
             ClientMessage::Stop => {
                 if !self.stop_current(outbox, "stopped by the user").await {
@@ -201,7 +233,7 @@ impl Runs {
         let (run, forwarder) = match self.current.take() {
             None => return false,
             Some(Current::Scenario { task, .. }) if task.is_finished() => return false,
-            Some(Current::Scenario { run, task }) => {
+            Some(Current::Scenario { run, task, .. }) => {
                 task.abort();
                 // Waiting for the aborted task makes sure none of its messages follows
                 // RunFinished.
@@ -344,7 +376,7 @@ async fn forward_run(
     run_id: u64,
     scenario: shared::ScenarioInfo,
     run: Run,
-    events: mpsc::UnboundedReceiver<shared::Event>,
+    events: mpsc::UnboundedReceiver<RunItem>,
     outbox: Outbox,
 ) {
     let started = ServerMessage::RunStarted {
@@ -365,28 +397,48 @@ async fn forward_run(
         .await;
 }
 
-/// Sends a run's events in batches until the run's event stream ends.
-async fn forward_events(
-    run_id: u64,
-    mut events: mpsc::UnboundedReceiver<shared::Event>,
-    outbox: Outbox,
-) {
-    while let Some(first) = events.recv().await {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match events.try_recv() {
-                Ok(event) => batch.push(event),
-                Err(_) => break,
+/// Sends a run's events in batches, and its pauses, until the run's stream ends.
+async fn forward_events(run_id: u64, mut items: mpsc::UnboundedReceiver<RunItem>, outbox: Outbox) {
+    let mut batch = Vec::new();
+    while let Some(first) = items.recv().await {
+        let mut next = Some(first);
+        while let Some(item) = next.take() {
+            match item {
+                RunItem::Event(event) => batch.push(event),
+                RunItem::Paused(call) => {
+                    // Events before the pause go first, so the page sees them in order.
+                    if !send_batch(run_id, &mut batch, &outbox).await {
+                        return;
+                    }
+                    let paused = ServerMessage::Paused {
+                        run: run_id,
+                        next: call,
+                    };
+                    if outbox.send(Outgoing::Message(paused)).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            if batch.len() < MAX_BATCH {
+                next = items.try_recv().ok();
             }
         }
-        let message = ServerMessage::Events {
-            run: run_id,
-            events: batch,
-        };
-        if outbox.send(Outgoing::Message(message)).await.is_err() {
-            break;
+        if !send_batch(run_id, &mut batch, &outbox).await {
+            return;
         }
     }
+}
+
+/// Sends the events gathered so far as one message; `false` once the browser is gone.
+async fn send_batch(run_id: u64, batch: &mut Vec<shared::Event>, outbox: &Outbox) -> bool {
+    if batch.is_empty() {
+        return true;
+    }
+    let message = ServerMessage::Events {
+        run: run_id,
+        events: std::mem::take(batch),
+    };
+    outbox.send(Outgoing::Message(message)).await.is_ok()
 }
 
 /// Sends what the session queues until the queue closes or the browser is gone.

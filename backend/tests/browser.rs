@@ -633,3 +633,60 @@ async fn manual_mode_shows_the_forms_and_the_kernels_errors() {
     let _ = client.close().await;
     result.unwrap();
 }
+
+async fn pausing_before_each_call(client: &Client, base: SocketAddr) -> Result<(), String> {
+    client
+        .goto(&format!(
+            "http://{base}/?scenario=simple-server-client&play=1&pause=1"
+        ))
+        .await
+        .map_err(|e| e.to_string())?;
+    // The first call is named before it is made, with its line marked in the code.
+    wait_for_text(
+        client,
+        "explanation",
+        "Next, server.s calls socket(AF_INET, SOCK_STREAM)",
+    )
+    .await?;
+    let next_line = client
+        .find(Locator::Css(
+            "[data-testid='code-server'] [data-testid='next-line']",
+        ))
+        .await
+        .map_err(|e| format!("no next line: {e}"))?
+        .text()
+        .await
+        .map_err(|e| e.to_string())?;
+    if !next_line.contains("s = socket.socket") {
+        return Err(format!("the next line is {next_line:?}"));
+    }
+    let before = wait_for_text(client, "run-status", "running").await?;
+    click(client, "next-call").await?;
+    wait_for_text(client, "step-label", "event 2 of 2").await?;
+    wait_for_text(client, "explanation", "Next, server.s calls gethostname()").await?;
+    // The keyboard's n makes the next call too.
+    client
+        .find(Locator::Css("body"))
+        .await
+        .map_err(|e| e.to_string())?
+        .send_keys("n")
+        .await
+        .map_err(|e| e.to_string())?;
+    wait_for_text(client, "step-label", "event 4 of 4").await?;
+    wait_for_text(client, "explanation", "Next, server.s calls bind(").await?;
+    save_screenshot(client, "pause-before-each-call.png").await;
+    if !before.contains("running") {
+        return Err(before);
+    }
+    Ok(())
+}
+
+#[tokio::test]
+#[ignore = "needs dist/ and chromedriver: run scripts/test.sh"]
+async fn pausing_before_each_call_shows_the_next_call_first() {
+    let (addr, _stop) = start_backend("127.0.0.1:0".parse().unwrap()).await;
+    let (_driver, client) = start_browser().await;
+    let result = pausing_before_each_call(&client, addr).await;
+    let _ = client.close().await;
+    result.unwrap();
+}

@@ -71,7 +71,7 @@ impl User {
                     ServerMessage::RunFinished { outcome, .. } => {
                         self.finished = Some(outcome.clone());
                     }
-                    ServerMessage::Hello { .. } => {}
+                    ServerMessage::Hello { .. } | ServerMessage::Paused { .. } => {}
                 }
                 return message;
             }
@@ -397,6 +397,7 @@ async fn no_calls_of_ones_own_while_a_scenario_plays() {
     // This scenario takes at least half a second (a timeout expires in it).
     user.send(&ClientMessage::Play {
         scenario: "nonblocking".into(),
+        pause_before_calls: false,
     })
     .await;
     user.send(&ClientMessage::Call {

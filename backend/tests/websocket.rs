@@ -68,6 +68,7 @@ async fn a_session_plays_the_simple_scenario() {
         &mut client,
         &ClientMessage::Play {
             scenario: "simple-server-client".into(),
+            pause_before_calls: false,
         },
     )
     .await;
@@ -134,6 +135,7 @@ async fn bad_messages_get_errors_and_the_session_goes_on() {
         &mut client,
         &ClientMessage::Play {
             scenario: "nope".into(),
+            pause_before_calls: false,
         },
     )
     .await;
@@ -146,6 +148,7 @@ async fn bad_messages_get_errors_and_the_session_goes_on() {
         &mut client,
         &ClientMessage::Play {
             scenario: "simple-server-client".into(),
+            pause_before_calls: false,
         },
     )
     .await;
@@ -186,4 +189,76 @@ async fn shutdown_closes_sessions_with_going_away() {
         }
     };
     assert_eq!(u16::from(close.unwrap().code), 1001);
+}
+
+#[tokio::test]
+async fn a_paused_run_makes_each_call_only_when_told() {
+    let (addr, _stop) = start_server().await;
+    let mut client = connect(addr).await;
+    next_message(&mut client).await; // hello
+    send(&mut client, &ClientMessage::Next).await;
+    assert!(matches!(
+        next_message(&mut client).await,
+        ServerMessage::Error {
+            code: ErrorCode::NothingToResume,
+            ..
+        }
+    ));
+    send(
+        &mut client,
+        &ClientMessage::Play {
+            scenario: "simple-server-client".into(),
+            pause_before_calls: true,
+        },
+    )
+    .await;
+    assert!(matches!(
+        next_message(&mut client).await,
+        ServerMessage::RunStarted { .. }
+    ));
+    // The first call is announced, with its line, and not made.
+    let ServerMessage::Paused { next, .. } = next_message(&mut client).await else {
+        panic!("expected paused");
+    };
+    assert_eq!(
+        (next.endpoint.as_str(), next.call.name(), next.line),
+        ("server.s", "socket", Some(3))
+    );
+    let nothing = tokio::time::timeout(Duration::from_millis(300), client.next()).await;
+    assert!(
+        nothing.is_err(),
+        "the run went on without Next: {nothing:?}"
+    );
+    // Each Next makes one call: its enter and return, then the next call is announced.
+    let mut calls = Vec::new();
+    for _ in 0..3 {
+        send(&mut client, &ClientMessage::Next).await;
+        loop {
+            match next_message(&mut client).await {
+                ServerMessage::Events { events, .. } => {
+                    calls.extend(events.iter().map(|e| (e.call.name(), e.phase)));
+                }
+                ServerMessage::Paused { .. } => break,
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+    assert_eq!(
+        calls,
+        [
+            ("socket", Phase::Enter),
+            ("socket", Phase::Return),
+            ("gethostname", Phase::Enter),
+            ("gethostname", Phase::Return),
+            ("bind", Phase::Enter),
+            ("bind", Phase::Return),
+        ]
+    );
+    send(&mut client, &ClientMessage::Stop).await;
+    loop {
+        if let ServerMessage::RunFinished { outcome, .. } = next_message(&mut client).await {
+            assert!(matches!(outcome, RunOutcome::Cancelled { .. }));
+            break;
+        }
+    }
 }

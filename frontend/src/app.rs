@@ -14,12 +14,13 @@ use crate::diagram::{HEADER_HEIGHT, ROW_HEIGHT};
 use crate::manual::{self, CallForm};
 use crate::model::{Link, Model, RunView, Source, role_colour};
 
-/// What a link asks for: `?scenario=<id>` picks a scenario, `&play=1` plays it at once, and
-/// `&step=<n>` shows event `n` once the run has ended.
+/// What a link asks for: `?scenario=<id>` picks a scenario, `&play=1` plays it at once,
+/// `&pause=1` pauses before each call, and `&step=<n>` shows event `n` once the run has ended.
 #[derive(Debug, Default)]
 struct DeepLink {
     scenario: Option<String>,
     play: bool,
+    pause: bool,
     step: Option<usize>,
 }
 
@@ -33,6 +34,9 @@ fn deep_link() -> DeepLink {
         play: params
             .get("play")
             .is_some_and(|value| value == "1" || value == "true"),
+        pause: params
+            .get("pause")
+            .is_some_and(|value| value == "1" || value == "true"),
         step: params.get("step").and_then(|step| step.parse().ok()),
     }
 }
@@ -41,8 +45,9 @@ fn deep_link() -> DeepLink {
 struct Connection {
     socket: RefCell<Option<WebSocket>>,
     model: RwSignal<Model>,
-    /// A play that waits for the link (from a deep link, or a click while reconnecting).
-    pending_play: RefCell<Option<String>>,
+    /// A play that waits for the link (from a deep link, or a click while reconnecting), and
+    /// whether it pauses before each call.
+    pending_play: RefCell<Option<(String, bool)>>,
     /// The event a deep link asks to show once its run has ended.
     pending_step: RefCell<Option<usize>>,
     retries: RefCell<u32>,
@@ -82,8 +87,11 @@ impl Connection {
                         } else {
                             None
                         };
-                        if let Some(scenario) = pending {
-                            this.send(&ClientMessage::Play { scenario });
+                        if let Some((scenario, pause_before_calls)) = pending {
+                            this.send(&ClientMessage::Play {
+                                scenario,
+                                pause_before_calls,
+                            });
                         }
                     }
                 }
@@ -128,11 +136,14 @@ impl Connection {
         }
     }
 
-    fn play(&self, scenario: String) {
+    fn play(&self, scenario: String, pause_before_calls: bool) {
         if self.model.with_untracked(|m| m.link == Link::Connected) {
-            self.send(&ClientMessage::Play { scenario });
+            self.send(&ClientMessage::Play {
+                scenario,
+                pause_before_calls,
+            });
         } else {
-            *self.pending_play.borrow_mut() = Some(scenario);
+            *self.pending_play.borrow_mut() = Some((scenario, pause_before_calls));
         }
     }
 }
@@ -300,19 +311,33 @@ fn App() -> impl IntoView {
     let connection = Rc::new(Connection {
         socket: RefCell::new(None),
         model,
-        pending_play: RefCell::new(if link.play { link.scenario } else { None }),
+        pending_play: RefCell::new(if link.play {
+            link.scenario.map(|scenario| (scenario, link.pause))
+        } else {
+            None
+        }),
         pending_step: RefCell::new(link.step),
         retries: RefCell::new(0),
     });
     connection.open();
     let replay = Replay::new();
+    let pause_before_calls = RwSignal::new(link.pause);
     let play = {
         let connection = Rc::clone(&connection);
         move |_| {
             replay.stop();
-            connection.play(selected.get_untracked());
+            connection.play(selected.get_untracked(), pause_before_calls.get_untracked());
         }
     };
+    let next_call = {
+        let connection = Rc::clone(&connection);
+        move || {
+            if model.with_untracked(|m| m.run.as_ref().is_some_and(|run| run.paused.is_some())) {
+                connection.send(&ClientMessage::Next);
+            }
+        }
+    };
+    let next_key = next_call.clone();
     // Keyboard shortcuts: ← and → step, Home goes to the first event, End follows the newest,
     // and the space bar replays or pauses.
     let _shortcuts = window_event_listener(leptos::ev::keydown, move |event| {
@@ -325,6 +350,7 @@ fn App() -> impl IntoView {
             "Home" => model.update(|m| m.with_run(|run| run.seek(0))),
             "End" => model.update(|m| m.with_run(RunView::follow)),
             " " => replay.toggle(model),
+            "n" => next_key(),
             _ => return,
         }
         event.prevent_default();
@@ -386,8 +412,17 @@ fn App() -> impl IntoView {
                     }).collect_view())}
                 </select>
             </label>
+            <label title="Stop before each call until you press Next, to predict what it will do">
+                <input type="checkbox" data-testid="pause-before-calls"
+                    prop:checked=move || pause_before_calls.get()
+                    on:change=move |ev| pause_before_calls.set(event_target_checked(&ev))/>
+                " pause before each call"
+            </label>
             <button data-testid="play" on:click=play
                 disabled=move || model.with(|m| m.link != Link::Connected)>"▶ Play"</button>
+            <button data-testid="next-call" title="Make the next call (n)"
+                disabled=move || model.with(|m| m.run.as_ref().is_none_or(|run| run.paused.is_none()))
+                on:click=move |_| next_call()>"Next call"</button>
             <label class="button" title="Open a trace file saved from this page">
                 "Open trace…"
                 <input type="file" accept=".json,application/json" data-testid="open-trace" on:change=open_trace/>
@@ -566,6 +601,14 @@ fn RunPanel(
     let explanation = move || {
         model.with(|m| {
             let run = m.run.as_ref()?;
+            if let Some(next) = run.paused.as_ref().filter(|_| run.cursor.is_none()) {
+                return Some(format!(
+                    "Next, {} calls {} (line {}). What will the kernel answer? Press Next call (n) to see.",
+                    next.endpoint,
+                    call_text(&next.call),
+                    next.line.map_or_else(|| "?".to_owned(), |line| line.to_string())
+                ));
+            }
             let event = &run.events[run.selected()?];
             Some(format!("{}: {}", event.endpoint, explain(event)))
         })
@@ -596,8 +639,10 @@ fn RunPanel(
         model.with(|m| {
         let Some(run) = m.run.as_ref() else { return Vec::new() };
         let lines = run.highlighted_lines();
+        let next = run.paused.as_ref().filter(|_| run.cursor.is_none());
         run.programs.iter().map(|program| {
             let highlight = lines.iter().find(|(role, ..)| *role == program.role).map(|(_, line, own)| (*line, *own));
+            let next_line = next.filter(|next| next.role == program.role).and_then(|next| next.line);
             view! {
                 <figure class=format!("program role-{}", role_colour(&program.role))>
                     <figcaption>{format!("{}.py", program.role)}</figcaption>
@@ -608,10 +653,14 @@ fn RunPanel(
                                 Some((line, own)) if line == number => (own, !own),
                                 _ => (false, false),
                             };
+                            let upcoming = next_line == Some(number);
+                            let testid = if upcoming { Some("next-line") } else { current.then_some("current-line") };
                             view! {
-                                <span class="line" class:current=current class:other=other
-                                    data-testid=current.then_some("current-line")>
-                                    <span class="number">{number}</span>{format!("{text}\n")}
+                                <span class="line" class:current=current class:other=other class:next=upcoming
+                                    data-testid=testid>
+                                    <span class="number">{number}</span>{text.to_owned()}
+                                    {upcoming.then(|| view! { <span class="next-mark">"  ← next"</span> })}
+                                    "\n"
                                 </span>
                             }
                         }).collect_view()}

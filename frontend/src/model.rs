@@ -5,7 +5,7 @@
 
 use shared::describe::{call_text, outcome_text};
 use shared::{
-    Bytes, Call, Event, PROTOCOL_VERSION, Phase, ReturnValue, RoleProgram, RunOutcome,
+    Bytes, Call, Event, NextCall, PROTOCOL_VERSION, Phase, ReturnValue, RoleProgram, RunOutcome,
     ScenarioInfo, ServerMessage, SockAddr, SocketView, TRACE_FORMAT, TraceFile,
 };
 
@@ -92,6 +92,11 @@ impl Model {
                     for event in events {
                         view.push(event);
                     }
+                }
+            }
+            ServerMessage::Paused { run, next } => {
+                if let Some(view) = self.run.as_mut().filter(|view| view.id == run) {
+                    view.paused = Some(next);
                 }
             }
             ServerMessage::RunFinished { run, outcome } => {
@@ -251,6 +256,8 @@ pub struct RunView {
     pub cursor: Option<usize>,
     /// For each event, the index of the event that ends its call: an enter's return.
     pub returns: Vec<Option<usize>>,
+    /// The call a paused run will make when the user says so.
+    pub paused: Option<NextCall>,
     /// Enter events whose call has not returned yet.
     open_calls: Vec<usize>,
 }
@@ -270,6 +277,7 @@ impl RunView {
             cursor: None,
             returns: Vec::new(),
             open_calls: Vec::new(),
+            paused: None,
         }
     }
 
@@ -422,6 +430,13 @@ impl RunView {
     /// Adds one event and updates what it changes.
     pub fn push(&mut self, event: Event) {
         self.pair_with_its_enter(&event);
+        if self.paused.as_ref().is_some_and(|next| {
+            event.phase == Phase::Enter
+                && next.endpoint == event.endpoint
+                && next.call == event.call
+        }) {
+            self.paused = None;
+        }
         if event.phase == Phase::Return && event.call.creates_endpoint() && event.result.is_some() {
             // A new socket under a name used before (a program that makes `s` again).
             if let Some(index) = self.endpoints.iter().position(|e| e.id == event.endpoint) {
@@ -614,6 +629,7 @@ impl RunView {
 
     /// Marks the run ended: every endpoint still open was closed when its program ended.
     pub fn finish(&mut self, outcome: RunOutcome) {
+        self.paused = None;
         for endpoint in &mut self.endpoints {
             endpoint.waiting = None;
             endpoint.state = EndpointState::Closed;

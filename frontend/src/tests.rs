@@ -529,3 +529,26 @@ fn a_window_of_a_long_run_draws_only_its_rows() {
     let early = crate::diagram::layout_window(run, 3, 0..3);
     assert!(early.bars.last().unwrap().waiting);
 }
+
+#[test]
+fn a_paused_run_names_its_next_call_until_it_is_made() {
+    let mut model = model_with(Vec::new());
+    let next = shared::NextCall {
+        role: "server".into(),
+        endpoint: "server.s".into(),
+        line: Some(7),
+        call: Call::Bind { address: SERVER },
+    };
+    model.apply(ServerMessage::Paused {
+        run: 1,
+        next: next.clone(),
+    });
+    assert_eq!(model.run.as_ref().unwrap().paused, Some(next));
+    let mut s = Script::default();
+    s.enter("server.s", Call::Bind { address: SERVER });
+    model.apply(ServerMessage::Events {
+        run: 1,
+        events: s.0,
+    });
+    assert_eq!(model.run.as_ref().unwrap().paused, None);
+}

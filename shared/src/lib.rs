@@ -29,6 +29,10 @@
 //! A new `Play` while a run is in progress stops that run first (it finishes as
 //! [`RunOutcome::Cancelled`]); [`ClientMessage::Stop`] stops it without starting another.
 //!
+//! A `Play` with `pause_before_calls` makes the run wait before each call: the server sends
+//! [`ServerMessage::Paused`] naming the call that is next, and makes it when the client sends
+//! [`ClientMessage::Next`].
+//!
 //! Instead of a scenario, the client may drive a sandbox: each [`ClientMessage::Call`] performs
 //! one call on the user's own sockets. The first one starts a sandbox run (a `RunStarted`
 //! whose scenario id is [`SANDBOX_ID`]); its events then arrive like a scenario's, and it
@@ -47,7 +51,8 @@ pub use call::{Call, CallError, CallResult, ErrorOrigin, ReturnValue, Shutdown, 
 pub use event::{Event, Phase};
 pub use kernel::{SocketState, SocketView};
 pub use message::{
-    ClientMessage, ErrorCode, RoleProgram, RunOutcome, SANDBOX_ID, ScenarioInfo, ServerMessage,
+    ClientMessage, ErrorCode, NextCall, RoleProgram, RunOutcome, SANDBOX_ID, ScenarioInfo,
+    ServerMessage,
 };
 pub use net::{Bytes, Family, SockAddr, SockType};
 pub use trace_file::{TRACE_FORMAT, TraceFile};

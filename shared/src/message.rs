@@ -52,7 +52,14 @@ pub enum ClientMessage {
     Play {
         /// The scenario's id.
         scenario: String,
+        /// Pause before each call until [`ClientMessage::Next`], so that a student can
+        /// predict what the call will do before the kernel answers (see
+        /// [`ServerMessage::Paused`]).
+        #[serde(default, skip_serializing_if = "is_false")]
+        pause_before_calls: bool,
     },
+    /// Make the call that the paused run waits to make.
+    Next,
     /// Stop the run in progress, closing its sockets.
     Stop,
     /// Perform one call in the session's sandbox: the user's own sockets, any call in any
@@ -70,6 +77,25 @@ pub enum ClientMessage {
         #[serde(flatten)]
         call: Call,
     },
+}
+
+fn is_false(value: &bool) -> bool {
+    !value
+}
+
+/// A call a paused run is about to make, once the user says so.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NextCall {
+    /// The program that will make it.
+    pub role: String,
+    /// The endpoint it will be made on.
+    pub endpoint: String,
+    /// The line of the program that makes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line: Option<u32>,
+    /// The call and its arguments (`call` and `args` in JSON).
+    #[serde(flatten)]
+    pub call: Call,
 }
 
 /// The `id` of the [`ScenarioInfo`] in the `RunStarted` of a sandbox run, and the `role` of
@@ -110,6 +136,14 @@ pub enum ServerMessage {
         /// The events.
         events: Vec<Event>,
     },
+    /// A run played with `pause_before_calls` waits before its next call until the client
+    /// sends [`ClientMessage::Next`]. Sent each time a call becomes the next to be made.
+    Paused {
+        /// The run.
+        run: u64,
+        /// The call that `Next` will make.
+        next: NextCall,
+    },
     /// A run has ended; no more events of it follow.
     RunFinished {
         /// The run.
@@ -145,6 +179,8 @@ pub enum ErrorCode {
     InvalidEndpoint,
     /// A limit of the server was reached, such as the number of calls waiting at once.
     LimitReached,
+    /// `Next` came when no paused run waits to make a call (a call may still be in progress).
+    NothingToResume,
 }
 
 #[cfg(test)]
@@ -308,6 +344,15 @@ mod tests {
                 }],
                 unix_dir: Some("/tmp/socket-lab-1".into()),
             },
+            ServerMessage::Paused {
+                run: 1,
+                next: NextCall {
+                    role: "server".into(),
+                    endpoint: "server.s".into(),
+                    line: Some(7),
+                    call: Call::Listen { backlog: 5 },
+                },
+            },
             ServerMessage::Events { run: 1, events },
             ServerMessage::RunFinished {
                 run: 1,
@@ -346,7 +391,13 @@ mod tests {
         for message in [
             ClientMessage::Play {
                 scenario: "simple-server-client".into(),
+                pause_before_calls: false,
             },
+            ClientMessage::Play {
+                scenario: "tcp-echo".into(),
+                pause_before_calls: true,
+            },
+            ClientMessage::Next,
             ClientMessage::Stop,
             ClientMessage::Call {
                 endpoint: "s".into(),

@@ -23,7 +23,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
-use shared::{Call, CallError, CallResult, Event, Phase, ReturnValue, SocketState, SocketView};
+use shared::{
+    Call, CallError, CallResult, Event, NextCall, Phase, ReturnValue, SocketState, SocketView,
+};
 use tokio::sync::mpsc;
 
 use kernel::AddressPair;
@@ -39,6 +41,15 @@ pub(crate) const MAX_RECV_BUFSIZE: usize = 1 << 20;
 /// descriptors.
 pub(crate) const MAX_SOCKETS: usize = 64;
 
+/// What a run's stream carries: its events, and the notices of a paused run.
+#[derive(Clone, Debug)]
+pub(crate) enum RunItem {
+    /// An event.
+    Event(Event),
+    /// The run waits to make this call until the user says so.
+    Paused(NextCall),
+}
+
 /// Numbers events and hands them on in `seq` order.
 #[derive(Debug)]
 pub(crate) struct EventSink {
@@ -49,12 +60,12 @@ pub(crate) struct EventSink {
 #[derive(Debug)]
 struct SinkState {
     next_seq: u64,
-    events: mpsc::UnboundedSender<Event>,
+    events: mpsc::UnboundedSender<RunItem>,
 }
 
 impl EventSink {
     /// A sink whose events go to `events`, timed from now.
-    pub(crate) fn new(events: mpsc::UnboundedSender<Event>) -> Self {
+    pub(crate) fn new(events: mpsc::UnboundedSender<RunItem>) -> Self {
         EventSink {
             started: Instant::now(),
             state: Mutex::new(SinkState {
@@ -73,8 +84,15 @@ impl EventSink {
         state.next_seq += 1;
         // A closed receiver means nobody watches any more (the browser left); the run is
         // being torn down and its remaining events have nowhere to go.
-        let _ = state.events.send(event.clone());
+        let _ = state.events.send(RunItem::Event(event.clone()));
         event
+    }
+
+    /// Says which call the paused run will make next, in order with its events.
+    pub(crate) fn paused(&self, next: NextCall) {
+        let state = lock(&self.state);
+        // As for events: a closed receiver means nobody watches any more.
+        let _ = state.events.send(RunItem::Paused(next));
     }
 }
 
@@ -153,6 +171,11 @@ impl Lab {
         }
         self.emit(event);
         outcome
+    }
+
+    /// The lab's event stream, for notices that go with its events.
+    pub(crate) fn sink(&self) -> &EventSink {
+        &self.sink
     }
 
     /// Closes, without events, every socket whose endpoint belongs to `role`: what the kernel

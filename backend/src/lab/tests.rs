@@ -160,7 +160,7 @@ proptest! {
         })?;
         drop(lab);
         let mut open_calls = 0i64;
-        while let Ok(event) = events_rx.try_recv() {
+        while let Ok(super::RunItem::Event(event)) = events_rx.try_recv() {
             match event.phase {
                 Phase::Enter => open_calls += 1,
                 Phase::Return => {

@@ -5,6 +5,7 @@
 //! concurrently, as two programs would run, each waiting for its cue: a client starts once
 //! the server is waiting in `accept()`, as a student starts `client.py` after `server.py`.
 
+mod pace;
 mod simple;
 mod tcp;
 mod udp;
@@ -21,9 +22,14 @@ use tokio::sync::watch;
 
 use crate::lab::{Caller, Lab};
 
+pub(crate) use pace::Gate;
+
 /// The longest a run may take before it is stopped. The tutorial's programs take
 /// milliseconds; a run that takes this long is stuck in a blocking call.
 pub(crate) const MAX_RUN_TIME: Duration = Duration::from_secs(30);
+
+/// The longest a run that pauses before each call may take: a student thinks between calls.
+pub(crate) const MAX_PAUSED_RUN_TIME: Duration = Duration::from_secs(60 * 60);
 
 /// The tutorial's port.
 pub(crate) const PORT: u16 = 12345;
@@ -332,7 +338,7 @@ struct Progress {
 /// A role whose call fails stops there, as a Python program stops at an uncaught `OSError`,
 /// unless the program handles that error; when a role's program ends, the kernel closes the
 /// sockets it still holds.
-pub(crate) async fn play(plan: &Plan, lab: &Lab) -> RunOutcome {
+pub(crate) async fn play(plan: &Plan, lab: &Lab, gate: Option<&Gate>) -> RunOutcome {
     let progress: Vec<watch::Sender<Progress>> = plan
         .roles
         .iter()
@@ -341,18 +347,24 @@ pub(crate) async fn play(plan: &Plan, lab: &Lab) -> RunOutcome {
     let board = Board {
         plan,
         progress: &progress,
+        gate,
     };
     let roles = plan
         .roles
         .iter()
         .enumerate()
         .map(|(index, role)| play_role(lab, role, &progress[index], &board));
-    match tokio::time::timeout(MAX_RUN_TIME, join_all(roles)).await {
+    let limit = if gate.is_some() {
+        MAX_PAUSED_RUN_TIME
+    } else {
+        MAX_RUN_TIME
+    };
+    match tokio::time::timeout(limit, join_all(roles)).await {
         Ok(_) => RunOutcome::Completed,
         Err(_) => RunOutcome::Cancelled {
             reason: format!(
                 "the run took longer than {} seconds and was stopped",
-                MAX_RUN_TIME.as_secs()
+                limit.as_secs()
             ),
         },
     }
@@ -362,6 +374,8 @@ pub(crate) async fn play(plan: &Plan, lab: &Lab) -> RunOutcome {
 struct Board<'a> {
     plan: &'a Plan,
     progress: &'a [watch::Sender<Progress>],
+    /// The user's go-ahead for each call, when the run pauses before each one.
+    gate: Option<&'a Gate>,
 }
 
 impl Board<'_> {
@@ -424,6 +438,15 @@ async fn play_role(lab: &Lab, role: &RolePlan, own: &watch::Sender<Progress>, bo
         } else {
             step.call.clone()
         };
+        if let Some(gate) = board.gate {
+            let next = shared::NextCall {
+                role: role.role.to_owned(),
+                endpoint: endpoint.clone(),
+                line: Some(step.line),
+                call: call.clone(),
+            };
+            gate.pass(next, lab.sink()).await;
+        }
         let on_enter = || own.send_modify(|progress| progress.entered = index + 1);
         let outcome = lab
             .perform(&caller, call, conn_endpoint.as_deref(), on_enter)
