@@ -387,23 +387,26 @@ async fn a_saved_trace_replays_without_the_backend(client: &Client) -> Result<()
         .map_err(|e| e.to_string())?
         .len();
     click(client, "save-trace").await?;
-    // What the page offered to save, read back through the download link.
-    let saved = client
-        .execute_async(
-            "const done = arguments[arguments.length - 1];
-             const link = document.querySelector(\"[data-testid='download-link']\");
-             fetch(link.href).then(r => r.text()).then(done, e => done('failed: ' + e));",
-            vec![],
-        )
-        .await
-        .map_err(|e| e.to_string())?;
-    let saved = saved.as_str().unwrap_or_default().to_owned();
+    let saved = read_download(client).await?;
     let file = shared::TraceFile::parse(&saved).map_err(|e| format!("the saved trace: {e}"))?;
     if file.events.len() != events || file.scenario.id != "half-close" {
         return Err(format!(
             "saved {} events of {}, the page showed {events}",
             file.events.len(),
             file.scenario.id
+        ));
+    }
+    // The diagram exports as a standalone SVG, with its styles inside.
+    click(client, "export-svg").await?;
+    let svg = read_download(client).await?;
+    if !(svg.starts_with("<?xml")
+        && svg.contains("<svg")
+        && svg.contains("<style>")
+        && svg.contains("shutdown(SHUT_WR)"))
+    {
+        return Err(format!(
+            "the exported SVG starts {:?}",
+            &svg[..svg.len().min(200)]
         ));
     }
     let path = std::env::temp_dir().join(format!("socket-lab-e2e-{}.json", std::process::id()));
@@ -433,6 +436,11 @@ async fn a_saved_trace_replays_without_the_backend(client: &Client) -> Result<()
     wait_for_text(client, "step-label", &format!("event {events} of {events}")).await?;
     wait_for_text(client, "endpoint-client.s", "TIME_WAIT").await?;
     save_screenshot(client, "replayed-trace.png").await;
+    // The dark theme, on demand.
+    click(client, "theme").await?;
+    click(client, "theme").await?;
+    wait_for_text(client, "theme", "dark").await?;
+    save_screenshot(client, "dark-theme.png").await;
     let _ = std::fs::remove_file(&path);
     if !status.contains(".json") {
         return Err(format!("the status says {status:?}"));
@@ -689,4 +697,18 @@ async fn pausing_before_each_call_shows_the_next_call_first() {
     let result = pausing_before_each_call(&client, addr).await;
     let _ = client.close().await;
     result.unwrap();
+}
+
+/// What the page last offered to download, read back through its download link.
+async fn read_download(client: &Client) -> Result<String, String> {
+    let contents = client
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             const link = document.querySelector(\"[data-testid='download-link']\");
+             fetch(link.href).then(r => r.text()).then(done, e => done('failed: ' + e));",
+            vec![],
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(contents.as_str().unwrap_or_default().to_owned())
 }

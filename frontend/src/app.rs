@@ -294,6 +294,7 @@ const DIAGRAM_STYLE: &str = "
 .bar.waiting { fill: var(--wait, #b58900); } .bar.failed { fill: var(--bad, #c62828); }
 .bar-label { font: 12px ui-monospace, monospace; fill: var(--fg, #1d1d1f); }
 .message { stroke: var(--client, #d95f02); stroke-width: 1.5; }
+.message.datagram { stroke-dasharray: 7 4; }
 .arrowhead { fill: var(--client, #d95f02); }
 .message-label { font: 600 12px ui-monospace, monospace; fill: var(--client, #d95f02); }
 .selected-row { fill: var(--wait, #b58900); opacity: .15; }
@@ -389,6 +390,7 @@ fn App() -> impl IntoView {
     };
     let filter = RwSignal::new(None::<String>);
     let newest_first = RwSignal::new(false);
+    let theme = RwSignal::new("auto");
 
     view! {
         <header>
@@ -427,6 +429,13 @@ fn App() -> impl IntoView {
                 "Open trace…"
                 <input type="file" accept=".json,application/json" data-testid="open-trace" on:change=open_trace/>
             </label>
+            <button data-testid="theme" title="Light or dark colours" on:click=move |_| {
+                let next = match theme.get_untracked() { "auto" => "light", "light" => "dark", _ => "auto" };
+                theme.set(next);
+                if let Some(root) = window().document().and_then(|document| document.document_element()) {
+                    let _ = if next == "auto" { root.remove_attribute("data-theme") } else { root.set_attribute("data-theme", next) };
+                }
+            }>{move || format!("theme: {}", theme.get())}</button>
             <a data-testid="download-link" class="hidden" href="#">"download"</a>
         </header>
         <Show when=move || model.with(|m| m.error.is_some())>
@@ -686,8 +695,10 @@ fn RunPanel(
 
     let diagram_box: NodeRef<leptos::html::Div> = NodeRef::new();
     let diagram_scroll = RwSignal::new((0.0_f64, 600.0_f64));
+    let show_hex = RwSignal::new(false);
     let diagram = move || {
         let (scroll_top, height) = diagram_scroll.get();
+        let hex = show_hex.get();
         model.with(|m| {
             let run = m.run.as_ref()?;
             let upto = run.selected().map_or(0, |index| index + 1);
@@ -720,10 +731,14 @@ fn RunPanel(
                             <text x=bar.x + 10.0 y=bar.top + 4.0 class="bar-label">{bar.label.clone()}</text>
                         }
                     }).collect_view()}
-                    {diagram.arrows.iter().map(|arrow| view! {
-                        <line x1=arrow.from.0 y1=arrow.from.1 x2=arrow.to.0 y2=arrow.to.1 class="message" marker-end="url(#arrowhead)"/>
-                        <text x=(arrow.from.0 + arrow.to.0) / 2.0 y=(arrow.from.1 + arrow.to.1) / 2.0 - 6.0
-                            class="message-label" text-anchor="middle">{arrow.label.clone()}</text>
+                    {diagram.arrows.iter().map(|arrow| {
+                        let class = if arrow.datagram { "message datagram" } else { "message" };
+                        let label = if hex { format!("{} B: {}", arrow.hex.len() / 2, arrow.hex) } else { arrow.label.clone() };
+                        view! {
+                            <line x1=arrow.from.0 y1=arrow.from.1 x2=arrow.to.0 y2=arrow.to.1 class=class marker-end="url(#arrowhead)"/>
+                            <text x=(arrow.from.0 + arrow.to.0) / 2.0 y=(arrow.from.1 + arrow.to.1) / 2.0 - 6.0
+                                class="message-label" text-anchor="middle">{label}</text>
+                        }
                     }).collect_view()}
                 </svg>
             })
@@ -873,6 +888,10 @@ fn RunPanel(
             </label>
             <button data-testid="save-trace" on:click=save_trace title="Save the run as a trace file">"Save trace"</button>
             <button data-testid="export-svg" on:click=export title="Save the diagram as SVG">"Export SVG"</button>
+            <label title="Label the messages with their bytes in hexadecimal">
+                <input type="checkbox" data-testid="show-hex" prop:checked=move || show_hex.get()
+                    on:change=move |ev| show_hex.set(event_target_checked(&ev))/>" hex"
+            </label>
         </section>
         <p class="explanation" data-testid="explanation">{explanation}</p>
         <section class="workbench">

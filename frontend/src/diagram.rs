@@ -55,6 +55,10 @@ pub struct Arrow {
     pub to: (f64, f64),
     /// The bytes, as Python prints them.
     pub label: String,
+    /// The same bytes in hexadecimal, for the page's "hex" view.
+    pub hex: String,
+    /// Whether the bytes went as one datagram rather than into a byte stream.
+    pub datagram: bool,
 }
 
 /// The whole diagram.
@@ -149,7 +153,14 @@ pub fn layout_window(run: &RunView, upto: usize, rows: Range<usize>) -> Diagram 
             Some(Arrow {
                 from: (lane_x(&message.from), row_y(message.sent_at)),
                 to: (lane_x(to), row_y(message.received_at?)),
-                label: message.data.to_string(),
+                label: match message.truncated_to {
+                    Some(kept) => {
+                        format!("{} ✂ kept {kept} of {}", message.data, message.data.len())
+                    }
+                    None => message.data.to_string(),
+                },
+                hex: message.data.hex(),
+                datagram: message.datagram,
             })
         })
         .collect();

@@ -219,6 +219,9 @@ pub struct MessageView {
     pub sent_at: u64,
     /// The seq of the recv's return that took the last of them.
     pub received_at: Option<u64>,
+    /// For a datagram longer than the buffer that took it: how many bytes the receiver got
+    /// (the kernel dropped the rest).
+    pub truncated_to: Option<usize>,
 }
 
 /// Where a run's events come from.
@@ -580,6 +583,7 @@ impl RunView {
             taken: 0,
             sent_at: event.seq,
             received_at: None,
+            truncated_to: None,
         });
     }
 
@@ -616,6 +620,9 @@ impl RunView {
             if message.datagram {
                 message.taken = message.data.len();
                 message.received_at = Some(seq);
+                if data.len() < message.data.len() {
+                    message.truncated_to = Some(data.len());
+                }
                 break;
             }
             let taking = left.min(message.data.len() - message.taken);
