@@ -43,6 +43,7 @@ pub(crate) const MAX_SOCKETS: usize = 64;
 
 /// What a run's stream carries: its events, and the notices of a paused run.
 #[derive(Clone, Debug)]
+#[allow(clippy::large_enum_variant)] // Events are nearly every item; boxing them would cost an allocation each.
 pub(crate) enum RunItem {
     /// An event.
     Event(Event),
