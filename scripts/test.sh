@@ -12,10 +12,14 @@ step "format"
 cargo fmt --all --check
 step "lints (host, then the page's wasm)"
 cargo clippy --workspace --all-targets -- -D warnings
-cargo clippy -p frontend --target wasm32-unknown-unknown -- -D warnings
+cargo clippy -p frontend --target wasm32-unknown-unknown --all-targets -- -D warnings
 step "build the page"
 trunk build --release
 wasm=$(ls dist/*.wasm) js=$(ls dist/*.js)
 echo "bundle: wasm $(gzip -9c "$wasm" | wc -c) B gzip, js $(gzip -9c "$js" | wc -c) B gzip"
 step "tests (unit, integration on loopback, WebSocket, headless Chromium)"
 cargo test --workspace -- --include-ignored
+step "the page's component tests (wasm in headless Chromium)"
+CHROMEDRIVER="$(command -v chromedriver)" \
+WASM_BINDGEN_TEST_WEBDRIVER_JSON="$PWD/frontend/webdriver.json" \
+  cargo test -p frontend --target wasm32-unknown-unknown

@@ -148,6 +148,18 @@ impl Connection {
     }
 }
 
+/// Mounts the run panel alone on `parent`, showing what `model` holds: what the component
+/// tests (`frontend/tests/web.rs`) drive. The panel stays mounted for the page's life.
+pub fn mount_run_panel(parent: web_sys::HtmlElement, model: RwSignal<Model>) {
+    leptos::mount::mount_to(parent, move || {
+        view! {
+            <RunPanel model=model replay=Replay::new() filter=RwSignal::new(None)
+                newest_first=RwSignal::new(false)/>
+        }
+    })
+    .forget();
+}
+
 /// Mounts the app on the page's body.
 pub fn mount() {
     console_error_panic_hook::set_once();
