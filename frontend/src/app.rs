@@ -310,6 +310,7 @@ const DIAGRAM_STYLE: &str = "
 .arrowhead { fill: var(--client, #d95f02); }
 .message-label { font: 600 12px ui-monospace, monospace; fill: var(--client, #d95f02); }
 .selected-row { fill: var(--wait, #b58900); opacity: .15; }
+.summary { fill: var(--client, #d95f02); opacity: .25; stroke: var(--client, #d95f02); stroke-dasharray: 3 3; }
 ";
 
 #[component]
@@ -708,15 +709,28 @@ fn RunPanel(
     let diagram_box: NodeRef<leptos::html::Div> = NodeRef::new();
     let diagram_scroll = RwSignal::new((0.0_f64, 600.0_f64));
     let show_hex = RwSignal::new(false);
+    let zoomed_in = RwSignal::new(false);
     let diagram = move || {
         let (scroll_top, height) = diagram_scroll.get();
         let hex = show_hex.get();
+        let zoomed_in = zoomed_in.get();
         model.with(|m| {
             let run = m.run.as_ref()?;
             let upto = run.selected().map_or(0, |index| index + 1);
-            let rows = visible_rows(scroll_top - HEADER_HEIGHT, height, ROW_HEIGHT, upto);
-            let diagram = crate::diagram::layout_window(run, upto, rows);
-            let highlight = run.cursor.and(run.selected());
+            let selected_index = run.cursor.and(run.selected());
+            // Long stretches of sends and receives are folded into one row each, unless the
+            // user zooms in to see every call.
+            let folded = if zoomed_in { Vec::new() } else { crate::diagram::overview(run, upto) };
+            let summarised = folded.iter().any(|row| matches!(row, crate::diagram::OverviewRow::Summary { .. }));
+            let (diagram, bands, highlight_row) = if summarised {
+                let rows = visible_rows(scroll_top - HEADER_HEIGHT, height, ROW_HEIGHT, folded.len());
+                let (diagram, bands) = crate::diagram::layout_overview(run, upto, rows);
+                let row = selected_index.and_then(|index| folded.iter().position(|row| row.holds(index)));
+                (diagram, bands, row)
+            } else {
+                let rows = visible_rows(scroll_top - HEADER_HEIGHT, height, ROW_HEIGHT, upto);
+                (crate::diagram::layout_window(run, upto, rows), Vec::new(), selected_index)
+            };
             Some(view! {
                 <svg data-testid="diagram" xmlns="http://www.w3.org/2000/svg" width=diagram.width height=diagram.height
                     viewBox=format!("0 0 {} {}", diagram.width, diagram.height)>
@@ -726,13 +740,18 @@ fn RunPanel(
                             <path d="M0,0 L10,4 L0,8 z" class="arrowhead"/>
                         </marker>
                     </defs>
-                    {highlight.map(|index| view! {
-                        <rect class="selected-row" x="0" y=crate::diagram::row_y(index as u64) - ROW_HEIGHT / 2.0
+                    {highlight_row.map(|row| view! {
+                        <rect class="selected-row" x="0" y=crate::diagram::row_y(row as u64) - ROW_HEIGHT / 2.0
                             width=diagram.width height=ROW_HEIGHT/>
                     })}
                     {diagram.lanes.iter().map(|lane| view! {
                         <text x=lane.x y=HEADER_HEIGHT / 2.0 class="lane-title" text-anchor="middle">{lane.endpoint.clone()}</text>
                         <line x1=lane.x y1=HEADER_HEIGHT - 8.0 x2=lane.x y2=diagram.height class="lifeline"/>
+                    }).collect_view()}
+                    {bands.into_iter().map(|band| view! {
+                        <rect class="summary" data-testid="summary" x=band.x.0 y=band.y - ROW_HEIGHT / 2.0 + 3.0
+                            width=band.x.1 - band.x.0 height=ROW_HEIGHT - 6.0 rx="4"/>
+                        <text x=band.x.1 + 8.0 y=band.y + 4.0 class="bar-label">{band.label}</text>
                     }).collect_view()}
                     {diagram.bars.iter().map(|bar| {
                         let height = bar.bottom - bar.top + ROW_HEIGHT - 6.0;
@@ -832,12 +851,30 @@ fn RunPanel(
         let (selected, _, following) = position.get();
         let Some(index) = selected else { return };
         if let Some(element) = diagram_box.get() {
-            keep_in_view(
-                &element,
-                crate::diagram::row_y(index as u64) - ROW_HEIGHT / 2.0,
-                ROW_HEIGHT,
-                following,
-            );
+            // Read, not peeked: zooming in or out keeps the selected event in view too.
+            let row = if zoomed_in.get() {
+                index
+            } else {
+                model.with_untracked(|m| {
+                    m.run.as_ref().map_or(index, |run| {
+                        let folded =
+                            crate::diagram::overview(run, run.selected().map_or(0, |i| i + 1));
+                        folded
+                            .iter()
+                            .position(|row| row.holds(index))
+                            .unwrap_or(index)
+                    })
+                })
+            };
+            // After the diagram has been redrawn at its new height (zooming changes it).
+            request_animation_frame(move || {
+                keep_in_view(
+                    &element,
+                    crate::diagram::row_y(row as u64) - ROW_HEIGHT / 2.0,
+                    ROW_HEIGHT,
+                    following,
+                );
+            });
         }
         if let Some(element) = log_box.get() {
             let row = model.with_untracked(|m| {
@@ -900,6 +937,10 @@ fn RunPanel(
             </label>
             <button data-testid="save-trace" on:click=save_trace title="Save the run as a trace file">"Save trace"</button>
             <button data-testid="export-svg" on:click=export title="Save the diagram as SVG">"Export SVG"</button>
+            <label title="Draw every call, instead of folding long stretches of sends and receives into one row">
+                <input type="checkbox" data-testid="zoom-in" prop:checked=move || zoomed_in.get()
+                    on:change=move |ev| zoomed_in.set(event_target_checked(&ev))/>" every call"
+            </label>
             <label title="Label the messages with their bytes in hexadecimal">
                 <input type="checkbox" data-testid="show-hex" prop:checked=move || show_hex.get()
                     on:change=move |ev| show_hex.set(event_target_checked(&ev))/>" hex"

@@ -173,3 +173,170 @@ pub fn layout_window(run: &RunView, upto: usize, rows: Range<usize>) -> Diagram 
         arrows,
     }
 }
+
+/// The fewest events of back-to-back sends and receives that the overview folds into one row.
+pub const SUMMARY_MIN_EVENTS: usize = 40;
+
+/// A row of the overview: one event, or a long stretch of sends and receives folded into one.
+#[derive(Clone, Debug, PartialEq)]
+pub enum OverviewRow {
+    /// The event with this index.
+    Event(usize),
+    /// The events `first..=last`, all sends and receives.
+    Summary {
+        /// The first event folded in.
+        first: usize,
+        /// The last event folded in.
+        last: usize,
+        /// Per endpoint and call: how many calls returned.
+        calls: Vec<(String, &'static str, usize)>,
+        /// The bytes that the returned calls sent or received.
+        bytes: usize,
+    },
+}
+
+impl OverviewRow {
+    /// Whether the row shows the event with this index.
+    pub fn holds(&self, index: usize) -> bool {
+        match self {
+            OverviewRow::Event(event) => *event == index,
+            OverviewRow::Summary { first, last, .. } => (*first..=*last).contains(&index),
+        }
+    }
+}
+
+fn moves_data(call: &shared::Call) -> bool {
+    matches!(
+        call.name(),
+        "send" | "sendall" | "sendto" | "recv" | "recvfrom"
+    )
+}
+
+/// The run's first `upto` events as overview rows: every stretch of at least
+/// [`SUMMARY_MIN_EVENTS`] back-to-back sends and receives becomes one row that counts them.
+pub fn overview(run: &RunView, upto: usize) -> Vec<OverviewRow> {
+    let events = &run.events[..upto.min(run.events.len())];
+    let mut rows = Vec::new();
+    let mut index = 0;
+    while index < events.len() {
+        let stretch = events[index..]
+            .iter()
+            .take_while(|event| moves_data(&event.call))
+            .count();
+        if stretch < SUMMARY_MIN_EVENTS {
+            rows.extend((index..index + stretch.max(1)).map(OverviewRow::Event));
+            index += stretch.max(1);
+            continue;
+        }
+        let mut calls: Vec<(String, &'static str, usize)> = Vec::new();
+        let mut bytes = 0;
+        for event in &events[index..index + stretch] {
+            let Some(Ok(result)) = event.outcome() else {
+                continue;
+            };
+            bytes += match &result.value {
+                shared::ReturnValue::Sent { count } => *count,
+                shared::ReturnValue::Received { data, .. } => data.len(),
+                shared::ReturnValue::None => event.call.sent_data().map_or(0, |data| data.len()),
+                _ => 0,
+            };
+            match calls.iter_mut().find(|(endpoint, name, _)| {
+                *endpoint == event.endpoint && *name == event.call.name()
+            }) {
+                Some((_, _, count)) => *count += 1,
+                None => calls.push((event.endpoint.clone(), event.call.name(), 1)),
+            }
+        }
+        rows.push(OverviewRow::Summary {
+            first: index,
+            last: index + stretch - 1,
+            calls,
+            bytes,
+        });
+        index += stretch;
+    }
+    rows
+}
+
+/// A folded stretch, drawn as one band across the lanes it involves.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SummaryBand {
+    /// The band's left and right.
+    pub x: (f64, f64),
+    /// Its row's y.
+    pub y: f64,
+    /// What it folds, such as `client.s send × 5000, 45000 bytes`.
+    pub label: String,
+}
+
+/// Lays out the overview's rows in `rows`: one row per overview row, bars only for single
+/// events whose call starts and ends outside folded stretches.
+pub fn layout_overview(
+    run: &RunView,
+    upto: usize,
+    rows: Range<usize>,
+) -> (Diagram, Vec<SummaryBand>) {
+    let all = overview(run, upto);
+    let mut diagram = layout_window(run, upto, 0..0);
+    diagram.height = HEADER_HEIGHT + (all.len() as f64 + 1.0) * ROW_HEIGHT;
+    let lane_x = |endpoint: &str| {
+        diagram
+            .lanes
+            .iter()
+            .find(|lane| lane.endpoint == endpoint)
+            .map_or(0.0, |lane| lane.x)
+    };
+    let y = |row: usize| HEADER_HEIGHT + (row as f64 + 0.5) * ROW_HEIGHT;
+    let row_of = |index: usize| all.iter().position(|row| row.holds(index));
+    let mut bars = Vec::new();
+    let mut bands = Vec::new();
+    let end = rows.end.min(all.len());
+    for (row, item) in all.iter().enumerate().take(end).skip(rows.start) {
+        match item {
+            OverviewRow::Event(index) => {
+                let enter = &run.events[*index];
+                if enter.phase != Phase::Enter {
+                    continue;
+                }
+                let returned = run.returns[*index].filter(|&end| end < upto);
+                let bottom = match returned.and_then(row_of) {
+                    Some(end_row) => y(end_row),
+                    None => diagram.height - ROW_HEIGHT / 2.0,
+                };
+                bars.push(Bar {
+                    x: lane_x(&enter.endpoint),
+                    top: y(row),
+                    bottom,
+                    label: call_text(&enter.call),
+                    waiting: returned.is_none() && run.outcome.is_none(),
+                    failed: returned.is_some_and(|end| run.events[end].error.is_some()),
+                    seq: enter.seq,
+                    role: enter.role.clone(),
+                });
+            }
+            OverviewRow::Summary { calls, bytes, .. } => {
+                let xs: Vec<f64> = calls
+                    .iter()
+                    .map(|(endpoint, ..)| lane_x(endpoint))
+                    .collect();
+                let left = xs.iter().copied().fold(f64::INFINITY, f64::min);
+                let right = xs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                let counts: Vec<String> = calls
+                    .iter()
+                    .map(|(endpoint, name, count)| format!("{endpoint} {name} × {count}"))
+                    .collect();
+                bands.push(SummaryBand {
+                    x: (left - 8.0, right + 8.0),
+                    y: y(row),
+                    label: format!(
+                        "{}, {bytes} bytes (zoom in to see each call)",
+                        counts.join(", ")
+                    ),
+                });
+            }
+        }
+    }
+    diagram.bars = bars;
+    diagram.arrows = Vec::new();
+    (diagram, bands)
+}

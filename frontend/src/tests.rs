@@ -552,3 +552,35 @@ fn a_paused_run_names_its_next_call_until_it_is_made() {
     });
     assert_eq!(model.run.as_ref().unwrap().paused, None);
 }
+
+#[test]
+fn the_overview_folds_a_long_stream_into_one_row() {
+    let model = model_with(firehose(5_000));
+    let run = model.run.as_ref().unwrap();
+    let rows = crate::diagram::overview(run, run.events.len());
+    // The connect's enter and return, then one row for 10,000 send events.
+    assert_eq!(rows.len(), 3);
+    let crate::diagram::OverviewRow::Summary {
+        calls,
+        bytes,
+        first,
+        last,
+    } = &rows[2]
+    else {
+        panic!("{:?}", rows[2]);
+    };
+    assert_eq!((*first, *last), (2, 10_001));
+    assert_eq!(calls, &[("client.s".to_owned(), "send", 5_000)]);
+    assert_eq!(*bytes, 5_000);
+    let (diagram, bands) = crate::diagram::layout_overview(run, run.events.len(), 0..3);
+    assert_eq!(bands.len(), 1);
+    assert!(bands[0].label.contains("client.s send × 5000, 5000 bytes"));
+    assert_eq!(diagram.bars.len(), 1);
+    // A short exchange is drawn call by call.
+    let short = model_with(simple_run());
+    let short_run = short.run.as_ref().unwrap();
+    assert_eq!(
+        crate::diagram::overview(short_run, short_run.events.len()).len(),
+        short_run.events.len()
+    );
+}
