@@ -124,6 +124,16 @@ async fn wait_for_text(client: &Client, testid: &str, want: &str) -> Result<Stri
     ))
 }
 
+/// Serves the app, opens a browser, runs `test` on the two, and closes the browser before
+/// the test fails, so that no browser is left behind.
+async fn in_browser(test: impl AsyncFnOnce(&Client, SocketAddr) -> Result<(), String>) {
+    let (addr, _stop) = start_backend("127.0.0.1:0".parse().unwrap()).await;
+    let (_driver, client) = start_browser().await;
+    let result = test(&client, addr).await;
+    let _ = client.close().await;
+    result.unwrap();
+}
+
 async fn save_screenshot(client: &Client, name: &str) {
     let dir = repo_root().join("e2e-artifacts");
     std::fs::create_dir_all(&dir).unwrap();
@@ -165,11 +175,7 @@ async fn deep_link_plays_the_simple_scenario(
 #[tokio::test]
 #[ignore = "needs dist/ and chromedriver: run scripts/test.sh"]
 async fn the_deep_link_plays_and_shows_the_message() {
-    let (addr, _stop) = start_backend("127.0.0.1:0".parse().unwrap()).await;
-    let (_driver, client) = start_browser().await;
-    let result = deep_link_plays_the_simple_scenario(&client, addr).await;
-    let _ = client.close().await;
-    result.unwrap();
+    in_browser(deep_link_plays_the_simple_scenario).await;
 }
 
 async fn page_reconnects(client: &Client) -> Result<(), String> {
@@ -281,11 +287,7 @@ async fn every_scenario_plays(client: &Client, base: SocketAddr) -> Result<(), S
 #[tokio::test]
 #[ignore = "needs dist/ and chromedriver: run scripts/test.sh"]
 async fn the_page_plays_every_scenario() {
-    let (addr, _stop) = start_backend("127.0.0.1:0".parse().unwrap()).await;
-    let (_driver, client) = start_browser().await;
-    let result = every_scenario_plays(&client, addr).await;
-    let _ = client.close().await;
-    result.unwrap();
+    in_browser(every_scenario_plays).await;
 }
 
 async fn click(client: &Client, testid: &str) -> Result<(), String> {
@@ -365,11 +367,7 @@ async fn stepping_moves_the_code_and_the_diagram(
 #[tokio::test]
 #[ignore = "needs dist/ and chromedriver: run scripts/test.sh"]
 async fn stepping_back_and_forth_highlights_the_code_line() {
-    let (addr, _stop) = start_backend("127.0.0.1:0".parse().unwrap()).await;
-    let (_driver, client) = start_browser().await;
-    let result = stepping_moves_the_code_and_the_diagram(&client, addr).await;
-    let _ = client.close().await;
-    result.unwrap();
+    in_browser(stepping_moves_the_code_and_the_diagram).await;
 }
 
 async fn a_saved_trace_replays_without_the_backend(client: &Client) -> Result<(), String> {
@@ -570,11 +568,7 @@ async fn ten_thousand_events_stay_usable(client: &Client, base: SocketAddr) -> R
 #[tokio::test]
 #[ignore = "needs dist/ and chromedriver: run scripts/test.sh"]
 async fn a_session_with_ten_thousand_events_stays_usable() {
-    let (addr, _stop) = start_backend("127.0.0.1:0".parse().unwrap()).await;
-    let (_driver, client) = start_browser().await;
-    let result = ten_thousand_events_stay_usable(&client, addr).await;
-    let _ = client.close().await;
-    result.unwrap();
+    in_browser(ten_thousand_events_stay_usable).await;
 }
 
 /// Fills in one of the manual mode's text fields.
@@ -643,11 +637,7 @@ async fn manual_mode_shows_errors(client: &Client, base: SocketAddr) -> Result<(
 #[tokio::test]
 #[ignore = "needs dist/ and chromedriver: run scripts/test.sh"]
 async fn manual_mode_shows_the_forms_and_the_kernels_errors() {
-    let (addr, _stop) = start_backend("127.0.0.1:0".parse().unwrap()).await;
-    let (_driver, client) = start_browser().await;
-    let result = manual_mode_shows_errors(&client, addr).await;
-    let _ = client.close().await;
-    result.unwrap();
+    in_browser(manual_mode_shows_errors).await;
 }
 
 async fn pausing_before_each_call(client: &Client, base: SocketAddr) -> Result<(), String> {
@@ -700,11 +690,7 @@ async fn pausing_before_each_call(client: &Client, base: SocketAddr) -> Result<(
 #[tokio::test]
 #[ignore = "needs dist/ and chromedriver: run scripts/test.sh"]
 async fn pausing_before_each_call_shows_the_next_call_first() {
-    let (addr, _stop) = start_backend("127.0.0.1:0".parse().unwrap()).await;
-    let (_driver, client) = start_browser().await;
-    let result = pausing_before_each_call(&client, addr).await;
-    let _ = client.close().await;
-    result.unwrap();
+    in_browser(pausing_before_each_call).await;
 }
 
 /// What the page last offered to download, read back through its download link.
