@@ -70,9 +70,12 @@ if [ "$want_browser" = 1 ]; then
     apt-get update -qq
     apt-get install -y -qq chromium chromium-driver >/dev/null
   fi
-  # Python 3 and netcat are peers in the integration tests (the tutorial's own programs).
-  if ! command -v python3 >/dev/null; then
-    apt-get update -qq && apt-get install -y -qq python3 >/dev/null
+  # Python 3 and netcat are outside peers in the integration tests (the tutorial's own
+  # programs, and `nc` as a student would use it).
+  if ! command -v python3 >/dev/null || ! command -v nc >/dev/null; then
+    log "installing python3 and netcat from Debian"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq && apt-get install -y -qq python3 netcat-openbsd >/dev/null
   fi
 fi
 

@@ -6,7 +6,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use backend::{Config, run::record, scenario_list, serve, trace};
+use backend::run::{Outside, OutsidePeer, record, record_with_outside};
+use backend::{Config, scenario_list, serve, trace};
 use clap::{Parser, Subcommand};
 use shared::RunOutcome;
 
@@ -33,7 +34,26 @@ enum Command {
         /// Print one JSON object per event instead of a table.
         #[arg(long)]
         json: bool,
+        /// Leave one role to your own program: Socket Lab plays the other and waits for yours
+        /// on 127.0.0.1 (only scenarios with a server and a client allow it).
+        #[arg(long, value_enum)]
+        external: Option<ExternalRole>,
+        /// With --external: the port on 127.0.0.1 where the server listens.
+        #[arg(long, default_value_t = 12345, requires = "external")]
+        port: u16,
+        /// With --external: how many seconds to wait for your program.
+        #[arg(long, default_value_t = 60.0, requires = "external")]
+        timeout: f64,
     },
+}
+
+/// The role an outside program plays.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum ExternalRole {
+    /// Your program is the client; Socket Lab plays the server.
+    Client,
+    /// Your program is the server; Socket Lab plays the client.
+    Server,
 }
 
 #[derive(Debug, clap::Args)]
@@ -71,7 +91,25 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        Some(Command::Trace { scenario, json }) => runtime.block_on(run_trace(&scenario, json)),
+        Some(Command::Trace {
+            scenario,
+            json,
+            external,
+            port,
+            timeout,
+        }) => {
+            let peer = match external
+                .map(|role| outside_peer(role, port, timeout))
+                .transpose()
+            {
+                Ok(peer) => peer,
+                Err(message) => {
+                    eprintln!("error: {message}");
+                    return ExitCode::from(2);
+                }
+            };
+            runtime.block_on(run_trace(&scenario, json, peer))
+        }
     }
 }
 
@@ -119,8 +157,48 @@ async fn shutdown_signal() {
     eprintln!("Shutting down: closing every session");
 }
 
-async fn run_trace(scenario: &str, json: bool) -> ExitCode {
-    let (events, outcome) = match record(scenario).await {
+fn outside_peer(role: ExternalRole, port: u16, timeout: f64) -> Result<OutsidePeer, String> {
+    if !(timeout.is_finite() && timeout > 0.0 && timeout <= 86_400.0) {
+        return Err(format!(
+            "--timeout must be seconds from 0 to 86400, not {timeout}"
+        ));
+    }
+    if port == 0 {
+        return Err("--port must be a port from 1 to 65535".to_owned());
+    }
+    Ok(OutsidePeer {
+        role: match role {
+            ExternalRole::Client => Outside::Client,
+            ExternalRole::Server => Outside::Server,
+        },
+        port,
+        timeout: std::time::Duration::from_secs_f64(timeout),
+    })
+}
+
+async fn run_trace(scenario: &str, json: bool, peer: Option<OutsidePeer>) -> ExitCode {
+    let recorded = match peer {
+        None => record(scenario).await.map_err(|error| error.to_string()),
+        Some(peer) => {
+            let port = peer.port;
+            match peer.role {
+                Outside::Client => eprintln!(
+                    "Waiting up to {} s for your client: connect it to ('127.0.0.1', {port}), \
+                     for example with the tutorial's client.py and host = '127.0.0.1', port = {port}",
+                    peer.timeout.as_secs_f64()
+                ),
+                Outside::Server => eprintln!(
+                    "Waiting up to {} s for your server to listen on ('127.0.0.1', {port}), \
+                     for example the tutorial's server.py with port = {port}",
+                    peer.timeout.as_secs_f64()
+                ),
+            }
+            record_with_outside(scenario, peer)
+                .await
+                .map_err(|error| error.to_string())
+        }
+    };
+    let (events, outcome) = match recorded {
         Ok(recorded) => recorded,
         Err(error) => {
             eprintln!("error: {error}");

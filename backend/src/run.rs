@@ -3,16 +3,47 @@
 //! Both front doors use this: the WebSocket session (which forwards events in batches) and
 //! `backend trace` (which prints them).
 
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
 use std::sync::Arc;
+use std::time::Duration;
 
 use shared::{Event, RoleProgram, RunOutcome};
 use tokio::sync::mpsc;
 
-use std::net::{Ipv6Addr, SocketAddr, TcpListener};
-
 use crate::lab::{EventSink, Lab, Places, RunItem};
 use crate::loopback::LoopbackPool;
 use crate::scenario::{self, Gate, PORT, Plan, RunSetup, Scenario};
+
+/// A role of a scenario that a program outside Socket Lab plays (a student's own
+/// `client.py` or `server.py`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outside {
+    /// The outside program is the client; Socket Lab plays the server and waits for it.
+    Client,
+    /// The outside program is the server; Socket Lab waits until it listens, then connects.
+    Server,
+}
+
+impl Outside {
+    /// The role's name in the scenarios.
+    pub fn role(self) -> &'static str {
+        match self {
+            Outside::Client => "client",
+            Outside::Server => "server",
+        }
+    }
+}
+
+/// How a run meets an outside program.
+#[derive(Clone, Copy, Debug)]
+pub struct OutsidePeer {
+    /// The role the outside program plays.
+    pub role: Outside,
+    /// The port on 127.0.0.1 where the server listens.
+    pub port: u16,
+    /// How long to wait for the outside program.
+    pub timeout: Duration,
+}
 
 /// A run ready to play.
 #[derive(Debug)]
@@ -22,25 +53,80 @@ pub(crate) struct Run {
     unix_dir: String,
     /// Present when the run pauses before each call.
     gate: Option<Arc<Gate>>,
+    /// How long the run may take, and what to say when it takes longer, when an outside
+    /// program sets it.
+    limit: Option<(Duration, String)>,
 }
 
 impl Run {
     /// Prepares a run of `scenario` on the next loopback address; its events will come out of
     /// the returned receiver, which ends when the run has ended and its sockets are closed.
     pub(crate) fn prepare(scenario: &Scenario) -> (Self, mpsc::UnboundedReceiver<RunItem>) {
-        let (events_tx, events_rx) = mpsc::unbounded_channel();
         let places = Places::new();
         let setup = RunSetup {
             host: LoopbackPool::shared().next_address(),
+            port: PORT,
             port6: free_ipv6_port(),
             dir: places.dir().to_path_buf(),
             abstract_prefix: places.abstract_prefix().to_owned(),
         };
+        Self::with_plan(scenario.plan(&setup), places, None)
+    }
+
+    /// Prepares a run in which an outside program plays one role: Socket Lab plays the
+    /// others, on 127.0.0.1 and the port given (where the student's program looks), and the
+    /// run may take as long as the outside program is given to come, and the usual time after.
+    pub(crate) fn prepare_with_outside(
+        scenario: &Scenario,
+        peer: OutsidePeer,
+    ) -> Result<(Self, mpsc::UnboundedReceiver<RunItem>), NoOutsideRole> {
+        if !scenario.outside.contains(&peer.role.role()) {
+            return Err(NoOutsideRole {
+                scenario: scenario.id,
+                role: peer.role.role(),
+            });
+        }
+        let places = Places::new();
+        let setup = RunSetup {
+            host: Ipv4Addr::LOCALHOST,
+            port: peer.port,
+            port6: free_ipv6_port(),
+            dir: places.dir().to_path_buf(),
+            abstract_prefix: places.abstract_prefix().to_owned(),
+        };
+        let mut plan = scenario.plan(&setup);
+        plan.leave_to_outside(peer.role.role(), &setup.server());
+        let (mut run, events) = Self::with_plan(plan, places, None);
+        // The tutorial's exchange takes milliseconds once the peer is there, so the time the
+        // peer is given is, in practice, the time it has to come.
+        let reason = match peer.role {
+            Outside::Client => format!(
+                "no outside client connected to 127.0.0.1:{} and finished within {} s",
+                peer.port,
+                peer.timeout.as_secs_f64()
+            ),
+            Outside::Server => format!(
+                "no outside server listened on 127.0.0.1:{} and finished within {} s",
+                peer.port,
+                peer.timeout.as_secs_f64()
+            ),
+        };
+        run.limit = Some((peer.timeout, reason));
+        Ok((run, events))
+    }
+
+    fn with_plan(
+        plan: Plan,
+        places: Places,
+        gate: Option<Arc<Gate>>,
+    ) -> (Self, mpsc::UnboundedReceiver<RunItem>) {
+        let (events_tx, events_rx) = mpsc::unbounded_channel();
         let run = Run {
-            plan: scenario.plan(&setup),
+            plan,
             unix_dir: places.dir().to_string_lossy().into_owned(),
             lab: Lab::new(EventSink::new(events_tx), places),
-            gate: None,
+            gate,
+            limit: None,
         };
         (run, events_rx)
     }
@@ -66,7 +152,7 @@ impl Run {
 
     /// Plays the run to its end, then closes every socket it still holds.
     pub(crate) async fn play(self) -> RunOutcome {
-        let outcome = scenario::play(&self.plan, &self.lab, self.gate.as_deref()).await;
+        let outcome = scenario::play(&self.plan, &self.lab, self.gate.as_deref(), self.limit).await;
         // Dropping the lab closes its sockets and its event sender, which ends the receiver.
         drop(self.lab);
         outcome
@@ -88,7 +174,25 @@ fn free_ipv6_port() -> u16 {
 pub async fn record(scenario_id: &str) -> Result<(Vec<Event>, RunOutcome), UnknownScenario> {
     let scenario =
         scenario::find(scenario_id).ok_or_else(|| UnknownScenario(scenario_id.to_owned()))?;
-    let (run, mut events) = Run::prepare(scenario);
+    let (run, events) = Run::prepare(scenario);
+    Ok(collect(run, events).await)
+}
+
+/// Like [`record`], with an outside program playing one role.
+pub async fn record_with_outside(
+    scenario_id: &str,
+    peer: OutsidePeer,
+) -> Result<(Vec<Event>, RunOutcome), RecordError> {
+    let scenario =
+        scenario::find(scenario_id).ok_or_else(|| UnknownScenario(scenario_id.to_owned()))?;
+    let (run, events) = Run::prepare_with_outside(scenario, peer)?;
+    Ok(collect(run, events).await)
+}
+
+async fn collect(
+    run: Run,
+    mut events: mpsc::UnboundedReceiver<RunItem>,
+) -> (Vec<Event>, RunOutcome) {
     let collect = async {
         let mut all = Vec::new();
         while let Some(item) = events.recv().await {
@@ -99,7 +203,28 @@ pub async fn record(scenario_id: &str) -> Result<(Vec<Event>, RunOutcome), Unkno
         all
     };
     let (outcome, events) = tokio::join!(run.play(), collect);
-    Ok((events, outcome))
+    (events, outcome)
+}
+
+/// Why a run with an outside program could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    /// No such scenario.
+    #[error(transparent)]
+    UnknownScenario(#[from] UnknownScenario),
+    /// The scenario has no role an outside program can play.
+    #[error(transparent)]
+    NoOutsideRole(#[from] NoOutsideRole),
+}
+
+/// The scenario does not let an outside program play that role.
+#[derive(Debug, thiserror::Error)]
+#[error("in '{scenario}', an outside program cannot play the {role}; scenarios that allow it: {allowed}", allowed = scenario::CATALOG.iter().filter(|s| !s.outside.is_empty()).map(|s| s.id).collect::<Vec<_>>().join(", "))]
+pub struct NoOutsideRole {
+    /// The scenario.
+    pub scenario: &'static str,
+    /// The role asked for.
+    pub role: &'static str,
 }
 
 /// No scenario has the id asked for.

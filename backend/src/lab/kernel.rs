@@ -163,6 +163,22 @@ pub(crate) fn connection_table(wanted: &[AddressPair]) -> HashMap<AddressPair, T
     found
 }
 
+/// Whether a TCP socket of this machine listens on `port` (at any address), from the kernel's
+/// connection table.
+pub(crate) fn listening_on(port: u16) -> bool {
+    ["/proc/net/tcp", "/proc/net/tcp6"].iter().any(|file| {
+        std::fs::read_to_string(file).is_ok_and(|table| {
+            table
+                .lines()
+                .skip(1)
+                .filter_map(parse_row)
+                .any(|(pair, entry)| {
+                    entry.state == SocketState::Listen && pair.local.port() == port
+                })
+        })
+    })
+}
+
 /// Parses `sl local rem st tx:rx ...`, where addresses are hexadecimal in the kernel's byte
 /// order (`0100007F:3039` is 127.0.0.1:12345).
 fn parse_row(row: &str) -> Option<(AddressPair, TableEntry)> {

@@ -29,6 +29,7 @@ use shared::{
 use tokio::sync::mpsc;
 
 use kernel::AddressPair;
+pub(crate) use kernel::listening_on;
 pub(crate) use places::Places;
 use socket::{Blocking, LabSocket};
 

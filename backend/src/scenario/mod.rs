@@ -43,6 +43,9 @@ pub(crate) struct Scenario {
     pub(crate) title: &'static str,
     /// What it teaches.
     pub(crate) summary: &'static str,
+    /// The roles that a program outside Socket Lab may play (a student's own client or
+    /// server), while Socket Lab plays the others.
+    pub(crate) outside: &'static [&'static str],
     /// Builds the run's plan for the addresses it was given.
     plan: fn(&RunSetup) -> Plan,
 }
@@ -92,6 +95,9 @@ pub(crate) fn find(id: &str) -> Option<&'static Scenario> {
 pub(crate) struct RunSetup {
     /// The run's own loopback address, where its IPv4 servers listen.
     pub(crate) host: Ipv4Addr,
+    /// The port its IPv4 servers listen on: the tutorial's, unless an outside program asks
+    /// for another.
+    pub(crate) port: u16,
     /// A port on `::1` that was free when the run was prepared (IPv6 has one loopback
     /// address, so runs cannot each have their own as they do in 127.64.0.0/10).
     pub(crate) port6: u16,
@@ -106,7 +112,7 @@ impl RunSetup {
     pub(crate) fn server(&self) -> SockAddr {
         SockAddr::Inet {
             host: self.host,
-            port: PORT,
+            port: self.port,
         }
     }
 
@@ -131,6 +137,23 @@ pub(crate) struct Plan {
 }
 
 impl Plan {
+    /// Leaves `role` to an outside program: its steps are not played, and a role that waited
+    /// for it to be in `accept` waits instead until something listens at `server`.
+    pub(crate) fn leave_to_outside(&mut self, role: &str, server: &SockAddr) {
+        self.roles.retain(|plan| plan.role != role);
+        for plan in &mut self.roles {
+            if plan.start.is_some_and(|cue| cue.role == role) {
+                plan.start = None;
+                plan.waits_for_listener = Some(server.clone());
+            }
+            for step in &mut plan.steps {
+                if step.after.is_some_and(|cue| cue.role == role) {
+                    step.after = None;
+                }
+            }
+        }
+    }
+
     /// Each role's program, for [`shared::ServerMessage::RunStarted`].
     pub(crate) fn programs(&self) -> Vec<RoleProgram> {
         self.roles
@@ -155,6 +178,8 @@ pub(crate) struct RolePlan {
     pub(crate) start: Option<Cue>,
     /// Its calls, in order.
     pub(crate) steps: Vec<Step>,
+    /// Before it starts, wait until a server listens here (an outside program's).
+    pub(crate) waits_for_listener: Option<SockAddr>,
 }
 
 impl RolePlan {
@@ -165,6 +190,7 @@ impl RolePlan {
             code,
             start: None,
             steps: Vec::new(),
+            waits_for_listener: None,
         }
     }
 
@@ -338,7 +364,12 @@ struct Progress {
 /// A role whose call fails stops there, as a Python program stops at an uncaught `OSError`,
 /// unless the program handles that error; when a role's program ends, the kernel closes the
 /// sockets it still holds.
-pub(crate) async fn play(plan: &Plan, lab: &Lab, gate: Option<&Gate>) -> RunOutcome {
+pub(crate) async fn play(
+    plan: &Plan,
+    lab: &Lab,
+    gate: Option<&Gate>,
+    limit: Option<(Duration, String)>,
+) -> RunOutcome {
     let progress: Vec<watch::Sender<Progress>> = plan
         .roles
         .iter()
@@ -354,19 +385,21 @@ pub(crate) async fn play(plan: &Plan, lab: &Lab, gate: Option<&Gate>) -> RunOutc
         .iter()
         .enumerate()
         .map(|(index, role)| play_role(lab, role, &progress[index], &board));
-    let limit = if gate.is_some() {
-        MAX_PAUSED_RUN_TIME
-    } else {
-        MAX_RUN_TIME
-    };
+    let (limit, reason) = limit.unwrap_or_else(|| {
+        let limit = if gate.is_some() {
+            MAX_PAUSED_RUN_TIME
+        } else {
+            MAX_RUN_TIME
+        };
+        let reason = format!(
+            "the run took longer than {} seconds and was stopped",
+            limit.as_secs()
+        );
+        (limit, reason)
+    });
     match tokio::time::timeout(limit, join_all(roles)).await {
         Ok(_) => RunOutcome::Completed,
-        Err(_) => RunOutcome::Cancelled {
-            reason: format!(
-                "the run took longer than {} seconds and was stopped",
-                limit.as_secs()
-            ),
-        },
+        Err(_) => RunOutcome::Cancelled { reason },
     }
 }
 
@@ -414,6 +447,9 @@ struct Memory {
 async fn play_role(lab: &Lab, role: &RolePlan, own: &watch::Sender<Progress>, board: &Board<'_>) {
     if let Some(cue) = role.start {
         board.wait(cue).await;
+    }
+    if let Some(server) = &role.waits_for_listener {
+        wait_for_listener(server).await;
     }
     let mut memory = Memory::default();
     // Which endpoint each variable holds now: `con` is `server.con` after the first accept
@@ -470,6 +506,20 @@ async fn play_role(lab: &Lab, role: &RolePlan, own: &watch::Sender<Progress>, bo
     own.send_modify(|progress| progress.done = true);
 }
 
+/// How often a role that waits for an outside server looks for its listener.
+const LISTENER_POLL: Duration = Duration::from_millis(100);
+
+/// Waits until a TCP listener is bound to the server's port, as the kernel's connection table
+/// shows: the outside server has started. (Nothing is sent to find out.)
+async fn wait_for_listener(server: &SockAddr) {
+    let Some(port) = server.port() else {
+        return;
+    };
+    while !crate::lab::listening_on(port) {
+        tokio::time::sleep(LISTENER_POLL).await;
+    }
+}
+
 /// The call with the role's last received bytes (and sender) in place of its own.
 fn echo(call: &Call, memory: &Memory) -> Call {
     match call {
@@ -518,6 +568,7 @@ mod tests {
     fn example_setup() -> RunSetup {
         RunSetup {
             host: Ipv4Addr::new(127, 64, 0, 1),
+            port: PORT,
             port6: 40000,
             dir: PathBuf::from("/tmp/socket-lab-1-1"),
             abstract_prefix: "socket-lab-1-1/".into(),

@@ -2,7 +2,7 @@
 
 use shared::{Call, Family, SockType};
 
-use super::{Cue, PORT, Plan, RolePlan, RunSetup, Scenario, bytes};
+use super::{Cue, Plan, RolePlan, RunSetup, Scenario, bytes};
 
 pub(super) const SIMPLE_SERVER_CLIENT: Scenario = Scenario {
     id: "simple-server-client",
@@ -13,11 +13,13 @@ pub(super) const SIMPLE_SERVER_CLIENT: Scenario = Scenario {
               socket for the connection, sends 'Connection is successful' on it and closes it; \
               the client's recv() returns those bytes. Where the tutorial's server loops \
               forever, this one serves one client and ends.",
+    outside: &["server", "client"],
     plan,
 };
 
 fn plan(setup: &RunSetup) -> Plan {
     let host = setup.host;
+    let port = setup.port;
     let tcp = Call::Socket {
         family: Family::Inet,
         sock_type: SockType::Stream,
@@ -30,7 +32,7 @@ fn plan(setup: &RunSetup) -> Plan {
 s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
 host = socket.gethostname()
 host = '{host}'  # Socket Lab: this run's own loopback address
-port = {PORT}
+port = {port}
 s.bind((host, port))
 s.listen(5)
 while True:
@@ -70,7 +72,7 @@ while True:
 s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
 host = socket.gethostname()
 host = '{host}'  # Socket Lab: the server's loopback address in this run
-port = {PORT}
+port = {port}
 s.connect((host, port))
 print(s.recv(1024))
 s.close()

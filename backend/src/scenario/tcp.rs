@@ -5,7 +5,7 @@ use std::net::Ipv6Addr;
 
 use shared::{Call, Family, SockAddr, SockOption, SockType};
 
-use super::{Cue, PORT, Plan, RolePlan, RunSetup, Scenario, bytes};
+use super::{Cue, Plan, RolePlan, RunSetup, Scenario, bytes};
 
 fn tcp(family: Family) -> Call {
     Call::Socket {
@@ -21,9 +21,10 @@ pub(super) const TCP_ECHO: Scenario = Scenario {
               client sends two messages with sendall() and reads each echo with recv(); the \
               server loops on recv() and stops when recv() returns b'' (the client closed). \
               getpeername() shows the client's address and the port the kernel chose for it.",
+    outside: &["server", "client"],
     plan: |setup| {
         let address = setup.server();
-        let host = format!("'{}', {PORT}", setup.host);
+        let host = format!("'{}', {}", setup.host, setup.port);
         echo_plan(
             Family::Inet,
             &host,
@@ -40,6 +41,7 @@ pub(super) const IPV6_ECHO: Scenario = Scenario {
               Only the family and the address change: an IPv6 address is a 4-tuple (host, \
               port, flowinfo, scope_id), as getpeername() shows. IPv6 has one loopback \
               address, so each run uses a port the kernel had free instead of 12345.",
+    outside: &[],
     plan: |setup| {
         let address = SockAddr::Inet6 {
             host: Ipv6Addr::LOCALHOST,
@@ -135,18 +137,20 @@ pub(super) const MULTIPLE_CLIENTS: Scenario = Scenario {
               queues the connection, as the listener's accept queue shows (3 waiting, backlog \
               5). Then each accept() takes one connection off the queue and returns a new \
               socket of its own for it, with its own address pair.",
+    outside: &[],
     plan: multiple_clients,
 };
 
 fn multiple_clients(setup: &RunSetup) -> Plan {
     let host = setup.host;
+    let port = setup.port;
     let mut server = RolePlan::new(
         "server",
         format!(
             "import socket
 
 s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-s.bind(('{host}', {PORT}))  # Socket Lab: this run's own loopback address
+s.bind(('{host}', {port}))  # Socket Lab: this run's own loopback address
 s.listen(5)
 input('Start the three clients, then press Enter')  # Socket Lab: waits for their connect()
 for n in range(1, 4):
@@ -182,7 +186,7 @@ s.close()
                 "import socket
 
 s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-s.connect(('{host}', {PORT}))  # Socket Lab: the server's address in this run
+s.connect(('{host}', {port}))  # Socket Lab: the server's address in this run
 print(s.recv(1024))
 s.close()
 "
@@ -211,8 +215,10 @@ pub(super) const BYTE_STREAM: Scenario = Scenario {
               server waits until both have arrived, and one recv() returns b'Hello, world!': \
               TCP keeps no message boundaries. The receive queue holds all 13 bytes before \
               the recv(). Programs that need messages must mark them (a length, a newline).",
+    outside: &[],
     plan: |setup| {
         let host = setup.host;
+        let port = setup.port;
         let mut server = RolePlan::new(
             "server",
             format!(
@@ -220,7 +226,7 @@ pub(super) const BYTE_STREAM: Scenario = Scenario {
 import time
 
 s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-s.bind(('{host}', {PORT}))  # Socket Lab: this run's own loopback address
+s.bind(('{host}', {port}))  # Socket Lab: this run's own loopback address
 s.listen(1)
 con, addr = s.accept()
 time.sleep(1)  # Socket Lab: waits until the client has sent both messages
@@ -237,7 +243,7 @@ s.close()
                 "import socket
 
 s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-s.connect(('{host}', {PORT}))  # Socket Lab: the server's address in this run
+s.connect(('{host}', {port}))  # Socket Lab: the server's address in this run
 s.send(b'Hello, ')
 s.send(b'world!')
 s.close()
@@ -283,15 +289,17 @@ pub(super) const HALF_CLOSE: Scenario = Scenario {
               recv() returns b'' (end of stream) and it answers on the same connection. \
               Watch the TCP states: the client goes FIN_WAIT2 and the server CLOSE_WAIT; once \
               the server closes, the client's end waits in TIME_WAIT.",
+    outside: &[],
     plan: |setup| {
         let host = setup.host;
+        let port = setup.port;
         let mut server = RolePlan::new(
             "server",
             format!(
                 "import socket
 
 s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-s.bind(('{host}', {PORT}))  # Socket Lab: this run's own loopback address
+s.bind(('{host}', {port}))  # Socket Lab: this run's own loopback address
 s.listen(1)
 con, addr = s.accept()
 request = b''
@@ -320,7 +328,7 @@ s.close()
                 "import socket
 
 s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-s.connect(('{host}', {PORT}))  # Socket Lab: the server's address in this run
+s.connect(('{host}', {port}))  # Socket Lab: the server's address in this run
 s.sendall(b'What is the answer?')
 s.shutdown(socket.SHUT_WR)  # no more requests; the answer can still come in
 while True:
@@ -364,15 +372,17 @@ pub(super) const CONNECTION_REFUSED: Scenario = Scenario {
               the SYN with a reset, and connect() raises ConnectionRefusedError \
               (ECONNREFUSED). The program stops there, as an uncaught exception stops it: \
               start the server first.",
+    outside: &[],
     plan: |setup| {
         let host = setup.host;
+        let port = setup.port;
         let mut client = RolePlan::new(
             "client",
             format!(
                 "import socket
 
 s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-s.connect(('{host}', {PORT}))  # Socket Lab: nothing listens at this run's address
+s.connect(('{host}', {port}))  # Socket Lab: nothing listens at this run's address
 s.send(b'Hello?')
 s.close()
 "
@@ -401,11 +411,13 @@ pub(super) const ADDRESS_IN_USE: Scenario = Scenario {
               so its end of the connection stays in TIME_WAIT for a while, holding the port. \
               A restarted server's bind() fails with EADDRINUSE until it sets SO_REUSEADDR \
               (which the first server had set too, as servers should); then it binds.",
+    outside: &[],
     plan: address_in_use,
 };
 
 fn address_in_use(setup: &RunSetup) -> Plan {
     let host = setup.host;
+    let port = setup.port;
     let reuse = || Call::Setsockopt {
         option: SockOption::ReuseAddr(true),
     };
@@ -416,7 +428,7 @@ fn address_in_use(setup: &RunSetup) -> Plan {
 
 s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(('{host}', {PORT}))  # Socket Lab: this run's own loopback address
+s.bind(('{host}', {port}))  # Socket Lab: this run's own loopback address
 s.listen(5)
 con, addr = s.accept()
 con.sendall(b'Bye')
@@ -450,7 +462,7 @@ s.close()
 
 s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(('{host}', {PORT}))  # the first server is listening here
+s.bind(('{host}', {port}))  # the first server is listening here
 s.listen(5)
 "
         ),
@@ -474,7 +486,7 @@ s.listen(5)
             "import socket
 
 s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-s.connect(('{host}', {PORT}))  # Socket Lab: the server's address in this run
+s.connect(('{host}', {port}))  # Socket Lab: the server's address in this run
 while True:
     data = s.recv(1024)
     if not data:
@@ -500,11 +512,11 @@ s.close()
 
 s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
 try:
-    s.bind(('{host}', {PORT}))  # the old connection still holds the port in TIME_WAIT
+    s.bind(('{host}', {port}))  # the old connection still holds the port in TIME_WAIT
 except OSError as e:
     print(e)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind(('{host}', {PORT}))  # allowed now
+    s.bind(('{host}', {port}))  # allowed now
 s.listen(5)
 s.close()
 "
@@ -545,15 +557,17 @@ pub(super) const RESET: Scenario = Scenario {
               connection politely with FIN, the kernel sends RST and forgets it at once. The \
               server, waiting in recv(), gets ConnectionResetError (ECONNRESET); its next \
               send() gets BrokenPipeError (EPIPE), because the connection is gone.",
+    outside: &[],
     plan: |setup| {
         let host = setup.host;
+        let port = setup.port;
         let mut server = RolePlan::new(
             "server",
             format!(
                 "import socket
 
 s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-s.bind(('{host}', {PORT}))  # Socket Lab: this run's own loopback address
+s.bind(('{host}', {port}))  # Socket Lab: this run's own loopback address
 s.listen(1)
 con, addr = s.accept()
 try:
@@ -594,7 +608,7 @@ s.close()
 import struct
 
 s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-s.connect(('{host}', {PORT}))  # Socket Lab: the server's address in this run
+s.connect(('{host}', {port}))  # Socket Lab: the server's address in this run
 s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0))
 s.close()  # with SO_LINGER 0, close() sends RST instead of FIN
 "
@@ -626,15 +640,17 @@ pub(super) const NONBLOCKING: Scenario = Scenario {
               (EAGAIN), and the program goes on. The client uses settimeout(0.5): its recv() \
               waits half a second for bytes that do not come and raises TimeoutError, then \
               receives the server's message on the next try.",
+    outside: &[],
     plan: |setup| {
         let host = setup.host;
+        let port = setup.port;
         let mut server = RolePlan::new(
             "server",
             format!(
                 "import socket
 
 s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-s.bind(('{host}', {PORT}))  # Socket Lab: this run's own loopback address
+s.bind(('{host}', {port}))  # Socket Lab: this run's own loopback address
 s.listen(1)
 s.setblocking(False)
 try:
@@ -661,7 +677,7 @@ s.close()
                 "import socket
 
 s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-s.connect(('{host}', {PORT}))  # Socket Lab: the server's address in this run
+s.connect(('{host}', {port}))  # Socket Lab: the server's address in this run
 s.settimeout(0.5)
 try:
     print(s.recv(1024))  # the server sends nothing yet

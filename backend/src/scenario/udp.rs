@@ -2,7 +2,7 @@
 
 use shared::{Call, Family, SockType};
 
-use super::{Cue, PORT, Plan, RolePlan, Scenario, bytes};
+use super::{Cue, Plan, RolePlan, Scenario, bytes};
 
 fn udp() -> Call {
     Call::Socket {
@@ -19,15 +19,17 @@ pub(super) const UDP_ECHO: Scenario = Scenario {
               came from; it answers with sendto() to that address. The client never binds: \
               its first sendto() makes the kernel give it a port, which is where the answer \
               comes back.",
+    outside: &[],
     plan: |setup| {
         let host = setup.host;
+        let port = setup.port;
         let mut server = RolePlan::new(
             "server",
             format!(
                 "import socket
 
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind(('{host}', {PORT}))  # Socket Lab: this run's own loopback address
+s.bind(('{host}', {port}))  # Socket Lab: this run's own loopback address
 data, addr = s.recvfrom(1024)
 print('Datagram from', addr)
 s.sendto(data, addr)
@@ -56,7 +58,7 @@ s.close()
                 "import socket
 
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.sendto(b'Hello, UDP', ('{host}', {PORT}))  # Socket Lab: the server's address in this run
+s.sendto(b'Hello, UDP', ('{host}', {port}))  # Socket Lab: the server's address in this run
 data, addr = s.recvfrom(1024)
 print(data, 'from', addr)
 s.close()
@@ -88,15 +90,17 @@ pub(super) const DATAGRAM_BOUNDARIES: Scenario = Scenario {
               stream, each recvfrom() returns exactly one datagram, however many are waiting. \
               The last recvfrom() offers a buffer of 8 bytes for a datagram of 17: the kernel \
               gives the first 8 and drops the rest for good, without an error.",
+    outside: &[],
     plan: |setup| {
         let host = setup.host;
+        let port = setup.port;
         let mut server = RolePlan::new(
             "server",
             format!(
                 "import socket
 
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind(('{host}', {PORT}))  # Socket Lab: this run's own loopback address
+s.bind(('{host}', {port}))  # Socket Lab: this run's own loopback address
 input('Start the client, then press Enter')  # Socket Lab: waits until it has sent all three
 for bufsize in [1024, 1024, 8]:
     data, addr = s.recvfrom(bufsize)
@@ -115,7 +119,7 @@ s.close()
 
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 for message in [b'one', b'two two', b'three three three']:
-    s.sendto(message, ('{host}', {PORT}))  # Socket Lab: the server's address in this run
+    s.sendto(message, ('{host}', {port}))  # Socket Lab: the server's address in this run
 s.close()
 "
             ),

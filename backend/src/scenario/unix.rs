@@ -18,6 +18,7 @@ pub(super) const UNIX_STREAM: Scenario = Scenario {
               system. bind() creates the socket file; connect() names the same path. \
               Everything else is as with TCP: listen, accept, send and recv. The client never \
               binds, so the server sees its address as '' (no name).",
+    outside: &[],
     plan: |setup| {
         let path = setup.path("server.sock");
         let path_text = setup.path_text("server.sock");
@@ -90,6 +91,7 @@ pub(super) const UNIX_DGRAM: Scenario = Scenario {
               and in order, unlike UDP. The server binds a path; the client binds a name in \
               Linux's abstract namespace (it starts with a NUL byte and makes no file), \
               because a datagram socket without a name could not be answered.",
+    outside: &[],
     plan: |setup| {
         let path = setup.path("server.sock");
         let path_text = setup.path_text("server.sock");
