@@ -85,7 +85,7 @@ fn the_tutorials_client_talks_to_socket_labs_server() {
 #[test]
 fn socket_labs_client_talks_to_the_tutorials_server() {
     let port = free_port();
-    let mut server = Command::new("python3")
+    let server = Command::new("python3")
         .arg(peer("simple_server.py"))
         .arg(port.to_string())
         .stdout(Stdio::piped())
