@@ -10,6 +10,7 @@
 use std::future::Future;
 use std::sync::{Arc, Weak};
 use std::task::Poll;
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
@@ -23,7 +24,7 @@ use tokio::sync::mpsc;
 use tokio::task::{JoinHandle, JoinSet};
 
 use crate::lab::{Caller, EventSink, Lab, Places, RunItem};
-use crate::run::Run;
+use crate::run::{Outside, OutsidePeer, Run};
 use crate::scenario;
 use crate::scenario::Gate;
 use crate::server::AppState;
@@ -139,6 +140,7 @@ impl Runs {
             ClientMessage::Play {
                 scenario,
                 pause_before_calls,
+                outside,
             } => {
                 let Some(scenario) = scenario::find(&scenario) else {
                     let known: Vec<&str> = scenario::CATALOG.iter().map(|s| s.id).collect();
@@ -153,10 +155,24 @@ impl Runs {
                     .await;
                     return;
                 };
+                let prepared = match outside {
+                    None => Ok(Run::prepare(scenario)),
+                    Some(outside) => match outside_peer(&outside) {
+                        Ok(peer) => Run::prepare_with_outside(scenario, peer)
+                            .map_err(|error| error.to_string()),
+                        Err(problem) => Err(problem),
+                    },
+                };
+                let (mut run, events) = match prepared {
+                    Ok(prepared) => prepared,
+                    Err(problem) => {
+                        reply_error(outbox, ErrorCode::OutsideRoleRefused, problem).await;
+                        return;
+                    }
+                };
                 self.stop_current(outbox, "another run was started").await;
                 self.last_id += 1;
                 let run_id = self.last_id;
-                let (mut run, events) = Run::prepare(scenario);
                 let gate = pause_before_calls.then(|| run.pause_before_calls());
                 let task = tokio::spawn(forward_run(
                     run_id,
@@ -262,6 +278,39 @@ impl Runs {
     }
 }
 
+/// How long a run waits for an outside program when the page does not say.
+const DEFAULT_OUTSIDE_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// The longest a run waits for an outside program.
+const MAX_OUTSIDE_TIMEOUT: Duration = Duration::from_secs(3600);
+
+/// Checks what the page asked for an outside program.
+fn outside_peer(outside: &shared::OutsideRole) -> Result<OutsidePeer, String> {
+    let role = match outside.role.as_str() {
+        "client" => Outside::Client,
+        "server" => Outside::Server,
+        other => {
+            return Err(format!(
+                "an outside program can play the client or the server, not '{other}'"
+            ));
+        }
+    };
+    if outside.port == 0 {
+        return Err("the port for an outside program must be 1 to 65535".to_owned());
+    }
+    let timeout = outside
+        .timeout_secs
+        .map_or(DEFAULT_OUTSIDE_TIMEOUT, |secs| {
+            Duration::from_secs(u64::from(secs))
+        })
+        .min(MAX_OUTSIDE_TIMEOUT);
+    Ok(OutsidePeer {
+        role,
+        port: outside.port,
+        timeout,
+    })
+}
+
 /// The longest endpoint name a sandbox call may use.
 const MAX_ENDPOINT_NAME: usize = 32;
 
@@ -317,6 +366,7 @@ impl Sandbox {
                 title: "Sandbox".to_owned(),
                 summary: "Your own sockets: any call, in any order, on real kernel sockets."
                     .to_owned(),
+                outside_roles: Vec::new(),
             },
             programs: Vec::new(),
             unix_dir: Some(unix_dir),

@@ -506,10 +506,12 @@ fn long_trace(sends: usize) -> shared::TraceFile {
             id: "firehose".into(),
             title: "A client that sends and sends".into(),
             summary: "Ten thousand events.".into(),
+            outside_roles: vec![],
         },
         programs: vec![shared::RoleProgram {
             role: "client".into(),
             code: "import socket\n\ns = socket.socket()\ns.connect(('127.64.0.1', 12345))\nwhile True:\n    s.send(b'message')\n".into(),
+            outside: false,
         }],
         events,
         outcome: Some(shared::RunOutcome::Completed),

@@ -398,6 +398,7 @@ async fn no_calls_of_ones_own_while_a_scenario_plays() {
     user.send(&ClientMessage::Play {
         scenario: "nonblocking".into(),
         pause_before_calls: false,
+        outside: None,
     })
     .await;
     user.send(&ClientMessage::Call {

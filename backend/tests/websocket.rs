@@ -69,6 +69,7 @@ async fn a_session_plays_the_simple_scenario() {
         &ClientMessage::Play {
             scenario: "simple-server-client".into(),
             pause_before_calls: false,
+            outside: None,
         },
     )
     .await;
@@ -136,6 +137,7 @@ async fn bad_messages_get_errors_and_the_session_goes_on() {
         &ClientMessage::Play {
             scenario: "nope".into(),
             pause_before_calls: false,
+            outside: None,
         },
     )
     .await;
@@ -149,6 +151,7 @@ async fn bad_messages_get_errors_and_the_session_goes_on() {
         &ClientMessage::Play {
             scenario: "simple-server-client".into(),
             pause_before_calls: false,
+            outside: None,
         },
     )
     .await;
@@ -209,6 +212,7 @@ async fn a_paused_run_makes_each_call_only_when_told() {
         &ClientMessage::Play {
             scenario: "simple-server-client".into(),
             pause_before_calls: true,
+            outside: None,
         },
     )
     .await;
@@ -261,4 +265,79 @@ async fn a_paused_run_makes_each_call_only_when_told() {
             break;
         }
     }
+}
+
+#[tokio::test]
+async fn an_outside_client_plays_against_the_sessions_server() {
+    let (addr, _stop) = start_server().await;
+    let mut client = connect(addr).await;
+    next_message(&mut client).await; // hello
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let play = |scenario: &str| ClientMessage::Play {
+        scenario: scenario.into(),
+        pause_before_calls: false,
+        outside: Some(shared::OutsideRole {
+            role: "client".into(),
+            port,
+            timeout_secs: Some(20),
+        }),
+    };
+    // A scenario whose roles are not a plain server and client refuses.
+    send(&mut client, &play("reset")).await;
+    assert!(matches!(
+        next_message(&mut client).await,
+        ServerMessage::Error {
+            code: ErrorCode::OutsideRoleRefused,
+            ..
+        }
+    ));
+    send(&mut client, &play("simple-server-client")).await;
+    let ServerMessage::RunStarted { programs, .. } = next_message(&mut client).await else {
+        panic!("expected run_started");
+    };
+    // The student's program to run comes with the run, marked as theirs.
+    let theirs = programs.iter().find(|p| p.outside).unwrap();
+    assert_eq!(theirs.role, "client");
+    assert!(theirs.code.contains(&format!("port = {port}")));
+    // The tutorial's client, as a student would run it.
+    let peer =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/peers/simple_client.py");
+    let student = tokio::task::spawn_blocking(move || {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let output = std::process::Command::new("python3")
+                .arg(&peer)
+                .args(["127.0.0.1", &port.to_string()])
+                .output()
+                .unwrap();
+            if output.status.success() || std::time::Instant::now() > deadline {
+                return output;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    });
+    let mut events = Vec::new();
+    let outcome = loop {
+        match next_message(&mut client).await {
+            ServerMessage::Events { events: batch, .. } => events.extend(batch),
+            ServerMessage::RunFinished { outcome, .. } => break outcome,
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    assert_eq!(outcome, RunOutcome::Completed);
+    let output = student.await.unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim(),
+        "b'Connection is successful'"
+    );
+    assert!(events.iter().all(|e| e.role == "server"));
+    assert!(
+        events
+            .iter()
+            .any(|e| e.call.name() == "accept" && e.phase == Phase::Return && e.error.is_none())
+    );
 }

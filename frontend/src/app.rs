@@ -91,6 +91,7 @@ impl Connection {
                             this.send(&ClientMessage::Play {
                                 scenario,
                                 pause_before_calls,
+                                outside: None,
                             });
                         }
                     }
@@ -141,6 +142,7 @@ impl Connection {
             self.send(&ClientMessage::Play {
                 scenario,
                 pause_before_calls,
+                outside: None,
             });
         } else {
             *self.pending_play.borrow_mut() = Some((scenario, pause_before_calls));

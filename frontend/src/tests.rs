@@ -141,6 +141,7 @@ fn model_with(events: Vec<Event>) -> Model {
             id: "simple-server-client".into(),
             title: "t".into(),
             summary: "s".into(),
+            outside_roles: vec![],
         },
         programs: vec![],
         unix_dir: None,
@@ -403,10 +404,12 @@ fn run_with_code() -> crate::model::RunView {
         shared::RoleProgram {
             role: "server".into(),
             code: "server code".into(),
+            outside: false,
         },
         shared::RoleProgram {
             role: "client".into(),
             code: "client code".into(),
+            outside: false,
         },
     ];
     model.run.unwrap()

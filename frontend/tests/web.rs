@@ -70,12 +70,14 @@ fn model() -> Model {
             id: "listener".into(),
             title: "A listener".into(),
             summary: "socket, bind, listen".into(),
+            outside_roles: vec![],
         },
         programs: vec![RoleProgram {
             role: "server".into(),
             code:
                 "import socket\n\ns = socket.socket()\ns.bind(('127.64.0.1', 12345))\ns.listen(5)\n"
                     .into(),
+            outside: false,
         }],
         unix_dir: None,
     });

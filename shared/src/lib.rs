@@ -51,8 +51,8 @@ pub use call::{Call, CallError, CallResult, ErrorOrigin, ReturnValue, Shutdown, 
 pub use event::{Event, Phase};
 pub use kernel::{SocketState, SocketView};
 pub use message::{
-    ClientMessage, ErrorCode, NextCall, RoleProgram, RunOutcome, SANDBOX_ID, ScenarioInfo,
-    ServerMessage,
+    ClientMessage, ErrorCode, NextCall, OutsideRole, RoleProgram, RunOutcome, SANDBOX_ID,
+    ScenarioInfo, ServerMessage,
 };
 pub use net::{Bytes, Family, SockAddr, SockType};
 pub use trace_file::{TRACE_FORMAT, TraceFile};

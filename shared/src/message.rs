@@ -14,6 +14,9 @@ pub struct ScenarioInfo {
     pub title: String,
     /// A paragraph on what it teaches.
     pub summary: String,
+    /// The roles an outside program may play (`client`, `server`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outside_roles: Vec<String>,
 }
 
 /// One role's program in a run: the Python code a student would write to make the same calls.
@@ -23,6 +26,10 @@ pub struct RoleProgram {
     pub role: String,
     /// The program's source; an event's `line` counts lines of it from 1.
     pub code: String,
+    /// The role is left to an outside program: this is the program to run, and no events of
+    /// it will come.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub outside: bool,
 }
 
 /// How a run ended.
@@ -57,6 +64,10 @@ pub enum ClientMessage {
         /// [`ServerMessage::Paused`]).
         #[serde(default, skip_serializing_if = "is_false")]
         pause_before_calls: bool,
+        /// Leave one role to a program outside Socket Lab (the student's own), which meets
+        /// the run on 127.0.0.1 at the given port.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        outside: Option<OutsideRole>,
     },
     /// Make the call that the paused run waits to make.
     Next,
@@ -81,6 +92,18 @@ pub enum ClientMessage {
 
 fn is_false(value: &bool) -> bool {
     !value
+}
+
+/// A role of a scenario played by an outside program.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutsideRole {
+    /// The role, `client` or `server`.
+    pub role: String,
+    /// The port on 127.0.0.1 where the server listens.
+    pub port: u16,
+    /// How many seconds to wait for the outside program (the server's choice if absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_secs: Option<u32>,
 }
 
 /// A call a paused run is about to make, once the user says so.
@@ -181,6 +204,8 @@ pub enum ErrorCode {
     LimitReached,
     /// `Next` came when no paused run waits to make a call (a call may still be in progress).
     NothingToResume,
+    /// A `Play` asked for an outside program in a role the scenario cannot leave to one.
+    OutsideRoleRefused,
 }
 
 #[cfg(test)]
@@ -306,6 +331,7 @@ mod tests {
             id: "simple-server-client".into(),
             title: "Simple Server and Simple Client".into(),
             summary: "…".into(),
+            outside_roles: vec![],
         };
         let mut events: Vec<Event> = every_call()
             .into_iter()
@@ -341,6 +367,7 @@ mod tests {
                 programs: vec![RoleProgram {
                     role: "server".into(),
                     code: "import socket\n".into(),
+                    outside: false,
                 }],
                 unix_dir: Some("/tmp/socket-lab-1".into()),
             },
@@ -392,10 +419,12 @@ mod tests {
             ClientMessage::Play {
                 scenario: "simple-server-client".into(),
                 pause_before_calls: false,
+                outside: None,
             },
             ClientMessage::Play {
                 scenario: "tcp-echo".into(),
                 pause_before_calls: true,
+                outside: None,
             },
             ClientMessage::Next,
             ClientMessage::Stop,

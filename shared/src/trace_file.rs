@@ -79,6 +79,7 @@ mod tests {
                 id: "tcp-echo".into(),
                 title: "TCP echo".into(),
                 summary: "s".into(),
+                outside_roles: vec![],
             },
             programs: vec![],
             events: vec![],

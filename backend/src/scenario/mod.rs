@@ -57,6 +57,7 @@ impl Scenario {
             id: self.id.to_owned(),
             title: self.title.to_owned(),
             summary: self.summary.to_owned(),
+            outside_roles: self.outside.iter().map(|role| (*role).to_owned()).collect(),
         }
     }
 
@@ -134,13 +135,24 @@ impl RunSetup {
 #[derive(Debug)]
 pub(crate) struct Plan {
     pub(crate) roles: Vec<RolePlan>,
+    /// The programs of roles left to outside programs: what the student should run.
+    pub(crate) outside: Vec<RoleProgram>,
 }
 
 impl Plan {
     /// Leaves `role` to an outside program: its steps are not played, and a role that waited
     /// for it to be in `accept` waits instead until something listens at `server`.
     pub(crate) fn leave_to_outside(&mut self, role: &str, server: &SockAddr) {
-        self.roles.retain(|plan| plan.role != role);
+        let (outside, own): (Vec<RolePlan>, Vec<RolePlan>) = std::mem::take(&mut self.roles)
+            .into_iter()
+            .partition(|plan| plan.role == role);
+        self.roles = own;
+        self.outside
+            .extend(outside.into_iter().map(|plan| RoleProgram {
+                role: plan.role.to_owned(),
+                code: plan.code,
+                outside: true,
+            }));
         for plan in &mut self.roles {
             if plan.start.is_some_and(|cue| cue.role == role) {
                 plan.start = None;
@@ -161,7 +173,9 @@ impl Plan {
             .map(|role| RoleProgram {
                 role: role.role.to_owned(),
                 code: role.code.clone(),
+                outside: false,
             })
+            .chain(self.outside.iter().cloned())
             .collect()
     }
 }

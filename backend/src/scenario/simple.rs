@@ -93,5 +93,6 @@ s.close()
     client.step("s.close()", "s", Call::Close);
     Plan {
         roles: vec![server, client],
+        outside: Vec::new(),
     }
 }

@@ -126,6 +126,7 @@ s.close()
     client.step("s.close()", "s", Call::Close);
     Plan {
         roles: vec![server, client],
+        outside: Vec::new(),
     }
 }
 
@@ -205,6 +206,7 @@ s.close()
             client("client2", Cue::returned("client1", 1)),
             client("client3", Cue::returned("client2", 1)),
         ],
+        outside: Vec::new(),
     }
 }
 
@@ -277,6 +279,7 @@ s.close()
         let client = client.starts(Cue::entered("server", accept));
         Plan {
             roles: vec![server, client],
+            outside: Vec::new(),
         }
     },
 };
@@ -361,6 +364,7 @@ s.close()
         client.step("s.close()", "s", Call::Close);
         Plan {
             roles: vec![server, client],
+            outside: Vec::new(),
         }
     },
 };
@@ -399,6 +403,7 @@ s.close()
         client.step("s.close()", "s", Call::Close);
         Plan {
             roles: vec![client],
+            outside: Vec::new(),
         }
     },
 };
@@ -547,6 +552,7 @@ s.close()
     restarted.step("s.close()", "s", Call::Close);
     Plan {
         roles: vec![server, second, client, restarted],
+        outside: Vec::new(),
     }
 }
 
@@ -628,6 +634,7 @@ s.close()  # with SO_LINGER 0, close() sends RST instead of FIN
             .after(Cue::entered("server", recv));
         Plan {
             roles: vec![server, client],
+            outside: Vec::new(),
         }
     },
 };
@@ -726,6 +733,7 @@ s.close()
         let client = client.starts(Cue::returned("server", first_accept));
         Plan {
             roles: vec![server, client],
+            outside: Vec::new(),
         }
     },
 };

@@ -79,6 +79,7 @@ s.close()
         client.step("s.close()", "s", Call::Close);
         Plan {
             roles: vec![server, client],
+            outside: Vec::new(),
         }
     },
 };
@@ -147,6 +148,7 @@ s.close()
         server.step("s.close()", "s", Call::Close);
         Plan {
             roles: vec![server, client],
+            outside: Vec::new(),
         }
     },
 };

@@ -80,6 +80,7 @@ s.close()
         client.step("s.close()", "s", Call::Close);
         Plan {
             roles: vec![server, client],
+            outside: Vec::new(),
         }
     },
 };
@@ -163,6 +164,7 @@ s.close()
         client.step("s.close()", "s", Call::Close);
         Plan {
             roles: vec![server, client],
+            outside: Vec::new(),
         }
     },
 };
