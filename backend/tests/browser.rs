@@ -708,3 +708,59 @@ async fn read_download(client: &Client) -> Result<String, String> {
         .map_err(|e| e.to_string())?;
     Ok(contents.as_str().unwrap_or_default().to_owned())
 }
+
+async fn a_students_client_meets_the_pages_server(
+    client: &Client,
+    base: SocketAddr,
+) -> Result<(), String> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .map_err(|e| e.to_string())?
+        .local_addr()
+        .map_err(|e| e.to_string())?
+        .port();
+    client
+        .goto(&format!("http://{base}/?scenario=simple-server-client"))
+        .await
+        .map_err(|e| e.to_string())?;
+    wait_for_text(client, "connection-status", "connected").await?;
+    choose(client, "outside-role", "client").await?;
+    fill(client, "outside-port", &port.to_string()).await?;
+    click(client, "play").await?;
+    wait_for_text(client, "outside-instructions", "Waiting for your client").await?;
+    wait_for_text(client, "code-client", &format!("port = {port}")).await?;
+    save_screenshot(client, "outside-client-waiting.png").await;
+    // The student runs the tutorial's client.
+    let peer = repo_root().join("backend/tests/peers/simple_client.py");
+    let student = tokio::task::spawn_blocking(move || {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let output = Command::new("python3")
+                .arg(&peer)
+                .args(["127.0.0.1", &port.to_string()])
+                .output();
+            match output {
+                Ok(output) if output.status.success() => return Ok(output),
+                _ if Instant::now() > deadline => return Err("the client never got through"),
+                _ => std::thread::sleep(Duration::from_millis(100)),
+            }
+        }
+    });
+    let output = student
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(str::to_owned)?;
+    if !String::from_utf8_lossy(&output.stdout).contains("Connection is successful") {
+        return Err(format!("the student's client printed {:?}", output.stdout));
+    }
+    wait_for_text(client, "run-status", "finished").await?;
+    // The connection to the student's client is an endpoint with the client's address.
+    wait_for_text(client, "endpoint-server.con", "127.0.0.1").await?;
+    save_screenshot(client, "outside-client.png").await;
+    Ok(())
+}
+
+#[tokio::test]
+#[ignore = "needs dist/ and chromedriver: run scripts/test.sh"]
+async fn a_students_own_client_plays_against_the_page() {
+    in_browser(a_students_client_meets_the_pages_server).await;
+}

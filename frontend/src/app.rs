@@ -137,12 +137,17 @@ impl Connection {
         }
     }
 
-    fn play(&self, scenario: String, pause_before_calls: bool) {
+    fn play(
+        &self,
+        scenario: String,
+        pause_before_calls: bool,
+        outside: Option<shared::OutsideRole>,
+    ) {
         if self.model.with_untracked(|m| m.link == Link::Connected) {
             self.send(&ClientMessage::Play {
                 scenario,
                 pause_before_calls,
-                outside: None,
+                outside,
             });
         } else {
             *self.pending_play.borrow_mut() = Some((scenario, pause_before_calls));
@@ -338,11 +343,49 @@ fn App() -> impl IntoView {
     connection.open();
     let replay = Replay::new();
     let pause_before_calls = RwSignal::new(link.pause);
+    // Which role the student's own program plays, if any, and on which port.
+    let outside_role = RwSignal::new(String::new());
+    let outside_port = RwSignal::new("12345".to_owned());
+    let outside_problem = RwSignal::new(None::<String>);
+    let outside_roles = move || {
+        model.with(|m| {
+            let chosen = selected.get();
+            m.scenarios
+                .iter()
+                .find(|scenario| scenario.id == chosen)
+                .map(|scenario| scenario.outside_roles.clone())
+                .unwrap_or_default()
+        })
+    };
     let play = {
         let connection = Rc::clone(&connection);
         move |_| {
             replay.stop();
-            connection.play(selected.get_untracked(), pause_before_calls.get_untracked());
+            let role = outside_role.get_untracked();
+            let allowed = outside_roles();
+            let outside = if role.is_empty() || !allowed.contains(&role) {
+                None
+            } else {
+                match outside_port.get_untracked().trim().parse::<u16>() {
+                    Ok(port) if port > 0 => Some(shared::OutsideRole {
+                        role,
+                        port,
+                        timeout_secs: None,
+                    }),
+                    _ => {
+                        outside_problem.set(Some(
+                            "the port for your program must be 1 to 65535".to_owned(),
+                        ));
+                        return;
+                    }
+                }
+            };
+            outside_problem.set(None);
+            connection.play(
+                selected.get_untracked(),
+                pause_before_calls.get_untracked(),
+                outside,
+            );
         }
     };
     let next_call = {
@@ -435,6 +478,27 @@ fn App() -> impl IntoView {
                     on:change=move |ev| pause_before_calls.set(event_target_checked(&ev))/>
                 " pause before each call"
             </label>
+            <Show when=move || !outside_roles().is_empty()>
+                <label title="Let your own program play one side; Socket Lab plays the other">
+                    "played by "
+                    <select data-testid="outside-role" on:change=move |ev| outside_role.set(event_target_value(&ev))>
+                        <option value="" selected=move || outside_role.with(String::is_empty)>"Socket Lab"</option>
+                        {move || outside_roles().into_iter().map(|role| {
+                            let label = format!("my program plays the {role}");
+                            let value = role.clone();
+                            view! { <option value=value selected=move || outside_role.with(|r| *r == role)>{label}</option> }
+                        }).collect_view()}
+                    </select>
+                </label>
+                <Show when=move || !outside_role.with(String::is_empty)>
+                    <label>"port "
+                        <input type="text" data-testid="outside-port" size="6"
+                            prop:value=move || outside_port.get()
+                            on:input=move |ev| outside_port.set(event_target_value(&ev))/>
+                    </label>
+                </Show>
+            </Show>
+            <span class="error" data-testid="outside-error">{move || outside_problem.get()}</span>
             <button data-testid="play" on:click=play
                 disabled=move || model.with(|m| m.link != Link::Connected)>"▶ Play"</button>
             <button data-testid="next-call" title="Make the next call (n)"
@@ -667,9 +731,14 @@ fn RunPanel(
         run.programs.iter().map(|program| {
             let highlight = lines.iter().find(|(role, ..)| *role == program.role).map(|(_, line, own)| (*line, *own));
             let next_line = next.filter(|next| next.role == program.role).and_then(|next| next.line);
+            let caption = if program.outside {
+                format!("{}.py — your program: run it with python3", program.role)
+            } else {
+                format!("{}.py", program.role)
+            };
             view! {
-                <figure class=format!("program role-{}", role_colour(&program.role))>
-                    <figcaption>{format!("{}.py", program.role)}</figcaption>
+                <figure class=format!("program role-{}", role_colour(&program.role)) class:outside=program.outside>
+                    <figcaption>{caption}</figcaption>
                     <pre data-testid=format!("code-{}", program.role)>
                         {program.code.lines().enumerate().map(|(index, text)| {
                             let number = index as u32 + 1;
@@ -948,6 +1017,19 @@ fn RunPanel(
                     on:change=move |ev| show_hex.set(event_target_checked(&ev))/>" hex"
             </label>
         </section>
+        {move || model.with(|m| {
+            let run = m.run.as_ref()?;
+            let theirs = run.programs.iter().find(|program| program.outside)?;
+            if run.outcome.is_some() {
+                return None;
+            }
+            let (role, other) = if theirs.role == "client" { ("client", "server") } else { ("server", "client") };
+            Some(view! {
+                <p class="outside-wait" data-testid="outside-instructions">
+                    {format!("Waiting for your {role}: run {role}.py below (it uses host '127.0.0.1' and the port written in it). Socket Lab plays the {other} and shows every call it makes.")}
+                </p>
+            })
+        })}
         <p class="explanation" data-testid="explanation">{explanation}</p>
         <section class="workbench">
             <div class="programs">{programs}</div>
