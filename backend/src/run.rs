@@ -97,6 +97,7 @@ impl Run {
         let mut plan = scenario.plan(&setup);
         plan.leave_to_outside(peer.role.role(), &setup.server());
         let (mut run, events) = Self::with_plan(plan, places, None);
+        run.lab = run.lab.look_up_peers();
         // The tutorial's exchange takes milliseconds once the peer is there, so the time the
         // peer is given is, in practice, the time it has to come.
         let reason = match peer.role {

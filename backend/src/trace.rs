@@ -73,6 +73,16 @@ pub fn table_row(event: &Event) -> String {
     {
         let _ = write!(row, "  (a datagram of {whole} bytes, truncated)");
     }
+    if let Some(Ok(CallResult {
+        value: ReturnValue::Accepted {
+            process: Some(process),
+            ..
+        },
+        ..
+    })) = event.outcome()
+    {
+        let _ = write!(row, "  (the peer is {}, pid {})", process.name, process.pid);
+    }
     if event.phase == Phase::Return
         && let Some(view) = event
             .kernel

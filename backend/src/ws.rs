@@ -358,7 +358,7 @@ impl Sandbox {
         let (events_tx, events) = mpsc::unbounded_channel();
         let places = Places::new();
         let unix_dir = places.dir().to_string_lossy().into_owned();
-        let lab = Arc::new(Lab::new(EventSink::new(events_tx), places));
+        let lab = Arc::new(Lab::new(EventSink::new(events_tx), places).look_up_peers());
         let started = ServerMessage::RunStarted {
             run,
             scenario: ScenarioInfo {

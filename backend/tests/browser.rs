@@ -360,6 +360,18 @@ async fn stepping_moves_the_code_and_the_diagram(
         .await
         .map_err(|e| e.to_string())?;
     wait_for_text(client, "step-label", "event 5 of 24").await?;
+    // The diagram's own styles stay inside the diagram (an inline SVG's <style> applies to
+    // the whole page; a clash once faded the title).
+    let opacity = client
+        .execute(
+            "return getComputedStyle(document.querySelector('section.summary')).opacity;",
+            vec![],
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    if opacity.as_str() != Some("1") {
+        return Err(format!("the summary's opacity is {opacity}"));
+    }
     save_screenshot(client, "stepping.png").await;
     Ok(())
 }
@@ -753,8 +765,10 @@ async fn a_students_client_meets_the_pages_server(
         return Err(format!("the student's client printed {:?}", output.stdout));
     }
     wait_for_text(client, "run-status", "finished").await?;
-    // The connection to the student's client is an endpoint with the client's address.
+    // The connection to the student's client is an endpoint with the client's address, and
+    // the student's program has a lifeline of its own, named as `ps` names it.
     wait_for_text(client, "endpoint-server.con", "127.0.0.1").await?;
+    wait_for_text(client, "diagram", "python3[").await?;
     save_screenshot(client, "outside-client.png").await;
     Ok(())
 }

@@ -72,6 +72,8 @@ fn the_tutorials_client_talks_to_socket_labs_server() {
     assert!(text(&trace.stderr).contains(&format!("('127.0.0.1', {port})")));
     // The server accepted the outside client and sent it the tutorial's message.
     assert!(table.contains("accept() = (<socket fd="), "{table}");
+    // The kernel shows which program is at the other end, as `ss -p` does.
+    assert!(table.contains("(the peer is python3, pid "), "{table}");
     assert!(
         table.contains("send(b'Connection is successful') = 24"),
         "{table}"

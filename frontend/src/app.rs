@@ -303,21 +303,23 @@ fn export_svg(file_name: &str) {
 }
 
 /// The diagram's styles, inside the SVG so that an exported diagram looks the same. The
-/// colours fall back to the light theme's outside the page.
+/// colours fall back to the light theme's outside the page. Every rule starts with `svg`: a
+/// `<style>` in an inline SVG applies to the whole page.
 const DIAGRAM_STYLE: &str = "
-.lane-title { font: 600 13px ui-monospace, monospace; fill: var(--fg, #1d1d1f); }
-.lifeline { stroke: var(--line, #ccc); stroke-dasharray: 4 4; }
-.bar { fill: var(--muted, #666); opacity: .85; }
-.bar.role-server { fill: var(--server, #0b63c5); } .bar.role-client { fill: var(--client, #d95f02); }
-.bar.role-sandbox { fill: var(--sandbox, #1b9e77); }
-.bar.waiting { fill: var(--wait, #b58900); } .bar.failed { fill: var(--bad, #c62828); }
-.bar-label { font: 12px ui-monospace, monospace; fill: var(--fg, #1d1d1f); }
-.message { stroke: var(--client, #d95f02); stroke-width: 1.5; }
-.message.datagram { stroke-dasharray: 7 4; }
-.arrowhead { fill: var(--client, #d95f02); }
-.message-label { font: 600 12px ui-monospace, monospace; fill: var(--client, #d95f02); }
-.selected-row { fill: var(--wait, #b58900); opacity: .15; }
-.summary { fill: var(--client, #d95f02); opacity: .25; stroke: var(--client, #d95f02); stroke-dasharray: 3 3; }
+svg .lane-title { font: 600 13px ui-monospace, monospace; fill: var(--fg, #1d1d1f); }
+svg .lifeline { stroke: var(--line, #ccc); stroke-dasharray: 4 4; }
+svg .bar { fill: var(--muted, #666); opacity: .85; }
+svg .bar.role-server { fill: var(--server, #0b63c5); } svg .bar.role-client { fill: var(--client, #d95f02); }
+svg .bar.role-sandbox { fill: var(--sandbox, #1b9e77); }
+svg .lane-title.outside { font-style: italic; }
+svg .bar.waiting { fill: var(--wait, #b58900); } svg .bar.failed { fill: var(--bad, #c62828); }
+svg .bar-label { font: 12px ui-monospace, monospace; fill: var(--fg, #1d1d1f); }
+svg .message { stroke: var(--client, #d95f02); stroke-width: 1.5; }
+svg .message.datagram { stroke-dasharray: 7 4; }
+svg .arrowhead { fill: var(--client, #d95f02); }
+svg .message-label { font: 600 12px ui-monospace, monospace; fill: var(--client, #d95f02); }
+svg .selected-row { fill: var(--wait, #b58900); opacity: .15; }
+svg .fold { fill: var(--client, #d95f02); opacity: .25; stroke: var(--client, #d95f02); stroke-dasharray: 3 3; }
 ";
 
 #[component]
@@ -820,7 +822,7 @@ fn RunPanel(
                         <line x1=lane.x y1=HEADER_HEIGHT - 8.0 x2=lane.x y2=diagram.height class="lifeline"/>
                     }).collect_view()}
                     {bands.into_iter().map(|band| view! {
-                        <rect class="summary" data-testid="summary" x=band.x.0 y=band.y - ROW_HEIGHT / 2.0 + 3.0
+                        <rect class="fold" data-testid="fold" x=band.x.0 y=band.y - ROW_HEIGHT / 2.0 + 3.0
                             width=band.x.1 - band.x.0 height=ROW_HEIGHT - 6.0 rx="4"/>
                         <text x=band.x.1 + 8.0 y=band.y + 4.0 class="bar-label">{band.label}</text>
                     }).collect_view()}

@@ -11,12 +11,14 @@ use shared::{
 
 /// The colour a role's endpoints are drawn in: clients (`client`, `client2`) in the client
 /// colour, every other program (`server`, a `second` or `restarted` server) in the server
-/// colour, and the user's own sandbox sockets in their own.
+/// colour, the user's own sandbox sockets and outside programs in their own.
 pub fn role_colour(role: &str) -> &'static str {
     if role.starts_with("client") {
         "client"
     } else if role == shared::SANDBOX_ID {
         "sandbox"
+    } else if role == OUTSIDE_ROLE {
+        "outside"
     } else {
         "server"
     }
@@ -141,6 +143,14 @@ impl Model {
             });
         }
     }
+}
+
+/// The role of a program outside Socket Lab drawn from what the kernel says of it.
+pub const OUTSIDE_ROLE: &str = "outside";
+
+/// The endpoint id of an outside program: its name and pid, as `ps` shows them.
+pub fn outside_id(process: &shared::PeerProcess) -> String {
+    format!("{}[{}]", process.name, process.pid)
 }
 
 /// What an endpoint is doing, as its calls so far tell.
@@ -525,13 +535,25 @@ impl RunView {
                 endpoint,
                 fd,
                 address,
-                ..
+                process,
             } => {
-                // The new socket's own local address comes with its first call's result.
+                // The new socket's own local address comes with its first call's result; its
+                // listener's local address is the same.
+                let local = self.endpoint(&event.endpoint).and_then(|l| l.local.clone());
                 let conn = self.endpoint_mut(endpoint, &event.role);
                 conn.fd = Some(*fd);
                 conn.peer = Some(address.clone());
                 conn.state = EndpointState::Connected;
+                if conn.local.is_none() {
+                    conn.local = local.clone();
+                }
+                // A program outside Socket Lab connected: it gets a lifeline of its own.
+                if let Some(process) = process {
+                    let outside = self.endpoint_mut(&outside_id(process), OUTSIDE_ROLE);
+                    outside.local = Some(address.clone());
+                    outside.peer = local;
+                    outside.state = EndpointState::Connected;
+                }
             }
             ReturnValue::Sent { count } => self.record_sent(event, *count),
             ReturnValue::None => {
@@ -574,17 +596,30 @@ impl RunView {
                         }
                     )
                 });
+        let data = Bytes(data.0[..count.min(data.len())].to_vec());
+        // Bytes for an outside program: it reads them where Socket Lab cannot see, so the
+        // arrow ends at its lifeline at once.
+        let outside = self.outside_peer_of(&event.endpoint);
         self.messages.push(MessageView {
             from: event.endpoint.clone(),
-            to: None,
-            data: Bytes(data.0[..count.min(data.len())].to_vec()),
+            taken: if outside.is_some() { data.len() } else { 0 },
+            received_at: outside.as_ref().map(|_| event.seq),
+            to: outside,
+            data,
             datagram,
             to_address,
-            taken: 0,
             sent_at: event.seq,
-            received_at: None,
             truncated_to: None,
         });
+    }
+
+    /// The outside program at the other end of an endpoint's connection, if that is one.
+    fn outside_peer_of(&self, endpoint: &str) -> Option<String> {
+        let peer = self.endpoint(endpoint)?.peer.clone()?;
+        self.endpoints
+            .iter()
+            .find(|e| e.role == OUTSIDE_ROLE && e.local.as_ref() == Some(&peer))
+            .map(|e| e.id.clone())
     }
 
     /// Marks what a recv took: the oldest datagram meant for the receiver, or as many stream
@@ -604,6 +639,21 @@ impl RunView {
             })
             .collect();
         let sender_ids: Vec<String> = senders.iter().map(|e| e.id.clone()).collect();
+        if let Some(outside) = self.outside_peer_of(&receiver.id) {
+            // Sent by an outside program: the arrow starts at its lifeline where they arrive.
+            self.messages.push(MessageView {
+                from: outside,
+                to: Some(receiver.id.clone()),
+                data: data.clone(),
+                datagram: false,
+                to_address: None,
+                taken: data.len(),
+                sent_at: seq,
+                received_at: Some(seq),
+                truncated_to: None,
+            });
+            return;
+        }
         let mut left = data.len();
         for message in self.messages.iter_mut() {
             if left == 0 || message.taken == message.data.len() {

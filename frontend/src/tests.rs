@@ -100,6 +100,7 @@ fn simple_run() -> Vec<Event> {
         .ret(
             "server.s",
             ReturnValue::Accepted {
+                process: None,
                 endpoint: "server.con".into(),
                 fd: 7,
                 address: CLIENT,
@@ -586,4 +587,72 @@ fn the_overview_folds_a_long_stream_into_one_row() {
         crate::diagram::overview(short_run, short_run.events.len()).len(),
         short_run.events.len()
     );
+}
+
+#[test]
+fn an_outside_program_gets_a_lifeline_and_its_bytes_arrows() {
+    let student = SockAddr::Inet {
+        host: Ipv4Addr::new(127, 0, 0, 1),
+        port: 50000,
+    };
+    let mut s = Script::default();
+    s.enter("server.s", Call::Bind { address: SERVER })
+        .ret("server.s", ReturnValue::None, Some(SERVER), None)
+        .enter("server.s", Call::Accept)
+        .ret(
+            "server.s",
+            ReturnValue::Accepted {
+                endpoint: "server.con".into(),
+                fd: 7,
+                address: student.clone(),
+                process: Some(shared::PeerProcess {
+                    pid: 4242,
+                    name: "python3".into(),
+                }),
+            },
+            Some(SERVER),
+            None,
+        );
+    let hello = Bytes(b"hello".to_vec());
+    s.enter(
+        "server.con",
+        Call::Send {
+            data: hello.clone(),
+        },
+    )
+    .ret(
+        "server.con",
+        ReturnValue::Sent { count: 5 },
+        Some(SERVER),
+        Some(student.clone()),
+    );
+    s.enter("server.con", Call::Recv { bufsize: 10 }).ret(
+        "server.con",
+        ReturnValue::Received {
+            data: Bytes(b"hi".to_vec()),
+            from: None,
+            truncated_from: None,
+        },
+        Some(SERVER),
+        Some(student.clone()),
+    );
+    let model = model_with(s.0);
+    let run = model.run.as_ref().unwrap();
+    let outside = run.endpoint("python3[4242]").unwrap();
+    assert_eq!(outside.role, crate::model::OUTSIDE_ROLE);
+    assert_eq!(outside.local, Some(student));
+    let routes: Vec<(&str, Option<&str>)> = run
+        .messages
+        .iter()
+        .map(|m| (m.from.as_str(), m.to.as_deref()))
+        .collect();
+    assert_eq!(
+        routes,
+        [
+            ("server.con", Some("python3[4242]")),
+            ("python3[4242]", Some("server.con"))
+        ]
+    );
+    assert_eq!(layout(run).arrows.len(), 2);
+    assert_eq!(crate::model::role_colour("outside"), "outside");
 }

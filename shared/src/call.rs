@@ -239,6 +239,10 @@ pub enum ReturnValue {
         fd: i32,
         /// The address of the peer that connected.
         address: SockAddr,
+        /// The program at the other end, when it is not Socket Lab (a student's own client)
+        /// and the kernel lets us see it, as `ss -p` shows it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        process: Option<PeerProcess>,
     },
     /// `send()` or `sendto()` returned how many bytes the kernel took.
     Sent {
@@ -263,6 +267,15 @@ pub enum ReturnValue {
         /// The address.
         address: SockAddr,
     },
+}
+
+/// A process of this machine that holds the other end of a connection.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerProcess {
+    /// Its process id.
+    pub pid: u32,
+    /// Its command name (`/proc/<pid>/comm`), such as `python3`.
+    pub name: String,
 }
 
 /// Who reported an error.

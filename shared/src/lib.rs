@@ -47,7 +47,9 @@ pub mod message;
 pub mod net;
 pub mod trace_file;
 
-pub use call::{Call, CallError, CallResult, ErrorOrigin, ReturnValue, Shutdown, SockOption};
+pub use call::{
+    Call, CallError, CallResult, ErrorOrigin, PeerProcess, ReturnValue, Shutdown, SockOption,
+};
 pub use event::{Event, Phase};
 pub use kernel::{SocketState, SocketView};
 pub use message::{

@@ -305,6 +305,10 @@ mod tests {
                 endpoint: "server.con".into(),
                 fd: 7,
                 address: addr(40000),
+                process: Some(crate::call::PeerProcess {
+                    pid: 4242,
+                    name: "python3".into(),
+                }),
             },
             ReturnValue::Sent { count: 24 },
             ReturnValue::Received {

@@ -179,6 +179,64 @@ pub(crate) fn listening_on(port: u16) -> bool {
     })
 }
 
+/// The process that holds the socket at the other end of a connection, found as `ss -p`
+/// finds it: the socket's inode in the kernel's connection table, then the process with a
+/// descriptor for that inode. `None` when the other end is this process (a socket of Socket
+/// Lab's own), or the kernel does not let us see it.
+pub(crate) fn process_at_other_end(ours: AddressPair) -> Option<shared::PeerProcess> {
+    let theirs = AddressPair {
+        local: ours.peer,
+        peer: ours.local,
+    };
+    let file = if theirs.local.is_ipv4() {
+        "/proc/net/tcp"
+    } else {
+        "/proc/net/tcp6"
+    };
+    let table = std::fs::read_to_string(file).ok()?;
+    let inode = table
+        .lines()
+        .skip(1)
+        .find(|row| parse_row(row).is_some_and(|(pair, _)| pair == theirs))?
+        .split_whitespace()
+        .nth(9)?
+        .to_owned();
+    let wanted = format!("socket:[{inode}]");
+    let holds = |fd_dir: &std::path::Path| {
+        std::fs::read_dir(fd_dir).is_ok_and(|descriptors| {
+            descriptors.flatten().any(|descriptor| {
+                std::fs::read_link(descriptor.path())
+                    .is_ok_and(|target| target.as_os_str() == wanted.as_str())
+            })
+        })
+    };
+    // Most often the other end is Socket Lab's own: look there first, it is quick.
+    if holds(std::path::Path::new("/proc/self/fd")) {
+        return None;
+    }
+    let own = std::process::id();
+    for process in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Some(pid) = process
+            .file_name()
+            .to_str()
+            .and_then(|name| name.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid == own {
+            continue;
+        }
+        if holds(&process.path().join("fd")) {
+            let name = std::fs::read_to_string(process.path().join("comm")).ok()?;
+            return Some(shared::PeerProcess {
+                pid,
+                name: name.trim().to_owned(),
+            });
+        }
+    }
+    None
+}
+
 /// Parses `sl local rem st tx:rx ...`, where addresses are hexadecimal in the kernel's byte
 /// order (`0100007F:3039` is 127.0.0.1:12345).
 fn parse_row(row: &str) -> Option<(AddressPair, TableEntry)> {

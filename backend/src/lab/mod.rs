@@ -122,6 +122,10 @@ pub(crate) struct Lab {
     lingering: Mutex<Vec<(String, AddressPair)>>,
     sink: EventSink,
     places: Places,
+    /// Whether to find the program at the other end of accepted connections: where outside
+    /// programs may connect (the sandbox, a run with an outside peer). Scenario runs whose
+    /// roles are all Socket Lab's skip the search.
+    look_up_peers: bool,
 }
 
 impl Lab {
@@ -133,7 +137,14 @@ impl Lab {
             lingering: Mutex::new(Vec::new()),
             sink,
             places,
+            look_up_peers: false,
         }
+    }
+
+    /// Makes the lab find the program at the other end of each accepted connection.
+    pub(crate) fn look_up_peers(mut self) -> Self {
+        self.look_up_peers = true;
+        self
     }
 
     /// Performs `call` on the caller's endpoint, emitting its enter and return events.
@@ -311,6 +322,12 @@ impl Lab {
                 let socket = self.socket(endpoint)?;
                 let (conn, peer) = socket.accept().await.map_err(io_error)?;
                 conn.remember_pair();
+                // Only a TCP peer of another program is looked up; Socket Lab's own roles
+                // are drawn from their own events.
+                let process = conn
+                    .last_pair()
+                    .filter(|_| self.look_up_peers)
+                    .and_then(kernel::process_at_other_end);
                 let conn_fd = conn.fd();
                 let address = peer.or_else(|| conn.peer_addr()).ok_or_else(|| {
                     errno::refused_by_lab(Errno::EAFNOSUPPORT, "peer address of an unknown family")
@@ -321,6 +338,7 @@ impl Lab {
                         endpoint: conn_id,
                         fd: conn_fd,
                         address,
+                        process,
                     },
                     &socket,
                 ))
