@@ -171,3 +171,23 @@ fn a_peer_that_never_comes_times_out_with_a_clear_message() {
     assert_eq!(refused.status.code(), Some(2));
     assert!(text(&refused.stderr).contains("simple-server-client, tcp-echo"));
 }
+
+#[test]
+fn a_client_that_sends_garbage_and_too_much_does_not_stop_the_run() {
+    let port = free_port();
+    let trace = trace_with_outside("tcp-echo", "client", port, "20");
+    let client = run_client_until_it_connects(&mut || {
+        Command::new("python3")
+            .arg(peer("noisy_client.py"))
+            .args(["127.0.0.1", &port.to_string()])
+            .output()
+            .unwrap()
+    });
+    assert!(client.status.success(), "{}", text(&client.stderr));
+    let trace = trace.wait_with_output().unwrap();
+    let table = text(&trace.stdout);
+    assert!(trace.status.success(), "{}{table}", text(&trace.stderr));
+    // The echo server took the bytes as they came and sent them back, up to the end of stream.
+    assert!(table.contains("recv(1024) = b'\\x00\\x01\\x02"), "{table}");
+    assert!(table.contains("recv(1024) = b''"), "{table}");
+}

@@ -412,3 +412,46 @@ async fn no_calls_of_ones_own_while_a_scenario_plays() {
     assert_eq!(user.errors[0].0, ErrorCode::ScenarioInProgress);
     assert!(user.events.iter().all(|e| e.role != SANDBOX_ID));
 }
+
+#[tokio::test]
+async fn manual_mode_accepts_an_outside_client_and_names_its_program() {
+    let mut user = User::connect().await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let address = inet(Ipv4Addr::LOCALHOST, port);
+    user.ok("s", socket(Family::Inet, SockType::Stream)).await;
+    user.ok("s", Call::Bind { address }).await;
+    user.ok("s", Call::Listen { backlog: 1 }).await;
+    user.start("s", Call::Accept).await;
+    // A student's client, from outside Socket Lab.
+    let peer =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/peers/simple_client.py");
+    let student = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("python3")
+            .arg(&peer)
+            .args(["127.0.0.1", &port.to_string()])
+            .output()
+            .unwrap()
+    });
+    let accept = user.returned("s", "accept", 0).await;
+    let ReturnValue::Accepted { process, .. } = accept.result.unwrap().value else {
+        panic!("accept returned no connection");
+    };
+    assert_eq!(process.map(|p| p.name), Some("python3".to_owned()));
+    user.ok(
+        "s.conn",
+        Call::Sendall {
+            data: Bytes(b"hello, outside".to_vec()),
+        },
+    )
+    .await;
+    user.ok("s.conn", Call::Close).await;
+    let output = student.await.unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim(),
+        "b'hello, outside'"
+    );
+}

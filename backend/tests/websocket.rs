@@ -341,3 +341,56 @@ async fn an_outside_client_plays_against_the_sessions_server() {
             .any(|e| e.call.name() == "accept" && e.phase == Phase::Return && e.error.is_none())
     );
 }
+
+#[tokio::test]
+async fn the_sessions_client_plays_against_an_outside_server() {
+    let (addr, _stop) = start_server().await;
+    let mut client = connect(addr).await;
+    next_message(&mut client).await; // hello
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let peer =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/peers/simple_server.py");
+    let student = std::process::Command::new("python3")
+        .arg(&peer)
+        .arg(port.to_string())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    send(
+        &mut client,
+        &ClientMessage::Play {
+            scenario: "simple-server-client".into(),
+            pause_before_calls: false,
+            outside: Some(shared::OutsideRole {
+                role: "server".into(),
+                port,
+                timeout_secs: Some(20),
+            }),
+        },
+    )
+    .await;
+    let mut received = None;
+    let outcome = loop {
+        match next_message(&mut client).await {
+            ServerMessage::Events { events, .. } => {
+                for event in events {
+                    if let Some(Ok(result)) = event.outcome()
+                        && let shared::ReturnValue::Received { data, .. } = &result.value
+                    {
+                        received = Some(data.0.clone());
+                    }
+                }
+            }
+            ServerMessage::RunFinished { outcome, .. } => break outcome,
+            _ => {}
+        }
+    };
+    assert_eq!(outcome, RunOutcome::Completed);
+    assert_eq!(received.as_deref(), Some(&b"Connection is successful"[..]));
+    let output = student.wait_with_output().unwrap();
+    assert!(String::from_utf8_lossy(&output.stdout).contains("Connecting with"));
+}

@@ -194,7 +194,20 @@ pub(crate) struct RolePlan {
     pub(crate) steps: Vec<Step>,
     /// Before it starts, wait until a server listens here (an outside program's).
     pub(crate) waits_for_listener: Option<SockAddr>,
+    /// A `while True:` loop over some steps, left when its first step (a `recv`) returns
+    /// end of stream: what an echo server does, however much its peer sends.
+    pub(crate) loop_: Option<Loop>,
 }
+
+/// Steps `first..=last` of a role, repeated until `first` receives end of stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Loop {
+    pub(crate) first: usize,
+    pub(crate) last: usize,
+}
+
+/// The most times a loop goes round: a peer that never stops sending still has an end.
+const MAX_LOOP_ROUNDS: usize = 100_000;
 
 impl RolePlan {
     /// A role running `code`; steps name their line by a piece of its text.
@@ -205,6 +218,7 @@ impl RolePlan {
             start: None,
             steps: Vec::new(),
             waits_for_listener: None,
+            loop_: None,
         }
     }
 
@@ -469,7 +483,9 @@ async fn play_role(lab: &Lab, role: &RolePlan, own: &watch::Sender<Progress>, bo
     // Which endpoint each variable holds now: `con` is `server.con` after the first accept
     // and `server.con2` after the second, as the lab names each new connection.
     let mut variables: HashMap<&str, String> = HashMap::new();
-    for (index, step) in role.steps.iter().enumerate() {
+    let mut index = 0;
+    let mut rounds = 0;
+    while let Some(step) = role.steps.get(index) {
         if let Some(cue) = step.after {
             board.wait(cue).await;
         }
@@ -497,14 +513,26 @@ async fn play_role(lab: &Lab, role: &RolePlan, own: &watch::Sender<Progress>, bo
             };
             gate.pass(next, lab.sink()).await;
         }
-        let on_enter = || own.send_modify(|progress| progress.entered = index + 1);
+        // Progress only grows, also when a loop goes round again, so cues stay met.
+        let on_enter =
+            || own.send_modify(|progress| progress.entered = progress.entered.max(index + 1));
         let outcome = lab
             .perform(&caller, call, conn_endpoint.as_deref(), on_enter)
             .await;
-        own.send_modify(|progress| progress.returned = index + 1);
+        own.send_modify(|progress| progress.returned = progress.returned.max(index + 1));
+        let mut next = index + 1;
         match outcome {
             Ok(result) => match result.value {
-                ReturnValue::Received { data, from, .. } => memory = Memory { data, from },
+                ReturnValue::Received { data, from, .. } => {
+                    // `while True: data = recv(); if not data: break`: end of stream leaves
+                    // the loop.
+                    if data.is_empty()
+                        && let Some(lap) = role.loop_.filter(|lap| lap.first == index)
+                    {
+                        next = lap.last + 1;
+                    }
+                    memory = Memory { data, from };
+                }
                 ReturnValue::Accepted { endpoint, .. } => {
                     if let Some(variable) = step.assigns {
                         variables.insert(variable, endpoint);
@@ -515,6 +543,15 @@ async fn play_role(lab: &Lab, role: &RolePlan, own: &watch::Sender<Progress>, bo
             Err(_) if step.handled => {}
             Err(_) => break,
         }
+        if let Some(lap) = role
+            .loop_
+            .filter(|lap| lap.last == index && next == index + 1)
+            && rounds < MAX_LOOP_ROUNDS
+        {
+            rounds += 1;
+            next = lap.first;
+        }
+        index = next;
     }
     lab.exit(role.role);
     own.send_modify(|progress| progress.done = true);

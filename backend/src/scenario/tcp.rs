@@ -86,13 +86,16 @@ s.close()
     server.serves(tcp(family), address, Some(1));
     let accept = server.accepts();
     server.step("getpeername", "con", Call::Getpeername);
-    for _ in 0..2 {
-        server.step("con.recv", "con", Call::Recv { bufsize: 1024 });
-        server
-            .step("con.sendall", "con", Call::Sendall { data: bytes("") })
-            .echo();
-    }
+    // while True: data = con.recv(1024); if not data: break; con.sendall(data)
     server.step("con.recv", "con", Call::Recv { bufsize: 1024 });
+    let first = server.last();
+    server
+        .step("con.sendall", "con", Call::Sendall { data: bytes("") })
+        .echo();
+    server.loop_ = Some(super::Loop {
+        first,
+        last: server.last(),
+    });
     server.step("con.close()", "con", Call::Close);
     server.step("s.close()", "s", Call::Close);
 
