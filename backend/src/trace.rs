@@ -73,15 +73,14 @@ pub fn table_row(event: &Event) -> String {
     {
         let _ = write!(row, "  (a datagram of {whole} bytes, truncated)");
     }
-    if let Some(Ok(CallResult {
-        value: ReturnValue::Accepted {
-            process: Some(process),
-            ..
-        },
-        ..
-    })) = event.outcome()
-    {
-        let _ = write!(row, "  (the peer is {}, pid {})", process.name, process.pid);
+    if let Some(Ok(result)) = event.outcome() {
+        let process = match &result.value {
+            ReturnValue::Accepted { process, .. } => process.as_ref(),
+            _ => result.peer_process.as_ref(),
+        };
+        if let Some(process) = process {
+            let _ = write!(row, "  (the peer is {}, pid {})", process.name, process.pid);
+        }
     }
     if event.phase == Phase::Return
         && let Some(view) = event

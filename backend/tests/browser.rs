@@ -494,6 +494,7 @@ fn long_trace(sends: usize) -> shared::TraceFile {
                 fd: Some(3),
                 local: None,
                 peer: Some(server.clone()),
+                peer_process: None,
             }),
             error: None,
             kernel: Vec::new(),

@@ -106,6 +106,8 @@ fn socket_labs_client_talks_to_the_tutorials_server() {
         !table.contains("server.s"),
         "Socket Lab played the server too: {table}"
     );
+    // The kernel shows which program the client connected to.
+    assert!(table.contains("(the peer is python3, pid "), "{table}");
     let server_out = server.wait_with_output().unwrap();
     assert!(text(&server_out.stdout).contains("Connecting with ('127.0.0.1'"));
 }

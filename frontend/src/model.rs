@@ -498,6 +498,14 @@ impl RunView {
                         {
                             endpoint.kernel = Some(kernel.clone());
                         }
+                        // Connected to a program outside Socket Lab: it gets a lifeline.
+                        if let Some(process) = &result.peer_process {
+                            let (theirs, ours) = (result.peer.clone(), result.local.clone());
+                            let outside = self.endpoint_mut(&outside_id(process), OUTSIDE_ROLE);
+                            outside.local = theirs;
+                            outside.peer = ours;
+                            outside.state = EndpointState::Connected;
+                        }
                         let result = result.clone();
                         self.record_result(&event, &result.value);
                     }

@@ -80,6 +80,7 @@ impl Script {
                 fd: Some(5),
                 local,
                 peer,
+                peer_process: None,
             }),
             ..enter
         });

@@ -53,6 +53,7 @@ fn listening_server() -> Vec<Event> {
                     fd: Some(3),
                     local: Some(SERVER),
                     peer: None,
+                    peer_process: None,
                 }),
                 error: None,
                 kernel: Vec::new(),

@@ -216,6 +216,10 @@ pub struct CallResult {
     /// The socket's peer address, from `getpeername` right after the call.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub peer: Option<SockAddr>,
+    /// After `connect`, the program at the other end when it is not Socket Lab (a student's
+    /// own server) and the kernel lets us see it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer_process: Option<PeerProcess>,
 }
 
 /// The return value of a call. In JSON, `kind` names the variant.

@@ -348,6 +348,7 @@ mod tests {
                 fd: Some(5),
                 local: Some(addr(12345)),
                 peer: None,
+                peer_process: None,
             });
             events.push(returned);
         }
@@ -463,6 +464,7 @@ mod tests {
             fd: Some(5),
             local: None,
             peer: None,
+            peer_process: None,
         });
         let json = serde_json::to_value(&returned).unwrap();
         assert_eq!(json["seq"], 3);

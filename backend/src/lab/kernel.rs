@@ -188,19 +188,54 @@ pub(crate) fn process_at_other_end(ours: AddressPair) -> Option<shared::PeerProc
         local: ours.peer,
         peer: ours.local,
     };
-    let file = if theirs.local.is_ipv4() {
+    let inode = table_rows(theirs.local.is_ipv4())
+        .into_iter()
+        .find(|(pair, _, _)| *pair == theirs)
+        .map(|(_, _, inode)| inode)?;
+    process_holding(&inode)
+}
+
+/// The process that listens on a TCP port of this machine, found the same way: what a
+/// client is about to connect to.
+pub(crate) fn process_listening_on(address: SocketAddr) -> Option<shared::PeerProcess> {
+    let inode = table_rows(address.is_ipv4())
+        .into_iter()
+        .find(|(pair, entry, _)| {
+            entry.state == SocketState::Listen
+                && pair.local.port() == address.port()
+                && (pair.local.ip() == address.ip() || pair.local.ip().is_unspecified())
+        })
+        .map(|(_, _, inode)| inode)?;
+    process_holding(&inode)
+}
+
+/// The rows of the IPv4 or IPv6 connection table, with each socket's inode.
+fn table_rows(ipv4: bool) -> Vec<(AddressPair, TableEntry, String)> {
+    let file = if ipv4 {
         "/proc/net/tcp"
     } else {
         "/proc/net/tcp6"
     };
-    let table = std::fs::read_to_string(file).ok()?;
-    let inode = table
+    let Ok(table) = std::fs::read_to_string(file) else {
+        return Vec::new();
+    };
+    table
         .lines()
         .skip(1)
-        .find(|row| parse_row(row).is_some_and(|(pair, _)| pair == theirs))?
-        .split_whitespace()
-        .nth(9)?
-        .to_owned();
+        .filter_map(|row| {
+            let (pair, entry) = parse_row(row)?;
+            let inode = row.split_whitespace().nth(9)?.to_owned();
+            Some((pair, entry, inode))
+        })
+        .collect()
+}
+
+/// The process (other than this one) with a descriptor for the socket with this inode. A
+/// socket that no program holds any more has inode 0.
+fn process_holding(inode: &str) -> Option<shared::PeerProcess> {
+    if inode == "0" {
+        return None;
+    }
     let wanted = format!("socket:[{inode}]");
     let holds = |fd_dir: &std::path::Path| {
         std::fs::read_dir(fd_dir).is_ok_and(|descriptors| {

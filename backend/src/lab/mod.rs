@@ -304,6 +304,7 @@ impl Lab {
                         fd: None,
                         local: None,
                         peer: None,
+                        peer_process: None,
                     },
                 })
             }
@@ -346,8 +347,16 @@ impl Lab {
             Call::Connect { address } => {
                 let socket = self.socket(endpoint)?;
                 let address = self.places.resolve(address, socket.family(), false)?;
+                // The program that listens there is looked up before connecting: a quick
+                // server may have answered, closed and ended by the time connect returns.
+                let listener = address
+                    .as_socket()
+                    .filter(|_| self.look_up_peers && socket.is_tcp())
+                    .and_then(kernel::process_listening_on);
                 socket.connect(&address).await.map_err(io_error)?;
-                Ok(snapshot(ReturnValue::None, &socket))
+                let mut result = snapshot(ReturnValue::None, &socket);
+                result.peer_process = listener;
+                Ok(result)
             }
             Call::Send { data } => {
                 let socket = self.socket(endpoint)?;
@@ -452,6 +461,7 @@ impl Lab {
                     fd: None,
                     local: None,
                     peer: None,
+                    peer_process: None,
                 })
             }
         }
@@ -510,6 +520,7 @@ fn snapshot(value: ReturnValue, socket: &LabSocket) -> CallResult {
         fd: Some(socket.fd()),
         local: socket.local_addr(),
         peer: socket.peer_addr(),
+        peer_process: None,
     }
 }
 
