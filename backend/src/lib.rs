@@ -9,11 +9,13 @@
 //! - [`loopback`]: gives each run its own loopback address, so runs never share a port.
 //! - [`run`]: one run from start to end, shared by the WebSocket and the terminal.
 //! - [`ws`]: one browser's WebSocket session.
+//! - [`access`]: who may open a session (origin check, access token).
 //! - [`server`]: the axum app (`/ws` and the built frontend) and its graceful shutdown.
 //! - [`trace`]: the terminal's table and JSON-lines renderings of events.
 //!
 //! `src/main.rs` only parses the command line.
 
+pub mod access;
 mod lab;
 mod loopback;
 pub mod run;

@@ -64,6 +64,14 @@ struct ServeArgs {
     /// The built frontend to serve (`trunk build --release` writes it to `dist/`).
     #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../dist"))]
     static_dir: PathBuf,
+    /// Another origin allowed to open sessions, exactly as a browser sends it, such as
+    /// `http://127.0.0.1:8080` (may be given more than once).
+    #[arg(long, value_name = "ORIGIN")]
+    allow_origin: Vec<String>,
+    /// The access token sessions must give (`?token=` in the page's URL). Served beyond
+    /// loopback, one is made up when none is given.
+    #[arg(long)]
+    token: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -127,10 +135,33 @@ async fn run_server(args: ServeArgs) -> ExitCode {
         }
     };
     let local = listener.local_addr().map_or(args.addr, |addr| addr);
-    eprintln!("Socket Lab is serving http://{local}/ (Ctrl-C stops it)");
-    let config = Config {
-        static_dir: args.static_dir,
+    let mut config = Config::new(args.static_dir);
+    config.allow_origins = args.allow_origin;
+    // Beyond loopback, anyone on the network could reach the server: sessions need a token,
+    // made up now unless one was given, and never logged.
+    config.token = match args.token {
+        Some(token) => Some(token),
+        None if !local.ip().is_loopback() => match backend::access::new_token() {
+            Ok(token) => Some(token),
+            Err(error) => {
+                eprintln!("error: could not make an access token: {error}");
+                return ExitCode::FAILURE;
+            }
+        },
+        None => None,
     };
+    match &config.token {
+        Some(token) if local.ip().is_unspecified() => eprintln!(
+            "Socket Lab is serving port {} on every address of this machine (Ctrl-C stops it).\n\
+             Open http://<this machine's address>:{}/?token={token}",
+            local.port(),
+            local.port()
+        ),
+        Some(token) => {
+            eprintln!("Socket Lab is serving http://{local}/?token={token} (Ctrl-C stops it)");
+        }
+        None => eprintln!("Socket Lab is serving http://{local}/ (Ctrl-C stops it)"),
+    }
     match serve(listener, config, shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

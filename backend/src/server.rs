@@ -2,6 +2,7 @@
 
 use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -13,6 +14,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tower_http::services::ServeDir;
 
+use crate::access::Access;
 use crate::ws;
 
 /// How the server is set up.
@@ -20,6 +22,23 @@ use crate::ws;
 pub struct Config {
     /// The directory holding the built frontend (`trunk build --release` writes `dist/`).
     pub static_dir: PathBuf,
+    /// Origins allowed to open `/ws` besides the app's own (`--allow-origin`), such as
+    /// `http://127.0.0.1:8080`.
+    pub allow_origins: Vec<String>,
+    /// The access token `/ws` requires (`?token=`). Served beyond loopback, a server without
+    /// one given makes one up at start.
+    pub token: Option<String>,
+}
+
+impl Config {
+    /// A server for the page in `static_dir`, with the default access rules.
+    pub fn new(static_dir: impl Into<PathBuf>) -> Self {
+        Config {
+            static_dir: static_dir.into(),
+            allow_origins: Vec::new(),
+            token: None,
+        }
+    }
 }
 
 /// What every request handler shares.
@@ -27,11 +46,15 @@ pub struct Config {
 pub(crate) struct AppState {
     /// Becomes `true` when the server shuts down; sessions then close with code 1001.
     pub(crate) shutdown: watch::Receiver<bool>,
+    /// Who may open a session.
+    pub(crate) access: Access,
 }
 
-/// The app: `/ws` for sessions, everything else from the built frontend.
-pub fn app(config: &Config, shutdown: watch::Receiver<bool>) -> Router {
-    let state = Arc::new(AppState { shutdown });
+/// The app: `/ws` for sessions, everything else from the built frontend. `local` is the
+/// address the server listens on, which names its own origin.
+pub fn app(config: &Config, local: SocketAddr, shutdown: watch::Receiver<bool>) -> Router {
+    let access = Access::new(config, local);
+    let state = Arc::new(AppState { shutdown, access });
     let router = Router::new()
         .route("/ws", get(ws::handler))
         .with_state(state);
@@ -54,7 +77,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let app = app(&config, shutdown_rx);
+    let app = app(&config, listener.local_addr()?, shutdown_rx);
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown.await;

@@ -12,9 +12,9 @@ use std::sync::{Arc, Weak};
 use std::task::Poll;
 use std::time::Duration;
 
-use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
-use axum::response::Response;
+use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
 use shared::{
     Call, ClientMessage, ErrorCode, PROTOCOL_VERSION, RunOutcome, SANDBOX_ID, ScenarioInfo,
@@ -37,8 +37,23 @@ const MAX_CLIENT_MESSAGE: usize = 16 * 1024;
 /// busy, small enough that the page draws each batch at once.
 const MAX_BATCH: usize = 256;
 
-/// Upgrades `/ws` to a session.
-pub(crate) async fn handler(ws: WebSocketUpgrade, State(state): State<Arc<AppState>>) -> Response {
+/// The query of the `/ws` handshake.
+#[derive(Debug, serde::Deserialize)]
+pub(crate) struct Handshake {
+    token: Option<String>,
+}
+
+/// Upgrades `/ws` to a session, for the app's own pages only (see [`crate::access`]).
+pub(crate) async fn handler(
+    ws: WebSocketUpgrade,
+    State(state): State<Arc<AppState>>,
+    headers: axum::http::HeaderMap,
+    Query(handshake): Query<Handshake>,
+) -> Response {
+    if let Err(refused) = state.access.check(&headers, handshake.token.as_deref()) {
+        tracing::info!(reason = refused.reason, "refused a session");
+        return (refused.status, refused.reason).into_response();
+    }
     ws.max_message_size(MAX_CLIENT_MESSAGE)
         .max_frame_size(MAX_CLIENT_MESSAGE)
         .on_upgrade(move |socket| session(socket, state))

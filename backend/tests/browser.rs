@@ -28,7 +28,7 @@ async fn start_backend(addr: SocketAddr) -> (SocketAddr, oneshot::Sender<()>) {
     let listener = TcpListener::bind(addr).await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
-    let config = backend::Config { static_dir: dist };
+    let config = backend::Config::new(dist);
     tokio::spawn(backend::serve(listener, config, async {
         let _ = stopped.await;
     }));
@@ -778,4 +778,39 @@ async fn a_students_client_meets_the_pages_server(
 #[ignore = "needs dist/ and chromedriver: run scripts/test.sh"]
 async fn a_students_own_client_plays_against_the_page() {
     in_browser(a_students_client_meets_the_pages_server).await;
+}
+
+async fn the_page_passes_the_servers_token(client: &Client) -> Result<(), String> {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| e.to_string())?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let mut config = backend::Config::new(repo_root().join("dist"));
+    config.token = Some("lab-token-1234".into());
+    tokio::spawn(backend::serve(listener, config, std::future::pending()));
+    // Without the token the page cannot open a session, and says so.
+    client
+        .goto(&format!("http://{addr}/"))
+        .await
+        .map_err(|e| e.to_string())?;
+    wait_for_text(client, "connection-status", "reconnecting").await?;
+    // With the URL the server printed, it can.
+    client
+        .goto(&format!(
+            "http://{addr}/?token=lab-token-1234&scenario=simple-server-client&play=1"
+        ))
+        .await
+        .map_err(|e| e.to_string())?;
+    wait_for_text(client, "connection-status", "connected").await?;
+    wait_for_text(client, "run-status", "finished").await?;
+    Ok(())
+}
+
+#[tokio::test]
+#[ignore = "needs dist/ and chromedriver: run scripts/test.sh"]
+async fn a_server_with_a_token_serves_only_pages_that_give_it() {
+    let (_driver, client) = start_browser().await;
+    let result = the_page_passes_the_servers_token(&client).await;
+    let _ = client.close().await;
+    result.unwrap();
 }

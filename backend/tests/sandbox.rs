@@ -30,9 +30,7 @@ impl User {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let config = backend::Config {
-            static_dir: std::env::temp_dir().join("socket-lab-no-frontend"),
-        };
+        let config = backend::Config::new(std::env::temp_dir().join("socket-lab-no-frontend"));
         tokio::spawn(backend::serve(listener, config, async {
             let _ = stopped.await;
         }));

@@ -15,9 +15,7 @@ async fn start_server() -> (std::net::SocketAddr, tokio::sync::oneshot::Sender<(
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let config = backend::Config {
-        static_dir: std::env::temp_dir().join("socket-lab-no-frontend"),
-    };
+    let config = backend::Config::new(std::env::temp_dir().join("socket-lab-no-frontend"));
     tokio::spawn(backend::serve(listener, config, async {
         let _ = stop_rx.await;
     }));
@@ -393,4 +391,53 @@ async fn the_sessions_client_plays_against_an_outside_server() {
     assert_eq!(received.as_deref(), Some(&b"Connection is successful"[..]));
     let output = student.wait_with_output().unwrap();
     assert!(String::from_utf8_lossy(&output.stdout).contains("Connecting with"));
+}
+
+/// Opens `/ws` with these headers; returns the HTTP status of a refusal, or 101.
+async fn handshake_status(addr: std::net::SocketAddr, path: &str, origin: Option<&str>) -> u16 {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = format!("ws://{addr}{path}").into_client_request().unwrap();
+    if let Some(origin) = origin {
+        request
+            .headers_mut()
+            .insert("origin", origin.parse().unwrap());
+    }
+    match tokio_tungstenite::connect_async(request).await {
+        Ok((_, response)) => response.status().as_u16(),
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => response.status().as_u16(),
+        Err(other) => panic!("{other}"),
+    }
+}
+
+#[tokio::test]
+async fn other_origins_and_missing_tokens_are_refused_before_the_upgrade() {
+    let (addr, _stop) = start_server().await;
+    let own = format!("http://{addr}");
+    assert_eq!(handshake_status(addr, "/ws", Some(&own)).await, 101);
+    for evil in [
+        "null",
+        "http://evil.example",
+        "http://localhost:3000.evil.example",
+    ] {
+        assert_eq!(
+            handshake_status(addr, "/ws", Some(evil)).await,
+            403,
+            "{evil}"
+        );
+    }
+    // A server that requires a token.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let secured = listener.local_addr().unwrap();
+    let mut config = backend::Config::new(std::env::temp_dir().join("socket-lab-no-frontend"));
+    config.token = Some("s3cret-token".into());
+    tokio::spawn(backend::serve(listener, config, std::future::pending()));
+    assert_eq!(handshake_status(secured, "/ws", None).await, 401);
+    assert_eq!(
+        handshake_status(secured, "/ws?token=wrong", None).await,
+        401
+    );
+    assert_eq!(
+        handshake_status(secured, "/ws?token=s3cret-token", None).await,
+        101
+    );
 }

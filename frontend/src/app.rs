@@ -61,7 +61,21 @@ impl Connection {
         } else {
             "ws"
         };
-        let url = format!("{scheme}://{}/ws", location.host().unwrap_or_default());
+        // A server reached beyond loopback wants the access token it printed, which came in
+        // the page's own URL.
+        let token = web_sys::UrlSearchParams::new_with_str(&location.search().unwrap_or_default())
+            .ok()
+            .and_then(|params| params.get("token"));
+        let query = token.map_or_else(String::new, |token| {
+            format!(
+                "?token={}",
+                String::from(js_sys::encode_uri_component(&token))
+            )
+        });
+        let url = format!(
+            "{scheme}://{}/ws{query}",
+            location.host().unwrap_or_default()
+        );
         let Ok(socket) = WebSocket::new(&url) else {
             self.schedule_reconnect();
             return;
