@@ -16,6 +16,7 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
+use shared::message::check_endpoint_name;
 use shared::{
     Call, ClientMessage, ErrorCode, PROTOCOL_VERSION, RunOutcome, SANDBOX_ID, ScenarioInfo,
     ServerMessage,
@@ -231,7 +232,7 @@ impl Runs {
                 }
             }
             ClientMessage::Call { endpoint, call } => {
-                if let Err(problem) = check_endpoint_name(&endpoint, &call) {
+                if let Err(problem) = check_endpoint_name(&endpoint, call.creates_endpoint()) {
                     reply_error(outbox, ErrorCode::InvalidEndpoint, problem).await;
                     return;
                 }
@@ -324,34 +325,6 @@ fn outside_peer(outside: &shared::OutsideRole) -> Result<OutsidePeer, String> {
         port: outside.port,
         timeout,
     })
-}
-
-/// The longest endpoint name a sandbox call may use.
-const MAX_ENDPOINT_NAME: usize = 32;
-
-/// Endpoint names are Python-like identifiers; `accept` adds `.conn` to name a connection,
-/// so a dot is allowed in the endpoint of other calls but not in a new socket's name.
-fn check_endpoint_name(endpoint: &str, call: &Call) -> Result<(), String> {
-    let names: Vec<&str> = endpoint.split('.').collect();
-    let identifier = |name: &str| {
-        let mut chars = name.chars();
-        chars
-            .next()
-            .is_some_and(|first| first.is_ascii_alphabetic() || first == '_')
-            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-    };
-    let fits = endpoint.len() <= 2 * MAX_ENDPOINT_NAME + 1
-        && names.iter().all(|name| name.len() <= MAX_ENDPOINT_NAME)
-        && names.iter().all(|name| identifier(name));
-    if !fits || (call.creates_endpoint() && names.len() != 1) || names.len() > 2 {
-        return Err(format!(
-            "'{}' is not a socket name Socket Lab accepts: use 1 to {MAX_ENDPOINT_NAME} \
-             letters, digits or '_', not starting with a digit (such as 's' or 'server'); \
-             accepted connections are named like 's.conn'",
-            endpoint.escape_default()
-        ));
-    }
-    Ok(())
 }
 
 /// The most sandbox calls that may be waiting at once (each `accept` or `recv` that has not

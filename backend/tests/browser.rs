@@ -4,6 +4,8 @@
 //! `scripts/test.sh` provides; so they are `#[ignore]`d for a bare `cargo test`, and the test
 //! script runs them with `--include-ignored`. Screenshots go to `e2e-artifacts/`.
 
+mod common;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -726,11 +728,7 @@ async fn a_students_client_meets_the_pages_server(
     client: &Client,
     base: SocketAddr,
 ) -> Result<(), String> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .map_err(|e| e.to_string())?
-        .local_addr()
-        .map_err(|e| e.to_string())?
-        .port();
+    let port = common::free_port();
     client
         .goto(&format!("http://{base}/?scenario=simple-server-client"))
         .await
@@ -743,25 +741,9 @@ async fn a_students_client_meets_the_pages_server(
     wait_for_text(client, "code-client", &format!("port = {port}")).await?;
     save_screenshot(client, "outside-client-waiting.png").await;
     // The student runs the tutorial's client.
-    let peer = repo_root().join("backend/tests/peers/simple_client.py");
-    let student = tokio::task::spawn_blocking(move || {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let output = Command::new("python3")
-                .arg(&peer)
-                .args(["127.0.0.1", &port.to_string()])
-                .output();
-            match output {
-                Ok(output) if output.status.success() => return Ok(output),
-                _ if Instant::now() > deadline => return Err("the client never got through"),
-                _ => std::thread::sleep(Duration::from_millis(100)),
-            }
-        }
-    });
-    let output = student
+    let output = tokio::task::spawn_blocking(move || common::tutorial_client(port))
         .await
-        .map_err(|e| e.to_string())?
-        .map_err(str::to_owned)?;
+        .map_err(|e| e.to_string())?;
     if !String::from_utf8_lossy(&output.stdout).contains("Connection is successful") {
         return Err(format!("the student's client printed {:?}", output.stdout));
     }

@@ -1,27 +1,15 @@
 //! Outside programs as peers: the tutorial's Python client and server, and `nc`, against
 //! `backend trace --external`.
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+mod common;
+
+use common::{free_port, peer, run_until_it_succeeds, tutorial_client};
+
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn backend() -> Command {
     Command::new(env!("CARGO_BIN_EXE_backend"))
-}
-
-fn peer(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/peers")
-        .join(name)
-}
-
-/// A port that was free a moment ago.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Starts `backend trace <scenario> --external <role>` on `port`.
@@ -36,19 +24,6 @@ fn trace_with_outside(scenario: &str, role: &str, port: u16, timeout: &str) -> C
         .unwrap()
 }
 
-/// Runs a client until it succeeds: the backend's server may not listen yet. A refused
-/// attempt leaves nothing behind on the server's side.
-fn run_client_until_it_connects(program: &mut dyn FnMut() -> Output) -> Output {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let output = program();
-        if output.status.success() || Instant::now() > deadline {
-            return output;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -57,13 +32,7 @@ fn text(bytes: &[u8]) -> String {
 fn the_tutorials_client_talks_to_socket_labs_server() {
     let port = free_port();
     let trace = trace_with_outside("simple-server-client", "client", port, "20");
-    let client = run_client_until_it_connects(&mut || {
-        Command::new("python3")
-            .arg(peer("simple_client.py"))
-            .args(["127.0.0.1", &port.to_string()])
-            .output()
-            .unwrap()
-    });
+    let client = tutorial_client(port);
     assert!(client.status.success(), "{}", text(&client.stderr));
     assert_eq!(text(&client.stdout).trim(), "b'Connection is successful'");
     let trace = trace.wait_with_output().unwrap();
@@ -116,12 +85,12 @@ fn socket_labs_client_talks_to_the_tutorials_server() {
 fn nc_as_a_client_gets_the_servers_message() {
     let port = free_port();
     let trace = trace_with_outside("simple-server-client", "client", port, "20");
-    let nc = run_client_until_it_connects(&mut || {
-        Command::new("nc")
+    let nc = run_until_it_succeeds(|| {
+        let mut command = Command::new("nc");
+        command
             .args(["-N", "127.0.0.1", &port.to_string()])
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
+            .stdin(Stdio::null());
+        command
     });
     assert_eq!(text(&nc.stdout), "Connection is successful");
     assert!(trace.wait_with_output().unwrap().status.success());
@@ -131,12 +100,12 @@ fn nc_as_a_client_gets_the_servers_message() {
 fn a_client_that_resets_is_shown_and_the_run_ends() {
     let port = free_port();
     let trace = trace_with_outside("tcp-echo", "client", port, "20");
-    let client = run_client_until_it_connects(&mut || {
-        Command::new("python3")
+    let client = run_until_it_succeeds(|| {
+        let mut command = Command::new("python3");
+        command
             .arg(peer("simple_client.py"))
-            .args(["127.0.0.1", &port.to_string(), "--reset"])
-            .output()
-            .unwrap()
+            .args(["127.0.0.1", &port.to_string(), "--reset"]);
+        command
     });
     assert!(client.status.success(), "{}", text(&client.stderr));
     let trace = trace.wait_with_output().unwrap();
@@ -178,12 +147,12 @@ fn a_peer_that_never_comes_times_out_with_a_clear_message() {
 fn a_client_that_sends_garbage_and_too_much_does_not_stop_the_run() {
     let port = free_port();
     let trace = trace_with_outside("tcp-echo", "client", port, "20");
-    let client = run_client_until_it_connects(&mut || {
-        Command::new("python3")
+    let client = run_until_it_succeeds(|| {
+        let mut command = Command::new("python3");
+        command
             .arg(peer("noisy_client.py"))
-            .args(["127.0.0.1", &port.to_string()])
-            .output()
-            .unwrap()
+            .args(["127.0.0.1", &port.to_string()]);
+        command
     });
     assert!(client.status.success(), "{}", text(&client.stderr));
     let trace = trace.wait_with_output().unwrap();

@@ -1,6 +1,8 @@
 //! The sandbox over a real WebSocket: the user's own calls, in any order, with the kernel's
 //! real answers.
 
+mod common;
+
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
@@ -414,26 +416,14 @@ async fn no_calls_of_ones_own_while_a_scenario_plays() {
 #[tokio::test]
 async fn manual_mode_accepts_an_outside_client_and_names_its_program() {
     let mut user = User::connect().await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::free_port();
     let address = inet(Ipv4Addr::LOCALHOST, port);
     user.ok("s", socket(Family::Inet, SockType::Stream)).await;
     user.ok("s", Call::Bind { address }).await;
     user.ok("s", Call::Listen { backlog: 1 }).await;
     user.start("s", Call::Accept).await;
     // A student's client, from outside Socket Lab.
-    let peer =
-        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/peers/simple_client.py");
-    let student = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("python3")
-            .arg(&peer)
-            .args(["127.0.0.1", &port.to_string()])
-            .output()
-            .unwrap()
-    });
+    let student = tokio::task::spawn_blocking(move || common::tutorial_client(port));
     let accept = user.returned("s", "accept", 0).await;
     let ReturnValue::Accepted { process, .. } = accept.result.unwrap().value else {
         panic!("accept returned no connection");

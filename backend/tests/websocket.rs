@@ -1,5 +1,7 @@
 //! A real WebSocket client against the running server.
 
+mod common;
+
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -270,11 +272,7 @@ async fn an_outside_client_plays_against_the_sessions_server() {
     let (addr, _stop) = start_server().await;
     let mut client = connect(addr).await;
     next_message(&mut client).await; // hello
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::free_port();
     let play = |scenario: &str| ClientMessage::Play {
         scenario: scenario.into(),
         pause_before_calls: false,
@@ -302,22 +300,7 @@ async fn an_outside_client_plays_against_the_sessions_server() {
     assert_eq!(theirs.role, "client");
     assert!(theirs.code.contains(&format!("port = {port}")));
     // The tutorial's client, as a student would run it.
-    let peer =
-        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/peers/simple_client.py");
-    let student = tokio::task::spawn_blocking(move || {
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        loop {
-            let output = std::process::Command::new("python3")
-                .arg(&peer)
-                .args(["127.0.0.1", &port.to_string()])
-                .output()
-                .unwrap();
-            if output.status.success() || std::time::Instant::now() > deadline {
-                return output;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    });
+    let student = tokio::task::spawn_blocking(move || common::tutorial_client(port));
     let mut events = Vec::new();
     let outcome = loop {
         match next_message(&mut client).await {
@@ -345,15 +328,9 @@ async fn the_sessions_client_plays_against_an_outside_server() {
     let (addr, _stop) = start_server().await;
     let mut client = connect(addr).await;
     next_message(&mut client).await; // hello
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let peer =
-        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/peers/simple_server.py");
+    let port = common::free_port();
     let student = std::process::Command::new("python3")
-        .arg(&peer)
+        .arg(common::peer("simple_server.py"))
         .arg(port.to_string())
         .stdout(std::process::Stdio::piped())
         .spawn()

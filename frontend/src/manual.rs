@@ -5,7 +5,7 @@
 
 use std::net::SocketAddr;
 
-use shared::{Bytes, Call, Family, SockAddr, SockOption, SockType};
+use shared::{Bytes, Call, Family, MAX_RECV_BUFSIZE, SockAddr, SockOption, SockType};
 
 /// The calls the form offers, in the order a program usually makes them.
 pub const CALLS: &[&str] = &[
@@ -87,7 +87,7 @@ impl CallForm {
     /// The endpoint and the call, or what is wrong with the form.
     pub fn build(&self) -> Result<(String, Call), String> {
         let endpoint = self.endpoint.trim().to_owned();
-        check_endpoint(&endpoint, self.call == "socket")?;
+        shared::message::check_endpoint_name(&endpoint, self.call == "socket")?;
         let call = match self.call.as_str() {
             "socket" => Call::Socket {
                 family: match self.family.as_str() {
@@ -153,26 +153,6 @@ impl CallForm {
         };
         Ok((endpoint, call))
     }
-}
-
-/// The same rule as the backend's: a Python-like name, with `.conn` for accepted sockets.
-fn check_endpoint(endpoint: &str, new_socket: bool) -> Result<(), String> {
-    let names: Vec<&str> = endpoint.split('.').collect();
-    let identifier = |name: &&str| {
-        let mut chars = name.chars();
-        name.len() <= 32
-            && chars
-                .next()
-                .is_some_and(|first| first.is_ascii_alphabetic() || first == '_')
-            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-    };
-    if !names.iter().all(identifier) || names.len() > 2 || (new_socket && names.len() != 1) {
-        return Err(format!(
-            "'{endpoint}' is not a socket name: use letters, digits and '_', not starting with \
-             a digit, such as 's' or 'server' (an accepted connection is named like 's.conn')"
-        ));
-    }
-    Ok(())
 }
 
 /// `127.0.0.1:12345`, `[::1]:8080`, a Unix path (`server.sock`, `/tmp/...`), or `@name` for
@@ -242,14 +222,11 @@ pub fn parse_data(text: &str) -> Bytes {
     Bytes(bytes)
 }
 
-/// The largest buffer the backend accepts (`MAX_RECV_BUFSIZE` there).
-const MAX_BUFSIZE: usize = 1 << 20;
-
 fn parse_bufsize(text: &str) -> Result<usize, String> {
     match text.trim().parse::<usize>() {
-        Ok(size) if size <= MAX_BUFSIZE => Ok(size),
+        Ok(size) if size <= MAX_RECV_BUFSIZE => Ok(size),
         _ => Err(format!(
-            "the buffer size must be a whole number from 0 to {MAX_BUFSIZE}, not '{text}'"
+            "the buffer size must be a whole number from 0 to {MAX_RECV_BUFSIZE}, not '{text}'"
         )),
     }
 }

@@ -53,8 +53,8 @@ pub use call::{
 pub use event::{Event, Phase};
 pub use kernel::{SocketState, SocketView};
 pub use message::{
-    ClientMessage, ErrorCode, NextCall, OutsideRole, RoleProgram, RunOutcome, SANDBOX_ID,
-    ScenarioInfo, ServerMessage,
+    ClientMessage, ErrorCode, MAX_ENDPOINT_NAME, MAX_RECV_BUFSIZE, NextCall, OutsideRole,
+    RoleProgram, RunOutcome, SANDBOX_ID, ScenarioInfo, ServerMessage,
 };
 pub use net::{Bytes, Family, SockAddr, SockType};
 pub use trace_file::{TRACE_FORMAT, TraceFile};

@@ -121,6 +121,38 @@ pub struct NextCall {
     pub call: Call,
 }
 
+/// The longest name of a sandbox socket.
+pub const MAX_ENDPOINT_NAME: usize = 32;
+
+/// The largest `recv` buffer a call may ask for. Python would allocate whatever it is asked;
+/// a shared server must not. The page checks it before sending, the backend on receiving.
+pub const MAX_RECV_BUFSIZE: usize = 1 << 20;
+
+/// Checks the endpoint of a sandbox [`ClientMessage::Call`]: a Python-like name of 1 to
+/// [`MAX_ENDPOINT_NAME`] letters, digits or `_`, not starting with a digit. `accept` names a
+/// connection after its listener (`s.conn`), so other calls may name one such, but a new
+/// socket (`new_socket`) may not.
+pub fn check_endpoint_name(endpoint: &str, new_socket: bool) -> Result<(), String> {
+    let names: Vec<&str> = endpoint.split('.').collect();
+    let identifier = |name: &&str| {
+        let mut chars = name.chars();
+        name.len() <= MAX_ENDPOINT_NAME
+            && chars
+                .next()
+                .is_some_and(|first| first.is_ascii_alphabetic() || first == '_')
+            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+    };
+    if !names.iter().all(identifier) || names.len() > 2 || (new_socket && names.len() != 1) {
+        return Err(format!(
+            "'{}' is not a socket name: use 1 to {MAX_ENDPOINT_NAME} letters, digits or '_', \
+             not starting with a digit, such as 's' or 'server' (an accepted connection is \
+             named like 's.conn')",
+            endpoint.escape_default()
+        ));
+    }
+    Ok(())
+}
+
 /// The `id` of the [`ScenarioInfo`] in the `RunStarted` of a sandbox run, and the `role` of
 /// its events.
 pub const SANDBOX_ID: &str = "sandbox";

@@ -132,29 +132,11 @@ pub(crate) struct TableEntry {
 /// The rows of `/proc/net/tcp` and `/proc/net/tcp6` for the given address pairs.
 pub(crate) fn connection_table(wanted: &[AddressPair]) -> HashMap<AddressPair, TableEntry> {
     let mut found = HashMap::new();
-    if wanted.is_empty() {
-        return found;
-    }
-    let files = [
-        (
-            wanted.iter().any(|pair| pair.local.is_ipv4()),
-            "/proc/net/tcp",
-        ),
-        (
-            wanted.iter().any(|pair| pair.local.is_ipv6()),
-            "/proc/net/tcp6",
-        ),
-    ];
-    for (needed, file) in files {
-        if !needed {
+    for ipv4 in [true, false] {
+        if !wanted.iter().any(|pair| pair.local.is_ipv4() == ipv4) {
             continue;
         }
-        // Without the table (no /proc), nothing is known about closed connections, and
-        // nothing is shown for them.
-        let Ok(table) = std::fs::read_to_string(file) else {
-            continue;
-        };
-        for (pair, entry) in table.lines().skip(1).filter_map(parse_row) {
+        for (pair, entry, _) in table_rows(ipv4) {
             if wanted.contains(&pair) {
                 found.insert(pair, entry);
             }
@@ -166,16 +148,10 @@ pub(crate) fn connection_table(wanted: &[AddressPair]) -> HashMap<AddressPair, T
 /// Whether a TCP socket of this machine listens on `port` (at any address), from the kernel's
 /// connection table.
 pub(crate) fn listening_on(port: u16) -> bool {
-    ["/proc/net/tcp", "/proc/net/tcp6"].iter().any(|file| {
-        std::fs::read_to_string(file).is_ok_and(|table| {
-            table
-                .lines()
-                .skip(1)
-                .filter_map(parse_row)
-                .any(|(pair, entry)| {
-                    entry.state == SocketState::Listen && pair.local.port() == port
-                })
-        })
+    [true, false].into_iter().any(|ipv4| {
+        table_rows(ipv4)
+            .iter()
+            .any(|(pair, entry, _)| entry.state == SocketState::Listen && pair.local.port() == port)
     })
 }
 

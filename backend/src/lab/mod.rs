@@ -33,9 +33,7 @@ pub(crate) use kernel::listening_on;
 pub(crate) use places::Places;
 use socket::{Blocking, LabSocket};
 
-/// The largest `recv` buffer a program may ask for. Python would allocate whatever it is
-/// asked; a shared server must not.
-pub(crate) const MAX_RECV_BUFSIZE: usize = 1 << 20;
+use shared::MAX_RECV_BUFSIZE;
 
 /// The most sockets one lab may hold open at once. The tutorial's programs use a handful; a
 /// student's loop that opens sockets without closing them must not exhaust the server's

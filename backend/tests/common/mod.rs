@@ -1,0 +1,50 @@
+//! Helpers the integration tests share: free ports and the outside peer programs.
+
+// Each test file uses some of these helpers, and an unused one would warn in the others.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+/// A port on 127.0.0.1 that was free a moment ago.
+pub(crate) fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .expect("no free port on 127.0.0.1")
+}
+
+/// One of the outside peer programs in `backend/tests/peers/`.
+pub(crate) fn peer(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/peers")
+        .join(name)
+}
+
+/// Runs a client until it succeeds, for up to 20 s: the server it connects to may not listen
+/// yet. A refused attempt leaves nothing behind on the server's side.
+pub(crate) fn run_until_it_succeeds(mut program: impl FnMut() -> Command) -> Output {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let output = program()
+            .output()
+            .expect("the peer program could not start");
+        if output.status.success() || Instant::now() > deadline {
+            return output;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The tutorial's Simple Client, as a student runs it, against 127.0.0.1:`port`, retried
+/// until the server listens.
+pub(crate) fn tutorial_client(port: u16) -> Output {
+    run_until_it_succeeds(|| {
+        let mut client = Command::new("python3");
+        client
+            .arg(peer("simple_client.py"))
+            .args(["127.0.0.1", &port.to_string()]);
+        client
+    })
+}
