@@ -10,6 +10,8 @@
 //! - [`run`]: one run from start to end, shared by the WebSocket and the terminal.
 //! - [`ws`]: one browser's WebSocket session.
 //! - [`access`]: who may open a session (origin check, access token).
+//! - [`policy`]: where a session's sockets may go (loopback, `--allow-net`), and
+//!   [`limits`]: how much a session may use.
 //! - [`server`]: the axum app (`/ws` and the built frontend) and its graceful shutdown.
 //! - [`trace`]: the terminal's table and JSON-lines renderings of events.
 //!
@@ -17,7 +19,9 @@
 
 pub mod access;
 mod lab;
+pub mod limits;
 mod loopback;
+pub mod policy;
 pub mod run;
 mod scenario;
 pub mod server;
@@ -25,7 +29,7 @@ pub mod trace;
 mod ws;
 
 pub use run::{UnknownScenario, record};
-pub use server::{Config, app, serve};
+pub use server::{Config, serve};
 
 /// The scenarios as `(id, title)`, in the order the page lists them.
 pub fn scenario_list() -> Vec<(&'static str, &'static str)> {

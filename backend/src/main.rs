@@ -72,6 +72,13 @@ struct ServeArgs {
     /// loopback, one is made up when none is given.
     #[arg(long)]
     token: Option<String>,
+    /// A network, besides loopback, that sessions may bind, connect and send to, such as
+    /// `10.1.0.0/16` (may be given more than once). Without it no session sends a packet
+    /// off this machine.
+    #[arg(long, value_name = "CIDR")]
+    allow_net: Vec<ipnet::IpNet>,
+    #[command(flatten)]
+    limits: backend::limits::Limits,
 }
 
 fn main() -> ExitCode {
@@ -122,6 +129,10 @@ fn main() -> ExitCode {
 }
 
 async fn run_server(args: ServeArgs) -> ExitCode {
+    if let Err(problem) = args.limits.check() {
+        eprintln!("error: {problem}");
+        return ExitCode::from(2);
+    }
     let listener = match tokio::net::TcpListener::bind(args.addr).await {
         Ok(listener) => listener,
         Err(error) => {
@@ -137,6 +148,15 @@ async fn run_server(args: ServeArgs) -> ExitCode {
     let local = listener.local_addr().map_or(args.addr, |addr| addr);
     let mut config = Config::new(args.static_dir);
     config.allow_origins = args.allow_origin;
+    config.limits = args.limits;
+    if !args.allow_net.is_empty() {
+        let nets: Vec<String> = args.allow_net.iter().map(ToString::to_string).collect();
+        eprintln!(
+            "Sessions may also bind, connect and send to {}: their packets can leave this machine",
+            nets.join(", ")
+        );
+    }
+    config.allow_net = args.allow_net;
     // Beyond loopback, anyone on the network could reach the server: sessions need a token,
     // made up now unless one was given, and never logged.
     config.token = match args.token {

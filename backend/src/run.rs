@@ -8,10 +8,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use shared::{Event, RoleProgram, RunOutcome};
-use tokio::sync::mpsc;
 
-use crate::lab::{EventSink, Lab, Places, RunItem};
+use crate::lab::{EventSink, Lab, Places, RunItem, RunItems};
 use crate::loopback::LoopbackPool;
+use crate::policy::Policy;
 use crate::scenario::{self, Gate, PORT, Plan, RunSetup, Scenario};
 
 /// A role of a scenario that a program outside Socket Lab plays (a student's own
@@ -61,7 +61,10 @@ pub(crate) struct Run {
 impl Run {
     /// Prepares a run of `scenario` on the next loopback address; its events will come out of
     /// the returned receiver, which ends when the run has ended and its sockets are closed.
-    pub(crate) fn prepare(scenario: &Scenario) -> (Self, mpsc::UnboundedReceiver<RunItem>) {
+    pub(crate) fn prepare(
+        scenario: &Scenario,
+        policy: Arc<Policy>,
+    ) -> (Self, RunItems) {
         let places = Places::new();
         let setup = RunSetup {
             host: LoopbackPool::shared().next_address(),
@@ -70,7 +73,7 @@ impl Run {
             dir: places.dir().to_path_buf(),
             abstract_prefix: places.abstract_prefix().to_owned(),
         };
-        Self::with_plan(scenario.plan(&setup), places, None)
+        Self::with_plan(scenario.plan(&setup), places, policy)
     }
 
     /// Prepares a run in which an outside program plays one role: Socket Lab plays the
@@ -79,7 +82,8 @@ impl Run {
     pub(crate) fn prepare_with_outside(
         scenario: &Scenario,
         peer: OutsidePeer,
-    ) -> Result<(Self, mpsc::UnboundedReceiver<RunItem>), NoOutsideRole> {
+        policy: Arc<Policy>,
+    ) -> Result<(Self, RunItems), NoOutsideRole> {
         if !scenario.outside.contains(&peer.role.role()) {
             return Err(NoOutsideRole {
                 scenario: scenario.id,
@@ -96,8 +100,8 @@ impl Run {
         };
         let mut plan = scenario.plan(&setup);
         plan.leave_to_outside(peer.role.role(), &setup.server());
-        let (mut run, events) = Self::with_plan(plan, places, None);
-        run.lab = run.lab.look_up_peers();
+        let (mut run, events) = Self::with_plan(plan, places, policy);
+        run.lab = run.lab.outside_facing();
         // The tutorial's exchange takes milliseconds once the peer is there, so the time the
         // peer is given is, in practice, the time it has to come.
         let reason = match peer.role {
@@ -119,14 +123,14 @@ impl Run {
     fn with_plan(
         plan: Plan,
         places: Places,
-        gate: Option<Arc<Gate>>,
-    ) -> (Self, mpsc::UnboundedReceiver<RunItem>) {
-        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        policy: Arc<Policy>,
+    ) -> (Self, RunItems) {
+        let (sink, events_rx) = EventSink::new(policy.limits().event_queue);
         let run = Run {
             plan,
             unix_dir: places.dir().to_string_lossy().into_owned(),
-            lab: Lab::new(EventSink::new(events_tx), places),
-            gate,
+            lab: Lab::new(sink, places, policy),
+            gate: None,
             limit: None,
         };
         (run, events_rx)
@@ -175,7 +179,7 @@ fn free_ipv6_port() -> u16 {
 pub async fn record(scenario_id: &str) -> Result<(Vec<Event>, RunOutcome), UnknownScenario> {
     let scenario =
         scenario::find(scenario_id).ok_or_else(|| UnknownScenario(scenario_id.to_owned()))?;
-    let (run, events) = Run::prepare(scenario);
+    let (run, events) = Run::prepare(scenario, Arc::new(Policy::default()));
     Ok(collect(run, events).await)
 }
 
@@ -186,19 +190,26 @@ pub async fn record_with_outside(
 ) -> Result<(Vec<Event>, RunOutcome), RecordError> {
     let scenario =
         scenario::find(scenario_id).ok_or_else(|| UnknownScenario(scenario_id.to_owned()))?;
-    let (run, events) = Run::prepare_with_outside(scenario, peer)?;
+    let (run, events) = Run::prepare_with_outside(scenario, peer, Arc::new(Policy::default()))?;
     Ok(collect(run, events).await)
 }
 
 async fn collect(
     run: Run,
-    mut events: mpsc::UnboundedReceiver<RunItem>,
+    mut events: RunItems,
 ) -> (Vec<Event>, RunOutcome) {
     let collect = async {
         let mut all = Vec::new();
         while let Some(item) = events.recv().await {
-            if let RunItem::Event(event) = item {
-                all.push(event);
+            match item {
+                RunItem::Event(event) => all.push(event),
+                RunItem::Paused(_) => {}
+                // This reader keeps up with any run; should it ever fall behind, say so.
+                RunItem::Dropped(dropped) => tracing::warn!(
+                    count = dropped.count,
+                    first_seq = dropped.first_seq,
+                    "events were dropped"
+                ),
             }
         }
         all

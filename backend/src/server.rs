@@ -1,10 +1,12 @@
 //! The HTTP side: the axum app, serving `/ws` and the built frontend, and its shutdown.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::Router;
 use axum::http::StatusCode;
@@ -15,6 +17,8 @@ use tokio::sync::watch;
 use tower_http::services::ServeDir;
 
 use crate::access::Access;
+use crate::limits::Limits;
+use crate::policy::Policy;
 use crate::ws;
 
 /// How the server is set up.
@@ -28,6 +32,10 @@ pub struct Config {
     /// The access token `/ws` requires (`?token=`). Served beyond loopback, a server without
     /// one given makes one up at start.
     pub token: Option<String>,
+    /// Networks beyond loopback that sessions may bind, connect and send to (`--allow-net`).
+    pub allow_net: Vec<ipnet::IpNet>,
+    /// The bounds on what sessions may use.
+    pub limits: Limits,
 }
 
 impl Config {
@@ -37,6 +45,8 @@ impl Config {
             static_dir: static_dir.into(),
             allow_origins: Vec::new(),
             token: None,
+            allow_net: Vec::new(),
+            limits: Limits::default(),
         }
     }
 }
@@ -48,13 +58,88 @@ pub(crate) struct AppState {
     pub(crate) shutdown: watch::Receiver<bool>,
     /// Who may open a session.
     pub(crate) access: Access,
+    /// Where sessions' sockets may go, and the bounds on what they use.
+    pub(crate) policy: Arc<Policy>,
+    /// The sessions being served.
+    pub(crate) sessions: Sessions,
+}
+
+/// Counts the sessions being served, in total and by client address.
+#[derive(Debug, Default)]
+pub(crate) struct Sessions {
+    by_client: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// A session's place among those served; the place is given back when this is dropped.
+#[derive(Debug)]
+pub(crate) struct SessionPlace {
+    state: Arc<AppState>,
+    client: IpAddr,
+}
+
+impl Sessions {
+    /// Takes a place for a session from `client`, or says which limit is reached.
+    pub(crate) fn admit(state: &Arc<AppState>, client: IpAddr) -> Result<SessionPlace, String> {
+        let limits = state.policy.limits();
+        let mut by_client = state
+            .sessions
+            .by_client
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let total: usize = by_client.values().sum();
+        if total >= limits.max_sessions {
+            return Err(format!(
+                "the server is serving {total} sessions, its limit (--max-sessions); try again \
+                 in a minute"
+            ));
+        }
+        let from_client = by_client.entry(client).or_insert(0);
+        if *from_client >= limits.max_sessions_per_client {
+            return Err(format!(
+                "{client} has {from_client} sessions open, the server's limit for one address \
+                 (--max-sessions-per-client); close some tabs"
+            ));
+        }
+        *from_client += 1;
+        Ok(SessionPlace {
+            state: Arc::clone(state),
+            client,
+        })
+    }
+}
+
+impl Drop for SessionPlace {
+    fn drop(&mut self) {
+        let mut by_client = self
+            .state
+            .sessions
+            .by_client
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(count) = by_client.get_mut(&self.client) {
+            *count -= 1;
+            if *count == 0 {
+                by_client.remove(&self.client);
+            }
+        }
+    }
 }
 
 /// The app: `/ws` for sessions, everything else from the built frontend. `local` is the
-/// address the server listens on, which names its own origin.
-pub fn app(config: &Config, local: SocketAddr, shutdown: watch::Receiver<bool>) -> Router {
+/// address the server listens on, which names its own origin and which sessions may not
+/// reach. It must be served with its clients' addresses
+/// (`into_make_service_with_connect_info::<SocketAddr>`), as [`serve`] does.
+fn app(config: &Config, local: SocketAddr, shutdown: watch::Receiver<bool>) -> Router {
     let access = Access::new(config, local);
-    let state = Arc::new(AppState { shutdown, access });
+    let policy = Policy::new(config.limits.clone())
+        .allow_networks(config.allow_net.clone())
+        .serving_at(local);
+    let state = Arc::new(AppState {
+        shutdown,
+        access,
+        policy: Arc::new(policy),
+        sessions: Sessions::default(),
+    });
     let router = Router::new()
         .route("/ws", get(ws::handler))
         .with_state(state);
@@ -69,22 +154,41 @@ pub fn app(config: &Config, local: SocketAddr, shutdown: watch::Receiver<bool>) 
     }
 }
 
+/// How long, after shutdown begins, sessions have to close before the server stops waiting
+/// for them. Dropping what is left still closes their sockets and removes their files.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+
 /// Serves the app on `listener` until `shutdown` completes, then closes every session with
-/// code 1001 ("going away") and returns once they have all ended.
+/// code 1001 ("going away") and returns once they have all ended, or after
+/// [`SHUTDOWN_GRACE`].
 pub async fn serve(
     listener: TcpListener,
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let mut shutting_down = shutdown_rx.clone();
     let app = app(&config, listener.local_addr()?, shutdown_rx);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            // Sessions watch this and close themselves; a send error only means none is left.
-            let _ = shutdown_tx.send(true);
-        })
-        .await
+    let serving = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        shutdown.await;
+        // Sessions watch this and close themselves; a send error only means none is left.
+        let _ = shutdown_tx.send(true);
+    });
+    let deadline = async move {
+        let _ = shutting_down.wait_for(|down| *down).await;
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    tokio::select! {
+        served = serving => served,
+        () = deadline => {
+            tracing::warn!("sessions did not close within {} s; stopping anyway", SHUTDOWN_GRACE.as_secs());
+            Ok(())
+        }
+    }
 }
 
 async fn frontend_missing() -> impl IntoResponse {

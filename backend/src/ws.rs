@@ -8,35 +8,38 @@
 //! lab and so closes every socket it opened.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::{Arc, Weak};
 use std::task::Poll;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
-use axum::extract::{Query, State};
+use axum::extract::{ConnectInfo, Query, State};
 use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
-use shared::message::check_endpoint_name;
+use shared::message::{check_endpoint_name, close_code as app_close_code};
 use shared::{
     Call, ClientMessage, ErrorCode, PROTOCOL_VERSION, RunOutcome, SANDBOX_ID, ScenarioInfo,
     ServerMessage,
 };
 use tokio::sync::mpsc;
 use tokio::task::{JoinHandle, JoinSet};
+use tokio::time::Instant;
 
-use crate::lab::{Caller, EventSink, Lab, Places, RunItem};
+use crate::lab::{Caller, EventSink, Lab, Places, RunItem, RunItems};
+use crate::policy::Policy;
 use crate::run::{Outside, OutsidePeer, Run};
 use crate::scenario;
 use crate::scenario::Gate;
-use crate::server::AppState;
-
-/// The largest message a browser may send. The protocol's messages are a few dozen bytes;
-/// tungstenite's default (64 MiB) would let one browser make the server buffer that much.
-const MAX_CLIENT_MESSAGE: usize = 16 * 1024;
+use crate::server::{AppState, SessionPlace, Sessions};
 
 /// The most events sent in one WebSocket message: enough to keep frames few when a run is
 /// busy, small enough that the page draws each batch at once.
 const MAX_BATCH: usize = 256;
+
+/// The most messages waiting for the writer. Together with the run's event queue and
+/// [`MAX_BATCH`], it bounds what a session holds for a page that reads slowly.
+const OUTBOX_MESSAGES: usize = 4;
 
 /// The query of the `/ws` handshake.
 #[derive(Debug, serde::Deserialize)]
@@ -48,6 +51,7 @@ pub(crate) struct Handshake {
 pub(crate) async fn handler(
     ws: WebSocketUpgrade,
     State(state): State<Arc<AppState>>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
     headers: axum::http::HeaderMap,
     Query(handshake): Query<Handshake>,
 ) -> Response {
@@ -55,23 +59,87 @@ pub(crate) async fn handler(
         tracing::info!(reason = refused.reason, "refused a session");
         return (refused.status, refused.reason).into_response();
     }
-    ws.max_message_size(MAX_CLIENT_MESSAGE)
-        .max_frame_size(MAX_CLIENT_MESSAGE)
-        .on_upgrade(move |socket| session(socket, state))
+    // tungstenite's defaults (64 MiB messages) would let one page make the server buffer
+    // that much; the protocol's messages are a few hundred bytes.
+    let max_message = state.policy.limits().max_message_bytes;
+    let place = Sessions::admit(&state, client.ip());
+    ws.max_message_size(max_message)
+        .max_frame_size(max_message)
+        .on_upgrade(move |socket| async move {
+            match place {
+                Ok(place) => session(socket, state, place).await,
+                // The page cannot read an HTTP status from a refused handshake, so the
+                // session opens only to say which limit it met, as its close reason.
+                Err(reason) => refuse(socket, app_close_code::TRY_AGAIN_LATER, reason).await,
+            }
+        })
+}
+
+/// Closes a just-opened WebSocket with a code and the reason in words.
+async fn refuse(mut socket: WebSocket, code: u16, reason: String) {
+    tracing::info!(%reason, "refused a session");
+    let _ = socket
+        .send(Message::Close(Some(CloseFrame {
+            code,
+            reason: close_reason(&reason).into(),
+        })))
+        .await;
+}
+
+/// A close frame's reason may be at most 123 bytes.
+fn close_reason(reason: &str) -> String {
+    let mut end = reason.len().min(123);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    reason[..end].to_owned()
 }
 
 /// What the writer task sends.
 #[derive(Debug)]
 enum Outgoing {
     Message(ServerMessage),
-    Close { code: u16, reason: &'static str },
+    Close { code: u16, reason: String },
 }
 
 type Outbox = mpsc::Sender<Outgoing>;
 
-async fn session(socket: WebSocket, state: Arc<AppState>) {
+/// Counts a page's messages against `--max-messages-per-sec`: a bucket of as many tokens,
+/// filled at that rate.
+#[derive(Debug)]
+struct RateLimit {
+    per_sec: f64,
+    tokens: f64,
+    last: Instant,
+}
+
+impl RateLimit {
+    fn new(per_sec: u32) -> Self {
+        RateLimit {
+            per_sec: f64::from(per_sec),
+            tokens: f64::from(per_sec),
+            last: Instant::now(),
+        }
+    }
+
+    /// Takes a token if there is one.
+    fn take(&mut self) -> bool {
+        let now = Instant::now();
+        let refill = now.duration_since(self.last).as_secs_f64() * self.per_sec;
+        self.tokens = (self.tokens + refill).min(self.per_sec);
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+async fn session(socket: WebSocket, state: Arc<AppState>, place: SessionPlace) {
     let (ws_tx, mut ws_rx) = socket.split();
-    let (outbox, outgoing) = mpsc::channel(64);
+    let (outbox, outgoing) = mpsc::channel(OUTBOX_MESSAGES);
     let writer = tokio::spawn(write_messages(ws_tx, outgoing));
     let hello = ServerMessage::Hello {
         protocol: PROTOCOL_VERSION,
@@ -80,12 +148,25 @@ async fn session(socket: WebSocket, state: Arc<AppState>) {
     };
     let _ = outbox.send(Outgoing::Message(hello)).await;
 
-    let mut runs = Runs::default();
+    let limits = state.policy.limits();
+    let mut runs = Runs::new(Arc::clone(&state.policy));
     let mut shutdown = state.shutdown.clone();
+    let mut rate = RateLimit::new(limits.max_messages_per_sec);
+    let idle = limits.idle_timeout();
+    let mut idle_since = Instant::now();
     loop {
         tokio::select! {
             incoming = ws_rx.next() => match incoming {
                 Some(Ok(Message::Text(text))) => {
+                    idle_since = Instant::now();
+                    if !rate.take() {
+                        reply_error(&outbox, ErrorCode::LimitReached, format!(
+                            "this page sent more than {} messages a second, the server's limit \
+                             (--max-messages-per-sec); that message was not done, send it again",
+                            limits.max_messages_per_sec
+                        )).await;
+                        continue;
+                    }
                     match serde_json::from_str::<ClientMessage>(text.as_str()) {
                         Ok(message) => runs.handle(message, &outbox).await,
                         Err(error) => {
@@ -97,17 +178,44 @@ async fn session(socket: WebSocket, state: Arc<AppState>) {
                     }
                 }
                 Some(Ok(Message::Binary(_))) => {
+                    idle_since = Instant::now();
                     reply_error(&outbox, ErrorCode::BinaryMessage,
                         "binary frames are not part of the protocol; send JSON text".to_owned()).await;
                 }
                 // axum answers pings by itself.
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
-                Some(Ok(Message::Close(_)) | Err(_)) | None => break,
+                Some(Err(error)) => {
+                    // A message over the size limit ends the session: the rest of it was
+                    // never read, so nothing after it can be trusted to start where a
+                    // message starts.
+                    if is_too_big(&error) {
+                        let _ = outbox.send(Outgoing::Close {
+                            code: close_code::SIZE,
+                            reason: format!(
+                                "a message was larger than the server's limit of {} bytes \
+                                 (--max-message-bytes)",
+                                limits.max_message_bytes
+                            ),
+                        }).await;
+                    }
+                    break;
+                }
+                Some(Ok(Message::Close(_))) | None => break,
             },
+            () = tokio::time::sleep_until(idle_since + idle) => {
+                let _ = outbox.send(Outgoing::Close {
+                    code: app_close_code::IDLE,
+                    reason: format!(
+                        "this page sent nothing for {} s, the server's limit (--idle-timeout)",
+                        idle.as_secs()
+                    ),
+                }).await;
+                break;
+            }
             () = shutting_down(&mut shutdown) => {
                 let _ = outbox.send(Outgoing::Close {
                     code: close_code::AWAY,
-                    reason: "the server is shutting down",
+                    reason: "the server is shutting down".to_owned(),
                 }).await;
                 break;
             }
@@ -116,6 +224,25 @@ async fn session(socket: WebSocket, state: Arc<AppState>) {
     runs.stop_current(&outbox, "the session ended").await;
     drop(outbox);
     let _ = writer.await;
+    drop(place);
+}
+
+/// Whether reading failed because a message or frame was over the size limit.
+fn is_too_big(error: &axum::Error) -> bool {
+    use std::error::Error as _;
+    let mut source: Option<&(dyn std::error::Error + 'static)> = error.source();
+    while let Some(inner) = source {
+        if let Some(tungstenite) = inner.downcast_ref::<tokio_tungstenite::tungstenite::Error>() {
+            return matches!(
+                tungstenite,
+                tokio_tungstenite::tungstenite::Error::Capacity(_)
+            );
+        }
+        source = inner.source();
+    }
+    // axum may hand over the tungstenite error itself rather than as a source.
+    error.to_string().contains("Space limit exceeded")
+        || error.to_string().contains("Message too long")
 }
 
 /// Completes once the server starts shutting down.
@@ -131,10 +258,11 @@ async fn reply_error(outbox: &Outbox, code: ErrorCode, message: String) {
 }
 
 /// The session's runs: at most one in progress, a scenario or the sandbox.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Runs {
     last_id: u64,
     current: Option<Current>,
+    policy: Arc<Policy>,
 }
 
 #[derive(Debug)]
@@ -151,6 +279,14 @@ enum Current {
 }
 
 impl Runs {
+    fn new(policy: Arc<Policy>) -> Self {
+        Runs {
+            last_id: 0,
+            current: None,
+            policy,
+        }
+    }
+
     async fn handle(&mut self, message: ClientMessage, outbox: &Outbox) {
         match message {
             ClientMessage::Play {
@@ -171,10 +307,11 @@ impl Runs {
                     .await;
                     return;
                 };
+                let policy = Arc::clone(&self.policy);
                 let prepared = match outside {
-                    None => Ok(Run::prepare(scenario)),
+                    None => Ok(Run::prepare(scenario, policy)),
                     Some(outside) => match outside_peer(&outside) {
-                        Ok(peer) => Run::prepare_with_outside(scenario, peer)
+                        Ok(peer) => Run::prepare_with_outside(scenario, peer, policy)
                             .map_err(|error| error.to_string()),
                         Err(problem) => Err(problem),
                     },
@@ -248,7 +385,8 @@ impl Runs {
                 }
                 if !matches!(self.current, Some(Current::Sandbox(_))) {
                     self.last_id += 1;
-                    let sandbox = Sandbox::start(self.last_id, outbox).await;
+                    let sandbox =
+                        Sandbox::start(self.last_id, Arc::clone(&self.policy), outbox).await;
                     self.current = Some(Current::Sandbox(sandbox));
                 }
                 if let Some(Current::Sandbox(sandbox)) = self.current.as_mut()
@@ -342,11 +480,15 @@ struct Sandbox {
 
 impl Sandbox {
     /// Starts a sandbox run and tells the browser.
-    async fn start(run: u64, outbox: &Outbox) -> Self {
-        let (events_tx, events) = mpsc::unbounded_channel();
+    async fn start(run: u64, policy: Arc<Policy>, outbox: &Outbox) -> Self {
+        let (sink, events) = EventSink::new(policy.limits().event_queue);
         let places = Places::new();
         let unix_dir = places.dir().to_string_lossy().into_owned();
-        let lab = Arc::new(Lab::new(EventSink::new(events_tx), places).look_up_peers());
+        let lab = Arc::new(
+            Lab::new(sink, places, policy)
+                .outside_facing()
+                .with_call_time_limit(),
+        );
         let started = ServerMessage::RunStarted {
             run,
             scenario: ScenarioInfo {
@@ -414,7 +556,7 @@ async fn forward_run(
     run_id: u64,
     scenario: shared::ScenarioInfo,
     run: Run,
-    events: mpsc::UnboundedReceiver<RunItem>,
+    events: RunItems,
     outbox: Outbox,
 ) {
     let started = ServerMessage::RunStarted {
@@ -436,7 +578,7 @@ async fn forward_run(
 }
 
 /// Sends a run's events in batches, and its pauses, until the run's stream ends.
-async fn forward_events(run_id: u64, mut items: mpsc::UnboundedReceiver<RunItem>, outbox: Outbox) {
+async fn forward_events(run_id: u64, mut items: RunItems, outbox: Outbox) {
     let mut batch = Vec::new();
     while let Some(first) = items.recv().await {
         let mut next = Some(first);
@@ -453,6 +595,18 @@ async fn forward_events(run_id: u64, mut items: mpsc::UnboundedReceiver<RunItem>
                         next: call,
                     };
                     if outbox.send(Outgoing::Message(paused)).await.is_err() {
+                        return;
+                    }
+                }
+                RunItem::Dropped(dropped) => {
+                    if !send_batch(run_id, &mut batch, &outbox).await {
+                        return;
+                    }
+                    let dropped = ServerMessage::EventsDropped {
+                        run: run_id,
+                        dropped,
+                    };
+                    if outbox.send(Outgoing::Message(dropped)).await.is_err() {
                         return;
                     }
                 }
@@ -495,7 +649,7 @@ async fn write_messages(
             },
             Outgoing::Close { code, reason } => Message::Close(Some(CloseFrame {
                 code,
-                reason: reason.into(),
+                reason: close_reason(&reason).into(),
             })),
         };
         if ws_tx.send(frame).await.is_err() {

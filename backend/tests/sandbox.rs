@@ -72,6 +72,10 @@ impl User {
                         self.finished = Some(outcome.clone());
                     }
                     ServerMessage::Hello { .. } | ServerMessage::Paused { .. } => {}
+                    // This user reads every message at once; nothing should be dropped.
+                    ServerMessage::EventsDropped { dropped, .. } => {
+                        panic!("events were dropped: {dropped:?}")
+                    }
                 }
                 return message;
             }

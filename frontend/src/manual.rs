@@ -3,7 +3,6 @@
 //! Plain Rust, tested natively. Every field is checked here, before anything is sent, with a
 //! message that says what to type instead; the kernel's own errors come back as events.
 
-use std::net::SocketAddr;
 
 use shared::{Bytes, Call, Family, MAX_RECV_BUFSIZE, SockAddr, SockOption, SockType};
 
@@ -171,29 +170,37 @@ pub fn parse_address(text: &str) -> Result<SockAddr, String> {
             r#abstract: false,
         });
     }
-    if let Some((_, port)) = text.rsplit_once(':')
-        && port.parse::<u16>().is_err()
-        && port.chars().all(|c| c.is_ascii_digit())
-        && !port.is_empty()
-    {
-        return Err(format!("the port must be 0 to 65535, not {port}"));
-    }
-    match text.parse::<SocketAddr>() {
-        Ok(SocketAddr::V4(v4)) => Ok(SockAddr::Inet {
-            host: *v4.ip(),
-            port: v4.port(),
-        }),
-        Ok(SocketAddr::V6(v6)) => Ok(SockAddr::Inet6 {
-            host: *v6.ip(),
-            port: v6.port(),
+    let not_address = || {
+        format!(
+            "'{text}' is not an address: write 127.0.0.1:12345, localhost:12345, \
+             [::1]:12345, a Unix path such as server.sock, or @name for an abstract Unix name"
+        )
+    };
+    let (host, port) = text.rsplit_once(':').ok_or_else(not_address)?;
+    let port = match port.parse::<u16>() {
+        Ok(port) => port,
+        Err(_) if !port.is_empty() && port.chars().all(|c| c.is_ascii_digit()) => {
+            return Err(format!("the port must be 0 to 65535, not {port}"));
+        }
+        Err(_) => return Err(not_address()),
+    };
+    // IPv6 hosts are written in brackets, as in URLs, so that their colons are not the port's.
+    if let Some(inner) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        let (host, scope) = shared::net::parse_host_v6(inner)?;
+        return Ok(SockAddr::Inet6 {
+            host,
+            port,
             flowinfo: 0,
-            scope_id: v6.scope_id(),
-        }),
-        Err(_) => Err(format!(
-            "'{text}' is not an address: write 127.0.0.1:12345, [::1]:12345, a Unix path such \
-             as server.sock, or @name for an abstract Unix name"
-        )),
+            scope_id: scope.unwrap_or(0),
+        });
     }
+    if host.contains(':') {
+        return Err(not_address());
+    }
+    Ok(SockAddr::Inet {
+        host: shared::net::parse_host_v4(host)?,
+        port,
+    })
 }
 
 /// The text as UTF-8 bytes, with `\n`, `\r`, `\t` and `\\` read as Python reads them.
@@ -331,6 +338,27 @@ mod tests {
                 scope_id: 0
             })
         );
+        for spelling in ["127.1:80", "localhost:80", "0x7f000001:80", "127.0.0.1:80"] {
+            assert_eq!(
+                parse_address(spelling),
+                Ok(SockAddr::Inet {
+                    host: std::net::Ipv4Addr::LOCALHOST,
+                    port: 80
+                }),
+                "{spelling}"
+            );
+        }
+        assert_eq!(
+            parse_address("[fe80::1%2]:80"),
+            Ok(SockAddr::Inet6 {
+                host: "fe80::1".parse().unwrap(),
+                port: 80,
+                flowinfo: 0,
+                scope_id: 2
+            })
+        );
+        assert!(parse_address("::1:80").is_err());
+        assert!(parse_address("example.com:80").is_err());
         assert_eq!(
             parse_address("server.sock"),
             Ok(SockAddr::Unix {

@@ -96,6 +96,11 @@ impl Model {
                     }
                 }
             }
+            ServerMessage::EventsDropped { run, dropped } => {
+                if let Some(view) = self.run.as_mut().filter(|view| view.id == run) {
+                    view.dropped.push(dropped);
+                }
+            }
             ServerMessage::Paused { run, next } => {
                 if let Some(view) = self.run.as_mut().filter(|view| view.id == run) {
                     view.paused = Some(next);
@@ -225,9 +230,9 @@ pub struct MessageView {
     /// How many of the bytes a `recv` has taken so far (a datagram is taken whole, even when
     /// the buffer was too small for it).
     pub taken: usize,
-    /// The seq of the send's return.
+    /// The index (in the run's events) of the send's return.
     pub sent_at: u64,
-    /// The seq of the recv's return that took the last of them.
+    /// The index of the recv's return that took the last of them.
     pub received_at: Option<u64>,
     /// For a datagram longer than the buffer that took it: how many bytes the receiver got
     /// (the kernel dropped the rest).
@@ -271,6 +276,8 @@ pub struct RunView {
     pub returns: Vec<Option<usize>>,
     /// The call a paused run will make when the user says so.
     pub paused: Option<NextCall>,
+    /// The events the server did not send because this page fell behind, in order.
+    pub dropped: Vec<shared::Dropped>,
     /// Enter events whose call has not returned yet.
     open_calls: Vec<usize>,
 }
@@ -291,6 +298,7 @@ impl RunView {
             returns: Vec::new(),
             open_calls: Vec::new(),
             paused: None,
+            dropped: Vec::new(),
         }
     }
 
@@ -575,7 +583,8 @@ impl RunView {
                 };
                 self.endpoint_mut(&receiver.id, &receiver.role)
                     .last_received = Some(data.clone());
-                self.take(&receiver, data, from.as_ref(), event.seq);
+                let index = self.events.len() as u64;
+                self.take(&receiver, data, from.as_ref(), index);
             }
             _ => {}
         }
@@ -608,15 +617,17 @@ impl RunView {
         // Bytes for an outside program: it reads them where Socket Lab cannot see, so the
         // arrow ends at its lifeline at once.
         let outside = self.outside_peer_of(&event.endpoint);
+        // The event is about to be pushed: its index is the number of events so far.
+        let index = self.events.len() as u64;
         self.messages.push(MessageView {
             from: event.endpoint.clone(),
             taken: if outside.is_some() { data.len() } else { 0 },
-            received_at: outside.as_ref().map(|_| event.seq),
+            received_at: outside.as_ref().map(|_| index),
             to: outside,
             data,
             datagram,
             to_address,
-            sent_at: event.seq,
+            sent_at: index,
             truncated_to: None,
         });
     }

@@ -21,10 +21,17 @@
 //!    [`PROTOCOL_VERSION`]. A client built for another version must stop and say so.
 //! 2. The client sends [`ClientMessage::Play`] with a scenario id.
 //! 3. The server answers [`ServerMessage::RunStarted`], then any number of
-//!    [`ServerMessage::Events`] batches (in `seq` order, none skipped unless `dropped` says so),
-//!    then [`ServerMessage::RunFinished`].
+//!    [`ServerMessage::Events`] batches, in `seq` order, none skipped unless a
+//!    [`ServerMessage::EventsDropped`] in their place says so (a page that reads more slowly
+//!    than a busy run makes events), then [`ServerMessage::RunFinished`].
 //! 4. A message the server cannot accept gets a [`ServerMessage::Error`]; the connection and
 //!    any run in progress go on.
+//!
+//! The server may close the connection with a code and a reason that names the limit:
+//! 1001 when it shuts down, 1009 for a message over its size limit, and those of
+//! [`message::close_code`] (too many sessions, idle too long). Limits that do not end the
+//! session (messages a second, calls waiting) are [`ServerMessage::Error`]s with code
+//! `limit_reached`.
 //!
 //! A new `Play` while a run is in progress stops that run first (it finishes as
 //! [`RunOutcome::Cancelled`]); [`ClientMessage::Stop`] stops it without starting another.
@@ -53,7 +60,7 @@ pub use call::{
 pub use event::{Event, Phase};
 pub use kernel::{SocketState, SocketView};
 pub use message::{
-    ClientMessage, ErrorCode, MAX_ENDPOINT_NAME, MAX_RECV_BUFSIZE, NextCall, OutsideRole,
+    ClientMessage, Dropped, ErrorCode, MAX_ENDPOINT_NAME, MAX_RECV_BUFSIZE, NextCall, OutsideRole,
     RoleProgram, RunOutcome, SANDBOX_ID, ScenarioInfo, ServerMessage,
 };
 pub use net::{Bytes, Family, SockAddr, SockType};
@@ -62,4 +69,4 @@ pub use trace_file::{TRACE_FORMAT, TraceFile};
 /// The version of this protocol. The server sends it first, in [`ServerMessage::Hello`];
 /// it changes whenever a message changes shape, so that a page built for another version
 /// can say so plainly instead of misreading events.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;

@@ -191,6 +191,16 @@ pub enum ServerMessage {
         /// The events.
         events: Vec<Event>,
     },
+    /// Events of a run that the server did not send because the page read more slowly
+    /// than they came (see [`Dropped`]); sent in their place, between the events before
+    /// and after them.
+    EventsDropped {
+        /// The run they belong to.
+        run: u64,
+        /// Which events, and how many.
+        #[serde(flatten)]
+        dropped: Dropped,
+    },
     /// A run played with `pause_before_calls` waits before its next call until the client
     /// sends [`ClientMessage::Next`]. Sent each time a call becomes the next to be made.
     Paused {
@@ -216,6 +226,30 @@ pub enum ServerMessage {
     },
 }
 
+/// Events a run made but the server did not send: a page that cannot keep up with a busy
+/// run (a client sending as fast as it can) gets this count instead of making the server
+/// hold every event. The calls happened; only their events are missing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dropped {
+    /// How many events.
+    pub count: u64,
+    /// The `seq` of the first one.
+    pub first_seq: u64,
+    /// The `seq` of the last one; every `seq` from `first_seq` to here is missing.
+    pub last_seq: u64,
+}
+
+/// WebSocket close codes the server uses, besides the standard 1001 (the server is shutting
+/// down) and 1009 (a message was larger than the server's limit). The close frame's reason
+/// says which limit, in words.
+pub mod close_code {
+    /// The server is serving as many sessions as it may, in total or to this client's
+    /// address; try again later (the standard "Try Again Later").
+    pub const TRY_AGAIN_LATER: u16 = 1013;
+    /// The session sent nothing for longer than the server's idle limit.
+    pub const IDLE: u16 = 4000;
+}
+
 /// The kinds of problem [`ServerMessage::Error`] reports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -232,7 +266,8 @@ pub enum ErrorCode {
     ScenarioInProgress,
     /// A sandbox `Call` named its endpoint with a name that is not allowed.
     InvalidEndpoint,
-    /// A limit of the server was reached, such as the number of calls waiting at once.
+    /// A limit of the server was reached, such as the number of calls waiting at once or
+    /// the number of messages a second; the message names the limit and its option.
     LimitReached,
     /// `Next` came when no paused run waits to make a call (a call may still be in progress).
     NothingToResume,
@@ -418,6 +453,14 @@ mod tests {
                 },
             },
             ServerMessage::Events { run: 1, events },
+            ServerMessage::EventsDropped {
+                run: 1,
+                dropped: Dropped {
+                    count: 3,
+                    first_seq: 4,
+                    last_seq: 6,
+                },
+            },
             ServerMessage::RunFinished {
                 run: 1,
                 outcome: RunOutcome::Completed,

@@ -52,8 +52,14 @@ impl SockType {
 }
 
 /// A socket address, as the kernel reports it (from `getsockname`, `getpeername`, `accept`).
+///
+/// Read from JSON, a host may be written any way the C library would read it, and is
+/// normalised on the way in (see [`parse_host_v4`] and [`parse_host_v6`]): `127.1`,
+/// `0x7f000001` and `localhost` all arrive as `127.0.0.1`, `fe80::1%2` as `fe80::1` with
+/// `scope_id` 2. Whatever checks an address afterwards sees only the one canonical form.
+/// Written to JSON, a host is always canonical.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(tag = "family")]
+#[serde(tag = "family", try_from = "SockAddrText")]
 pub enum SockAddr {
     /// An IPv4 address and port: Python's `(host, port)`.
     #[serde(rename = "AF_INET")]
@@ -87,6 +93,177 @@ pub enum SockAddr {
         #[serde(default, skip_serializing_if = "is_false")]
         r#abstract: bool,
     },
+}
+
+/// [`SockAddr`] as it arrives, with its host still text.
+#[derive(Deserialize)]
+#[serde(tag = "family")]
+enum SockAddrText {
+    #[serde(rename = "AF_INET")]
+    Inet { host: String, port: u16 },
+    #[serde(rename = "AF_INET6")]
+    Inet6 {
+        host: String,
+        port: u16,
+        #[serde(default)]
+        flowinfo: u32,
+        #[serde(default)]
+        scope_id: u32,
+    },
+    #[serde(rename = "AF_UNIX")]
+    Unix {
+        path: String,
+        #[serde(default)]
+        r#abstract: bool,
+    },
+}
+
+impl TryFrom<SockAddrText> for SockAddr {
+    type Error = String;
+
+    fn try_from(text: SockAddrText) -> Result<Self, String> {
+        Ok(match text {
+            SockAddrText::Inet { host, port } => SockAddr::Inet {
+                host: parse_host_v4(&host)?,
+                port,
+            },
+            SockAddrText::Inet6 {
+                host,
+                port,
+                flowinfo,
+                scope_id,
+            } => {
+                let (host, scope) = parse_host_v6(&host)?;
+                let scope_id = match scope {
+                    Some(scope) if scope_id != 0 && scope != scope_id => {
+                        return Err(format!(
+                            "the host names scope {scope} but scope_id is {scope_id}"
+                        ));
+                    }
+                    Some(scope) => scope,
+                    None => scope_id,
+                };
+                SockAddr::Inet6 {
+                    host,
+                    port,
+                    flowinfo,
+                    scope_id,
+                }
+            }
+            SockAddrText::Unix { path, r#abstract } => SockAddr::Unix { path, r#abstract },
+        })
+    }
+}
+
+/// The longest host text read; anything longer is not an address.
+const MAX_HOST_TEXT: usize = 64;
+
+/// Reads an IPv4 host as the C library's `inet_aton` does (and so as Python's `connect`
+/// does): one to four parts, each decimal, hexadecimal (`0x7f`) or octal (`0177`), the last
+/// filling the bytes that remain, so `127.1` is `127.0.0.1` and `2130706433` is too.
+/// `localhost` and names ending in `.localhost` are `127.0.0.1`, as RFC 6761 reserves them.
+/// No other name is looked up: Socket Lab resolves nothing through DNS, so the address a
+/// check approves is the address used.
+pub fn parse_host_v4(text: &str) -> Result<Ipv4Addr, String> {
+    if is_localhost(text) {
+        return Ok(Ipv4Addr::LOCALHOST);
+    }
+    let not_address = || {
+        format!(
+            "'{}' is not an IPv4 address (write it as 127.0.0.1, or as the C library \
+             reads it, such as 127.1; names other than localhost are not looked up)",
+            text.chars().take(MAX_HOST_TEXT).collect::<String>()
+        )
+    };
+    if text.is_empty() || text.len() > MAX_HOST_TEXT {
+        return Err(not_address());
+    }
+    let parts: Vec<u32> = text
+        .split('.')
+        .map(parse_aton_part)
+        .collect::<Option<_>>()
+        .ok_or_else(not_address)?;
+    let (last, leading) = parts.split_last().ok_or_else(not_address)?;
+    if leading.len() > 3 || leading.iter().any(|&part| part > 0xff) {
+        return Err(not_address());
+    }
+    // The last part fills every byte the leading parts leave.
+    let last_bits = 32 - 8 * u32::try_from(leading.len()).map_err(|_| not_address())?;
+    if last_bits < 32 && *last >= (1 << last_bits) {
+        return Err(not_address());
+    }
+    let value = leading
+        .iter()
+        .enumerate()
+        .fold(*last, |value, (index, part)| {
+            value | (part << (24 - 8 * index))
+        });
+    Ok(Ipv4Addr::from(value))
+}
+
+/// One part of an `inet_aton` address: decimal, `0x` hexadecimal, or octal with a leading 0.
+fn parse_aton_part(part: &str) -> Option<u32> {
+    let (digits, radix) = if let Some(hex) = part
+        .strip_prefix("0x")
+        .or_else(|| part.strip_prefix("0X"))
+    {
+        (hex, 16)
+    } else if part.len() > 1 && part.starts_with('0') {
+        (&part[1..], 8)
+    } else {
+        (part, 10)
+    };
+    if digits.is_empty() && radix != 16 || !digits.chars().all(|c| c.is_digit(radix)) {
+        return None;
+    }
+    // `0x` alone is 0 for inet_aton.
+    if digits.is_empty() {
+        return Some(0);
+    }
+    u32::from_str_radix(digits, radix).ok()
+}
+
+/// Reads an IPv6 host: the standard text forms (`::1`, `::ffff:127.0.0.1`), optionally in
+/// brackets, with an optional numeric scope (`fe80::1%2`), or `localhost` for `::1`.
+/// Returns the address and the scope if one was written.
+pub fn parse_host_v6(text: &str) -> Result<(Ipv6Addr, Option<u32>), String> {
+    if is_localhost(text) {
+        return Ok((Ipv6Addr::LOCALHOST, None));
+    }
+    let shown = || text.chars().take(MAX_HOST_TEXT).collect::<String>();
+    if text.len() > MAX_HOST_TEXT {
+        return Err(format!("'{}...' is not an IPv6 address", shown()));
+    }
+    let bare = text
+        .strip_prefix('[')
+        .and_then(|inner| inner.strip_suffix(']'))
+        .unwrap_or(text);
+    let (address, scope) = match bare.split_once('%') {
+        Some((address, scope)) => {
+            let scope = scope.parse::<u32>().map_err(|_| {
+                format!(
+                    "the scope of '{}' must be an interface number such as %1 (names of \
+                     interfaces are not looked up)",
+                    shown()
+                )
+            })?;
+            (address, Some(scope))
+        }
+        None => (bare, None),
+    };
+    let address = address.parse::<Ipv6Addr>().map_err(|_| {
+        format!(
+            "'{}' is not an IPv6 address (write it as ::1 or ::ffff:127.0.0.1)",
+            shown()
+        )
+    })?;
+    Ok((address, scope))
+}
+
+fn is_localhost(text: &str) -> bool {
+    let lower = text.to_ascii_lowercase();
+    let lower = lower.strip_suffix('.').unwrap_or(&lower);
+    lower == "localhost" || lower.ends_with(".localhost")
 }
 
 fn is_false(value: &bool) -> bool {
@@ -287,6 +464,90 @@ mod tests {
                 "{bad} was accepted"
             );
         }
+    }
+
+    #[test]
+    fn every_spelling_of_an_ipv4_host_is_read_as_inet_aton_reads_it() {
+        let loopback = Ipv4Addr::new(127, 0, 0, 1);
+        for spelling in [
+            "127.0.0.1",
+            "127.1",
+            "127.0.1",
+            "0x7f000001",
+            "0X7F.1",
+            "2130706433",
+            "0177.0.0.1",
+            "0x7f.0.0.0x1",
+            "localhost",
+            "LOCALHOST",
+            "student.localhost",
+            "localhost.",
+        ] {
+            assert_eq!(parse_host_v4(spelling), Ok(loopback), "{spelling}");
+        }
+        assert_eq!(parse_host_v4("10.1"), Ok(Ipv4Addr::new(10, 0, 0, 1)));
+        assert_eq!(parse_host_v4("0"), Ok(Ipv4Addr::UNSPECIFIED));
+        assert_eq!(parse_host_v4("1.2.3.4"), Ok(Ipv4Addr::new(1, 2, 3, 4)));
+        for bad in [
+            "",
+            "256.0.0.1",
+            "127.0.0.1.",
+            "1.2.3.4.5",
+            "127.0x1000000",
+            "4294967296",
+            "08",
+            "127.0.0.1 ",
+            " 127.0.0.1",
+            "+127.0.0.1",
+            "-1",
+            "example.com",
+            "localhost.example",
+            "::1",
+        ] {
+            assert!(parse_host_v4(bad).is_err(), "{bad} was accepted");
+        }
+    }
+
+    #[test]
+    fn ipv6_hosts_are_read_with_their_scope() {
+        assert_eq!(parse_host_v6("::1"), Ok((Ipv6Addr::LOCALHOST, None)));
+        assert_eq!(parse_host_v6("[::1]"), Ok((Ipv6Addr::LOCALHOST, None)));
+        assert_eq!(parse_host_v6("localhost"), Ok((Ipv6Addr::LOCALHOST, None)));
+        assert_eq!(
+            parse_host_v6("::ffff:127.0.0.1"),
+            Ok((Ipv4Addr::new(127, 0, 0, 1).to_ipv6_mapped(), None))
+        );
+        assert_eq!(
+            parse_host_v6("fe80::1%2"),
+            Ok(("fe80::1".parse().unwrap(), Some(2)))
+        );
+        for bad in ["fe80::1%eth0", "127.0.0.1", "::1%", "[::1", "example.com"] {
+            assert!(parse_host_v6(bad).is_err(), "{bad} was accepted");
+        }
+    }
+
+    #[test]
+    fn addresses_arrive_normalised() {
+        let read = |json: &str| serde_json::from_str::<SockAddr>(json);
+        assert_eq!(
+            read(r#"{"family":"AF_INET","host":"0x7f000001","port":80}"#).unwrap(),
+            SockAddr::Inet {
+                host: Ipv4Addr::new(127, 0, 0, 1),
+                port: 80
+            }
+        );
+        assert_eq!(
+            read(r#"{"family":"AF_INET6","host":"fe80::1%3","port":80}"#).unwrap(),
+            SockAddr::Inet6 {
+                host: "fe80::1".parse().unwrap(),
+                port: 80,
+                flowinfo: 0,
+                scope_id: 3
+            }
+        );
+        assert!(read(r#"{"family":"AF_INET6","host":"fe80::1%3","port":80,"scope_id":4}"#).is_err());
+        assert!(read(r#"{"family":"AF_INET","host":"example.com","port":80}"#).is_err());
+        assert!(read(r#"{"family":"AF_INET","host":"127.0.0.1","port":65536}"#).is_err());
     }
 
     #[test]

@@ -33,14 +33,10 @@ pub(crate) use kernel::listening_on;
 pub(crate) use places::Places;
 use socket::{Blocking, LabSocket};
 
-use shared::MAX_RECV_BUFSIZE;
+use crate::policy::{self, Policy};
 
-/// The most sockets one lab may hold open at once. The tutorial's programs use a handful; a
-/// student's loop that opens sockets without closing them must not exhaust the server's
-/// descriptors.
-pub(crate) const MAX_SOCKETS: usize = 64;
-
-/// What a run's stream carries: its events, and the notices of a paused run.
+/// What a run's stream carries: its events, the notices of a paused run, and the count of
+/// events dropped because the stream's reader fell behind.
 #[derive(Clone, Debug)]
 #[allow(clippy::large_enum_variant)] // Events are nearly every item; boxing them would cost an allocation each.
 pub(crate) enum RunItem {
@@ -48,9 +44,20 @@ pub(crate) enum RunItem {
     Event(Event),
     /// The run waits to make this call until the user says so.
     Paused(NextCall),
+    /// Events that were not queued because the queue was full.
+    Dropped(shared::Dropped),
 }
 
-/// Numbers events and hands them on in `seq` order.
+/// The receiving end of a run's stream.
+pub(crate) type RunItems = mpsc::Receiver<RunItem>;
+
+/// Numbers events and hands them on in `seq` order, through a queue of bounded length.
+///
+/// Calls never wait for the queue's reader: a run's sockets go on at the kernel's pace
+/// whoever watches. When the queue is full, events are counted instead of queued, and the
+/// count goes into the queue as a [`RunItem::Dropped`] once there is room again, in its place
+/// among the events. One place is always kept for a paused run's notice, which is never
+/// dropped (a paused run makes no calls until the user has seen it).
 #[derive(Debug)]
 pub(crate) struct EventSink {
     started: Instant,
@@ -60,19 +67,26 @@ pub(crate) struct EventSink {
 #[derive(Debug)]
 struct SinkState {
     next_seq: u64,
-    events: mpsc::UnboundedSender<RunItem>,
+    events: mpsc::Sender<RunItem>,
+    /// Events dropped since the last one queued.
+    dropped: Option<shared::Dropped>,
 }
 
 impl EventSink {
-    /// A sink whose events go to `events`, timed from now.
-    pub(crate) fn new(events: mpsc::UnboundedSender<RunItem>) -> Self {
-        EventSink {
+    /// A sink queueing at most `capacity` events, and the queue's receiving end; events are
+    /// timed from now.
+    pub(crate) fn new(capacity: usize) -> (Self, RunItems) {
+        // One more place for a pause notice.
+        let (events, items) = mpsc::channel(capacity.max(1) + 1);
+        let sink = EventSink {
             started: Instant::now(),
             state: Mutex::new(SinkState {
                 next_seq: 0,
                 events,
+                dropped: None,
             }),
-        }
+        };
+        (sink, items)
     }
 
     /// Numbers, timestamps and sends an event. The sequence number and the timestamp are
@@ -82,17 +96,74 @@ impl EventSink {
         event.seq = state.next_seq;
         event.t_us = u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX);
         state.next_seq += 1;
-        // A closed receiver means nobody watches any more (the browser left); the run is
-        // being torn down and its remaining events have nowhere to go.
-        let _ = state.events.send(RunItem::Event(event.clone()));
+        // The last place is kept for a pause notice; a drop count needs one of its own.
+        if state.flush_dropped(2) && state.events.capacity() >= 2 {
+            // A closed receiver means nobody watches any more (the browser left); the run
+            // is being torn down and its remaining events have nowhere to go.
+            let _ = state.events.try_send(RunItem::Event(event.clone()));
+        } else {
+            state.count_dropped(event.seq);
+        }
         event
     }
 
     /// Says which call the paused run will make next, in order with its events.
     pub(crate) fn paused(&self, next: NextCall) {
-        let state = lock(&self.state);
-        // As for events: a closed receiver means nobody watches any more.
-        let _ = state.events.send(RunItem::Paused(next));
+        let mut state = lock(&self.state);
+        state.flush_dropped(1);
+        // As for events: a closed receiver means nobody watches any more. The queue has a
+        // place for this notice: a paused run sends one, then waits.
+        let _ = state.events.try_send(RunItem::Paused(next));
+    }
+}
+
+impl SinkState {
+    /// Queues the count of dropped events, if any, when at least `keep` places remain after
+    /// it. Returns whether no count is left waiting.
+    fn flush_dropped(&mut self, keep: usize) -> bool {
+        let Some(dropped) = self.dropped.take() else {
+            return true;
+        };
+        if self.events.capacity() > keep {
+            let _ = self.events.try_send(RunItem::Dropped(dropped));
+            true
+        } else {
+            self.dropped = Some(dropped);
+            false
+        }
+    }
+
+    fn count_dropped(&mut self, seq: u64) {
+        let dropped = self.dropped.get_or_insert(shared::Dropped {
+            count: 0,
+            first_seq: seq,
+            last_seq: seq,
+        });
+        dropped.count += 1;
+        dropped.last_seq = seq;
+    }
+}
+
+/// A lab's open sockets by endpoint, in the order they were opened (the order of the kernel
+/// view in every event). The server's [`Policy`] holds every lab's table, to keep sessions
+/// from reaching each other's sockets.
+#[derive(Debug, Default)]
+pub(crate) struct SocketTable {
+    sockets: Mutex<Vec<(String, Arc<LabSocket>)>>,
+}
+
+impl SocketTable {
+    fn lock(&self) -> MutexGuard<'_, Vec<(String, Arc<LabSocket>)>> {
+        lock(&self.sockets)
+    }
+
+    /// The IP addresses the table's sockets are bound to, as the kernel reports them.
+    pub(crate) fn local_addresses(&self) -> Vec<std::net::SocketAddr> {
+        self.lock()
+            .iter()
+            .filter_map(|(_, socket)| policy::ip_address(&socket.local_addr()?))
+            .filter(|address| address.port() != 0)
+            .collect()
     }
 }
 
@@ -110,9 +181,8 @@ pub(crate) struct Caller<'a> {
 /// One run's sockets, files and event stream.
 #[derive(Debug)]
 pub(crate) struct Lab {
-    /// The open sockets by endpoint, in the order they were opened (the order of the kernel
-    /// view in every event).
-    sockets: Mutex<Vec<(String, Arc<LabSocket>)>>,
+    /// The open sockets.
+    sockets: Arc<SocketTable>,
     /// Every name an accepted connection has had, so that no two connections of a run share
     /// one (three `accept`s into `con` make `con`, `con2` and `con3`).
     accepted_names: Mutex<HashSet<String>>,
@@ -120,28 +190,42 @@ pub(crate) struct Lab {
     lingering: Mutex<Vec<(String, AddressPair)>>,
     sink: EventSink,
     places: Places,
-    /// Whether to find the program at the other end of accepted connections: where outside
-    /// programs may connect (the sandbox, a run with an outside peer). Scenario runs whose
-    /// roles are all Socket Lab's skip the search.
-    look_up_peers: bool,
+    /// Whether the lab takes its addresses from outside Socket Lab (the user's own calls in
+    /// the sandbox, a run with an outside program): then the program at the other end of
+    /// each connection is looked up, and destinations are checked against other sessions'
+    /// sockets. Scenario runs whose roles are all Socket Lab's skip both.
+    outside_facing: bool,
+    /// How long one call may wait, where the run as a whole has no time limit (the sandbox).
+    max_wait: Option<Duration>,
+    /// The server's rules.
+    policy: Arc<Policy>,
+    /// The lab's id in the policy's registry.
+    id: u64,
 }
 
 impl Lab {
-    /// An empty lab whose events go to `sink` and whose Unix names live in `places`.
-    pub(crate) fn new(sink: EventSink, places: Places) -> Self {
+    /// An empty lab whose events go to `sink`, whose Unix names live in `places`, and which
+    /// follows `policy`.
+    pub(crate) fn new(sink: EventSink, places: Places, policy: Arc<Policy>) -> Self {
+        let sockets = Arc::new(SocketTable::default());
+        let id = policy.register(&sockets);
         Lab {
-            sockets: Mutex::new(Vec::new()),
+            sockets,
             accepted_names: Mutex::new(HashSet::new()),
             lingering: Mutex::new(Vec::new()),
             sink,
             places,
-            look_up_peers: false,
+            outside_facing: false,
+            max_wait: None,
+            policy,
+            id,
         }
     }
 
-    /// Makes the lab find the program at the other end of each accepted connection.
-    pub(crate) fn look_up_peers(mut self) -> Self {
-        self.look_up_peers = true;
+    /// Makes the lab take addresses from outside: it finds the program at the other end of
+    /// each connection, and refuses destinations that are other sessions' sockets.
+    pub(crate) fn outside_facing(mut self) -> Self {
+        self.outside_facing = true;
         self
     }
 
@@ -172,9 +256,22 @@ impl Lab {
         };
         let mut event = self.emit(enter);
         on_enter();
-        let outcome = self
-            .execute(caller.endpoint, &event.call, conn_endpoint)
-            .await;
+        let executing = self.execute(caller.endpoint, &event.call, conn_endpoint);
+        let outcome = match self.max_wait {
+            None => executing.await,
+            Some(max_wait) => tokio::time::timeout(max_wait, executing)
+                .await
+                .unwrap_or_else(|_| {
+                    Err(errno::refused_by_lab(
+                        Errno::ETIMEDOUT,
+                        format!(
+                            "the call waited {} s, the longest this server lets a call wait \
+                             (--max-call-wait)",
+                            max_wait.as_secs()
+                        ),
+                    ))
+                }),
+        };
         event.phase = Phase::Return;
         match &outcome {
             Ok(result) => event.result = Some(result.clone()),
@@ -182,6 +279,18 @@ impl Lab {
         }
         self.emit(event);
         outcome
+    }
+
+    /// Makes each call give up, with `ETIMEDOUT` from the lab, once it has waited the
+    /// server's `--max-call-wait`: for the sandbox, whose run has no time limit of its own.
+    pub(crate) fn with_call_time_limit(mut self) -> Self {
+        self.max_wait = Some(self.policy.limits().max_call_wait());
+        self
+    }
+
+    /// The bounds the server sets.
+    pub(crate) fn limits(&self) -> &crate::limits::Limits {
+        self.policy.limits()
     }
 
     /// The lab's event stream, for notices that go with its events.
@@ -193,7 +302,7 @@ impl Lab {
     /// does when a program exits.
     pub(crate) fn exit(&self, role: &str) {
         let prefix = format!("{role}.");
-        let mut sockets = lock(&self.sockets);
+        let mut sockets = self.sockets.lock();
         for (endpoint, socket) in sockets.iter() {
             if endpoint.starts_with(&prefix) {
                 self.linger(endpoint, socket);
@@ -206,7 +315,7 @@ impl Lab {
     fn linger(&self, endpoint: &str, socket: &LabSocket) {
         if let Some(pair) = socket.last_pair() {
             let mut lingering = lock(&self.lingering);
-            if lingering.len() >= MAX_SOCKETS {
+            if lingering.len() >= self.policy.limits().max_sockets {
                 lingering.remove(0);
             }
             lingering.push((endpoint.to_owned(), pair));
@@ -217,7 +326,7 @@ impl Lab {
     /// event numbered under the socket table's lock, so that the views of successive events
     /// follow each other in `seq` order.
     fn emit(&self, mut event: Event) -> Event {
-        let sockets = lock(&self.sockets);
+        let sockets = self.sockets.lock();
         event.kernel = self.kernel_view(&sockets);
         self.sink.emit(event)
     }
@@ -271,17 +380,21 @@ impl Lab {
         let io_error = |error: std::io::Error| errno::from_io(&error);
         match call {
             Call::Socket { family, sock_type } => {
-                let mut sockets = lock(&self.sockets);
+                let mut sockets = self.sockets.lock();
                 if sockets.iter().any(|(id, _)| id == endpoint) {
                     return Err(errno::refused_by_lab(
                         Errno::EEXIST,
                         format!("an endpoint named {endpoint} is already open"),
                     ));
                 }
-                if sockets.len() >= MAX_SOCKETS {
+                let max_sockets = self.policy.limits().max_sockets;
+                if sockets.len() >= max_sockets {
                     return Err(errno::refused_by_lab(
                         Errno::EMFILE,
-                        format!("a session may hold at most {MAX_SOCKETS} sockets open at once"),
+                        format!(
+                            "a session may hold at most {max_sockets} sockets open at once \
+                             (--max-sockets); close some first"
+                        ),
                     ));
                 }
                 let socket = LabSocket::open(*family, *sock_type).map_err(io_error)?;
@@ -308,7 +421,7 @@ impl Lab {
             }
             Call::Bind { address } => {
                 let socket = self.socket(endpoint)?;
-                let address = self.places.resolve(address, socket.family(), true)?;
+                let address = self.resolve(address, &socket, true)?;
                 socket.bind(&address).map_err(io_error)?;
                 Ok(snapshot(ReturnValue::None, &socket))
             }
@@ -325,7 +438,7 @@ impl Lab {
                 // are drawn from their own events.
                 let process = conn
                     .last_pair()
-                    .filter(|_| self.look_up_peers)
+                    .filter(|_| self.outside_facing)
                     .and_then(kernel::process_at_other_end);
                 let conn_fd = conn.fd();
                 let address = peer.or_else(|| conn.peer_addr()).ok_or_else(|| {
@@ -344,12 +457,12 @@ impl Lab {
             }
             Call::Connect { address } => {
                 let socket = self.socket(endpoint)?;
-                let address = self.places.resolve(address, socket.family(), false)?;
+                let address = self.resolve(address, &socket, false)?;
                 // The program that listens there is looked up before connecting: a quick
                 // server may have answered, closed and ended by the time connect returns.
                 let listener = address
                     .as_socket()
-                    .filter(|_| self.look_up_peers && socket.is_tcp())
+                    .filter(|_| self.outside_facing && socket.is_tcp())
                     .and_then(kernel::process_listening_on);
                 socket.connect(&address).await.map_err(io_error)?;
                 let mut result = snapshot(ReturnValue::None, &socket);
@@ -357,28 +470,32 @@ impl Lab {
                 Ok(result)
             }
             Call::Send { data } => {
+                self.check_send_size(call)?;
                 let socket = self.socket(endpoint)?;
                 let count = socket.send(&data.0).await.map_err(io_error)?;
                 Ok(snapshot(ReturnValue::Sent { count }, &socket))
             }
             Call::Sendall { data } => {
+                self.check_send_size(call)?;
                 let socket = self.socket(endpoint)?;
                 socket.send_all(&data.0).await.map_err(io_error)?;
                 Ok(snapshot(ReturnValue::None, &socket))
             }
             Call::Sendto { data, address } => {
                 let socket = self.socket(endpoint)?;
-                let address = self.places.resolve(address, socket.family(), false)?;
+                self.check_send_size(call)?;
+                let address = self.resolve(address, &socket, false)?;
                 let count = socket.send_to(&data.0, &address).await.map_err(io_error)?;
                 Ok(snapshot(ReturnValue::Sent { count }, &socket))
             }
             Call::Recv { bufsize } | Call::Recvfrom { bufsize } => {
-                if *bufsize > MAX_RECV_BUFSIZE {
+                let max_recv = self.policy.limits().max_recv_bytes;
+                if *bufsize > max_recv {
                     return Err(errno::refused_by_lab(
                         Errno::EINVAL,
                         format!(
-                            "{}({bufsize}) asks for more than Socket Lab's limit of \
-                             {MAX_RECV_BUFSIZE} bytes",
+                            "{}({bufsize}) asks for more than this server's limit of \
+                             {max_recv} bytes (--max-recv-bytes)",
                             call.name()
                         ),
                     ));
@@ -440,7 +557,7 @@ impl Lab {
             }
             Call::Close => {
                 let socket = {
-                    let mut sockets = lock(&self.sockets);
+                    let mut sockets = self.sockets.lock();
                     let index = sockets
                         .iter()
                         .position(|(id, _)| id == endpoint)
@@ -465,8 +582,43 @@ impl Lab {
         }
     }
 
+    /// The kernel address for an address the program gave, after the places' and the
+    /// policy's checks.
+    fn resolve(
+        &self,
+        address: &shared::SockAddr,
+        socket: &LabSocket,
+        binding: bool,
+    ) -> Result<socket2::SockAddr, CallError> {
+        if let Some(ip) = policy::ip_address(address) {
+            self.policy.check_ip(ip.ip())?;
+            if !binding {
+                self.policy
+                    .check_destination(self.id, ip, self.outside_facing)?;
+            }
+        }
+        self.places.resolve(address, socket.family(), binding)
+    }
+
+    /// Refuses to send more bytes at once than the server allows.
+    fn check_send_size(&self, call: &Call) -> Result<(), CallError> {
+        let max_send = self.policy.limits().max_send_bytes;
+        match call.sent_data() {
+            Some(data) if data.len() > max_send => Err(errno::refused_by_lab(
+                Errno::EMSGSIZE,
+                format!(
+                    "{} of {} bytes is more than this server's limit of {max_send} bytes a \
+                     call (--max-send-bytes)",
+                    call.name(),
+                    data.len()
+                ),
+            )),
+            _ => Ok(()),
+        }
+    }
+
     fn socket(&self, endpoint: &str) -> Result<Arc<LabSocket>, CallError> {
-        lock(&self.sockets)
+        self.sockets.lock()
             .iter()
             .find(|(id, _)| id == endpoint)
             .map(|(_, socket)| Arc::clone(socket))
@@ -475,7 +627,7 @@ impl Lab {
 
     /// Stores an accepted socket under a free endpoint id based on `wanted`.
     fn adopt(&self, wanted: &str, socket: LabSocket) -> String {
-        let mut sockets = lock(&self.sockets);
+        let mut sockets = self.sockets.lock();
         let mut names = lock(&self.accepted_names);
         let mut id = wanted.to_owned();
         let mut number = 2;
@@ -492,7 +644,7 @@ impl Lab {
 impl Drop for Lab {
     /// Closes every socket before the lab's directory and its socket files are removed.
     fn drop(&mut self) {
-        lock(&self.sockets).clear();
+        self.sockets.lock().clear();
         self.places.remove();
     }
 }

@@ -6,9 +6,8 @@
 //! prefix of its own in Linux's abstract namespace, which is shared by the whole machine. A
 //! relative path is taken inside the directory and an abstract name gets the prefix, so that
 //! the tutorial's short names work and no lab can reach another's sockets or anyone else's.
-//! IP addresses must be loopback: a lab never sends a packet off this machine.
+//! IP addresses are checked by the server's [`crate::policy::Policy`] before they get here.
 
-use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -79,14 +78,8 @@ impl Places {
             ));
         }
         let resolved = match address {
-            SockAddr::Inet { host, .. } => {
-                check_loopback_v4(*host)?;
-                address.clone()
-            }
-            SockAddr::Inet6 { host, .. } => {
-                check_loopback_v6(*host)?;
-                address.clone()
-            }
+            // The lab's policy has checked IP addresses already.
+            SockAddr::Inet { .. } | SockAddr::Inet6 { .. } => address.clone(),
             SockAddr::Unix {
                 path,
                 r#abstract: true,
@@ -125,11 +118,13 @@ impl Places {
         } else {
             path
         };
-        if relative.as_os_str().is_empty()
-            || !relative
-                .components()
-                .all(|component| matches!(component, Component::Normal(_)))
-        {
+        // One plain name: the directory has no subdirectories, so nothing else could be
+        // inside it, and nothing in it can be a symbolic link to elsewhere.
+        let mut components = relative.components();
+        if !matches!(
+            (components.next(), components.next()),
+            (Some(Component::Normal(_)), None)
+        ) {
             return Err(self.outside(path));
         }
         Ok(self.dir.join(relative))
@@ -149,9 +144,31 @@ impl Places {
 
     fn make_dir(&self) -> Result<(), CallError> {
         use std::os::unix::fs::DirBuilderExt;
+        use std::os::unix::fs::MetadataExt;
         match std::fs::DirBuilder::new().mode(0o700).create(&self.dir) {
             Ok(()) => Ok(()),
-            Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+            Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
+                // Made by an earlier bind of this lab, or planted by someone else (another
+                // user could make the name a symbolic link to their own directory): only a
+                // real directory of this process's user, closed to others, is used.
+                let metadata =
+                    std::fs::symlink_metadata(&self.dir).map_err(|error| errno::from_io(&error))?;
+                let ours = metadata.is_dir()
+                    && metadata.uid() == nix::unistd::geteuid().as_raw()
+                    && metadata.mode() & 0o077 == 0;
+                if ours {
+                    Ok(())
+                } else {
+                    Err(errno::refused_by_lab(
+                        Errno::EACCES,
+                        format!(
+                            "{} exists and is not this session's own directory (a symbolic \
+                             link, or open to other users); Socket Lab will not bind there",
+                            self.dir.display()
+                        ),
+                    ))
+                }
+            }
             Err(error) => Err(errno::from_io(&error)),
         }
     }
@@ -166,32 +183,6 @@ impl Places {
             }
         }
     }
-}
-
-fn check_loopback_v4(host: Ipv4Addr) -> Result<(), CallError> {
-    if host.is_loopback() {
-        Ok(())
-    } else {
-        Err(not_loopback(&host.to_string()))
-    }
-}
-
-fn check_loopback_v6(host: Ipv6Addr) -> Result<(), CallError> {
-    if host.is_loopback() || host.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()) {
-        Ok(())
-    } else {
-        Err(not_loopback(&host.to_string()))
-    }
-}
-
-fn not_loopback(host: &str) -> CallError {
-    errno::refused_by_lab(
-        Errno::EACCES,
-        format!(
-            "{host} is not a loopback address; Socket Lab only binds, connects and sends on \
-             this machine (127.0.0.0/8 and ::1)"
-        ),
-    )
 }
 
 #[cfg(test)]
@@ -218,7 +209,7 @@ mod tests {
                 .resolve(&unix(&absolute.to_string_lossy()), Family::Unix, false)
                 .is_ok()
         );
-        for escape in ["../x.sock", "/tmp/x.sock", "a/../../x", "/"] {
+        for escape in ["../x.sock", "/tmp/x.sock", "a/../../x", "/", "sub/x.sock", "./x"] {
             let error = places
                 .resolve(&unix(escape), Family::Unix, false)
                 .unwrap_err();
@@ -251,57 +242,33 @@ mod tests {
     }
 
     #[test]
-    fn only_loopback_addresses_are_allowed() {
+    fn an_address_of_another_family_is_refused_before_any_call() {
         let places = Places::new();
-        let v4 = |host: [u8; 4]| SockAddr::Inet {
-            host: host.into(),
+        let v4 = SockAddr::Inet {
+            host: std::net::Ipv4Addr::LOCALHOST,
             port: 1,
         };
-        assert!(
-            places
-                .resolve(&v4([127, 1, 2, 3]), Family::Inet, false)
-                .is_ok()
-        );
-        for host in [[10, 0, 0, 1], [0, 0, 0, 0], [192, 168, 1, 1], [8, 8, 8, 8]] {
-            assert_eq!(
-                places
-                    .resolve(&v4(host), Family::Inet, false)
-                    .unwrap_err()
-                    .errno,
-                "EACCES"
-            );
-        }
-        let v6 = |host: Ipv6Addr| SockAddr::Inet6 {
-            host,
-            port: 1,
-            flowinfo: 0,
-            scope_id: 0,
+        let error = places.resolve(&v4, Family::Inet6, false).unwrap_err();
+        assert_eq!(error.errno, "EAFNOSUPPORT");
+    }
+
+    #[test]
+    fn a_directory_planted_as_a_symlink_is_not_used() {
+        let places = Places::new();
+        let elsewhere = std::env::temp_dir().join(format!(
+            "socket-lab-test-elsewhere-{}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&elsewhere).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, places.dir()).unwrap();
+        let unix = SockAddr::Unix {
+            path: "server.sock".into(),
+            r#abstract: false,
         };
-        assert!(
-            places
-                .resolve(&v6(Ipv6Addr::LOCALHOST), Family::Inet6, false)
-                .is_ok()
-        );
-        assert!(
-            places
-                .resolve(
-                    &v6(Ipv4Addr::new(127, 0, 0, 1).to_ipv6_mapped()),
-                    Family::Inet6,
-                    false
-                )
-                .is_ok()
-        );
-        assert!(
-            places
-                .resolve(&v6(Ipv6Addr::UNSPECIFIED), Family::Inet6, false)
-                .is_err()
-        );
-        assert_eq!(
-            places
-                .resolve(&v4([127, 0, 0, 1]), Family::Inet6, false)
-                .unwrap_err()
-                .errno,
-            "EAFNOSUPPORT"
-        );
+        let error = places.resolve(&unix, Family::Unix, true).unwrap_err();
+        std::fs::remove_file(places.dir()).unwrap();
+        std::fs::remove_dir_all(&elsewhere).unwrap();
+        assert_eq!(error.errno, "EACCES");
+        assert!(error.message.contains("symbolic"), "{}", error.message);
     }
 }

@@ -129,10 +129,11 @@ proptest! {
             .build()
             .unwrap();
         let before = open_descriptors();
-        let (events_tx, mut events_rx) = mpsc::unbounded_channel();
+        // Room for every event of a case, so that each can be checked.
+        let (sink, mut events_rx) = EventSink::new(10_000);
         let places = Places::new();
         let dir = places.dir().to_path_buf();
-        let lab = Lab::new(EventSink::new(events_tx), places);
+        let lab = Lab::new(sink, places, Default::default());
         runtime.block_on(async {
             for (endpoint, call) in calls {
                 // The strategy's addresses use one host; each case gets its own.
@@ -188,8 +189,8 @@ fn accept_on_a_shut_down_listener_waits_without_spinning() {
             .enable_all()
             .build()
             .unwrap();
-        let (events_tx, _events_rx) = mpsc::unbounded_channel();
-        let lab = Lab::new(EventSink::new(events_tx), Places::new());
+        let (sink, _events_rx) = EventSink::new(100);
+        let lab = Lab::new(sink, Places::new(), Default::default());
         let caller = Caller {
             role: "user",
             endpoint: "s",

@@ -24,10 +24,6 @@ use crate::lab::{Caller, Lab};
 
 pub(crate) use pace::Gate;
 
-/// The longest a run may take before it is stopped. The tutorial's programs take
-/// milliseconds; a run that takes this long is stuck in a blocking call.
-pub(crate) const MAX_RUN_TIME: Duration = Duration::from_secs(30);
-
 /// The longest a run that pauses before each call may take: a student thinks between calls.
 pub(crate) const MAX_PAUSED_RUN_TIME: Duration = Duration::from_secs(60 * 60);
 
@@ -417,10 +413,13 @@ pub(crate) async fn play(
         let limit = if gate.is_some() {
             MAX_PAUSED_RUN_TIME
         } else {
-            MAX_RUN_TIME
+            lab.limits().max_run_time()
         };
+        // The tutorial's programs take milliseconds; a run that takes this long is stuck in
+        // a blocking call.
         let reason = format!(
-            "the run took longer than {} seconds and was stopped",
+            "the run took longer than {} seconds, this server's limit (--max-run-time), and \
+             was stopped",
             limit.as_secs()
         );
         (limit, reason)
