@@ -122,9 +122,7 @@ impl Limits {
             ("--max-run-time", self.max_run_time),
         ] {
             if value == 0 || value > 7 * 24 * 3600 {
-                return Err(format!(
-                    "{option} must be 1 to 604800 seconds, not {value}"
-                ));
+                return Err(format!("{option} must be 1 to 604800 seconds, not {value}"));
             }
         }
         Ok(())

@@ -110,9 +110,7 @@ impl Policy {
         {
             return Err(errno::refused_by_lab(
                 Errno::EACCES,
-                format!(
-                    "{destination} is Socket Lab's own web server; sessions may not reach it"
-                ),
+                format!("{destination} is Socket Lab's own web server; sessions may not reach it"),
             ));
         }
         if !other_sessions {
@@ -131,7 +129,9 @@ impl Policy {
             {
                 return Err(errno::refused_by_lab(
                     Errno::EACCES,
-                    format!("{destination} is a socket of another session; sessions may not reach each other"),
+                    format!(
+                        "{destination} is a socket of another session; sessions may not reach each other"
+                    ),
                 ));
             }
         }
@@ -150,9 +150,7 @@ fn same_place(bound: SocketAddr, destination: SocketAddr) -> bool {
 /// An IPv4-mapped IPv6 address (`::ffff:127.0.0.1`) as the IPv4 address it is.
 fn canonical(address: IpAddr) -> IpAddr {
     match address {
-        IpAddr::V6(v6) => v6
-            .to_ipv4_mapped()
-            .map_or(IpAddr::V6(v6), IpAddr::V4),
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
         v4 @ IpAddr::V4(_) => v4,
     }
 }

@@ -61,10 +61,7 @@ pub(crate) struct Run {
 impl Run {
     /// Prepares a run of `scenario` on the next loopback address; its events will come out of
     /// the returned receiver, which ends when the run has ended and its sockets are closed.
-    pub(crate) fn prepare(
-        scenario: &Scenario,
-        policy: Arc<Policy>,
-    ) -> (Self, RunItems) {
+    pub(crate) fn prepare(scenario: &Scenario, policy: Arc<Policy>) -> (Self, RunItems) {
         let places = Places::new();
         let setup = RunSetup {
             host: LoopbackPool::shared().next_address(),
@@ -120,11 +117,7 @@ impl Run {
         Ok((run, events))
     }
 
-    fn with_plan(
-        plan: Plan,
-        places: Places,
-        policy: Arc<Policy>,
-    ) -> (Self, RunItems) {
+    fn with_plan(plan: Plan, places: Places, policy: Arc<Policy>) -> (Self, RunItems) {
         let (sink, events_rx) = EventSink::new(policy.limits().event_queue);
         let run = Run {
             plan,
@@ -194,10 +187,7 @@ pub async fn record_with_outside(
     Ok(collect(run, events).await)
 }
 
-async fn collect(
-    run: Run,
-    mut events: RunItems,
-) -> (Vec<Event>, RunOutcome) {
+async fn collect(run: Run, mut events: RunItems) -> (Vec<Event>, RunOutcome) {
     let collect = async {
         let mut all = Vec::new();
         while let Some(item) = events.recv().await {

@@ -612,7 +612,7 @@ async fn forward_events(run_id: u64, mut items: RunItems, outbox: Outbox) {
                 }
             }
             if batch.len() < MAX_BATCH {
-                next = items.try_recv().ok();
+                next = items.try_recv();
             }
         }
         if !send_batch(run_id, &mut batch, &outbox).await {

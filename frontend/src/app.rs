@@ -120,10 +120,17 @@ impl Connection {
         socket.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
         on_message.forget();
         let this = Rc::clone(self);
-        let on_close = Closure::<dyn FnMut(CloseEvent)>::new(move |_event: CloseEvent| {
+        let on_close = Closure::<dyn FnMut(CloseEvent)>::new(move |event: CloseEvent| {
             this.socket.borrow_mut().take();
-            this.model.update(Model::lose_link);
-            this.schedule_reconnect();
+            this.model
+                .update(|model| model.close_link(Some((event.code(), event.reason()))));
+            // An idle session is not reopened on its own; a reload starts a new one.
+            if !matches!(
+                this.model.with_untracked(|m| m.link.clone()),
+                Link::Closed { .. }
+            ) {
+                this.schedule_reconnect();
+            }
         });
         socket.set_onclose(Some(on_close.as_ref().unchecked_ref()));
         on_close.forget();
@@ -452,6 +459,10 @@ fn App() -> impl IntoView {
         Link::Connecting => "connecting…".to_owned(),
         Link::Connected => "connected".to_owned(),
         Link::Lost => "backend lost: reconnecting…".to_owned(),
+        Link::Refused { reason } => format!("the server refused this session: {reason}; retrying…"),
+        Link::Closed { reason } => {
+            format!("the server closed this session: {reason}. Reload the page to start again.")
+        }
         Link::WrongVersion { server } => format!(
             "this page speaks protocol {} but the backend speaks {server}: reload the page, or rebuild the frontend",
             shared::PROTOCOL_VERSION
@@ -1043,6 +1054,14 @@ fn RunPanel(
             Some(view! {
                 <p class="outside-wait" data-testid="outside-instructions">
                     {format!("Waiting for your {role}: run {role}.py below (it uses host '127.0.0.1' and the port written in it). Socket Lab plays the {other} and shows every call it makes.")}
+                </p>
+            })
+        })}
+        {move || model.with(|m| {
+            let dropped = m.run.as_ref()?.dropped_count();
+            (dropped > 0).then(|| view! {
+                <p class="dropped" data-testid="events-dropped">
+                    {format!("{dropped} events of this run were not sent to this page: it could not keep up with them. The calls happened all the same, and each event's kernel view is what the kernel said at that moment.")}
                 </p>
             })
         })}

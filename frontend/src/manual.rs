@@ -3,7 +3,6 @@
 //! Plain Rust, tested natively. Every field is checked here, before anything is sent, with a
 //! message that says what to type instead; the kernel's own errors come back as events.
 
-
 use shared::{Bytes, Call, Family, MAX_RECV_BUFSIZE, SockAddr, SockOption, SockType};
 
 /// The calls the form offers, in the order a program usually makes them.

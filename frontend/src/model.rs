@@ -33,6 +33,18 @@ pub enum Link {
     Connected,
     /// The backend is gone; the page retries on its own.
     Lost,
+    /// The server closed the session for a reason it gave (too many sessions, a limit);
+    /// the page retries on its own.
+    Refused {
+        /// The server's reason, in words.
+        reason: String,
+    },
+    /// The server closed the session because it was idle; the page does not come back on
+    /// its own (a forgotten tab should not hold a session), but on a reload.
+    Closed {
+        /// The server's reason, in words.
+        reason: String,
+    },
     /// The backend speaks another protocol version; the page must not guess.
     WrongVersion {
         /// The backend's version.
@@ -136,8 +148,23 @@ impl Model {
 
     /// The link was lost: nothing shown may look live any more.
     pub fn lose_link(&mut self) {
+        self.close_link(None);
+    }
+
+    /// The backend closed the connection with a WebSocket close code and reason: the link
+    /// says why, and a live run is marked as ended (it is not live any more, whatever the
+    /// page last drew).
+    pub fn close_link(&mut self, closed: Option<(u16, String)>) {
         if !matches!(self.link, Link::WrongVersion { .. }) {
-            self.link = Link::Lost;
+            self.link = match closed {
+                Some((shared::message::close_code::IDLE, reason)) => Link::Closed { reason },
+                // 1000 is a plain end, 1001 the server going away, 1006 a lost connection:
+                // the page retries as for any loss.
+                Some((code, reason)) if !reason.is_empty() && code != 1001 => {
+                    Link::Refused { reason }
+                }
+                _ => Link::Lost,
+            };
         }
         if let Some(run) = self.run.as_mut()
             && run.outcome.is_none()
@@ -326,6 +353,11 @@ impl RunView {
             events: self.events.clone(),
             outcome: self.outcome.clone(),
         }
+    }
+
+    /// How many of the run's events the server did not send to this page.
+    pub fn dropped_count(&self) -> u64 {
+        self.dropped.iter().map(|dropped| dropped.count).sum()
     }
 
     /// The index of the event shown as the current one: the cursor, or the newest event.

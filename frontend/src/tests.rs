@@ -657,3 +657,63 @@ fn an_outside_program_gets_a_lifeline_and_its_bytes_arrows() {
     assert_eq!(layout(run).arrows.len(), 2);
     assert_eq!(crate::model::role_colour("outside"), "outside");
 }
+
+#[test]
+fn events_the_server_dropped_leave_a_count_and_the_rest_still_lines_up() {
+    // The server sent the first two events, dropped the next 50, then sent the rest.
+    let mut events = simple_run();
+    for event in &mut events[2..] {
+        event.seq += 50;
+    }
+    let mut model = model_with(events[..2].to_vec());
+    model.apply(ServerMessage::EventsDropped {
+        run: 1,
+        dropped: shared::Dropped {
+            count: 50,
+            first_seq: 2,
+            last_seq: 51,
+        },
+    });
+    model.apply(ServerMessage::Events {
+        run: 1,
+        events: events[2..].to_vec(),
+    });
+    let run = model.run.as_ref().unwrap();
+    assert_eq!(run.dropped_count(), 50);
+    // Arrows are placed by the events' places in the run, not by their seq.
+    let message = &run.messages[0];
+    assert!(message.received_at.unwrap() < run.events.len() as u64);
+    let diagram = layout(run);
+    assert!(diagram.arrows[0].to.1 <= row_y(run.events.len() as u64));
+    // Such a run can be saved and opened again.
+    let json = run.to_file().to_json();
+    let mut reopened = Model::default();
+    reopened.open_trace(&json, "gap.json".into());
+    assert_eq!(reopened.error, None);
+    assert_eq!(reopened.run.unwrap().events.len(), run.events.len());
+}
+
+#[test]
+fn a_session_the_server_closed_says_why_and_is_not_shown_as_live() {
+    let mut idle = model_with(simple_run()[..3].to_vec());
+    idle.close_link(Some((
+        shared::message::close_code::IDLE,
+        "this page sent nothing for 3600 s".into(),
+    )));
+    assert!(matches!(&idle.link, Link::Closed { reason } if reason.contains("3600 s")));
+    assert!(matches!(
+        idle.run.unwrap().outcome,
+        Some(RunOutcome::Cancelled { .. })
+    ));
+
+    let mut full = Model::default();
+    full.close_link(Some((1013, "the server is serving 2000 sessions".into())));
+    assert!(matches!(&full.link, Link::Refused { reason } if reason.contains("2000")));
+
+    let mut lost = Model::default();
+    lost.close_link(Some((1006, String::new())));
+    assert_eq!(lost.link, Link::Lost);
+    let mut shut_down = Model::default();
+    shut_down.close_link(Some((1001, "the server is shutting down".into())));
+    assert_eq!(shut_down.link, Link::Lost);
+}

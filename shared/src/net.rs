@@ -203,16 +203,14 @@ pub fn parse_host_v4(text: &str) -> Result<Ipv4Addr, String> {
 
 /// One part of an `inet_aton` address: decimal, `0x` hexadecimal, or octal with a leading 0.
 fn parse_aton_part(part: &str) -> Option<u32> {
-    let (digits, radix) = if let Some(hex) = part
-        .strip_prefix("0x")
-        .or_else(|| part.strip_prefix("0X"))
-    {
-        (hex, 16)
-    } else if part.len() > 1 && part.starts_with('0') {
-        (&part[1..], 8)
-    } else {
-        (part, 10)
-    };
+    let (digits, radix) =
+        if let Some(hex) = part.strip_prefix("0x").or_else(|| part.strip_prefix("0X")) {
+            (hex, 16)
+        } else if part.len() > 1 && part.starts_with('0') {
+            (&part[1..], 8)
+        } else {
+            (part, 10)
+        };
     if digits.is_empty() && radix != 16 || !digits.chars().all(|c| c.is_digit(radix)) {
         return None;
     }
@@ -545,7 +543,9 @@ mod tests {
                 scope_id: 3
             }
         );
-        assert!(read(r#"{"family":"AF_INET6","host":"fe80::1%3","port":80,"scope_id":4}"#).is_err());
+        assert!(
+            read(r#"{"family":"AF_INET6","host":"fe80::1%3","port":80,"scope_id":4}"#).is_err()
+        );
         assert!(read(r#"{"family":"AF_INET","host":"example.com","port":80}"#).is_err());
         assert!(read(r#"{"family":"AF_INET","host":"127.0.0.1","port":65536}"#).is_err());
     }

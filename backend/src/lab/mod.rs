@@ -49,7 +49,47 @@ pub(crate) enum RunItem {
 }
 
 /// The receiving end of a run's stream.
-pub(crate) type RunItems = mpsc::Receiver<RunItem>;
+#[derive(Debug)]
+pub(crate) struct RunItems {
+    items: mpsc::Receiver<RunItem>,
+    /// The count of events dropped after everything queued, shared with the sink.
+    dropped: Arc<Mutex<Option<shared::Dropped>>>,
+}
+
+impl RunItems {
+    /// The next item; `None` once the run has ended and everything is taken.
+    ///
+    /// Events dropped after everything queued are reported as soon as the queue is empty,
+    /// and at the latest when the run ends: a run that drops its last events and then waits
+    /// (or ends) still says so.
+    pub(crate) async fn recv(&mut self) -> Option<RunItem> {
+        match self.items.try_recv() {
+            Ok(item) => return Some(item),
+            Err(mpsc::error::TryRecvError::Empty) => {}
+            Err(mpsc::error::TryRecvError::Disconnected) => return self.take_dropped(),
+        }
+        // The queue is empty, so any count waiting follows everything already taken.
+        if let Some(dropped) = self.take_dropped() {
+            return Some(dropped);
+        }
+        match self.items.recv().await {
+            Some(item) => Some(item),
+            None => self.take_dropped(),
+        }
+    }
+
+    /// The next item if one is ready now.
+    pub(crate) fn try_recv(&mut self) -> Option<RunItem> {
+        match self.items.try_recv() {
+            Ok(item) => Some(item),
+            Err(_) => self.take_dropped(),
+        }
+    }
+
+    fn take_dropped(&self) -> Option<RunItem> {
+        lock(&self.dropped).take().map(RunItem::Dropped)
+    }
+}
 
 /// Numbers events and hands them on in `seq` order, through a queue of bounded length.
 ///
@@ -68,8 +108,9 @@ pub(crate) struct EventSink {
 struct SinkState {
     next_seq: u64,
     events: mpsc::Sender<RunItem>,
-    /// Events dropped since the last one queued.
-    dropped: Option<shared::Dropped>,
+    /// Events dropped since the last one queued. The receiver takes the count itself when
+    /// it finds the queue empty.
+    dropped: Arc<Mutex<Option<shared::Dropped>>>,
 }
 
 impl EventSink {
@@ -78,15 +119,16 @@ impl EventSink {
     pub(crate) fn new(capacity: usize) -> (Self, RunItems) {
         // One more place for a pause notice.
         let (events, items) = mpsc::channel(capacity.max(1) + 1);
+        let dropped = Arc::new(Mutex::new(None));
         let sink = EventSink {
             started: Instant::now(),
             state: Mutex::new(SinkState {
                 next_seq: 0,
                 events,
-                dropped: None,
+                dropped: Arc::clone(&dropped),
             }),
         };
-        (sink, items)
+        (sink, RunItems { items, dropped })
     }
 
     /// Numbers, timestamps and sends an event. The sequence number and the timestamp are
@@ -121,20 +163,22 @@ impl SinkState {
     /// Queues the count of dropped events, if any, when at least `keep` places remain after
     /// it. Returns whether no count is left waiting.
     fn flush_dropped(&mut self, keep: usize) -> bool {
-        let Some(dropped) = self.dropped.take() else {
+        let mut waiting = lock(&self.dropped);
+        let Some(dropped) = waiting.take() else {
             return true;
         };
         if self.events.capacity() > keep {
             let _ = self.events.try_send(RunItem::Dropped(dropped));
             true
         } else {
-            self.dropped = Some(dropped);
+            *waiting = Some(dropped);
             false
         }
     }
 
     fn count_dropped(&mut self, seq: u64) {
-        let dropped = self.dropped.get_or_insert(shared::Dropped {
+        let mut waiting = lock(&self.dropped);
+        let dropped = waiting.get_or_insert(shared::Dropped {
             count: 0,
             first_seq: seq,
             last_seq: seq,
@@ -618,7 +662,8 @@ impl Lab {
     }
 
     fn socket(&self, endpoint: &str) -> Result<Arc<LabSocket>, CallError> {
-        self.sockets.lock()
+        self.sockets
+            .lock()
             .iter()
             .find(|(id, _)| id == endpoint)
             .map(|(_, socket)| Arc::clone(socket))

@@ -209,7 +209,14 @@ mod tests {
                 .resolve(&unix(&absolute.to_string_lossy()), Family::Unix, false)
                 .is_ok()
         );
-        for escape in ["../x.sock", "/tmp/x.sock", "a/../../x", "/", "sub/x.sock", "./x"] {
+        for escape in [
+            "../x.sock",
+            "/tmp/x.sock",
+            "a/../../x",
+            "/",
+            "sub/x.sock",
+            "./x",
+        ] {
             let error = places
                 .resolve(&unix(escape), Family::Unix, false)
                 .unwrap_err();
@@ -255,10 +262,8 @@ mod tests {
     #[test]
     fn a_directory_planted_as_a_symlink_is_not_used() {
         let places = Places::new();
-        let elsewhere = std::env::temp_dir().join(format!(
-            "socket-lab-test-elsewhere-{}",
-            std::process::id()
-        ));
+        let elsewhere =
+            std::env::temp_dir().join(format!("socket-lab-test-elsewhere-{}", std::process::id()));
         std::fs::create_dir_all(&elsewhere).unwrap();
         std::os::unix::fs::symlink(&elsewhere, places.dir()).unwrap();
         let unix = SockAddr::Unix {

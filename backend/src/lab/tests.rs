@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use shared::{Bytes, Call, Family, Phase, SockAddr, SockOption, SockType};
-use tokio::sync::mpsc;
 
 use super::{Caller, EventSink, Lab, Places};
 
@@ -161,7 +160,7 @@ proptest! {
         })?;
         drop(lab);
         let mut open_calls = 0i64;
-        while let Ok(super::RunItem::Event(event)) = events_rx.try_recv() {
+        while let Some(super::RunItem::Event(event)) = events_rx.try_recv() {
             match event.phase {
                 Phase::Enter => open_calls += 1,
                 Phase::Return => {
