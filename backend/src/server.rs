@@ -13,7 +13,7 @@ use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse};
 use axum::routing::get;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tower_http::services::ServeDir;
 
 use crate::access::Access;
@@ -62,6 +62,9 @@ pub(crate) struct AppState {
     pub(crate) policy: Arc<Policy>,
     /// The sessions being served.
     pub(crate) sessions: Sessions,
+    /// Held by every session through this state; once all are gone, [`serve`] knows every
+    /// session has ended (upgraded connections are not the HTTP server's to wait for).
+    _alive: mpsc::Sender<()>,
 }
 
 /// Counts the sessions being served, in total and by client address.
@@ -129,7 +132,12 @@ impl Drop for SessionPlace {
 /// address the server listens on, which names its own origin and which sessions may not
 /// reach. It must be served with its clients' addresses
 /// (`into_make_service_with_connect_info::<SocketAddr>`), as [`serve`] does.
-fn app(config: &Config, local: SocketAddr, shutdown: watch::Receiver<bool>) -> Router {
+fn app(
+    config: &Config,
+    local: SocketAddr,
+    shutdown: watch::Receiver<bool>,
+    alive: mpsc::Sender<()>,
+) -> Router {
     let access = Access::new(config, local);
     let policy = Policy::new(config.limits.clone())
         .allow_networks(config.allow_net.clone())
@@ -139,6 +147,7 @@ fn app(config: &Config, local: SocketAddr, shutdown: watch::Receiver<bool>) -> R
         access,
         policy: Arc::new(policy),
         sessions: Sessions::default(),
+        _alive: alive,
     });
     let router = Router::new()
         .route("/ws", get(ws::handler))
@@ -168,16 +177,26 @@ pub async fn serve(
 ) -> io::Result<()> {
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let mut shutting_down = shutdown_rx.clone();
-    let app = app(&config, listener.local_addr()?, shutdown_rx);
-    let serving = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
-        shutdown.await;
-        // Sessions watch this and close themselves; a send error only means none is left.
-        let _ = shutdown_tx.send(true);
-    });
+    let (alive, mut all_ended) = mpsc::channel::<()>(1);
+    let app = app(&config, listener.local_addr()?, shutdown_rx, alive);
+    let serving = async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            // Sessions watch this and close themselves; a send error only means none is
+            // left.
+            let _ = shutdown_tx.send(true);
+        })
+        .await?;
+        // The HTTP server has stopped; the sessions it upgraded may still be closing. Each
+        // holds the app's state, and with it a sender that nobody uses: once the last is
+        // dropped, every session has ended and removed its files.
+        let _ = all_ended.recv().await;
+        Ok(())
+    };
     let deadline = async move {
         let _ = shutting_down.wait_for(|down| *down).await;
         tokio::time::sleep(SHUTDOWN_GRACE).await;
@@ -185,7 +204,10 @@ pub async fn serve(
     tokio::select! {
         served = serving => served,
         () = deadline => {
-            tracing::warn!("sessions did not close within {} s; stopping anyway", SHUTDOWN_GRACE.as_secs());
+            tracing::warn!(
+                "sessions did not close within {} s; stopping anyway",
+                SHUTDOWN_GRACE.as_secs()
+            );
             Ok(())
         }
     }

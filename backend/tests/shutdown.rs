@@ -1,0 +1,160 @@
+//! The real `backend` binary stopped with SIGTERM while pages are connected: every session
+//! is closed with 1001, every file removed, and the process gone within 5 seconds.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::json;
+use shared::ServerMessage;
+use tokio_tungstenite::tungstenite::Message;
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Reads until a message that `wanted` picks.
+async fn until<T>(socket: &mut Socket, wanted: impl Fn(ServerMessage) -> Option<T>) -> T {
+    loop {
+        let frame = tokio::time::timeout(Duration::from_secs(10), socket.next())
+            .await
+            .expect("no message within 10 s")
+            .expect("the session ended")
+            .unwrap();
+        if let Message::Text(text) = frame
+            && let Some(found) = wanted(serde_json::from_str(text.as_str()).unwrap())
+        {
+            return found;
+        }
+    }
+}
+
+/// The run directory a `RunStarted` names.
+fn run_dir(message: ServerMessage) -> Option<PathBuf> {
+    match message {
+        ServerMessage::RunStarted { unix_dir, .. } => unix_dir.map(PathBuf::from),
+        _ => None,
+    }
+}
+
+#[tokio::test]
+async fn sigterm_closes_every_session_removes_every_file_and_exits_within_5_s() {
+    let port = common::free_port();
+    let empty = tempdir();
+    let mut server = Command::new(env!("CARGO_BIN_EXE_backend"))
+        .args(["--addr", &format!("127.0.0.1:{port}"), "--static-dir"])
+        .arg(&empty)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = format!("ws://127.0.0.1:{port}/ws");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut connect = async || loop {
+        match tokio_tungstenite::connect_async(&url).await {
+            Ok((socket, _)) => break socket,
+            Err(_) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(error) => panic!("the server never listened: {error}"),
+        }
+    };
+
+    // A sandbox with a Unix socket file, a paused scenario, and a page doing nothing.
+    let mut sandbox = connect().await;
+    let call = |endpoint: &str, call: serde_json::Value| {
+        let mut message = json!({"type": "call", "endpoint": endpoint});
+        for (key, value) in call.as_object().unwrap() {
+            message[key] = value.clone();
+        }
+        Message::Text(message.to_string().into())
+    };
+    sandbox
+        .send(call(
+            "u",
+            json!({"call": "socket", "args": {"family": "AF_UNIX", "type": "SOCK_STREAM"}}),
+        ))
+        .await
+        .unwrap();
+    let sandbox_dir = until(&mut sandbox, run_dir).await;
+    sandbox
+        .send(call(
+            "u",
+            json!({"call": "bind", "args": {"address": {"family": "AF_UNIX", "path": "lab.sock"}}}),
+        ))
+        .await
+        .unwrap();
+    until(&mut sandbox, |message| match message {
+        ServerMessage::Events { events, .. } => events
+            .iter()
+            .any(|e| e.call.name() == "bind" && e.result.is_some())
+            .then_some(()),
+        _ => None,
+    })
+    .await;
+    assert!(sandbox_dir.join("lab.sock").exists());
+
+    let mut paused = connect().await;
+    paused
+        .send(Message::Text(
+            json!({"type": "play", "scenario": "unix-stream", "pause_before_calls": true})
+                .to_string()
+                .into(),
+        ))
+        .await
+        .unwrap();
+    let paused_dir = until(&mut paused, run_dir).await;
+    until(&mut paused, |message| {
+        matches!(message, ServerMessage::Paused { .. }).then_some(())
+    })
+    .await;
+
+    let mut idle = connect().await;
+
+    let stopping = Instant::now();
+    let killed = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    for (name, socket) in [
+        ("sandbox", &mut sandbox),
+        ("paused", &mut paused),
+        ("idle", &mut idle),
+    ] {
+        let close = loop {
+            match tokio::time::timeout(Duration::from_secs(5), socket.next())
+                .await
+                .unwrap_or_else(|_| panic!("the {name} session was not closed within 5 s"))
+            {
+                Some(Ok(Message::Close(frame))) => break frame,
+                Some(Ok(_)) => {}
+                other => panic!("the {name} session ended without a close frame: {other:?}"),
+            }
+        };
+        assert_eq!(u16::from(close.unwrap().code), 1001, "{name}");
+    }
+    let status = loop {
+        if let Some(status) = server.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            stopping.elapsed() < Duration::from_secs(5),
+            "the server still runs 5 s after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(status.success(), "{status:?}");
+    for dir in [&sandbox_dir, &paused_dir] {
+        assert!(!dir.exists(), "{} was left behind", dir.display());
+    }
+    std::fs::remove_dir_all(&empty).unwrap();
+}
+
+/// An empty directory of this test's own, for `--static-dir`.
+fn tempdir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("socket-lab-shutdown-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
