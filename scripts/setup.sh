@@ -2,7 +2,8 @@
 # Installs, idempotently, everything a fresh machine lacks to build and test Socket Lab.
 #
 #   scripts/setup.sh          tools to build and run the app (wasm target, trunk, wasm-bindgen, wasm-opt)
-#   scripts/setup.sh --test   the same, plus headless Chromium and chromedriver for the browser tests
+#   scripts/setup.sh --test   the same, plus what the tests use: headless Chromium and chromedriver,
+#                             Python 3 and netcat as outside peers, nightly Rust and cargo-fuzz
 #
 # Every step first checks whether its tool is already there at the right version, so a prepared
 # machine passes through in a second or two. See ../shared/TOOLCHAIN.md for why each pin exists.
@@ -12,6 +13,7 @@ set -euo pipefail
 
 TRUNK_VERSION=0.21.14
 BINARYEN_VERSION=132.0.0
+CARGO_FUZZ_VERSION=0.13.2
 TOOLS_DIR="${SOCKET_LAB_TOOLS:-$HOME/.cache/socket-lab-tools}"
 
 want_browser=0
@@ -69,6 +71,15 @@ if [ "$want_browser" = 1 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq chromium chromium-driver >/dev/null
+  fi
+  # The fuzz target of the protocol decoders needs nightly Rust and cargo-fuzz.
+  if ! rustup run nightly rustc --version >/dev/null 2>&1; then
+    log "installing the nightly toolchain (for cargo fuzz)"
+    rustup toolchain install nightly --profile minimal
+  fi
+  if [ "$(cargo fuzz --version 2>/dev/null || true)" != "cargo-fuzz $CARGO_FUZZ_VERSION" ]; then
+    log "installing cargo-fuzz $CARGO_FUZZ_VERSION (about 30 seconds)"
+    cargo install --locked "cargo-fuzz@$CARGO_FUZZ_VERSION"
   fi
   # Python 3 and netcat are outside peers in the integration tests (the tutorial's own
   # programs, and `nc` as a student would use it).

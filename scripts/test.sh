@@ -23,3 +23,13 @@ step "the page's component tests (wasm in headless Chromium)"
 CHROMEDRIVER="$(command -v chromedriver)" \
 WASM_BINDGEN_TEST_WEBDRIVER_JSON="$PWD/frontend/webdriver.json" \
   cargo test -p frontend --target wasm32-unknown-unknown
+step "fuzz the protocol decoders for ${SOCKET_LAB_FUZZ_SECS:-30} s"
+# New inputs go to a scratch corpus; the seeds in the repository stay as they are. A crash
+# fails the step and leaves its input in fuzz/artifacts/.
+corpus="$(mktemp -d)"
+trap 'rm -rf "$corpus"' EXIT
+# No sanitizer: the decoders are safe Rust, so what fuzzing finds here is panics, and
+# uninstrumented runs try more inputs in the time.
+cargo +nightly fuzz run protocol --sanitizer none --target-dir target/fuzz \
+  "$corpus" fuzz/seeds/protocol -- -max_total_time="${SOCKET_LAB_FUZZ_SECS:-30}" \
+  -print_final_stats=1 2>&1 | tail -n 12

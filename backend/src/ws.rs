@@ -167,7 +167,7 @@ async fn session(socket: WebSocket, state: Arc<AppState>, place: SessionPlace) {
                         )).await;
                         continue;
                     }
-                    match serde_json::from_str::<ClientMessage>(text.as_str()) {
+                    match shared::message::decode_client_message(text.as_str()) {
                         Ok(message) => runs.handle(message, &outbox).await,
                         Err(error) => {
                             reply_error(&outbox, ErrorCode::MalformedMessage, format!(

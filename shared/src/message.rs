@@ -153,6 +153,13 @@ pub fn check_endpoint_name(endpoint: &str, new_socket: bool) -> Result<(), Strin
     Ok(())
 }
 
+/// Reads a message from the page: the server's one decoder, which the fuzz target
+/// (`fuzz/fuzz_targets/protocol.rs`) drives with arbitrary input. Any text gives a
+/// message or an error that says what was wrong; none makes it panic.
+pub fn decode_client_message(text: &str) -> Result<ClientMessage, String> {
+    serde_json::from_str(text).map_err(|error| error.to_string())
+}
+
 /// The `id` of the [`ScenarioInfo`] in the `RunStarted` of a sandbox run, and the `role` of
 /// its events.
 pub const SANDBOX_ID: &str = "sandbox";

@@ -1,0 +1,28 @@
+//! Arbitrary bytes into every decoder that reads what a browser or a file can send: the
+//! server's reader of page messages, the page's reader of server messages, and the trace
+//! file reader. None may panic; a message read must be written and read back the same, and
+//! an endpoint name is checked without panicking however long or odd it is.
+
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use shared::message::{check_endpoint_name, decode_client_message};
+use shared::{ClientMessage, ServerMessage, TraceFile};
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Ok(message) = decode_client_message(text) {
+        let again = serde_json::to_string(&message).expect("a message read can be written");
+        assert_eq!(decode_client_message(&again).as_ref(), Ok(&message));
+        if let ClientMessage::Call { endpoint, call } = &message {
+            let _ = check_endpoint_name(endpoint, call.creates_endpoint());
+        }
+    }
+    if let Ok(message) = serde_json::from_str::<ServerMessage>(text) {
+        let again = serde_json::to_string(&message).expect("a message read can be written");
+        assert_eq!(serde_json::from_str::<ServerMessage>(&again).ok(), Some(message));
+    }
+    let _ = TraceFile::parse(text);
+});
