@@ -796,3 +796,37 @@ async fn a_server_with_a_token_serves_only_pages_that_give_it() {
     let _ = client.close().await;
     result.unwrap();
 }
+
+async fn the_page_says_which_limit_closed_its_session(client: &Client) -> Result<(), String> {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| e.to_string())?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let mut config = backend::Config::new(repo_root().join("dist"));
+    config.limits.idle_timeout = 2;
+    tokio::spawn(backend::serve(listener, config, std::future::pending()));
+    client
+        .goto(&format!("http://{addr}/"))
+        .await
+        .map_err(|e| e.to_string())?;
+    wait_for_text(client, "connection-status", "connected").await?;
+    // Nothing is sent for two seconds: the server closes the session and says why, and the
+    // page shows it instead of reconnecting behind the student's back.
+    let status = wait_for_text(client, "connection-status", "--idle-timeout").await?;
+    if !status.contains("Reload the page") {
+        return Err(format!("the status does not say what to do: {status:?}"));
+    }
+    save_screenshot(client, "idle-closed.png").await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    wait_for_text(client, "connection-status", "--idle-timeout").await?;
+    Ok(())
+}
+
+#[tokio::test]
+#[ignore = "needs dist/ and chromedriver: run scripts/test.sh"]
+async fn a_session_closed_for_a_limit_says_which() {
+    let (_driver, client) = start_browser().await;
+    let result = the_page_says_which_limit_closed_its_session(&client).await;
+    let _ = client.close().await;
+    result.unwrap();
+}

@@ -111,7 +111,9 @@ async fn page(addr: SocketAddr, first: usize, until: Instant) -> Tally {
             }
             ServerMessage::Error { message, .. } => tally.problems.push(message),
             ServerMessage::EventsDropped { dropped, .. } => {
-                tally.problems.push(format!("{} events dropped", dropped.count));
+                tally
+                    .problems
+                    .push(format!("{} events dropped", dropped.count));
             }
             _ => {}
         }
@@ -193,7 +195,10 @@ async fn two_hundred_pages_playing_for_30_s_leave_nothing_behind() {
          {memory_before} KiB before, {memory_peak} KiB at most, {memory_after} KiB after",
         elapsed.as_secs_f64()
     );
-    assert!(problems.is_empty(), "runs that did not complete: {problems:?}");
+    assert!(
+        problems.is_empty(),
+        "runs that did not complete: {problems:?}"
+    );
     assert!(runs >= SESSIONS, "only {runs} runs in {seconds} s");
     assert!(
         descriptors_back,
