@@ -51,7 +51,7 @@ async fn sigterm_closes_every_session_removes_every_file_and_exits_within_5_s() 
         .unwrap();
     let url = format!("ws://127.0.0.1:{port}/ws");
     let deadline = Instant::now() + Duration::from_secs(20);
-    let mut connect = async || loop {
+    let connect = async || loop {
         match tokio_tungstenite::connect_async(&url).await {
             Ok((socket, _)) => break socket,
             Err(_) if Instant::now() < deadline => {
