@@ -151,6 +151,7 @@ fn app(
     });
     let router = Router::new()
         .route("/ws", get(ws::handler))
+        .route("/access", get(ws::access))
         .with_state(state);
     if config.static_dir.join("index.html").is_file() {
         router.fallback_service(ServeDir::new(&config.static_dir))

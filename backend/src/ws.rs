@@ -75,6 +75,21 @@ pub(crate) async fn handler(
         })
 }
 
+/// Answers whether `/ws` would let this page in, with the reason if not: 204, or 401/403
+/// with the reason as text. Browsers hide why a WebSocket handshake failed, so the page asks
+/// here after one fails, to tell "open the URL with the token" from "the backend is gone".
+/// It says no more than `/ws` itself answers.
+pub(crate) async fn access(
+    State(state): State<Arc<AppState>>,
+    headers: axum::http::HeaderMap,
+    Query(handshake): Query<Handshake>,
+) -> Response {
+    match state.access.check(&headers, handshake.token.as_deref()) {
+        Ok(()) => axum::http::StatusCode::NO_CONTENT.into_response(),
+        Err(refused) => (refused.status, refused.reason).into_response(),
+    }
+}
+
 /// Closes a just-opened WebSocket with a code and the reason in words.
 async fn refuse(mut socket: WebSocket, code: u16, reason: String) {
     tracing::info!(%reason, "refused a session");

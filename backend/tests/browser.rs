@@ -770,12 +770,19 @@ async fn the_page_passes_the_servers_token(client: &Client) -> Result<(), String
     let mut config = backend::Config::new(repo_root().join("dist"));
     config.token = Some("lab-token-1234".into());
     tokio::spawn(backend::serve(listener, config, std::future::pending()));
-    // Without the token the page cannot open a session, and says so.
+    // Without the token the page cannot open a session, and says why: not a lost backend,
+    // but the URL without its token.
     client
         .goto(&format!("http://{addr}/"))
         .await
         .map_err(|e| e.to_string())?;
-    wait_for_text(client, "connection-status", "reconnecting").await?;
+    wait_for_text(
+        client,
+        "connection-status",
+        "open the URL the server printed",
+    )
+    .await?;
+    save_screenshot(client, "token-missing.png").await;
     // With the URL the server printed, it can.
     client
         .goto(&format!(

@@ -120,10 +120,24 @@ impl Connection {
         socket.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
         on_message.forget();
         let this = Rc::clone(self);
+        let access_url = format!("/access{query}");
         let on_close = Closure::<dyn FnMut(CloseEvent)>::new(move |event: CloseEvent| {
             this.socket.borrow_mut().take();
+            // A handshake the server refused (a wrong token, another origin) looks to the
+            // page like a lost backend; the server says which it was when asked.
+            let never_opened =
+                this.model.with_untracked(|m| m.link != Link::Connected) && event.code() == 1006;
             this.model
                 .update(|model| model.close_link(Some((event.code(), event.reason()))));
+            if never_opened {
+                let model = this.model;
+                let url = access_url.clone();
+                leptos::task::spawn_local(async move {
+                    if let Some(reason) = refused_because(&url).await {
+                        model.update(|m| m.close_link(Some((1008, reason))));
+                    }
+                });
+            }
             // An idle session is not reopened on its own; a reload starts a new one.
             if !matches!(
                 this.model.with_untracked(|m| m.link.clone()),
@@ -174,6 +188,24 @@ impl Connection {
             *self.pending_play.borrow_mut() = Some((scenario, pause_before_calls));
         }
     }
+}
+
+/// Asks the server whether it would open a session for this page, after a handshake
+/// failed; returns its reason when it would not (`None` when it would, or is not there).
+async fn refused_because(url: &str) -> Option<String> {
+    let response = wasm_bindgen_futures::JsFuture::from(window().fetch_with_str(url))
+        .await
+        .ok()?
+        .dyn_into::<web_sys::Response>()
+        .ok()?;
+    if !matches!(response.status(), 401 | 403) {
+        return None;
+    }
+    let text = wasm_bindgen_futures::JsFuture::from(response.text().ok()?)
+        .await
+        .ok()?
+        .as_string()?;
+    Some(text)
 }
 
 /// Mounts the run panel alone on `parent`, showing what `model` holds: what the component

@@ -155,7 +155,11 @@ impl Model {
     /// says why, and a live run is marked as ended (it is not live any more, whatever the
     /// page last drew).
     pub fn close_link(&mut self, closed: Option<(u16, String)>) {
-        if !matches!(self.link, Link::WrongVersion { .. }) {
+        // A page the server refused gets refused again at every retry; the reason stays
+        // shown rather than flickering to "lost" between the retry and the server's answer.
+        let refused_again = matches!(self.link, Link::Refused { .. })
+            && matches!(&closed, Some((1006, reason)) if reason.is_empty());
+        if !matches!(self.link, Link::WrongVersion { .. }) && !refused_again {
             self.link = match closed {
                 Some((shared::message::close_code::IDLE, reason)) => Link::Closed { reason },
                 // 1000 is a plain end, 1001 the server going away, 1006 a lost connection:

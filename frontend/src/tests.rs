@@ -710,6 +710,10 @@ fn a_session_the_server_closed_says_why_and_is_not_shown_as_live() {
     full.close_link(Some((1013, "the server is serving 2000 sessions".into())));
     assert!(matches!(&full.link, Link::Refused { reason } if reason.contains("2000")));
 
+    // A refused page retrying is refused again: the reason stays shown.
+    full.close_link(Some((1006, String::new())));
+    assert!(matches!(&full.link, Link::Refused { .. }));
+
     let mut lost = Model::default();
     lost.close_link(Some((1006, String::new())));
     assert_eq!(lost.link, Link::Lost);
