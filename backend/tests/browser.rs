@@ -136,6 +136,15 @@ async fn in_browser(test: impl AsyncFnOnce(&Client, SocketAddr) -> Result<(), St
     result.unwrap();
 }
 
+/// Opens a browser for a test that serves the app itself (with settings of its own, or
+/// stopping and restarting it), and closes the browser before the test fails.
+async fn in_browser_alone(test: impl AsyncFnOnce(&Client) -> Result<(), String>) {
+    let (_driver, client) = start_browser().await;
+    let result = test(&client).await;
+    let _ = client.close().await;
+    result.unwrap();
+}
+
 async fn save_screenshot(client: &Client, name: &str) {
     let dir = repo_root().join("e2e-artifacts");
     std::fs::create_dir_all(&dir).unwrap();
@@ -208,10 +217,7 @@ async fn page_reconnects(client: &Client) -> Result<(), String> {
 #[tokio::test]
 #[ignore = "needs dist/ and chromedriver: run scripts/test.sh"]
 async fn the_page_says_when_the_backend_restarts_and_reconnects() {
-    let (_driver, client) = start_browser().await;
-    let result = page_reconnects(&client).await;
-    let _ = client.close().await;
-    result.unwrap();
+    in_browser_alone(page_reconnects).await;
 }
 
 /// For each scenario, something its page must show once it has played: (scenario, the
@@ -463,10 +469,7 @@ async fn a_saved_trace_replays_without_the_backend(client: &Client) -> Result<()
 #[tokio::test]
 #[ignore = "needs dist/ and chromedriver: run scripts/test.sh"]
 async fn a_saved_trace_opens_and_replays_with_the_backend_stopped() {
-    let (_driver, client) = start_browser().await;
-    let result = a_saved_trace_replays_without_the_backend(&client).await;
-    let _ = client.close().await;
-    result.unwrap();
+    in_browser_alone(a_saved_trace_replays_without_the_backend).await;
 }
 
 /// A trace of a client that sends `sends` times: two events a send, and a connect first.
@@ -798,10 +801,7 @@ async fn the_page_passes_the_servers_token(client: &Client) -> Result<(), String
 #[tokio::test]
 #[ignore = "needs dist/ and chromedriver: run scripts/test.sh"]
 async fn a_server_with_a_token_serves_only_pages_that_give_it() {
-    let (_driver, client) = start_browser().await;
-    let result = the_page_passes_the_servers_token(&client).await;
-    let _ = client.close().await;
-    result.unwrap();
+    in_browser_alone(the_page_passes_the_servers_token).await;
 }
 
 async fn the_page_says_which_limit_closed_its_session(client: &Client) -> Result<(), String> {
@@ -832,8 +832,5 @@ async fn the_page_says_which_limit_closed_its_session(client: &Client) -> Result
 #[tokio::test]
 #[ignore = "needs dist/ and chromedriver: run scripts/test.sh"]
 async fn a_session_closed_for_a_limit_says_which() {
-    let (_driver, client) = start_browser().await;
-    let result = the_page_says_which_limit_closed_its_session(&client).await;
-    let _ = client.close().await;
-    result.unwrap();
+    in_browser_alone(the_page_says_which_limit_closed_its_session).await;
 }
