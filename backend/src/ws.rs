@@ -245,19 +245,11 @@ async fn session(socket: WebSocket, state: Arc<AppState>, place: SessionPlace) {
 /// Whether reading failed because a message or frame was over the size limit.
 fn is_too_big(error: &axum::Error) -> bool {
     use std::error::Error as _;
-    let mut source: Option<&(dyn std::error::Error + 'static)> = error.source();
-    while let Some(inner) = source {
-        if let Some(tungstenite) = inner.downcast_ref::<tokio_tungstenite::tungstenite::Error>() {
-            return matches!(
-                tungstenite,
-                tokio_tungstenite::tungstenite::Error::Capacity(_)
-            );
-        }
-        source = inner.source();
-    }
-    // axum may hand over the tungstenite error itself rather than as a source.
-    error.to_string().contains("Space limit exceeded")
-        || error.to_string().contains("Message too long")
+    // axum wraps tungstenite's error; its source is that error.
+    error
+        .source()
+        .and_then(|inner| inner.downcast_ref::<tokio_tungstenite::tungstenite::Error>())
+        .is_some_and(|inner| matches!(inner, tokio_tungstenite::tungstenite::Error::Capacity(_)))
 }
 
 /// Completes once the server starts shutting down.
