@@ -22,7 +22,7 @@ use ipnet::IpNet;
 use nix::errno::Errno;
 use shared::{CallError, SockAddr};
 
-use crate::lab::{SocketTable, errno};
+use crate::lab::{SocketTable, errno, lock};
 use crate::limits::Limits;
 
 /// The server's rules for every lab.
@@ -162,12 +162,6 @@ pub(crate) fn ip_address(address: &SockAddr) -> Option<SocketAddr> {
         SockAddr::Inet6 { host, port, .. } => Some(SocketAddr::from((*host, *port))),
         SockAddr::Unix { .. } => None,
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ use tokio::sync::{mpsc, watch};
 use tower_http::services::ServeDir;
 
 use crate::access::Access;
+use crate::lab::lock;
 use crate::limits::Limits;
 use crate::policy::Policy;
 use crate::ws;
@@ -84,11 +85,7 @@ impl Sessions {
     /// Takes a place for a session from `client`, or says which limit is reached.
     pub(crate) fn admit(state: &Arc<AppState>, client: IpAddr) -> Result<SessionPlace, String> {
         let limits = state.policy.limits();
-        let mut by_client = state
-            .sessions
-            .by_client
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut by_client = lock(&state.sessions.by_client);
         let total: usize = by_client.values().sum();
         if total >= limits.max_sessions {
             return Err(format!(
@@ -113,12 +110,7 @@ impl Sessions {
 
 impl Drop for SessionPlace {
     fn drop(&mut self) {
-        let mut by_client = self
-            .state
-            .sessions
-            .by_client
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut by_client = lock(&self.state.sessions.by_client);
         if let Some(count) = by_client.get_mut(&self.client) {
             *count -= 1;
             if *count == 0 {

@@ -139,7 +139,7 @@ impl Page {
         };
         let before = returned(&self.events);
         let errors = self.errors.len();
-        self.send(call_message(endpoint, call)).await;
+        self.send(common::call_message(endpoint, call)).await;
         while returned(&self.events) == before {
             assert_eq!(
                 self.errors.len(),
@@ -174,18 +174,6 @@ impl Page {
         }
         self.errors.last().unwrap().clone()
     }
-}
-
-/// A sandbox call's message: the call's `call` and `args` beside `type` and `endpoint`.
-fn call_message(endpoint: &str, call: Value) -> Value {
-    let Value::Object(fields) = call else {
-        panic!("a call is a JSON object: {call}")
-    };
-    let mut message = json!({"type": "call", "endpoint": endpoint});
-    for (key, value) in fields {
-        message[key] = value;
-    }
-    message
 }
 
 fn inet(host: &str, port: u16) -> Value {
@@ -282,7 +270,7 @@ async fn every_spelling_of_loopback_works_and_nothing_else_is_reached() {
         );
     }
     let (code, message) = page
-        .refused(call_message(
+        .refused(common::call_message(
             "a",
             json!({"call": "connect", "args": {"address": inet("example.com", 80)}}),
         ))

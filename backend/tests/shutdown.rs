@@ -64,11 +64,7 @@ async fn sigterm_closes_every_session_removes_every_file_and_exits_within_5_s() 
     // A sandbox with a Unix socket file, a paused scenario, and a page doing nothing.
     let mut sandbox = connect().await;
     let call = |endpoint: &str, call: serde_json::Value| {
-        let mut message = json!({"type": "call", "endpoint": endpoint});
-        for (key, value) in call.as_object().unwrap() {
-            message[key] = value.clone();
-        }
-        Message::Text(message.to_string().into())
+        Message::Text(common::call_message(endpoint, call).to_string().into())
     };
     sandbox
         .send(call(

@@ -729,7 +729,7 @@ fn no_such_endpoint(endpoint: &str) -> CallError {
 
 /// Locks a mutex. A poisoned lock only means another thread panicked while holding it; the
 /// data (a map of sockets, a counter) is still consistent, so it is used as it is.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)

@@ -48,3 +48,16 @@ pub(crate) fn tutorial_client(port: u16) -> Output {
         client
     })
 }
+
+/// A sandbox call's message, written as raw JSON as a page sends it: the call's `call` and
+/// `args` beside `type` and `endpoint`.
+pub(crate) fn call_message(endpoint: &str, call: serde_json::Value) -> serde_json::Value {
+    let serde_json::Value::Object(fields) = call else {
+        panic!("a call is a JSON object: {call}")
+    };
+    let mut message = serde_json::json!({"type": "call", "endpoint": endpoint});
+    for (key, value) in fields {
+        message[key] = value;
+    }
+    message
+}
