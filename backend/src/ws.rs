@@ -590,32 +590,26 @@ async fn forward_events(run_id: u64, mut items: RunItems, outbox: Outbox) {
     while let Some(first) = items.recv().await {
         let mut next = Some(first);
         while let Some(item) = next.take() {
-            match item {
-                RunItem::Event(event) => batch.push(event),
-                RunItem::Paused(call) => {
-                    // Events before the pause go first, so the page sees them in order.
-                    if !send_batch(run_id, &mut batch, &outbox).await {
-                        return;
-                    }
-                    let paused = ServerMessage::Paused {
-                        run: run_id,
-                        next: call,
-                    };
-                    if outbox.send(Outgoing::Message(paused)).await.is_err() {
-                        return;
-                    }
+            let notice = match item {
+                RunItem::Event(event) => {
+                    batch.push(event);
+                    None
                 }
-                RunItem::Dropped(dropped) => {
-                    if !send_batch(run_id, &mut batch, &outbox).await {
-                        return;
-                    }
-                    let dropped = ServerMessage::EventsDropped {
-                        run: run_id,
-                        dropped,
-                    };
-                    if outbox.send(Outgoing::Message(dropped)).await.is_err() {
-                        return;
-                    }
+                RunItem::Paused(call) => Some(ServerMessage::Paused {
+                    run: run_id,
+                    next: call,
+                }),
+                RunItem::Dropped(dropped) => Some(ServerMessage::EventsDropped {
+                    run: run_id,
+                    dropped,
+                }),
+            };
+            if let Some(notice) = notice {
+                // The events before a notice go first, so the page sees them in order.
+                if !send_batch(run_id, &mut batch, &outbox).await
+                    || outbox.send(Outgoing::Message(notice)).await.is_err()
+                {
+                    return;
                 }
             }
             if batch.len() < MAX_BATCH {
