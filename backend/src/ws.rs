@@ -33,10 +33,6 @@ use crate::scenario;
 use crate::scenario::Gate;
 use crate::server::{AppState, SessionPlace, Sessions};
 
-/// The most events sent in one WebSocket message: enough to keep frames few when a run is
-/// busy, small enough that the page draws each batch at once.
-const MAX_BATCH: usize = 256;
-
 /// The most messages waiting for the writer. Together with the run's event queue and
 /// [`MAX_BATCH`], it bounds what a session holds for a page that reads slowly.
 const OUTBOX_MESSAGES: usize = 4;
@@ -585,53 +581,165 @@ async fn forward_run(
 }
 
 /// Sends a run's events in batches, and its pauses, until the run's stream ends.
+///
+/// A quiet run's events go out as soon as they are made, so the page shows each call as it
+/// happens. A busy run's (more than [`BUSY_EVENTS_PER_SEC`]) are gathered into one message
+/// every [`FRAME_INTERVAL`]: a page cannot draw more often than that anyway, and a message
+/// per call would cost the page more in frames than in events.
 async fn forward_events(run_id: u64, mut items: RunItems, outbox: Outbox) {
-    let mut batch = Vec::new();
-    while let Some(first) = items.recv().await {
+    let mut pacer = Pacer::new(Instant::now());
+    let mut frame = Frame::default();
+    let mut ended = false;
+    while !ended {
+        let Some(first) = items.recv().await else {
+            break;
+        };
         let mut next = Some(first);
-        while let Some(item) = next.take() {
-            let notice = match item {
-                RunItem::Event(event) => {
-                    batch.push(event);
-                    None
-                }
-                RunItem::Paused(call) => Some(ServerMessage::Paused {
-                    run: run_id,
-                    next: call,
-                }),
-                RunItem::Dropped(dropped) => Some(ServerMessage::EventsDropped {
-                    run: run_id,
-                    dropped,
-                }),
-            };
-            if let Some(notice) = notice {
-                // The events before a notice go first, so the page sees them in order.
-                if !send_batch(run_id, &mut batch, &outbox).await
-                    || outbox.send(Outgoing::Message(notice)).await.is_err()
-                {
-                    return;
+        loop {
+            if let Some(item) = next.take() {
+                match item {
+                    RunItem::Event(event) => {
+                        frame.events.push(event);
+                        pacer.count(1, Instant::now());
+                    }
+                    RunItem::Dropped(dropped) => frame.dropped.push(dropped),
+                    RunItem::Paused(call) => {
+                        // A paused run makes no more calls until the user has seen this, so
+                        // it goes at once, after the events before it.
+                        let notice = ServerMessage::Paused {
+                            run: run_id,
+                            next: call,
+                        };
+                        if !frame.send(run_id, &outbox).await
+                            || outbox.send(Outgoing::Message(notice)).await.is_err()
+                        {
+                            return;
+                        }
+                        pacer.sent(Instant::now());
+                    }
                 }
             }
-            if batch.len() < MAX_BATCH {
-                next = items.try_recv();
+            if frame.events.len() >= MAX_BATCH {
+                break;
+            }
+            if let Some(item) = items.try_recv() {
+                next = Some(item);
+                continue;
+            }
+            // Nothing more is ready: a quiet run's frame goes now, a busy run's when due.
+            let Some(due) = pacer.due(Instant::now()) else {
+                break;
+            };
+            tokio::select! {
+                item = items.recv() => match item {
+                    Some(item) => next = Some(item),
+                    None => {
+                        ended = true;
+                        break;
+                    }
+                },
+                () = tokio::time::sleep_until(due) => break,
             }
         }
-        if !send_batch(run_id, &mut batch, &outbox).await {
+        // A full frame of a busy run still waits its turn; the run's queue holds (or counts)
+        // what comes meanwhile.
+        if let Some(due) = pacer.due(Instant::now())
+            && !ended
+        {
+            tokio::time::sleep_until(due).await;
+        }
+        if !frame.send(run_id, &outbox).await {
             return;
         }
+        pacer.sent(Instant::now());
+    }
+    frame.send(run_id, &outbox).await;
+}
+
+/// The most events in one message: at 60 messages a second, 245,760 events a second. A run
+/// that makes more fills its queue, and the events that find it full are counted as dropped.
+const MAX_BATCH: usize = 4096;
+
+/// A run that makes more events a second than this is busy: its events go out in at most
+/// 60 messages a second.
+const BUSY_EVENTS_PER_SEC: u64 = 2_000;
+
+/// The least time between two messages of events of a busy run: 1/60 s.
+const FRAME_INTERVAL: Duration = Duration::from_micros(16_667);
+
+/// How long a run's rate is measured over before it counts as quiet again.
+const RATE_WINDOW: Duration = Duration::from_millis(100);
+
+/// The events and dropped ranges of one message, gathered in `seq` order.
+#[derive(Debug, Default)]
+struct Frame {
+    events: Vec<shared::Event>,
+    dropped: Vec<shared::Dropped>,
+}
+
+impl Frame {
+    /// Sends what was gathered as one message, if anything; `false` once the browser is gone.
+    async fn send(&mut self, run_id: u64, outbox: &Outbox) -> bool {
+        if self.events.is_empty() && self.dropped.is_empty() {
+            return true;
+        }
+        let message = ServerMessage::Events {
+            run: run_id,
+            events: std::mem::take(&mut self.events),
+            dropped: std::mem::take(&mut self.dropped),
+        };
+        outbox.send(Outgoing::Message(message)).await.is_ok()
     }
 }
 
-/// Sends the events gathered so far as one message; `false` once the browser is gone.
-async fn send_batch(run_id: u64, batch: &mut Vec<shared::Event>, outbox: &Outbox) -> bool {
-    if batch.is_empty() {
-        return true;
+/// Decides when a run's next message of events may go: at once while the run is quiet, one
+/// [`FRAME_INTERVAL`] after the last while it is busy.
+#[derive(Debug)]
+struct Pacer {
+    window_start: Instant,
+    window_events: u64,
+    busy: bool,
+    last_frame: Option<Instant>,
+}
+
+impl Pacer {
+    fn new(now: Instant) -> Self {
+        Pacer {
+            window_start: now,
+            window_events: 0,
+            busy: false,
+            last_frame: None,
+        }
     }
-    let message = ServerMessage::Events {
-        run: run_id,
-        events: std::mem::take(batch),
-    };
-    outbox.send(Outgoing::Message(message)).await.is_ok()
+
+    /// Counts `events` made by `now`.
+    fn count(&mut self, events: u64, now: Instant) {
+        let elapsed = now.saturating_duration_since(self.window_start);
+        if elapsed >= RATE_WINDOW {
+            // The rate over the window that ended decides until the next one ends.
+            let per_sec = self.window_events as f64 / elapsed.as_secs_f64();
+            self.busy = per_sec > BUSY_EVENTS_PER_SEC as f64;
+            self.window_start = now;
+            self.window_events = 0;
+        }
+        self.window_events += events;
+        // A burst is busy as soon as it is, not only once its window ends.
+        let burst = BUSY_EVENTS_PER_SEC * RATE_WINDOW.as_millis() as u64 / 1000;
+        if self.window_events > burst {
+            self.busy = true;
+        }
+    }
+
+    /// Notes that a message went out `now`.
+    fn sent(&mut self, now: Instant) {
+        self.last_frame = Some(now);
+    }
+
+    /// When the next message may go, if not at once.
+    fn due(&self, now: Instant) -> Option<Instant> {
+        let due = self.last_frame? + FRAME_INTERVAL;
+        (self.busy && due > now).then_some(due)
+    }
 }
 
 /// Sends what the session queues until the queue closes or the browser is gone.
@@ -658,4 +766,50 @@ async fn write_messages(
         }
     }
     let _ = ws_tx.close().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Counts `count` events spread evenly over `span`, starting at `start`.
+    fn spread(pacer: &mut Pacer, start: Instant, span: Duration, count: u32) -> Instant {
+        let step = span / count;
+        let mut now = start;
+        for _ in 0..count {
+            now += step;
+            pacer.count(1, now);
+        }
+        now
+    }
+
+    #[test]
+    fn a_quiet_run_sends_each_event_at_once() {
+        let start = Instant::now();
+        let mut pacer = Pacer::new(start);
+        // 1,000 events a second for two seconds, a message after each.
+        let mut now = start;
+        for _ in 0..2000 {
+            now += Duration::from_millis(1);
+            pacer.count(1, now);
+            assert_eq!(pacer.due(now), None);
+            pacer.sent(now);
+        }
+    }
+
+    #[test]
+    fn a_busy_run_sends_at_most_one_message_a_frame_and_a_quiet_one_again_after() {
+        let start = Instant::now();
+        let mut pacer = Pacer::new(start);
+        pacer.sent(start);
+        // 100,000 events a second: busy within the first window.
+        let now = spread(&mut pacer, start, Duration::from_millis(10), 1000);
+        assert_eq!(pacer.due(now), Some(start + FRAME_INTERVAL));
+        pacer.sent(now);
+        assert_eq!(pacer.due(now), Some(now + FRAME_INTERVAL));
+        assert_eq!(pacer.due(now + FRAME_INTERVAL), None);
+        // Then ten events a second: quiet once a window has shown it.
+        let later = spread(&mut pacer, now, Duration::from_secs(1), 10);
+        assert_eq!(pacer.due(later), None);
+    }
 }

@@ -99,7 +99,16 @@ async fn page(addr: SocketAddr, first: usize, until: Instant) -> Tally {
             .unwrap();
         let Message::Text(text) = frame else { continue };
         match serde_json::from_str::<ServerMessage>(text.as_str()).unwrap() {
-            ServerMessage::Events { events, .. } => tally.events += events.len(),
+            ServerMessage::Events {
+                events, dropped, ..
+            } => {
+                tally.events += events.len();
+                for range in dropped {
+                    tally
+                        .problems
+                        .push(format!("{} events dropped", range.count));
+                }
+            }
             ServerMessage::RunFinished { outcome, .. } => {
                 if let RunOutcome::Cancelled { reason } | RunOutcome::Failed { message: reason } =
                     outcome
@@ -110,11 +119,6 @@ async fn page(addr: SocketAddr, first: usize, until: Instant) -> Tally {
                 playing = false;
             }
             ServerMessage::Error { message, .. } => tally.problems.push(message),
-            ServerMessage::EventsDropped { dropped, .. } => {
-                tally
-                    .problems
-                    .push(format!("{} events dropped", dropped.count));
-            }
             _ => {}
         }
     }

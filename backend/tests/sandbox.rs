@@ -64,7 +64,13 @@ impl User {
                     ServerMessage::RunStarted { unix_dir, .. } => {
                         self.unix_dir = unix_dir.clone();
                     }
-                    ServerMessage::Events { events, .. } => self.events.extend(events.clone()),
+                    ServerMessage::Events {
+                        events, dropped, ..
+                    } => {
+                        // This user reads every message at once; nothing should be dropped.
+                        assert!(dropped.is_empty(), "events were dropped: {dropped:?}");
+                        self.events.extend(events.clone());
+                    }
                     ServerMessage::Error { code, message } => {
                         self.errors.push((*code, message.clone()));
                     }
@@ -72,10 +78,6 @@ impl User {
                         self.finished = Some(outcome.clone());
                     }
                     ServerMessage::Hello { .. } | ServerMessage::Paused { .. } => {}
-                    // This user reads every message at once; nothing should be dropped.
-                    ServerMessage::EventsDropped { dropped, .. } => {
-                        panic!("events were dropped: {dropped:?}")
-                    }
                 }
                 return message;
             }

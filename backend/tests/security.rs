@@ -88,10 +88,12 @@ impl Page {
                 Message::Text(text) => {
                     let message: ServerMessage = serde_json::from_str(text.as_str()).unwrap();
                     match &message {
-                        ServerMessage::Events { events, .. } => {
+                        ServerMessage::Events {
+                            events, dropped, ..
+                        } => {
                             self.events.extend(events.iter().cloned());
+                            self.dropped.extend(dropped.iter().copied());
                         }
-                        ServerMessage::EventsDropped { dropped, .. } => self.dropped.push(*dropped),
                         ServerMessage::Error { code, message } => {
                             self.errors.push((*code, message.clone()));
                         }

@@ -83,8 +83,10 @@ async fn a_session_plays_the_simple_scenario() {
             ServerMessage::Events {
                 run: r,
                 events: batch,
+                dropped,
             } => {
                 assert_eq!(r, run);
+                assert_eq!(dropped, []);
                 events.extend(batch);
             }
             ServerMessage::RunFinished { run: r, outcome } => {

@@ -101,16 +101,16 @@ impl Model {
                 self.error = None;
                 self.run = Some(RunView::new(run, scenario, programs));
             }
-            ServerMessage::Events { run, events } => {
+            ServerMessage::Events {
+                run,
+                events,
+                dropped,
+            } => {
                 if let Some(view) = self.run.as_mut().filter(|view| view.id == run) {
                     for event in events {
                         view.push(event);
                     }
-                }
-            }
-            ServerMessage::EventsDropped { run, dropped } => {
-                if let Some(view) = self.run.as_mut().filter(|view| view.id == run) {
-                    view.dropped.push(dropped);
+                    view.dropped.extend(dropped);
                 }
             }
             ServerMessage::Paused { run, next } => {

@@ -148,7 +148,11 @@ fn model_with(events: Vec<Event>) -> Model {
         programs: vec![],
         unix_dir: None,
     });
-    model.apply(ServerMessage::Events { run: 1, events });
+    model.apply(ServerMessage::Events {
+        run: 1,
+        events,
+        dropped: vec![],
+    });
     model
 }
 
@@ -554,6 +558,7 @@ fn a_paused_run_names_its_next_call_until_it_is_made() {
     model.apply(ServerMessage::Events {
         run: 1,
         events: s.0,
+        dropped: vec![],
     });
     assert_eq!(model.run.as_ref().unwrap().paused, None);
 }
@@ -666,17 +671,14 @@ fn events_the_server_dropped_leave_a_count_and_the_rest_still_lines_up() {
         event.seq += 50;
     }
     let mut model = model_with(events[..2].to_vec());
-    model.apply(ServerMessage::EventsDropped {
-        run: 1,
-        dropped: shared::Dropped {
-            count: 50,
-            first_seq: 2,
-            last_seq: 51,
-        },
-    });
     model.apply(ServerMessage::Events {
         run: 1,
         events: events[2..].to_vec(),
+        dropped: vec![shared::Dropped {
+            count: 50,
+            first_seq: 2,
+            last_seq: 51,
+        }],
     });
     let run = model.run.as_ref().unwrap();
     assert_eq!(run.dropped_count(), 50);

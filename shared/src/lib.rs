@@ -21,9 +21,10 @@
 //!    [`PROTOCOL_VERSION`]. A client built for another version must stop and say so.
 //! 2. The client sends [`ClientMessage::Play`] with a scenario id.
 //! 3. The server answers [`ServerMessage::RunStarted`], then any number of
-//!    [`ServerMessage::Events`] batches, in `seq` order, none skipped unless a
-//!    [`ServerMessage::EventsDropped`] in their place says so (a page that reads more slowly
-//!    than a busy run makes events), then [`ServerMessage::RunFinished`].
+//!    [`ServerMessage::Events`] batches, in `seq` order, none skipped unless a batch's
+//!    `dropped` ranges say so (a page that reads more slowly than a busy run makes events),
+//!    then [`ServerMessage::RunFinished`]. Events go out as they happen; when a run makes
+//!    more than 2,000 a second, at most 60 batches a second carry them.
 //! 4. A message the server cannot accept gets a [`ServerMessage::Error`]; the connection and
 //!    any run in progress go on.
 //!
@@ -69,4 +70,4 @@ pub use trace_file::{TRACE_FORMAT, TraceFile};
 /// The version of this protocol. The server sends it first, in [`ServerMessage::Hello`];
 /// it changes whenever a message changes shape, so that a page built for another version
 /// can say so plainly instead of misreading events.
-pub const PROTOCOL_VERSION: u32 = 3;
+pub const PROTOCOL_VERSION: u32 = 4;

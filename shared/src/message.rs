@@ -191,22 +191,20 @@ pub enum ServerMessage {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         unix_dir: Option<String>,
     },
-    /// Events of a run, in `seq` order.
+    /// Events of a run, in `seq` order, and the ranges of events the server did not send.
+    ///
+    /// Every `seq` of a run comes exactly once: as an event, or inside one of the `dropped`
+    /// ranges of this or another `Events` message. A busy run's events come in at most 60
+    /// messages a second, each with everything that happened since the one before.
     Events {
         /// The run they belong to.
         run: u64,
         /// The events.
         events: Vec<Event>,
-    },
-    /// Events of a run that the server did not send because the page read more slowly
-    /// than they came (see [`Dropped`]); sent in their place, between the events before
-    /// and after them.
-    EventsDropped {
-        /// The run they belong to.
-        run: u64,
-        /// Which events, and how many.
-        #[serde(flatten)]
-        dropped: Dropped,
+        /// Events of the run that the server did not send because the page read more slowly
+        /// than they came (see [`Dropped`]), in `seq` order; absent when there are none.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        dropped: Vec<Dropped>,
     },
     /// A run played with `pause_before_calls` waits before its next call until the client
     /// sends [`ClientMessage::Next`]. Sent each time a call becomes the next to be made.
@@ -459,14 +457,14 @@ mod tests {
                     call: Call::Listen { backlog: 5 },
                 },
             },
-            ServerMessage::Events { run: 1, events },
-            ServerMessage::EventsDropped {
+            ServerMessage::Events {
                 run: 1,
-                dropped: Dropped {
+                events,
+                dropped: vec![Dropped {
                     count: 3,
                     first_seq: 4,
                     last_seq: 6,
-                },
+                }],
             },
             ServerMessage::RunFinished {
                 run: 1,
