@@ -62,6 +62,11 @@ impl Run {
     /// Prepares a run of `scenario` on the next loopback address; its events will come out of
     /// the returned receiver, which ends when the run has ended and its sockets are closed.
     pub(crate) fn prepare(scenario: &Scenario, policy: Arc<Policy>) -> (Self, RunItems) {
+        let (sink, events) = EventSink::new(policy.limits().event_queue);
+        (Self::prepare_with_sink(scenario, policy, sink), events)
+    }
+
+    fn prepare_with_sink(scenario: &Scenario, policy: Arc<Policy>, sink: EventSink) -> Self {
         let places = Places::new();
         let setup = RunSetup {
             host: LoopbackPool::shared().next_address(),
@@ -70,7 +75,7 @@ impl Run {
             dir: places.dir().to_path_buf(),
             abstract_prefix: places.abstract_prefix().to_owned(),
         };
-        Self::with_plan(scenario.plan(&setup), places, policy)
+        Self::with_plan(scenario.plan(&setup), places, policy, sink)
     }
 
     /// Prepares a run in which an outside program plays one role: Socket Lab plays the
@@ -97,7 +102,8 @@ impl Run {
         };
         let mut plan = scenario.plan(&setup);
         plan.leave_to_outside(peer.role.role(), &setup.server());
-        let (mut run, events) = Self::with_plan(plan, places, policy);
+        let (sink, events) = EventSink::new(policy.limits().event_queue);
+        let mut run = Self::with_plan(plan, places, policy, sink);
         run.lab = run.lab.outside_facing();
         // The tutorial's exchange takes milliseconds once the peer is there, so the time the
         // peer is given is, in practice, the time it has to come.
@@ -117,16 +123,14 @@ impl Run {
         Ok((run, events))
     }
 
-    fn with_plan(plan: Plan, places: Places, policy: Arc<Policy>) -> (Self, RunItems) {
-        let (sink, events_rx) = EventSink::new(policy.limits().event_queue);
-        let run = Run {
+    fn with_plan(plan: Plan, places: Places, policy: Arc<Policy>, sink: EventSink) -> Self {
+        Run {
             plan,
             unix_dir: places.dir().to_string_lossy().into_owned(),
             lab: Lab::new(sink, places, policy),
             gate: None,
             limit: None,
-        };
-        (run, events_rx)
+        }
     }
 
     /// Makes the run pause before each call; returns the gate that lets calls through. The
@@ -174,6 +178,19 @@ pub async fn record(scenario_id: &str) -> Result<(Vec<Event>, RunOutcome), Unkno
         scenario::find(scenario_id).ok_or_else(|| UnknownScenario(scenario_id.to_owned()))?;
     let (run, events) = Run::prepare(scenario, Arc::new(Policy::default()));
     Ok(collect(run, events).await)
+}
+
+/// Plays a scenario with nobody watching: the same calls on the same kind of lab, with no
+/// events and no kernel views read. `backend bench` compares it with a watched run.
+pub async fn play_unwatched(scenario_id: &str) -> Result<RunOutcome, UnknownScenario> {
+    let scenario =
+        scenario::find(scenario_id).ok_or_else(|| UnknownScenario(scenario_id.to_owned()))?;
+    let run = Run::prepare_with_sink(
+        scenario,
+        Arc::new(Policy::default()),
+        EventSink::unwatched(),
+    );
+    Ok(run.play().await)
 }
 
 /// Like [`record`], with an outside program playing one role.

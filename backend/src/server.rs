@@ -12,6 +12,7 @@ use axum::Router;
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse};
 use axum::routing::get;
+use axum::serve::ListenerExt as _;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tower_http::services::ServeDir;
@@ -172,6 +173,13 @@ pub async fn serve(
     let mut shutting_down = shutdown_rx.clone();
     let (alive, mut all_ended) = mpsc::channel::<()>(1);
     let app = app(&config, listener.local_addr()?, shutdown_rx, alive);
+    // Events are small frames sent one after another; with Nagle's algorithm each would wait
+    // for the page's acknowledgement of the one before (up to 40 ms of delayed ACK).
+    let listener = listener.tap_io(|tcp| {
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::debug!(%error, "could not set TCP_NODELAY on a connection");
+        }
+    });
     let serving = async move {
         axum::serve(
             listener,
