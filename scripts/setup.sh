@@ -82,11 +82,12 @@ if [ "$want_browser" = 1 ]; then
     cargo install --locked "cargo-fuzz@$CARGO_FUZZ_VERSION"
   fi
   # Python 3 and netcat are outside peers in the integration tests (the tutorial's own
-  # programs, and `nc` as a student would use it).
-  if ! command -v python3 >/dev/null || ! command -v nc >/dev/null; then
-    log "installing python3 and netcat from Debian"
+  # programs, and `nc` as a student would use it); strace is what `backend bench` compares
+  # the cost of watching with. Debian's python3 is the one at /usr/bin, which the bench uses.
+  if [ ! -x /usr/bin/python3 ] || ! command -v nc >/dev/null || ! command -v strace >/dev/null; then
+    log "installing python3, netcat and strace from Debian"
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq && apt-get install -y -qq python3 netcat-openbsd >/dev/null
+    apt-get update -qq && apt-get install -y -qq python3 netcat-openbsd strace >/dev/null
   fi
 fi
 

@@ -15,8 +15,8 @@ cargo clippy --workspace --all-targets -- -D warnings
 cargo clippy -p frontend --target wasm32-unknown-unknown --all-targets -- -D warnings
 step "build the page"
 trunk build --release
-wasm=$(ls dist/*.wasm) js=$(ls dist/*.js)
-echo "bundle: wasm $(gzip -9c "$wasm" | wc -c) B gzip, js $(gzip -9c "$js" | wc -c) B gzip"
+step "the page's size against its budget"
+scripts/bundle-size.sh
 step "tests (unit, integration on loopback, WebSocket, headless Chromium)"
 cargo test --workspace -- --include-ignored
 step "the page's component tests (wasm in headless Chromium)"

@@ -18,6 +18,7 @@
 //! `src/main.rs` only parses the command line.
 
 pub mod access;
+pub mod bench;
 mod lab;
 pub mod limits;
 mod loopback;

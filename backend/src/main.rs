@@ -45,6 +45,19 @@ enum Command {
         #[arg(long, default_value_t = 60.0, requires = "external")]
         timeout: f64,
     },
+    /// Measure latency, throughput, sessions, memory and the cost of watching on this
+    /// machine, against a server this command starts (build with --release for true figures).
+    Bench {
+        /// Print the figures as one JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// A short run (seconds) that shows every part works; its figures are rough.
+        #[arg(long)]
+        quick: bool,
+        /// The built frontend the server serves.
+        #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../dist"))]
+        static_dir: PathBuf,
+    },
 }
 
 /// The role an outside program plays.
@@ -97,8 +110,16 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // A lab's sessions each hold a WebSocket and their runs' sockets: allow as many
+    // descriptors as the system lets this process have, not the shell's default soft limit.
+    backend::bench::raise_descriptor_limit();
     match cli.command {
         None => runtime.block_on(run_server(cli.serve)),
+        Some(Command::Bench {
+            json,
+            quick,
+            static_dir,
+        }) => runtime.block_on(run_bench(json, quick, static_dir)),
         Some(Command::Serve(args)) => runtime.block_on(run_server(args)),
         Some(Command::Scenarios) => {
             for (id, title) in scenario_list() {
@@ -186,6 +207,35 @@ async fn run_server(args: ServeArgs) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: the server failed: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run_bench(json: bool, quick: bool, static_dir: PathBuf) -> ExitCode {
+    if cfg!(debug_assertions) {
+        eprintln!(
+            "warning: this is a debug build; its figures are not the app's \
+             (cargo run --release -p backend -- bench)"
+        );
+    }
+    match backend::bench::run(backend::bench::BenchOptions { static_dir, quick }).await {
+        Ok(report) if json => match serde_json::to_string_pretty(&report) {
+            Ok(text) => {
+                println!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("error: {error}");
+                ExitCode::FAILURE
+            }
+        },
+        Ok(report) => {
+            print!("{}", backend::bench::table(&report));
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("error: the benchmark could not finish: {error}");
             ExitCode::FAILURE
         }
     }

@@ -43,6 +43,9 @@ pub(crate) struct Handshake {
     token: Option<String>,
 }
 
+/// The bytes a session reads from its page at a time: a few of the page's messages.
+const READ_BUFFER_BYTES: usize = 4096;
+
 /// Upgrades `/ws` to a session, for the app's own pages only (see [`crate::access`]).
 pub(crate) async fn handler(
     ws: WebSocketUpgrade,
@@ -59,8 +62,11 @@ pub(crate) async fn handler(
     // that much; the protocol's messages are a few hundred bytes.
     let max_message = state.policy.limits().max_message_bytes;
     let place = Sessions::admit(&state, client.ip());
+    // Its 128 KiB read buffer, too, is sized for messages a thousand times larger than a
+    // page's; a lab holds a thousand idle sessions, so each reads into a few KiB instead.
     ws.max_message_size(max_message)
         .max_frame_size(max_message)
+        .read_buffer_size(READ_BUFFER_BYTES)
         .on_upgrade(move |socket| async move {
             match place {
                 Ok(place) => session(socket, state, place).await,

@@ -834,3 +834,220 @@ async fn the_page_says_which_limit_closed_its_session(client: &Client) -> Result
 async fn a_session_closed_for_a_limit_says_which() {
     in_browser_alone(the_page_says_which_limit_closed_its_session).await;
 }
+
+/// Connects to the echo server an outside-client run is waiting with on 127.0.0.1:`port`,
+/// retrying while it does not listen yet.
+async fn echo_client(port: u16) -> Result<tokio::net::TcpStream, String> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
+            Ok(stream) => {
+                stream.set_nodelay(true).map_err(|e| e.to_string())?;
+                return Ok(stream);
+            }
+            Err(error) if Instant::now() > deadline => return Err(error.to_string()),
+            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
+}
+
+/// Sends `rounds` 8-byte messages one after another, reading each echo: 4 events each
+/// (the server's recv and sendall, entering and returning).
+async fn echo_rounds(stream: &mut tokio::net::TcpStream, rounds: usize) -> Result<(), String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut echo = [0; 8];
+    for round in 0..rounds {
+        let message = format!("{:08}", round % 100_000_000);
+        stream
+            .write_all(message.as_bytes())
+            .await
+            .map_err(|e| e.to_string())?;
+        stream
+            .read_exact(&mut echo)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// A real run of at least `events` events, recorded over a session as the page would save it.
+async fn record_big_trace(addr: SocketAddr, events: usize) -> Result<String, String> {
+    use futures_util::{SinkExt, StreamExt};
+    use shared::{ServerMessage, TRACE_FORMAT, TraceFile};
+    use tokio_tungstenite::tungstenite::Message;
+
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws"))
+        .await
+        .map_err(|e| e.to_string())?;
+    let port = common::free_port();
+    let play = serde_json::json!({"type": "play", "scenario": "tcp-echo",
+        "outside": {"role": "client", "port": port}});
+    ws.send(Message::Text(play.to_string().into()))
+        .await
+        .map_err(|e| e.to_string())?;
+    let client = tokio::spawn(async move {
+        let mut stream = echo_client(port).await?;
+        echo_rounds(&mut stream, events.div_ceil(4)).await
+    });
+    let mut trace = None;
+    while let Some(frame) = ws.next().await {
+        let Ok(Message::Text(text)) = frame else {
+            continue;
+        };
+        match serde_json::from_str::<ServerMessage>(text.as_str()).map_err(|e| e.to_string())? {
+            ServerMessage::RunStarted {
+                scenario, programs, ..
+            } => {
+                trace = Some(TraceFile {
+                    format: TRACE_FORMAT.to_owned(),
+                    protocol: shared::PROTOCOL_VERSION,
+                    scenario,
+                    programs,
+                    events: Vec::new(),
+                    outcome: None,
+                });
+            }
+            ServerMessage::Events {
+                events, dropped, ..
+            } => {
+                if !dropped.is_empty() {
+                    return Err(format!("the recording dropped events: {dropped:?}"));
+                }
+                trace
+                    .as_mut()
+                    .ok_or("events before RunStarted")?
+                    .events
+                    .extend(events);
+            }
+            ServerMessage::RunFinished { outcome, .. } => {
+                let mut trace = trace.ok_or("no RunStarted")?;
+                trace.outcome = Some(outcome);
+                client.await.map_err(|e| e.to_string())??;
+                return Ok(trace.to_json());
+            }
+            _ => {}
+        }
+    }
+    Err("the session ended before the run".to_owned())
+}
+
+/// The page's own measures (see `perf` in frontend/src/app.rs): name and duration in ms.
+async fn page_measures(client: &Client) -> Result<Vec<(String, f64)>, String> {
+    let entries = client
+        .execute(
+            "return performance.getEntriesByType('measure').map(m => [m.name, m.duration]);",
+            vec![],
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    serde_json::from_value(entries).map_err(|e| e.to_string())
+}
+
+/// The page with many events, timed by the page itself with the Performance API: opening a
+/// trace of 10,000 events (the first render), and appending events as a live run makes them.
+/// It prints the figures and writes them to `e2e-artifacts/page-performance.json`; what it
+/// asserts is that they were measured on a page that shows every event, not how fast
+/// (PERFORMANCE.md holds the goals and a run's figures).
+async fn page_performance(client: &Client, base: SocketAddr) -> Result<(), String> {
+    const EVENTS: usize = 10_000;
+    const APPEND_BURSTS: usize = 20;
+    let trace = record_big_trace(base, EVENTS).await?;
+    let path = std::env::temp_dir().join(format!("socket-lab-{}-10k.json", std::process::id()));
+    std::fs::write(&path, &trace).map_err(|e| e.to_string())?;
+    let in_trace = shared::TraceFile::parse(&trace)?.events.len();
+
+    client
+        .goto(&format!("http://{base}/?perf=1"))
+        .await
+        .map_err(|e| e.to_string())?;
+    wait_for_text(client, "connection-status", "connected").await?;
+    client
+        .find(Locator::Css("[data-testid='open-trace']"))
+        .await
+        .map_err(|e| e.to_string())?
+        .send_keys(&path.to_string_lossy())
+        .await
+        .map_err(|e| e.to_string())?;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let first_render = loop {
+        if let Some((_, ms)) = page_measures(client)
+            .await?
+            .into_iter()
+            .find(|(name, _)| name == "open-trace")
+        {
+            break ms;
+        }
+        if Instant::now() > deadline {
+            return Err("the page never measured opening the trace".into());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let _ = std::fs::remove_file(&path);
+    save_screenshot(client, "page-performance-10k.png").await;
+
+    // A live run: the same 10,000 events arrive as the run makes them, then bursts of 25
+    // echoes (100 events) a quarter of a second apart, each appended to what is there.
+    let port = common::free_port();
+    client
+        .goto(&format!(
+            "http://{base}/?scenario=tcp-echo&play=1&outside=client&port={port}&perf=1"
+        ))
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut stream = echo_client(port).await?;
+    echo_rounds(&mut stream, EVENTS / 4).await?;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    client
+        .execute("performance.clearMeasures();", vec![])
+        .await
+        .map_err(|e| e.to_string())?;
+    for _ in 0..APPEND_BURSTS {
+        echo_rounds(&mut stream, 25).await?;
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let appends: Vec<(usize, f64)> = page_measures(client)
+        .await?
+        .into_iter()
+        .filter_map(|(name, ms)| Some((name.strip_prefix("events:")?.parse().ok()?, ms)))
+        .collect();
+    drop(stream);
+    wait_for_text(client, "run-status", "finished").await?;
+    save_screenshot(client, "page-performance-live.png").await;
+
+    let appended: usize = appends.iter().map(|(events, _)| events).sum();
+    let total_ms: f64 = appends.iter().map(|(_, ms)| ms).sum();
+    let slowest_ms = appends.iter().map(|(_, ms)| *ms).fold(0.0, f64::max);
+    let per_100_ms = total_ms / appended.max(1) as f64 * 100.0;
+    let figures = serde_json::json!({
+        "trace_events": in_trace,
+        "first_render_ms": first_render,
+        "appended_events": appended,
+        "append_messages": appends.len(),
+        "append_ms_per_100_events": per_100_ms,
+        "slowest_append_message_ms": slowest_ms,
+    });
+    println!("page performance: {figures}");
+    let dir = repo_root().join("e2e-artifacts");
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    std::fs::write(dir.join("page-performance.json"), figures.to_string())
+        .map_err(|e| e.to_string())?;
+
+    if in_trace < EVENTS {
+        return Err(format!("the trace has {in_trace} events, not {EVENTS}"));
+    }
+    // Every appended event was measured: 25 echoes of 4 events in each burst.
+    if appended != APPEND_BURSTS * 100 {
+        return Err(format!(
+            "the page measured {appended} appended events, not {}",
+            APPEND_BURSTS * 100
+        ));
+    }
+    Ok(())
+}
+
+#[tokio::test]
+#[ignore = "needs dist/ and chromedriver: run scripts/test.sh"]
+async fn the_page_times_what_it_shows() {
+    in_browser(page_performance).await;
+}

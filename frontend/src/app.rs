@@ -5,7 +5,7 @@ use std::rc::Rc;
 
 use leptos::prelude::*;
 use shared::describe::{call_text, explain, outcome_text};
-use shared::{ClientMessage, Phase, ServerMessage};
+use shared::{ClientMessage, OutsideRole, Phase, ServerMessage};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::closure::Closure;
 use web_sys::{CloseEvent, MessageEvent, WebSocket};
@@ -15,13 +15,18 @@ use crate::manual::{self, CallForm};
 use crate::model::{Link, Model, RunView, Source, role_colour};
 
 /// What a link asks for: `?scenario=<id>` picks a scenario, `&play=1` plays it at once,
-/// `&pause=1` pauses before each call, and `&step=<n>` shows event `n` once the run has ended.
+/// `&pause=1` pauses before each call, `&outside=client&port=<p>` leaves a role to the
+/// student's own program on 127.0.0.1:p (an instructor's link for a lab exercise), and
+/// `&step=<n>` shows event `n` once the run has ended. `&perf=1` makes the page time how long
+/// it takes to show what arrives (see [`perf`]).
 #[derive(Debug, Default)]
 struct DeepLink {
     scenario: Option<String>,
     play: bool,
     pause: bool,
+    outside: Option<OutsideRole>,
     step: Option<usize>,
+    perf: bool,
 }
 
 fn deep_link() -> DeepLink {
@@ -29,15 +34,69 @@ fn deep_link() -> DeepLink {
     let Ok(params) = web_sys::UrlSearchParams::new_with_str(&search) else {
         return DeepLink::default();
     };
+    let flag = |name: &str| {
+        params
+            .get(name)
+            .is_some_and(|value| value == "1" || value == "true")
+    };
     DeepLink {
         scenario: params.get("scenario"),
-        play: params
-            .get("play")
-            .is_some_and(|value| value == "1" || value == "true"),
-        pause: params
-            .get("pause")
-            .is_some_and(|value| value == "1" || value == "true"),
+        play: flag("play"),
+        pause: flag("pause"),
+        // A port that is not a number leaves the role to Socket Lab; the server checks the
+        // rest (the role's name, a port it may not use) and says what is wrong.
+        outside: params.get("outside").and_then(|role| {
+            Some(OutsideRole {
+                role,
+                port: params.get("port")?.parse().ok()?,
+                timeout_secs: None,
+            })
+        }),
         step: params.get("step").and_then(|step| step.parse().ok()),
+        perf: flag("perf"),
+    }
+}
+
+/// With `&perf=1`, the page times how long it takes to show what arrives, with the browser's
+/// Performance API: a mark when a message (or an opened trace) arrives, and a measure once
+/// the page has applied it, re-rendered and laid itself out. A script reads them with
+/// `performance.getEntriesByType("measure")` (backend/tests/browser.rs, `page_performance`).
+mod perf {
+    use std::cell::Cell;
+
+    use leptos::prelude::window;
+    use wasm_bindgen::JsCast;
+    use wasm_bindgen::closure::Closure;
+
+    thread_local! {
+        static NEXT_MARK: Cell<u64> = const { Cell::new(0) };
+    }
+
+    /// Marks the moment something arrived; returns the mark's name.
+    pub(super) fn start() -> String {
+        let number = NEXT_MARK.with(|next| next.replace(next.get() + 1));
+        let name = format!("arrived-{number}");
+        if let Some(performance) = window().performance() {
+            let _ = performance.mark(&name);
+        }
+        name
+    }
+
+    /// Measures from the mark `start` to when the page shows what arrived, as `name`. The
+    /// page's reactive updates run as microtasks after the message handler; a timeout runs
+    /// after all of them, and reading the layout there makes the browser lay the page out.
+    pub(super) fn measure_when_shown(name: String, start: String) {
+        let measure = Closure::once_into_js(move || {
+            if let Some(root) = window().document().and_then(|d| d.document_element()) {
+                let _ = root.client_height();
+            }
+            if let Some(performance) = window().performance() {
+                let _ = performance.measure_with_start_mark(&name, &start);
+                performance.clear_marks_with_mark_name(&start);
+            }
+        });
+        let _ = window()
+            .set_timeout_with_callback_and_timeout_and_arguments_0(measure.unchecked_ref(), 0);
     }
 }
 
@@ -45,9 +104,10 @@ fn deep_link() -> DeepLink {
 struct Connection {
     socket: RefCell<Option<WebSocket>>,
     model: RwSignal<Model>,
-    /// A play that waits for the link (from a deep link, or a click while reconnecting), and
-    /// whether it pauses before each call.
-    pending_play: RefCell<Option<(String, bool)>>,
+    /// A play that waits for the link (from a deep link, or a click while reconnecting).
+    pending_play: RefCell<Option<ClientMessage>>,
+    /// Whether to time how long the page takes to show each message (`&perf=1`).
+    perf: bool,
     /// The event a deep link asks to show once its run has ended.
     pending_step: RefCell<Option<usize>>,
     retries: RefCell<u32>,
@@ -85,8 +145,13 @@ impl Connection {
             let Some(text) = event.data().as_string() else {
                 return;
             };
+            let timing = this.perf.then(perf::start);
             match serde_json::from_str::<ServerMessage>(&text) {
                 Ok(message) => {
+                    if let (Some(start), ServerMessage::Events { events, .. }) = (timing, &message)
+                    {
+                        perf::measure_when_shown(format!("events:{}", events.len()), start);
+                    }
                     let hello = matches!(message, ServerMessage::Hello { .. });
                     let finished = matches!(message, ServerMessage::RunFinished { .. });
                     this.model.update(|model| model.apply(message));
@@ -101,12 +166,8 @@ impl Connection {
                         } else {
                             None
                         };
-                        if let Some((scenario, pause_before_calls)) = pending {
-                            this.send(&ClientMessage::Play {
-                                scenario,
-                                pause_before_calls,
-                                outside: None,
-                            });
+                        if let Some(play) = pending {
+                            this.send(&play);
                         }
                     }
                 }
@@ -178,14 +239,15 @@ impl Connection {
         pause_before_calls: bool,
         outside: Option<shared::OutsideRole>,
     ) {
+        let play = ClientMessage::Play {
+            scenario,
+            pause_before_calls,
+            outside,
+        };
         if self.model.with_untracked(|m| m.link == Link::Connected) {
-            self.send(&ClientMessage::Play {
-                scenario,
-                pause_before_calls,
-                outside,
-            });
+            self.send(&play);
         } else {
-            *self.pending_play.borrow_mut() = Some((scenario, pause_before_calls));
+            *self.pending_play.borrow_mut() = Some(play);
         }
     }
 }
@@ -379,6 +441,7 @@ svg .fold { fill: var(--client, #d95f02); opacity: .25; stroke: var(--client, #d
 fn App() -> impl IntoView {
     let model = RwSignal::new(Model::default());
     let link = deep_link();
+    let perf_on = link.perf;
     let selected = RwSignal::new(
         link.scenario
             .clone()
@@ -388,10 +451,15 @@ fn App() -> impl IntoView {
         socket: RefCell::new(None),
         model,
         pending_play: RefCell::new(if link.play {
-            link.scenario.map(|scenario| (scenario, link.pause))
+            link.scenario.map(|scenario| ClientMessage::Play {
+                scenario,
+                pause_before_calls: link.pause,
+                outside: link.outside,
+            })
         } else {
             None
         }),
+        perf: link.perf,
         pending_step: RefCell::new(link.step),
         retries: RefCell::new(0),
     });
@@ -480,7 +548,11 @@ fn App() -> impl IntoView {
         leptos::task::spawn_local(async move {
             match wasm_bindgen_futures::JsFuture::from(file.text()).await {
                 Ok(text) => {
+                    let timing = perf_on.then(perf::start);
                     model.update(|m| m.open_trace(&text.as_string().unwrap_or_default(), name));
+                    if let Some(start) = timing {
+                        perf::measure_when_shown("open-trace".to_owned(), start);
+                    }
                 }
                 Err(_) => model.update(|m| m.error = Some(format!("{name} could not be read"))),
             }

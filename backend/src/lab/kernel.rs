@@ -129,29 +129,36 @@ pub(crate) struct TableEntry {
     pub(crate) recv_queue: u32,
 }
 
-/// The rows of `/proc/net/tcp` and `/proc/net/tcp6` for the given address pairs.
+/// The kernel's entries for the given address pairs; pairs it holds no connection for are
+/// left out.
 pub(crate) fn connection_table(wanted: &[AddressPair]) -> HashMap<AddressPair, TableEntry> {
     let mut found = HashMap::new();
-    for ipv4 in [true, false] {
-        if !wanted.iter().any(|pair| pair.local.is_ipv4() == ipv4) {
-            continue;
-        }
-        for (pair, entry, _) in table_rows(ipv4) {
-            if wanted.contains(&pair) {
-                found.insert(pair, entry);
+    for &pair in wanted {
+        match diag::connection(pair) {
+            Ok(Some(row)) => {
+                found.insert(pair, row.entry);
+            }
+            Ok(None) => {}
+            // Without sock_diag (a kernel built without it), the text table has the rows too.
+            Err(_) => {
+                for row in table_rows(pair.local.is_ipv4()) {
+                    if wanted.contains(&row.pair) {
+                        found.insert(row.pair, row.entry);
+                    }
+                }
+                return found;
             }
         }
     }
     found
 }
 
-/// Whether a TCP socket of this machine listens on `port` (at any address), from the kernel's
-/// connection table.
+/// Whether a TCP socket of this machine listens on `port` (at any address).
 pub(crate) fn listening_on(port: u16) -> bool {
     [true, false].into_iter().any(|ipv4| {
-        table_rows(ipv4)
+        listeners(ipv4)
             .iter()
-            .any(|(pair, entry, _)| entry.state == SocketState::Listen && pair.local.port() == port)
+            .any(|row| row.pair.local.port() == port)
     })
 }
 
@@ -164,29 +171,53 @@ pub(crate) fn process_at_other_end(ours: AddressPair) -> Option<shared::PeerProc
         local: ours.peer,
         peer: ours.local,
     };
-    let inode = table_rows(theirs.local.is_ipv4())
-        .into_iter()
-        .find(|(pair, _, _)| *pair == theirs)
-        .map(|(_, _, inode)| inode)?;
-    process_holding(&inode)
+    let inode = match diag::connection(theirs) {
+        Ok(row) => row?.inode,
+        Err(_) => {
+            table_rows(theirs.local.is_ipv4())
+                .into_iter()
+                .find(|row| row.pair == theirs)?
+                .inode
+        }
+    };
+    process_holding(inode)
 }
 
 /// The process that listens on a TCP port of this machine, found the same way: what a
 /// client is about to connect to.
 pub(crate) fn process_listening_on(address: SocketAddr) -> Option<shared::PeerProcess> {
-    let inode = table_rows(address.is_ipv4())
+    let inode = listeners(address.is_ipv4())
         .into_iter()
-        .find(|(pair, entry, _)| {
-            entry.state == SocketState::Listen
-                && pair.local.port() == address.port()
-                && (pair.local.ip() == address.ip() || pair.local.ip().is_unspecified())
-        })
-        .map(|(_, _, inode)| inode)?;
-    process_holding(&inode)
+        .find(|row| {
+            row.pair.local.port() == address.port()
+                && (row.pair.local.ip() == address.ip() || row.pair.local.ip().is_unspecified())
+        })?
+        .inode;
+    process_holding(inode)
 }
 
-/// The rows of the IPv4 or IPv6 connection table, with each socket's inode.
-fn table_rows(ipv4: bool) -> Vec<(AddressPair, TableEntry, String)> {
+/// One TCP socket of the kernel's table.
+#[derive(Clone, Copy, Debug)]
+struct Row {
+    pair: AddressPair,
+    entry: TableEntry,
+    inode: u32,
+}
+
+/// The listening TCP sockets of one family.
+fn listeners(ipv4: bool) -> Vec<Row> {
+    diag::listeners(ipv4).unwrap_or_else(|_| {
+        table_rows(ipv4)
+            .into_iter()
+            .filter(|row| row.entry.state == SocketState::Listen)
+            .collect()
+    })
+}
+
+/// The rows of the IPv4 or IPv6 connection table as `/proc/net/tcp` prints them. Reading it
+/// walks the kernel's whole connection hash table, which takes milliseconds on a machine with
+/// much memory, so it is only the fallback for a kernel without sock_diag.
+fn table_rows(ipv4: bool) -> Vec<Row> {
     let file = if ipv4 {
         "/proc/net/tcp"
     } else {
@@ -200,16 +231,149 @@ fn table_rows(ipv4: bool) -> Vec<(AddressPair, TableEntry, String)> {
         .skip(1)
         .filter_map(|row| {
             let (pair, entry) = parse_row(row)?;
-            let inode = row.split_whitespace().nth(9)?.to_owned();
-            Some((pair, entry, inode))
+            let inode = row.split_whitespace().nth(9)?.parse().ok()?;
+            Some(Row { pair, entry, inode })
         })
         .collect()
 }
 
+/// Asks the kernel over sock_diag netlink (what `ss` uses): for one connection by its exact
+/// addresses, which the kernel finds in its hash table at once, or for the listeners alone,
+/// which it lists without walking the connections.
+mod diag {
+    use std::io;
+    use std::net::SocketAddr;
+
+    use netlink_packet_core::{
+        NLM_F_DUMP, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, NetlinkPayload,
+    };
+    use netlink_packet_sock_diag::SockDiagMessage;
+    use netlink_packet_sock_diag::constants::{AF_INET, AF_INET6, IPPROTO_TCP};
+    use netlink_packet_sock_diag::inet::{
+        ExtensionFlags, InetRequest, InetResponse, SocketId, StateFlags,
+    };
+    use netlink_sys::protocols::NETLINK_SOCK_DIAG;
+
+    use super::{AddressPair, Row, TableEntry, tcp_state};
+
+    /// The connection with exactly these addresses, in any state (`TIME_WAIT` included).
+    pub(super) fn connection(pair: AddressPair) -> io::Result<Option<Row>> {
+        let socket_id = SocketId {
+            source_port: pair.local.port(),
+            destination_port: pair.peer.port(),
+            source_address: pair.local.ip(),
+            destination_address: pair.peer.ip(),
+            interface_id: 0,
+            // INET_DIAG_NOCOOKIE: find the socket by its addresses, not a cookie.
+            cookie: [0xff; 8],
+        };
+        let rows = ask(family(pair.local), StateFlags::all(), socket_id, false)?;
+        Ok(rows.into_iter().next())
+    }
+
+    /// Every listening socket of one family.
+    pub(super) fn listeners(ipv4: bool) -> io::Result<Vec<Row>> {
+        let (family, socket_id) = if ipv4 {
+            (AF_INET, SocketId::new_v4())
+        } else {
+            (AF_INET6, SocketId::new_v6())
+        };
+        ask(family, StateFlags::LISTEN, socket_id, true)
+    }
+
+    fn family(address: SocketAddr) -> u8 {
+        if address.is_ipv4() { AF_INET } else { AF_INET6 }
+    }
+
+    fn ask(
+        family: u8,
+        states: StateFlags,
+        socket_id: SocketId,
+        dump: bool,
+    ) -> io::Result<Vec<Row>> {
+        let mut socket = netlink_sys::Socket::new(NETLINK_SOCK_DIAG)?;
+        socket.bind_auto()?;
+        socket.connect(&netlink_sys::SocketAddr::new(0, 0))?;
+        let mut header = NetlinkHeader::default();
+        header.flags = NLM_F_REQUEST | if dump { NLM_F_DUMP } else { 0 };
+        let mut request = NetlinkMessage::new(
+            header,
+            SockDiagMessage::InetRequest(InetRequest {
+                family,
+                protocol: IPPROTO_TCP,
+                extensions: ExtensionFlags::empty(),
+                states,
+                socket_id,
+            })
+            .into(),
+        );
+        request.finalize();
+        let mut bytes = vec![0; request.buffer_len()];
+        request.serialize(&mut bytes);
+        socket.send(&bytes, 0)?;
+
+        let mut rows = Vec::new();
+        let mut buffer = vec![0; 32 * 1024];
+        loop {
+            let size = socket.recv(&mut &mut buffer[..], 0)?;
+            if size == 0 {
+                return Ok(rows);
+            }
+            let mut offset = 0;
+            while offset < size {
+                let message = NetlinkMessage::<SockDiagMessage>::deserialize(&buffer[offset..size])
+                    .map_err(|error| {
+                        io::Error::new(io::ErrorKind::InvalidData, error.to_string())
+                    })?;
+                let length = message.header.length as usize;
+                match message.payload {
+                    NetlinkPayload::InnerMessage(SockDiagMessage::InetResponse(response)) => {
+                        rows.push(row(&response));
+                        if !dump {
+                            return Ok(rows);
+                        }
+                    }
+                    NetlinkPayload::Done(_) => return Ok(rows),
+                    // An exact lookup of a connection the kernel does not hold is ENOENT;
+                    // any other error means sock_diag cannot answer.
+                    NetlinkPayload::Error(error) => {
+                        return match error.code.map(|code| -code.get()) {
+                            None | Some(libc::ENOENT) => Ok(rows),
+                            Some(code) => Err(io::Error::from_raw_os_error(code)),
+                        };
+                    }
+                    _ => {}
+                }
+                if length == 0 {
+                    break;
+                }
+                offset += length;
+            }
+        }
+    }
+
+    fn row(response: &InetResponse) -> Row {
+        let header = &response.header;
+        let id = &header.socket_id;
+        Row {
+            pair: AddressPair {
+                local: SocketAddr::new(id.source_address, id.source_port),
+                peer: SocketAddr::new(id.destination_address, id.destination_port),
+            },
+            entry: TableEntry {
+                state: tcp_state(header.state),
+                send_queue: header.send_queue,
+                recv_queue: header.recv_queue,
+            },
+            inode: header.inode,
+        }
+    }
+}
+
 /// The process (other than this one) with a descriptor for the socket with this inode. A
 /// socket that no program holds any more has inode 0.
-fn process_holding(inode: &str) -> Option<shared::PeerProcess> {
-    if inode == "0" {
+fn process_holding(inode: u32) -> Option<shared::PeerProcess> {
+    if inode == 0 {
         return None;
     }
     let wanted = format!("socket:[{inode}]");

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The page every student downloads: its wasm and JS, gzipped, against the budget. Fails the
+# build above it. Run after `trunk build --release` (scripts/test.sh does).
+#
+# Issue 7 asks for 150 KB; the page is about 261 KB today (PERFORMANCE.md says where the
+# bytes are and what it would take). The budget is set just above today's size so that the
+# page cannot grow unnoticed while the 150 KB goal is worked towards; lower it as it shrinks.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+BUDGET_BYTES=270000
+GOAL_BYTES=150000
+
+shopt -s nullglob
+wasm=(dist/*.wasm)
+js=(dist/*.js)
+if [ ${#wasm[@]} -ne 1 ] || [ ${#js[@]} -ne 1 ]; then
+  echo "bundle: expected one .wasm and one .js in dist/ (run trunk build --release first)" >&2
+  exit 1
+fi
+wasm_gz=$(gzip -9c "${wasm[0]}" | wc -c)
+js_gz=$(gzip -9c "${js[0]}" | wc -c)
+total=$((wasm_gz + js_gz))
+echo "bundle: wasm $wasm_gz B + js $js_gz B = $total B gzipped (budget $BUDGET_BYTES B, goal $GOAL_BYTES B)"
+if [ "$total" -gt "$BUDGET_BYTES" ]; then
+  echo "bundle: $total B is over the budget of $BUDGET_BYTES B" >&2
+  exit 1
+fi
