@@ -54,6 +54,9 @@ enum Command {
         /// A short run (seconds) that shows every part works; its figures are rough.
         #[arg(long)]
         quick: bool,
+        /// Run only these parts (may be given more than once).
+        #[arg(long, value_enum)]
+        only: Vec<backend::bench::Part>,
         /// The built frontend the server serves.
         #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../dist"))]
         static_dir: PathBuf,
@@ -118,8 +121,16 @@ fn main() -> ExitCode {
         Some(Command::Bench {
             json,
             quick,
+            only,
             static_dir,
-        }) => runtime.block_on(run_bench(json, quick, static_dir)),
+        }) => runtime.block_on(run_bench(
+            json,
+            backend::bench::BenchOptions {
+                static_dir,
+                quick,
+                only,
+            },
+        )),
         Some(Command::Serve(args)) => runtime.block_on(run_server(args)),
         Some(Command::Scenarios) => {
             for (id, title) in scenario_list() {
@@ -212,14 +223,14 @@ async fn run_server(args: ServeArgs) -> ExitCode {
     }
 }
 
-async fn run_bench(json: bool, quick: bool, static_dir: PathBuf) -> ExitCode {
+async fn run_bench(json: bool, options: backend::bench::BenchOptions) -> ExitCode {
     if cfg!(debug_assertions) {
         eprintln!(
             "warning: this is a debug build; its figures are not the app's \
              (cargo run --release -p backend -- bench)"
         );
     }
-    match backend::bench::run(backend::bench::BenchOptions { static_dir, quick }).await {
+    match backend::bench::run(options).await {
         Ok(report) if json => match serde_json::to_string_pretty(&report) {
             Ok(text) => {
                 println!("{text}");

@@ -605,7 +605,7 @@ async fn forward_events(run_id: u64, mut items: RunItems, outbox: Outbox) {
             if let Some(item) = next.take() {
                 match item {
                     RunItem::Event(event) => {
-                        frame.events.push(event);
+                        frame.push(event);
                         pacer.count(1, Instant::now());
                     }
                     RunItem::Dropped(dropped) => frame.dropped.push(dropped),
@@ -676,14 +676,42 @@ const FRAME_INTERVAL: Duration = Duration::from_micros(16_667);
 /// How long a run's rate is measured over before it counts as quiet again.
 const RATE_WINDOW: Duration = Duration::from_millis(100);
 
+/// The most bytes of events one message carries, about: 60 such messages a second are as
+/// much JSON as a page can read and still draw. A busy run's events beyond it are counted as
+/// dropped in the message, so that a student's firehose never freezes the page.
+const MAX_FRAME_BYTES: usize = 256 * 1024;
+
 /// The events and dropped ranges of one message, gathered in `seq` order.
 #[derive(Debug, Default)]
 struct Frame {
     events: Vec<shared::Event>,
     dropped: Vec<shared::Dropped>,
+    /// The JSON bytes of `events`, about.
+    bytes: usize,
 }
 
 impl Frame {
+    /// Adds an event, or counts it as dropped if the message is full.
+    fn push(&mut self, event: shared::Event) {
+        let size = json_size_estimate(&event);
+        if self.events.is_empty() || self.bytes + size <= MAX_FRAME_BYTES {
+            self.bytes += size;
+            self.events.push(event);
+            return;
+        }
+        match self.dropped.last_mut() {
+            Some(range) if range.last_seq + 1 == event.seq => {
+                range.last_seq = event.seq;
+                range.count += 1;
+            }
+            _ => self.dropped.push(shared::Dropped {
+                count: 1,
+                first_seq: event.seq,
+                last_seq: event.seq,
+            }),
+        }
+    }
+
     /// Sends what was gathered as one message, if anything; `false` once the browser is gone.
     async fn send(&mut self, run_id: u64, outbox: &Outbox) -> bool {
         if self.events.is_empty() && self.dropped.is_empty() {
@@ -694,8 +722,26 @@ impl Frame {
             events: std::mem::take(&mut self.events),
             dropped: std::mem::take(&mut self.dropped),
         };
+        self.bytes = 0;
         outbox.send(Outgoing::Message(message)).await.is_ok()
     }
+}
+
+/// About how many bytes an event is in JSON, without writing it: what every event has, each
+/// socket's kernel view, and its bytes three times over (`len`, `text` and `hex`).
+fn json_size_estimate(event: &shared::Event) -> usize {
+    use shared::{Call, ReturnValue};
+    let sent = match &event.call {
+        Call::Send { data, .. } | Call::Sendall { data, .. } | Call::Sendto { data, .. } => {
+            data.len()
+        }
+        _ => 0,
+    };
+    let received = match event.result.as_ref().map(|result| &result.value) {
+        Some(ReturnValue::Received { data, .. }) => data.len(),
+        _ => 0,
+    };
+    300 + 150 * event.kernel.len() + 3 * (sent + received)
 }
 
 /// Decides when a run's next message of events may go: at once while the run is quiet, one

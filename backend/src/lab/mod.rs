@@ -297,6 +297,12 @@ impl Lab {
         conn_endpoint: Option<&str>,
         on_enter: impl FnOnce(),
     ) -> Result<CallResult, CallError> {
+        // A call the kernel answers at once never waits, so a loop of them (a firehose of
+        // sends and receives) would never give its thread back to tokio. Each call spends
+        // the task's cooperative budget: every so many calls the task yields, and what its
+        // events woke (the session's forwarder, held in this thread's LIFO slot, which no
+        // other thread may steal) gets to run.
+        tokio::task::consume_budget().await;
         let enter = Event {
             seq: 0,
             t_us: 0,
