@@ -852,11 +852,16 @@ async fn echo_client(port: u16) -> Result<tokio::net::TcpStream, String> {
 }
 
 /// Sends `rounds` 8-byte messages one after another, reading each echo: 4 events each
-/// (the server's recv and sendall, entering and returning).
+/// (the server's recv and sendall, entering and returning). Every 25 rounds it pauses for
+/// 10 ms, so that at most 10,000 events a second come: a busy run's messages carry a bounded
+/// number of bytes, and a faster client would see events counted as dropped.
 async fn echo_rounds(stream: &mut tokio::net::TcpStream, rounds: usize) -> Result<(), String> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut echo = [0; 8];
     for round in 0..rounds {
+        if round % 25 == 24 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         let message = format!("{:08}", round % 100_000_000);
         stream
             .write_all(message.as_bytes())
@@ -1015,6 +1020,21 @@ async fn page_performance(client: &Client, base: SocketAddr) -> Result<(), Strin
     wait_for_text(client, "run-status", "finished").await?;
     save_screenshot(client, "page-performance-live.png").await;
 
+    let applied_ms: f64 = page_measures(client)
+        .await?
+        .into_iter()
+        .filter(|(name, _)| name.starts_with("applied:"))
+        .map(|(_, ms)| ms)
+        .sum();
+    let mut parts = std::collections::BTreeMap::<String, (usize, f64)>::new();
+    for (name, ms) in page_measures(client).await? {
+        if !name.contains(':') && name != "open-trace" {
+            let part = parts.entry(name).or_default();
+            part.0 += 1;
+            part.1 += ms;
+        }
+    }
+    println!("page parts while appending (count, ms in all): {parts:?}");
     let appended: usize = appends.iter().map(|(events, _)| events).sum();
     let total_ms: f64 = appends.iter().map(|(_, ms)| ms).sum();
     let slowest_ms = appends.iter().map(|(_, ms)| *ms).fold(0.0, f64::max);
@@ -1025,6 +1045,7 @@ async fn page_performance(client: &Client, base: SocketAddr) -> Result<(), Strin
         "appended_events": appended,
         "append_messages": appends.len(),
         "append_ms_per_100_events": per_100_ms,
+        "append_model_ms_per_100_events": applied_ms / appended.max(1) as f64 * 100.0,
         "slowest_append_message_ms": slowest_ms,
     });
     println!("page performance: {figures}");

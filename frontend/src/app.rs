@@ -70,6 +70,30 @@ mod perf {
 
     thread_local! {
         static NEXT_MARK: Cell<u64> = const { Cell::new(0) };
+        static ENABLED: Cell<bool> = const { Cell::new(false) };
+    }
+
+    /// Turns the page's own timing on (`&perf=1`).
+    pub(super) fn enable() {
+        ENABLED.with(|enabled| enabled.set(true));
+    }
+
+    /// Times its own life as `name`, when timing is on: for the parts of the page that draw.
+    pub(super) struct Span(Option<(&'static str, String)>);
+
+    pub(super) fn span(name: &'static str) -> Span {
+        Span(ENABLED.with(Cell::get).then(|| (name, start())))
+    }
+
+    impl Drop for Span {
+        fn drop(&mut self) {
+            if let Some((name, start)) = self.0.take() {
+                measure_now(name, &start);
+                if let Some(performance) = window().performance() {
+                    performance.clear_marks_with_mark_name(&start);
+                }
+            }
+        }
     }
 
     /// Marks the moment something arrived; returns the mark's name.
@@ -80,6 +104,14 @@ mod perf {
             let _ = performance.mark(&name);
         }
         name
+    }
+
+    /// Measures from the mark `start` to now, as `name`: what was done at once, before the
+    /// page's reactive updates.
+    pub(super) fn measure_now(name: &str, start: &str) {
+        if let Some(performance) = window().performance() {
+            let _ = performance.measure_with_start_mark(name, start);
+        }
     }
 
     /// Measures from the mark `start` to when the page shows what arrived, as `name`. The
@@ -111,9 +143,80 @@ struct Connection {
     /// The event a deep link asks to show once its run has ended.
     pending_step: RefCell<Option<usize>>,
     retries: RefCell<u32>,
+    /// Messages that came since the last frame, and whether a frame will apply them.
+    inbox: RefCell<Vec<ServerMessage>>,
+    flush_scheduled: std::cell::Cell<bool>,
 }
 
 impl Connection {
+    /// Queues a message for the next frame. A busy run sends dozens of messages in the time
+    /// of one frame; the page applies them together and draws once, not once each.
+    fn deliver(self: &Rc<Self>, message: ServerMessage) {
+        self.inbox.borrow_mut().push(message);
+        if self.flush_scheduled.replace(true) {
+            return;
+        }
+        // A hidden tab gets no animation frames: it applies each message as it comes.
+        let hidden = window()
+            .document()
+            .is_some_and(|document| document.hidden());
+        if hidden {
+            self.flush();
+        } else {
+            let this = Rc::clone(self);
+            request_animation_frame(move || this.flush());
+        }
+    }
+
+    /// Applies every queued message, in order, in one update of the model.
+    fn flush(self: &Rc<Self>) {
+        self.flush_scheduled.set(false);
+        let messages = std::mem::take(&mut *self.inbox.borrow_mut());
+        if messages.is_empty() {
+            return;
+        }
+        let timing = self.perf.then(perf::start);
+        let events: usize = messages
+            .iter()
+            .map(|message| match message {
+                ServerMessage::Events { events, .. } => events.len(),
+                _ => 0,
+            })
+            .sum();
+        let hello = messages
+            .iter()
+            .any(|message| matches!(message, ServerMessage::Hello { .. }));
+        let finished = messages
+            .iter()
+            .any(|message| matches!(message, ServerMessage::RunFinished { .. }));
+        self.model.update(|model| {
+            for message in messages {
+                model.apply(message);
+            }
+        });
+        if let Some(start) = timing
+            && events > 0
+        {
+            perf::measure_now(&format!("applied:{events}"), &start);
+            perf::measure_when_shown(format!("events:{events}"), start);
+        }
+        if finished && let Some(step) = self.pending_step.borrow_mut().take() {
+            self.model
+                .update(|model| model.with_run(|run| run.seek(step)));
+        }
+        if hello {
+            *self.retries.borrow_mut() = 0;
+            let pending = if self.model.with_untracked(|m| m.link == Link::Connected) {
+                self.pending_play.borrow_mut().take()
+            } else {
+                None
+            };
+            if let Some(play) = pending {
+                self.send(&play);
+            }
+        }
+    }
+
     fn open(self: &Rc<Self>) {
         let location = window().location();
         let scheme = if location.protocol().ok().as_deref() == Some("https:") {
@@ -145,32 +248,8 @@ impl Connection {
             let Some(text) = event.data().as_string() else {
                 return;
             };
-            let timing = this.perf.then(perf::start);
             match serde_json::from_str::<ServerMessage>(&text) {
-                Ok(message) => {
-                    if let (Some(start), ServerMessage::Events { events, .. }) = (timing, &message)
-                    {
-                        perf::measure_when_shown(format!("events:{}", events.len()), start);
-                    }
-                    let hello = matches!(message, ServerMessage::Hello { .. });
-                    let finished = matches!(message, ServerMessage::RunFinished { .. });
-                    this.model.update(|model| model.apply(message));
-                    if finished && let Some(step) = this.pending_step.borrow_mut().take() {
-                        this.model
-                            .update(|model| model.with_run(|run| run.seek(step)));
-                    }
-                    if hello {
-                        *this.retries.borrow_mut() = 0;
-                        let pending = if this.model.with_untracked(|m| m.link == Link::Connected) {
-                            this.pending_play.borrow_mut().take()
-                        } else {
-                            None
-                        };
-                        if let Some(play) = pending {
-                            this.send(&play);
-                        }
-                    }
-                }
+                Ok(message) => this.deliver(message),
                 Err(error) => this.model.update(|model| {
                     model.error = Some(format!(
                         "the backend sent a message this page cannot read: {error}"
@@ -442,6 +521,9 @@ fn App() -> impl IntoView {
     let model = RwSignal::new(Model::default());
     let link = deep_link();
     let perf_on = link.perf;
+    if perf_on {
+        perf::enable();
+    }
     let selected = RwSignal::new(
         link.scenario
             .clone()
@@ -462,6 +544,8 @@ fn App() -> impl IntoView {
         perf: link.perf,
         pending_step: RefCell::new(link.step),
         retries: RefCell::new(0),
+        inbox: RefCell::new(Vec::new()),
+        flush_scheduled: std::cell::Cell::new(false),
     });
     connection.open();
     let replay = Replay::new();
@@ -855,6 +939,7 @@ fn RunPanel(
     };
 
     let programs = move || {
+        let _span = perf::span("programs");
         model.with(|m| {
         let Some(run) = m.run.as_ref() else { return Vec::new() };
         let lines = run.highlighted_lines();
@@ -895,6 +980,7 @@ fn RunPanel(
     })
     };
     let cards = move || {
+        let _span = perf::span("cards");
         model.with(|m| {
             let Some(run) = m.run.as_ref() else {
                 return Vec::new();
@@ -913,6 +999,7 @@ fn RunPanel(
     let show_hex = RwSignal::new(false);
     let zoomed_in = RwSignal::new(false);
     let diagram = move || {
+        let _span = perf::span("diagram");
         let (scroll_top, height) = diagram_scroll.get();
         let hex = show_hex.get();
         let zoomed_in = zoomed_in.get();
@@ -1002,6 +1089,7 @@ fn RunPanel(
         })
     };
     let log = move || {
+        let _span = perf::span("log");
         let (scroll_top, height) = log_scroll.get();
         let filter = filter.get();
         let newest_first = newest_first.get();
@@ -1050,6 +1138,7 @@ fn RunPanel(
     // Keep the selected event in view in the diagram and the log: the newest one while
     // following, the one stepped to otherwise.
     Effect::new(move |_| {
+        let _span = perf::span("keep-in-view");
         let (selected, _, following) = position.get();
         let Some(index) = selected else { return };
         if let Some(element) = diagram_box.get() {

@@ -635,11 +635,12 @@ impl RunView {
             Call::Sendto { address, .. } => Some(address.clone()),
             _ => None,
         };
+        // The endpoint's first event is the socket() that made it (an accepted connection's
+        // is its accept, and is a stream): looked up, not searched for, on every send.
         let datagram = to_address.is_some()
             || self
-                .events
-                .iter()
-                .find(|e| e.endpoint == event.endpoint && e.call.creates_endpoint())
+                .endpoint(&event.endpoint)
+                .and_then(|endpoint| self.events.get(endpoint.first_event))
                 .is_some_and(|e| {
                     matches!(
                         e.call,

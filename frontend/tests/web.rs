@@ -85,6 +85,7 @@ fn model() -> Model {
     model.apply(ServerMessage::Events {
         run: 1,
         events: listening_server(),
+        dropped: Vec::new(),
     });
     model
 }
