@@ -999,6 +999,8 @@ async fn page_performance(client: &Client, base: SocketAddr) -> Result<(), Strin
         ))
         .await
         .map_err(|e| e.to_string())?;
+    // The link left the client to the student's program: the page says so and waits.
+    wait_for_text(client, "outside-instructions", "Waiting for your client").await?;
     let mut stream = echo_client(port).await?;
     echo_rounds(&mut stream, EVENTS / 4).await?;
     tokio::time::sleep(Duration::from_millis(1000)).await;

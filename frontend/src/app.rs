@@ -57,6 +57,39 @@ fn deep_link() -> DeepLink {
     }
 }
 
+/// The marks on the programs' lines at the selected event: each role's highlighted line
+/// (`true` for the role that made the selected call) and the line a paused run makes next.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct LineMarks {
+    highlighted: Vec<(String, u32, bool)>,
+    next: Option<(String, u32)>,
+}
+
+/// How one line is marked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct LineMark {
+    current: bool,
+    other: bool,
+    upcoming: bool,
+}
+
+impl LineMarks {
+    fn of(&self, role: &str, number: u32) -> LineMark {
+        let (current, other) = match self.highlighted.iter().find(|(r, ..)| r == role) {
+            Some((_, line, own)) if *line == number => (*own, !own),
+            _ => (false, false),
+        };
+        LineMark {
+            current,
+            other,
+            upcoming: self
+                .next
+                .as_ref()
+                .is_some_and(|(r, line)| r == role && *line == number),
+        }
+    }
+}
+
 /// With `&perf=1`, the page times how long it takes to show what arrives, with the browser's
 /// Performance API: a mark when a message (or an opened trace) arrives, and a measure once
 /// the page has applied it, re-rendered and laid itself out. A script reads them with
@@ -98,8 +131,12 @@ mod perf {
 
     /// Marks the moment something arrived; returns the mark's name.
     pub(super) fn start() -> String {
+        start_named("arrived")
+    }
+
+    fn start_named(what: &str) -> String {
         let number = NEXT_MARK.with(|next| next.replace(next.get() + 1));
-        let name = format!("arrived-{number}");
+        let name = format!("{what}-{number}");
         if let Some(performance) = window().performance() {
             let _ = performance.mark(&name);
         }
@@ -119,9 +156,11 @@ mod perf {
     /// after all of them, and reading the layout there makes the browser lay the page out.
     pub(super) fn measure_when_shown(name: String, start: String) {
         let measure = Closure::once_into_js(move || {
+            let layout = start_named("layout");
             if let Some(root) = window().document().and_then(|d| d.document_element()) {
                 let _ = root.client_height();
             }
+            measure_now("layout", &layout);
             if let Some(performance) = window().performance() {
                 let _ = performance.measure_with_start_mark(&name, &start);
                 performance.clear_marks_with_mark_name(&start);
@@ -521,6 +560,11 @@ fn App() -> impl IntoView {
     let model = RwSignal::new(Model::default());
     let link = deep_link();
     let perf_on = link.perf;
+    // The form shows the role a link left to the student's program, and its port.
+    let (linked_role, linked_port) = link.outside.as_ref().map_or_else(
+        || (String::new(), "12345".to_owned()),
+        |outside| (outside.role.clone(), outside.port.to_string()),
+    );
     if perf_on {
         perf::enable();
     }
@@ -551,8 +595,8 @@ fn App() -> impl IntoView {
     let replay = Replay::new();
     let pause_before_calls = RwSignal::new(link.pause);
     // Which role the student's own program plays, if any, and on which port.
-    let outside_role = RwSignal::new(String::new());
-    let outside_port = RwSignal::new("12345".to_owned());
+    let outside_role = RwSignal::new(linked_role);
+    let outside_port = RwSignal::new(linked_port);
     let outside_problem = RwSignal::new(None::<String>);
     let outside_roles = move || {
         model.with(|m| {
@@ -938,15 +982,34 @@ fn RunPanel(
         export_svg(&format!("socket-lab-{id}.svg"));
     };
 
-    let programs = move || {
+    // The programs are drawn once a run; only the marks on their lines follow the events.
+    let program_list = Memo::new(move |_| {
+        model.with(|m| {
+            m.run
+                .as_ref()
+                .map(|run| run.programs.clone())
+                .unwrap_or_default()
+        })
+    });
+    let marks = Memo::new(move |_| {
         let _span = perf::span("programs");
         model.with(|m| {
-        let Some(run) = m.run.as_ref() else { return Vec::new() };
-        let lines = run.highlighted_lines();
-        let next = run.paused.as_ref().filter(|_| run.cursor.is_none());
-        run.programs.iter().map(|program| {
-            let highlight = lines.iter().find(|(role, ..)| *role == program.role).map(|(_, line, own)| (*line, *own));
-            let next_line = next.filter(|next| next.role == program.role).and_then(|next| next.line);
+            let Some(run) = m.run.as_ref() else {
+                return LineMarks::default();
+            };
+            LineMarks {
+                highlighted: run.highlighted_lines(),
+                next: run
+                    .paused
+                    .as_ref()
+                    .filter(|_| run.cursor.is_none())
+                    .and_then(|next| Some((next.role.clone(), next.line?))),
+            }
+        })
+    });
+    let programs = move || {
+        program_list.with(|programs| {
+        programs.iter().map(|program| {
             let caption = if program.outside {
                 format!("{}.py — your program: run it with python3", program.role)
             } else {
@@ -958,17 +1021,17 @@ fn RunPanel(
                     <pre data-testid=format!("code-{}", program.role)>
                         {program.code.lines().enumerate().map(|(index, text)| {
                             let number = index as u32 + 1;
-                            let (current, other) = match highlight {
-                                Some((line, own)) if line == number => (own, !own),
-                                _ => (false, false),
-                            };
-                            let upcoming = next_line == Some(number);
-                            let testid = if upcoming { Some("next-line") } else { current.then_some("current-line") };
+                            let role = program.role.clone();
+                            let mark = Memo::new(move |_| marks.with(|marks| marks.of(&role, number)));
                             view! {
-                                <span class="line" class:current=current class:other=other class:next=upcoming
-                                    data-testid=testid>
+                                <span class="line" class:current=move || mark.get().current class:other=move || mark.get().other
+                                    class:next=move || mark.get().upcoming
+                                    data-testid=move || {
+                                        let mark = mark.get();
+                                        if mark.upcoming { Some("next-line") } else { mark.current.then_some("current-line") }
+                                    }>
                                     <span class="number">{number}</span>{text.to_owned()}
-                                    {upcoming.then(|| view! { <span class="next-mark">"  ← next"</span> })}
+                                    {move || mark.get().upcoming.then(|| view! { <span class="next-mark">"  ← next"</span> })}
                                     "\n"
                                 </span>
                             }
@@ -998,10 +1061,11 @@ fn RunPanel(
     let diagram_scroll = RwSignal::new((0.0_f64, 600.0_f64));
     let show_hex = RwSignal::new(false);
     let zoomed_in = RwSignal::new(false);
-    let diagram = move || {
+    // What the diagram draws, computed once per change of the run, the scroll or the zoom,
+    // and compared with what it drew: a new event below the rows on screen redraws nothing.
+    let frame = Memo::new(move |_| {
         let _span = perf::span("diagram");
         let (scroll_top, height) = diagram_scroll.get();
-        let hex = show_hex.get();
         let zoomed_in = zoomed_in.get();
         model.with(|m| {
             let run = m.run.as_ref()?;
@@ -1009,59 +1073,100 @@ fn RunPanel(
             let selected_index = run.cursor.and(run.selected());
             // Long stretches of sends and receives are folded into one row each, unless the
             // user zooms in to see every call.
-            let folded = if zoomed_in { Vec::new() } else { crate::diagram::overview(run, upto) };
-            let summarised = folded.iter().any(|row| matches!(row, crate::diagram::OverviewRow::Summary { .. }));
-            let (diagram, bands, highlight_row) = if summarised {
-                let rows = visible_rows(scroll_top - HEADER_HEIGHT, height, ROW_HEIGHT, folded.len());
+            let folded = if zoomed_in {
+                Vec::new()
+            } else {
+                crate::diagram::overview(run, upto)
+            };
+            let summarised = folded
+                .iter()
+                .any(|row| matches!(row, crate::diagram::OverviewRow::Summary { .. }));
+            // The row of the selected event (kept in view), highlighted when stepped to.
+            let selected_row = run.selected().map(|index| {
+                folded
+                    .iter()
+                    .position(|row| row.holds(index))
+                    .unwrap_or(index)
+            });
+            let highlight_row = selected_index.and(selected_row);
+            Some(if summarised {
+                let rows =
+                    visible_rows(scroll_top - HEADER_HEIGHT, height, ROW_HEIGHT, folded.len());
                 let (diagram, bands) = crate::diagram::layout_overview(run, upto, rows);
-                let row = selected_index.and_then(|index| folded.iter().position(|row| row.holds(index)));
-                (diagram, bands, row)
+                (diagram, bands, highlight_row, selected_row)
             } else {
                 let rows = visible_rows(scroll_top - HEADER_HEIGHT, height, ROW_HEIGHT, upto);
-                (crate::diagram::layout_window(run, upto, rows), Vec::new(), selected_index)
-            };
-            Some(view! {
-                <svg data-testid="diagram" xmlns="http://www.w3.org/2000/svg" width=diagram.width height=diagram.height
-                    viewBox=format!("0 0 {} {}", diagram.width, diagram.height)>
-                    <style>{DIAGRAM_STYLE}</style>
-                    <defs>
-                        <marker id="arrowhead" markerWidth="10" markerHeight="8" refX="9" refY="4" orient="auto">
-                            <path d="M0,0 L10,4 L0,8 z" class="arrowhead"/>
-                        </marker>
-                    </defs>
-                    {highlight_row.map(|row| view! {
-                        <rect class="selected-row" x="0" y=crate::diagram::row_y(row as u64) - ROW_HEIGHT / 2.0
-                            width=diagram.width height=ROW_HEIGHT/>
-                    })}
-                    {diagram.lanes.iter().map(|lane| view! {
-                        <text x=lane.x y=HEADER_HEIGHT / 2.0 class="lane-title" text-anchor="middle">{lane.endpoint.clone()}</text>
-                        <line x1=lane.x y1=HEADER_HEIGHT - 8.0 x2=lane.x y2=diagram.height class="lifeline"/>
-                    }).collect_view()}
-                    {bands.into_iter().map(|band| view! {
-                        <rect class="fold" data-testid="fold" x=band.x.0 y=band.y - ROW_HEIGHT / 2.0 + 3.0
-                            width=band.x.1 - band.x.0 height=ROW_HEIGHT - 6.0 rx="4"/>
-                        <text x=band.x.1 + 8.0 y=band.y + 4.0 class="bar-label">{band.label}</text>
-                    }).collect_view()}
-                    {diagram.bars.iter().map(|bar| {
-                        let height = bar.bottom - bar.top + ROW_HEIGHT - 6.0;
-                        let class = if bar.failed { "bar failed".to_owned() } else if bar.waiting { "bar waiting".to_owned() } else { format!("bar role-{}", role_colour(&bar.role)) };
-                        view! {
-                            <rect x=bar.x - 6.0 y=bar.top - ROW_HEIGHT / 2.0 + 3.0 width="12"
-                                height=height class=class rx="3"/>
-                            <text x=bar.x + 10.0 y=bar.top + 4.0 class="bar-label">{bar.label.clone()}</text>
-                        }
-                    }).collect_view()}
-                    {diagram.arrows.iter().map(|arrow| {
-                        let class = if arrow.datagram { "message datagram" } else { "message" };
-                        let label = if hex { format!("{} B: {}", arrow.hex.len() / 2, arrow.hex) } else { arrow.label.clone() };
-                        view! {
-                            <line x1=arrow.from.0 y1=arrow.from.1 x2=arrow.to.0 y2=arrow.to.1 class=class marker-end="url(#arrowhead)"/>
-                            <text x=(arrow.from.0 + arrow.to.0) / 2.0 y=(arrow.from.1 + arrow.to.1) / 2.0 - 6.0
-                                class="message-label" text-anchor="middle">{label}</text>
-                        }
-                    }).collect_view()}
-                </svg>
+                (
+                    crate::diagram::layout_window(run, upto, rows),
+                    Vec::new(),
+                    highlight_row,
+                    selected_row,
+                )
             })
+        })
+    });
+    let has_diagram = Memo::new(move |_| frame.with(Option::is_some));
+    let size = Memo::new(move |_| {
+        frame.with(|frame| {
+            frame
+                .as_ref()
+                .map_or((0.0, 0.0), |(diagram, ..)| (diagram.width, diagram.height))
+        })
+    });
+    let diagram_content = move || {
+        let hex = show_hex.get();
+        frame.with(|frame| {
+            let (diagram, bands, highlight_row, _) = frame.as_ref()?;
+            Some(view! {
+                {highlight_row.map(|row| view! {
+                    <rect class="selected-row" x="0" y=crate::diagram::row_y(row as u64) - ROW_HEIGHT / 2.0
+                        width=diagram.width height=ROW_HEIGHT/>
+                })}
+                {diagram.lanes.iter().map(|lane| view! {
+                    <text x=lane.x y=HEADER_HEIGHT / 2.0 class="lane-title" text-anchor="middle">{lane.endpoint.clone()}</text>
+                    <line x1=lane.x y1=HEADER_HEIGHT - 8.0 x2=lane.x y2=diagram.height class="lifeline"/>
+                }).collect_view()}
+                {bands.iter().map(|band| view! {
+                    <rect class="fold" data-testid="fold" x=band.x.0 y=band.y - ROW_HEIGHT / 2.0 + 3.0
+                        width=band.x.1 - band.x.0 height=ROW_HEIGHT - 6.0 rx="4"/>
+                    <text x=band.x.1 + 8.0 y=band.y + 4.0 class="bar-label">{band.label.clone()}</text>
+                }).collect_view()}
+                {diagram.bars.iter().map(|bar| {
+                    let height = bar.bottom - bar.top + ROW_HEIGHT - 6.0;
+                    let class = if bar.failed { "bar failed".to_owned() } else if bar.waiting { "bar waiting".to_owned() } else { format!("bar role-{}", role_colour(&bar.role)) };
+                    view! {
+                        <rect x=bar.x - 6.0 y=bar.top - ROW_HEIGHT / 2.0 + 3.0 width="12"
+                            height=height class=class rx="3"/>
+                        <text x=bar.x + 10.0 y=bar.top + 4.0 class="bar-label">{bar.label.clone()}</text>
+                    }
+                }).collect_view()}
+                {diagram.arrows.iter().map(|arrow| {
+                    let class = if arrow.datagram { "message datagram" } else { "message" };
+                    let label = if hex { format!("{} B: {}", arrow.hex.len() / 2, arrow.hex) } else { arrow.label.clone() };
+                    view! {
+                        <line x1=arrow.from.0 y1=arrow.from.1 x2=arrow.to.0 y2=arrow.to.1 class=class marker-end="url(#arrowhead)"/>
+                        <text x=(arrow.from.0 + arrow.to.0) / 2.0 y=(arrow.from.1 + arrow.to.1) / 2.0 - 6.0
+                            class="message-label" text-anchor="middle">{label}</text>
+                    }
+                }).collect_view()}
+            })
+        })
+    };
+    // The SVG and its style stay while the run does; only what is drawn in it changes (a new
+    // <style> element each frame would make the browser restyle the whole page).
+    let diagram = move || {
+        has_diagram.get().then(|| view! {
+            <svg data-testid="diagram" xmlns="http://www.w3.org/2000/svg"
+                width=move || size.get().0 height=move || size.get().1
+                viewBox=move || { let (width, height) = size.get(); format!("0 0 {width} {height}") }>
+                <style>{DIAGRAM_STYLE}</style>
+                <defs>
+                    <marker id="arrowhead" markerWidth="10" markerHeight="8" refX="9" refY="4" orient="auto">
+                        <path d="M0,0 L10,4 L0,8 z" class="arrowhead"/>
+                    </marker>
+                </defs>
+                <g>{diagram_content}</g>
+            </svg>
         })
     };
     let on_diagram_scroll = move |_| {
@@ -1143,20 +1248,10 @@ fn RunPanel(
         let Some(index) = selected else { return };
         if let Some(element) = diagram_box.get() {
             // Read, not peeked: zooming in or out keeps the selected event in view too.
-            let row = if zoomed_in.get() {
-                index
-            } else {
-                model.with_untracked(|m| {
-                    m.run.as_ref().map_or(index, |run| {
-                        let folded =
-                            crate::diagram::overview(run, run.selected().map_or(0, |i| i + 1));
-                        folded
-                            .iter()
-                            .position(|row| row.holds(index))
-                            .unwrap_or(index)
-                    })
-                })
-            };
+            zoomed_in.track();
+            let row = frame
+                .with_untracked(|frame| frame.as_ref().and_then(|frame| frame.3))
+                .unwrap_or(index);
             // After the diagram has been redrawn at its new height (zooming changes it).
             request_animation_frame(move || {
                 keep_in_view(
@@ -1169,13 +1264,16 @@ fn RunPanel(
         }
         if let Some(element) = log_box.get() {
             let row = model.with_untracked(|m| {
-                m.run.as_ref().and_then(|run| {
-                    run.log_rows(
-                        filter.get_untracked().as_deref(),
-                        newest_first.get_untracked(),
-                    )
-                    .iter()
-                    .position(|&row| row == index)
+                m.run.as_ref().and_then(|run| match filter.get_untracked() {
+                    // Unfiltered, an event's row is its index: no need to list ten thousand.
+                    None if newest_first.get_untracked() => {
+                        Some(run.events.len().saturating_sub(index + 1))
+                    }
+                    None => Some(index),
+                    Some(endpoint) => run
+                        .log_rows(Some(&endpoint), newest_first.get_untracked())
+                        .iter()
+                        .position(|&row| row == index),
                 })
             });
             if let Some(row) = row {
