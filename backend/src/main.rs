@@ -115,7 +115,7 @@ fn main() -> ExitCode {
     };
     // A lab's sessions each hold a WebSocket and their runs' sockets: allow as many
     // descriptors as the system lets this process have, not the shell's default soft limit.
-    backend::bench::raise_descriptor_limit();
+    backend::server::raise_descriptor_limit();
     match cli.command {
         None => runtime.block_on(run_server(cli.serve)),
         Some(Command::Bench {

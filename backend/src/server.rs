@@ -226,3 +226,15 @@ async fn frontend_missing() -> impl IntoResponse {
         ),
     )
 }
+
+/// Lets this process (and any it starts, which inherit the limit) hold as many descriptors
+/// as the system allows: a thousand sessions need a thousand sockets, and their runs more.
+pub fn raise_descriptor_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE)
+        && soft < hard
+        && let Err(error) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard)
+    {
+        tracing::debug!(%error, "could not raise the descriptor limit");
+    }
+}

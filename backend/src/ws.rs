@@ -699,16 +699,12 @@ impl Frame {
             self.events.push(event);
             return;
         }
-        match self.dropped.last_mut() {
-            Some(range) if range.last_seq + 1 == event.seq => {
-                range.last_seq = event.seq;
-                range.count += 1;
-            }
-            _ => self.dropped.push(shared::Dropped {
-                count: 1,
-                first_seq: event.seq,
-                last_seq: event.seq,
-            }),
+        let extended = self
+            .dropped
+            .last_mut()
+            .is_some_and(|range| range.extend(&event));
+        if !extended {
+            self.dropped.push(shared::Dropped::of(&event));
         }
     }
 

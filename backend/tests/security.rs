@@ -92,7 +92,7 @@ impl Page {
                             events, dropped, ..
                         } => {
                             self.events.extend(events.iter().cloned());
-                            self.dropped.extend(dropped.iter().copied());
+                            self.dropped.extend(dropped.iter().cloned());
                         }
                         ServerMessage::Error { code, message } => {
                             self.errors.push((*code, message.clone()));

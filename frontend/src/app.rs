@@ -1349,11 +1349,29 @@ fn RunPanel(
             })
         })}
         {move || model.with(|m| {
-            let dropped = m.run.as_ref()?.dropped_count();
-            (dropped > 0).then(|| view! {
-                <p class="dropped" data-testid="events-dropped">
-                    {format!("{dropped} events of this run were not sent to this page: it could not keep up with them. The calls happened all the same, and each event's kernel view is what the kernel said at that moment.")}
-                </p>
+            let run = m.run.as_ref()?;
+            let dropped = run.dropped_count();
+            (dropped > 0).then(|| {
+                let calls = run.dropped_calls().iter().map(|tally| {
+                    let mut text = format!("{} {} ×{}", tally.endpoint, tally.call, tally.count);
+                    if tally.bytes > 0 {
+                        text.push_str(&format!(", {} bytes", tally.bytes));
+                    }
+                    if tally.failed > 0 {
+                        text.push_str(&format!(", {} failed", tally.failed));
+                    }
+                    text
+                }).collect::<Vec<_>>();
+                let summary = if calls.is_empty() {
+                    String::new()
+                } else {
+                    format!(" Among them, the calls that returned: {}.", calls.join("; "))
+                };
+                view! {
+                    <p class="dropped" data-testid="events-dropped">
+                        {format!("{dropped} events of this run were not sent to this page whole: the run made them faster than a page can show them. The calls happened all the same, and each event shown has the kernel's view at that moment.{summary}")}
+                    </p>
+                }
             })
         })}
         <p class="explanation" data-testid="explanation">{explanation}</p>

@@ -674,14 +674,46 @@ fn events_the_server_dropped_leave_a_count_and_the_rest_still_lines_up() {
     model.apply(ServerMessage::Events {
         run: 1,
         events: events[2..].to_vec(),
-        dropped: vec![shared::Dropped {
-            count: 50,
-            first_seq: 2,
-            last_seq: 51,
-        }],
+        dropped: vec![
+            shared::Dropped {
+                count: 30,
+                first_seq: 2,
+                last_seq: 31,
+                calls: vec![shared::CallTally {
+                    endpoint: "client.s".into(),
+                    call: "send".into(),
+                    count: 15,
+                    failed: 0,
+                    bytes: 15,
+                }],
+            },
+            shared::Dropped {
+                count: 20,
+                first_seq: 32,
+                last_seq: 51,
+                calls: vec![shared::CallTally {
+                    endpoint: "client.s".into(),
+                    call: "send".into(),
+                    count: 10,
+                    failed: 1,
+                    bytes: 9,
+                }],
+            },
+        ],
     });
     let run = model.run.as_ref().unwrap();
     assert_eq!(run.dropped_count(), 50);
+    // What the missing calls did is added up over the ranges.
+    assert_eq!(
+        run.dropped_calls(),
+        vec![shared::CallTally {
+            endpoint: "client.s".into(),
+            call: "send".into(),
+            count: 25,
+            failed: 1,
+            bytes: 24,
+        }]
+    );
     // Arrows are placed by the events' places in the run, not by their seq.
     let message = &run.messages[0];
     assert!(message.received_at.unwrap() < run.events.len() as u64);

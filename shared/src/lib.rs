@@ -22,9 +22,12 @@
 //! 2. The client sends [`ClientMessage::Play`] with a scenario id.
 //! 3. The server answers [`ServerMessage::RunStarted`], then any number of
 //!    [`ServerMessage::Events`] batches, in `seq` order, none skipped unless a batch's
-//!    `dropped` ranges say so (a page that reads more slowly than a busy run makes events),
-//!    then [`ServerMessage::RunFinished`]. Events go out as they happen; when a run makes
-//!    more than 2,000 a second, at most 60 batches a second carry them.
+//!    `dropped` ranges say so, then [`ServerMessage::RunFinished`]. Events go out as they
+//!    happen; when a run makes more than 2,000 a second, at most 60 batches a second carry
+//!    them, each with at most about 256 KiB of events. The events beyond that, and those a
+//!    page that reads too slowly missed, are [`Dropped`] ranges: counted, with the calls that
+//!    returned in them tallied by endpoint and call ([`CallTally`]: how many, how many
+//!    failed, how many bytes).
 //! 4. A message the server cannot accept gets a [`ServerMessage::Error`]; the connection and
 //!    any run in progress go on.
 //!
@@ -61,8 +64,8 @@ pub use call::{
 pub use event::{Event, Phase};
 pub use kernel::{SocketState, SocketView};
 pub use message::{
-    ClientMessage, Dropped, ErrorCode, MAX_ENDPOINT_NAME, MAX_RECV_BUFSIZE, NextCall, OutsideRole,
-    RoleProgram, RunOutcome, SANDBOX_ID, ScenarioInfo, ServerMessage,
+    CallTally, ClientMessage, Dropped, ErrorCode, MAX_ENDPOINT_NAME, MAX_RECV_BUFSIZE, NextCall,
+    OutsideRole, RoleProgram, RunOutcome, SANDBOX_ID, ScenarioInfo, ServerMessage,
 };
 pub use net::{Bytes, Family, SockAddr, SockType};
 pub use trace_file::{TRACE_FORMAT, TraceFile};
@@ -70,4 +73,4 @@ pub use trace_file::{TRACE_FORMAT, TraceFile};
 /// The version of this protocol. The server sends it first, in [`ServerMessage::Hello`];
 /// it changes whenever a message changes shape, so that a page built for another version
 /// can say so plainly instead of misreading events.
-pub const PROTOCOL_VERSION: u32 = 4;
+pub const PROTOCOL_VERSION: u32 = 5;

@@ -231,10 +231,12 @@ pub enum ServerMessage {
     },
 }
 
-/// Events a run made but the server did not send: a page that cannot keep up with a busy
-/// run (a client sending as fast as it can) gets this count instead of making the server
-/// hold every event. The calls happened; only their events are missing.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// Events a run made but the server did not send whole: a page that cannot keep up with a
+/// busy run (a client sending as fast as it can) gets this summary instead of making the
+/// server hold every event, and a message carries at most about 256 KiB of events. The calls
+/// happened; their events are counted, and the calls that returned are tallied by endpoint
+/// and call, so the page can still say what the run did (`recv` 98,000 times, 100 MB).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Dropped {
     /// How many events.
     pub count: u64,
@@ -242,6 +244,99 @@ pub struct Dropped {
     pub first_seq: u64,
     /// The `seq` of the last one; every `seq` from `first_seq` to here is missing.
     pub last_seq: u64,
+    /// The calls that returned among them, by endpoint and call, in the order first seen
+    /// (absent when none returned).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub calls: Vec<CallTally>,
+}
+
+/// How many times one endpoint's call returned within a [`Dropped`] range, and what it moved.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallTally {
+    /// The endpoint, such as `server.con`.
+    pub endpoint: String,
+    /// The call's name, such as `recv`.
+    pub call: String,
+    /// How many times it returned.
+    pub count: u64,
+    /// How many of those raised an error.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub failed: u64,
+    /// The bytes the calls sent or received, in all.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub bytes: u64,
+}
+
+fn is_zero(value: &u64) -> bool {
+    *value == 0
+}
+
+impl Dropped {
+    /// A range of one event.
+    pub fn of(event: &Event) -> Self {
+        let mut range = Dropped {
+            count: 1,
+            first_seq: event.seq,
+            last_seq: event.seq,
+            calls: Vec::new(),
+        };
+        range.tally(event);
+        range
+    }
+
+    /// Adds the event that comes next after the range; returns `false`, changing nothing,
+    /// for any other.
+    pub fn extend(&mut self, event: &Event) -> bool {
+        if event.seq != self.last_seq + 1 {
+            return false;
+        }
+        self.count += 1;
+        self.last_seq = event.seq;
+        self.tally(event);
+        true
+    }
+
+    fn tally(&mut self, event: &Event) {
+        if event.phase != crate::event::Phase::Return {
+            return;
+        }
+        let call = event.call.name();
+        let index = match self
+            .calls
+            .iter()
+            .position(|tally| tally.endpoint == event.endpoint && tally.call == call)
+        {
+            Some(index) => index,
+            None => {
+                self.calls.push(CallTally {
+                    endpoint: event.endpoint.clone(),
+                    call: call.to_owned(),
+                    count: 0,
+                    failed: 0,
+                    bytes: 0,
+                });
+                self.calls.len() - 1
+            }
+        };
+        let tally = &mut self.calls[index];
+        tally.count += 1;
+        match event.outcome() {
+            Some(Ok(result)) => tally.bytes += moved_bytes(&event.call, &result.value),
+            Some(Err(_)) => tally.failed += 1,
+            None => {}
+        }
+    }
+}
+
+/// The bytes a returned call sent or received.
+fn moved_bytes(call: &Call, value: &crate::call::ReturnValue) -> u64 {
+    let bytes = match (call, value) {
+        (_, crate::call::ReturnValue::Sent { count }) => *count,
+        (_, crate::call::ReturnValue::Received { data, .. }) => data.len(),
+        (Call::Sendall { data }, crate::call::ReturnValue::None) => data.len(),
+        _ => 0,
+    };
+    u64::try_from(bytes).unwrap_or(u64::MAX)
 }
 
 /// WebSocket close codes the server uses, besides the standard 1001 (the server is shutting
@@ -464,6 +559,13 @@ mod tests {
                     count: 3,
                     first_seq: 4,
                     last_seq: 6,
+                    calls: vec![CallTally {
+                        endpoint: "server.con".into(),
+                        call: "recv".into(),
+                        count: 1,
+                        failed: 0,
+                        bytes: 1024,
+                    }],
                 }],
             },
             ServerMessage::RunFinished {
@@ -595,5 +697,63 @@ mod tests {
                 "{bad:?} was accepted"
             );
         }
+    }
+
+    #[test]
+    fn a_dropped_range_counts_its_events_and_tallies_the_calls_that_returned() {
+        let returned = |seq, call: Call, value: ReturnValue| {
+            let mut event = event(call, Phase::Return);
+            event.seq = seq;
+            event.endpoint = "server.con".into();
+            event.result = Some(crate::call::CallResult {
+                value,
+                fd: None,
+                local: None,
+                peer: None,
+                peer_process: None,
+            });
+            event
+        };
+        let mut enter = event(Call::Recv { bufsize: 1024 }, Phase::Enter);
+        enter.seq = 10;
+        let mut range = Dropped::of(&enter);
+        assert!(range.calls.is_empty(), "an enter is counted, not tallied");
+        let data = crate::Bytes(vec![b'x'; 100]);
+        assert!(range.extend(&returned(
+            11,
+            Call::Recv { bufsize: 1024 },
+            ReturnValue::Received {
+                data: data.clone(),
+                from: None,
+                truncated_from: None,
+            },
+        )));
+        assert!(range.extend(&returned(12, Call::Sendall { data }, ReturnValue::None)));
+        let mut failed = event(Call::Recv { bufsize: 1024 }, Phase::Return);
+        failed.seq = 13;
+        failed.endpoint = "server.con".into();
+        failed.error = Some(crate::call::CallError {
+            errno: "ECONNRESET".into(),
+            code: 104,
+            message: "Connection reset by peer".into(),
+            origin: crate::call::ErrorOrigin::default(),
+        });
+        assert!(range.extend(&failed));
+        // Only the event that comes next extends a range.
+        assert!(!range.extend(&failed));
+        assert_eq!((range.count, range.first_seq, range.last_seq), (4, 10, 13));
+        let tally = |call: &str| range.calls.iter().find(|t| t.call == call).unwrap();
+        assert_eq!(
+            (
+                tally("recv").count,
+                tally("recv").bytes,
+                tally("recv").failed
+            ),
+            (2, 100, 1)
+        );
+        assert_eq!((tally("sendall").count, tally("sendall").bytes), (1, 100));
+        // The tallies go in the JSON and come back.
+        let json = serde_json::to_string(&range).unwrap();
+        assert_eq!(serde_json::from_str::<Dropped>(&json).unwrap(), range);
     }
 }

@@ -30,7 +30,7 @@ pub struct TraceFile {
 }
 
 /// The oldest protocol whose trace files this version reads: events have kept their shape
-/// since (protocols 3 and 4 only changed the messages around them).
+/// since (protocols 3 to 5 only changed the messages around them).
 pub const OLDEST_READABLE_PROTOCOL: u32 = 2;
 
 impl TraceFile {

@@ -155,7 +155,7 @@ impl EventSink {
             // is being torn down and its remaining events have nowhere to go.
             let _ = state.events.try_send(RunItem::Event(event.clone()));
         } else {
-            state.count_dropped(event.seq);
+            state.count_dropped(&event);
         }
         event
     }
@@ -187,15 +187,14 @@ impl SinkState {
         }
     }
 
-    fn count_dropped(&mut self, seq: u64) {
+    fn count_dropped(&mut self, event: &Event) {
         let mut waiting = lock(&self.dropped);
-        let dropped = waiting.get_or_insert(shared::Dropped {
-            count: 0,
-            first_seq: seq,
-            last_seq: seq,
-        });
-        dropped.count += 1;
-        dropped.last_seq = seq;
+        // Events are numbered under the sink's lock, so a dropped one always follows the
+        // range waiting, if there is one.
+        let extended = waiting.as_mut().is_some_and(|range| range.extend(event));
+        if !extended {
+            *waiting = Some(shared::Dropped::of(event));
+        }
     }
 }
 
