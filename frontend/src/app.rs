@@ -57,12 +57,13 @@ fn deep_link() -> DeepLink {
     }
 }
 
-/// The marks on the programs' lines at the selected event: each role's highlighted line
-/// (`true` for the role that made the selected call) and the line a paused run makes next.
+/// The marks on the programs' lines at the selected event, by the program's place in the
+/// run: each program's highlighted line (`true` for the one that made the selected call)
+/// and the line a paused run makes next.
 #[derive(Clone, Debug, Default, PartialEq)]
 struct LineMarks {
-    highlighted: Vec<(String, u32, bool)>,
-    next: Option<(String, u32)>,
+    highlighted: Vec<(usize, u32, bool)>,
+    next: Option<(usize, u32)>,
 }
 
 /// How one line is marked.
@@ -74,18 +75,15 @@ struct LineMark {
 }
 
 impl LineMarks {
-    fn of(&self, role: &str, number: u32) -> LineMark {
-        let (current, other) = match self.highlighted.iter().find(|(r, ..)| r == role) {
+    fn of(&self, program: usize, number: u32) -> LineMark {
+        let (current, other) = match self.highlighted.iter().find(|(p, ..)| *p == program) {
             Some((_, line, own)) if *line == number => (*own, !own),
             _ => (false, false),
         };
         LineMark {
             current,
             other,
-            upcoming: self
-                .next
-                .as_ref()
-                .is_some_and(|(r, line)| r == role && *line == number),
+            upcoming: self.next == Some((program, number)),
         }
     }
 }
@@ -997,19 +995,24 @@ fn RunPanel(
             let Some(run) = m.run.as_ref() else {
                 return LineMarks::default();
             };
+            let program = |role: &str| run.programs.iter().position(|p| p.role == role);
             LineMarks {
-                highlighted: run.highlighted_lines(),
+                highlighted: run
+                    .highlighted_lines()
+                    .into_iter()
+                    .filter_map(|(role, line, own)| Some((program(&role)?, line, own)))
+                    .collect(),
                 next: run
                     .paused
                     .as_ref()
                     .filter(|_| run.cursor.is_none())
-                    .and_then(|next| Some((next.role.clone(), next.line?))),
+                    .and_then(|next| Some((program(&next.role)?, next.line?))),
             }
         })
     });
     let programs = move || {
         program_list.with(|programs| {
-        programs.iter().map(|program| {
+        programs.iter().enumerate().map(|(program_index, program)| {
             let caption = if program.outside {
                 format!("{}.py — your program: run it with python3", program.role)
             } else {
@@ -1021,17 +1024,16 @@ fn RunPanel(
                     <pre data-testid=format!("code-{}", program.role)>
                         {program.code.lines().enumerate().map(|(index, text)| {
                             let number = index as u32 + 1;
-                            let role = program.role.clone();
-                            let mark = Memo::new(move |_| marks.with(|marks| marks.of(&role, number)));
+                            let mark = move || marks.with(|marks| marks.of(program_index, number));
                             view! {
-                                <span class="line" class:current=move || mark.get().current class:other=move || mark.get().other
-                                    class:next=move || mark.get().upcoming
+                                <span class="line" class:current=move || mark().current class:other=move || mark().other
+                                    class:next=move || mark().upcoming
                                     data-testid=move || {
-                                        let mark = mark.get();
+                                        let mark = mark();
                                         if mark.upcoming { Some("next-line") } else { mark.current.then_some("current-line") }
                                     }>
                                     <span class="number">{number}</span>{text.to_owned()}
-                                    {move || mark.get().upcoming.then(|| view! { <span class="next-mark">"  ← next"</span> })}
+                                    {move || mark().upcoming.then(|| view! { <span class="next-mark">"  ← next"</span> })}
                                     "\n"
                                 </span>
                             }
@@ -1106,13 +1108,13 @@ fn RunPanel(
         })
     });
     let has_diagram = Memo::new(move |_| frame.with(Option::is_some));
-    let size = Memo::new(move |_| {
+    let size = move || {
         frame.with(|frame| {
             frame
                 .as_ref()
                 .map_or((0.0, 0.0), |(diagram, ..)| (diagram.width, diagram.height))
         })
-    });
+    };
     let diagram_content = move || {
         let hex = show_hex.get();
         frame.with(|frame| {
@@ -1157,8 +1159,8 @@ fn RunPanel(
     let diagram = move || {
         has_diagram.get().then(|| view! {
             <svg data-testid="diagram" xmlns="http://www.w3.org/2000/svg"
-                width=move || size.get().0 height=move || size.get().1
-                viewBox=move || { let (width, height) = size.get(); format!("0 0 {width} {height}") }>
+                width=move || size().0 height=move || size().1
+                viewBox=move || { let (width, height) = size(); format!("0 0 {width} {height}") }>
                 <style>{DIAGRAM_STYLE}</style>
                 <defs>
                     <marker id="arrowhead" markerWidth="10" markerHeight="8" refX="9" refY="4" orient="auto">
