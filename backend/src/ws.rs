@@ -795,25 +795,40 @@ async fn write_messages(
     mut ws_tx: futures_util::stream::SplitSink<WebSocket, Message>,
     mut outgoing: mpsc::Receiver<Outgoing>,
 ) {
-    while let Some(item) = outgoing.recv().await {
-        let frame = match item {
-            Outgoing::Message(message) => match serde_json::to_string(&message) {
-                Ok(json) => Message::Text(json.into()),
-                Err(error) => {
-                    tracing::error!(%error, "could not serialise a server message");
-                    continue;
-                }
-            },
-            Outgoing::Close { code, reason } => Message::Close(Some(CloseFrame {
-                code,
-                reason: close_reason(&reason).into(),
-            })),
-        };
-        if ws_tx.send(frame).await.is_err() {
+    'session: while let Some(first) = outgoing.recv().await {
+        // What is queued already goes out in one write: a run's last events and its
+        // RunFinished, say, cost the page one wake-up, not two.
+        let mut next = Some(first);
+        while let Some(item) = next.take() {
+            if let Some(frame) = frame_of(item)
+                && ws_tx.feed(frame).await.is_err()
+            {
+                break 'session;
+            }
+            next = outgoing.try_recv().ok();
+        }
+        if ws_tx.flush().await.is_err() {
             break;
         }
     }
     let _ = ws_tx.close().await;
+}
+
+/// The WebSocket frame of an outgoing message; `None` for one that cannot be written.
+fn frame_of(item: Outgoing) -> Option<Message> {
+    Some(match item {
+        Outgoing::Message(message) => match serde_json::to_string(&message) {
+            Ok(json) => Message::Text(json.into()),
+            Err(error) => {
+                tracing::error!(%error, "could not serialise a server message");
+                return None;
+            }
+        },
+        Outgoing::Close { code, reason } => Message::Close(Some(CloseFrame {
+            code,
+            reason: close_reason(&reason).into(),
+        })),
+    })
 }
 
 #[cfg(test)]

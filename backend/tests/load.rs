@@ -81,12 +81,15 @@ async fn page(addr: SocketAddr, first: usize, until: Instant) -> Tally {
     let mut tally = Tally::default();
     let mut next = first;
     let mut playing = false;
+    // The scenario playing, so that a run that goes wrong is named.
+    let mut current = "";
     loop {
         if !playing {
             if Instant::now() >= until {
                 break;
             }
             let scenario = SCENARIOS[next % SCENARIOS.len()];
+            current = scenario;
             next += 1;
             let play = json!({"type": "play", "scenario": scenario}).to_string();
             socket.send(Message::Text(play.into())).await.unwrap();
@@ -106,19 +109,21 @@ async fn page(addr: SocketAddr, first: usize, until: Instant) -> Tally {
                 for range in dropped {
                     tally
                         .problems
-                        .push(format!("{} events dropped", range.count));
+                        .push(format!("{current}: {} events dropped", range.count));
                 }
             }
             ServerMessage::RunFinished { outcome, .. } => {
                 if let RunOutcome::Cancelled { reason } | RunOutcome::Failed { message: reason } =
                     outcome
                 {
-                    tally.problems.push(reason);
+                    tally.problems.push(format!("{current}: {reason}"));
                 }
                 tally.runs += 1;
                 playing = false;
             }
-            ServerMessage::Error { message, .. } => tally.problems.push(message),
+            ServerMessage::Error { message, .. } => {
+                tally.problems.push(format!("{current}: {message}"));
+            }
             _ => {}
         }
     }
