@@ -676,6 +676,9 @@ fn App() -> impl IntoView {
                 Ok(text) => {
                     let timing = perf_on.then(perf::start);
                     model.update(|m| m.open_trace(&text.as_string().unwrap_or_default(), name));
+                    if let Some(start) = &timing {
+                        perf::measure_now("open-trace-model", start);
+                    }
                     if let Some(start) = timing {
                         perf::measure_when_shown("open-trace".to_owned(), start);
                     }
