@@ -843,20 +843,7 @@ async fn firehose(
 
 /// The calls tallied in `dropped`, added up by endpoint and call, in words.
 fn tallies_text(dropped: &[Dropped]) -> String {
-    let mut totals: Vec<shared::CallTally> = Vec::new();
-    for tally in dropped.iter().flat_map(|range| &range.calls) {
-        match totals
-            .iter_mut()
-            .find(|total| total.endpoint == tally.endpoint && total.call == tally.call)
-        {
-            Some(total) => {
-                total.count += tally.count;
-                total.bytes += tally.bytes;
-                total.failed += tally.failed;
-            }
-            None => totals.push(tally.clone()),
-        }
-    }
+    let totals = shared::message::total_calls(dropped);
     if totals.is_empty() {
         return "none".to_owned();
     }

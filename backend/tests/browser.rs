@@ -107,6 +107,18 @@ fn fresh_profile_dir(port: u16) -> PathBuf {
     dir
 }
 
+/// Opens a trace file in the page, as a user does with "Open trace…".
+async fn open_trace_file(client: &Client, path: &std::path::Path) -> Result<(), String> {
+    client
+        .find(Locator::Css("[data-testid='open-trace']"))
+        .await
+        .map_err(|e| e.to_string())?
+        .send_keys(&path.to_string_lossy())
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(())
+}
+
 /// Waits until the element's text contains `want`; returns the text.
 async fn wait_for_text(client: &Client, testid: &str, want: &str) -> Result<String, String> {
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -433,13 +445,7 @@ async fn a_saved_trace_replays_without_the_backend(client: &Client) -> Result<()
     stop.send(())
         .map_err(|()| "the server had already stopped".to_owned())?;
     wait_for_text(client, "connection-status", "reconnecting").await?;
-    client
-        .find(Locator::Css("[data-testid='open-trace']"))
-        .await
-        .map_err(|e| e.to_string())?
-        .send_keys(&path.to_string_lossy())
-        .await
-        .map_err(|e| e.to_string())?;
+    open_trace_file(client, &path).await?;
     let status = wait_for_text(client, "run-status", "from socket-lab-").await?;
     wait_for_text(client, "step-label", &format!("event 1 of {events}")).await?;
     // Replaying it steps through the file at the chosen speed.
@@ -545,13 +551,7 @@ async fn ten_thousand_events_stay_usable(client: &Client, base: SocketAddr) -> R
         .await
         .map_err(|e| e.to_string())?;
     wait_for_text(client, "connection-status", "connected").await?;
-    client
-        .find(Locator::Css("[data-testid='open-trace']"))
-        .await
-        .map_err(|e| e.to_string())?
-        .send_keys(&path.to_string_lossy())
-        .await
-        .map_err(|e| e.to_string())?;
+    open_trace_file(client, &path).await?;
     wait_for_text(client, "step-label", "event 1 of 10002").await?;
     click(client, "follow").await?;
     wait_for_text(client, "step-label", "event 10002 of 10002").await?;
@@ -966,13 +966,7 @@ async fn page_performance(client: &Client, base: SocketAddr) -> Result<(), Strin
         .await
         .map_err(|e| e.to_string())?;
     wait_for_text(client, "connection-status", "connected").await?;
-    client
-        .find(Locator::Css("[data-testid='open-trace']"))
-        .await
-        .map_err(|e| e.to_string())?
-        .send_keys(&path.to_string_lossy())
-        .await
-        .map_err(|e| e.to_string())?;
+    open_trace_file(client, &path).await?;
     let deadline = Instant::now() + Duration::from_secs(20);
     let first_render = loop {
         if let Some((_, ms)) = page_measures(client)

@@ -367,21 +367,7 @@ impl RunView {
     /// What the calls whose events were not sent did, by endpoint and call, over every
     /// dropped range: `server.con recv` 98,000 times, 100 MB.
     pub fn dropped_calls(&self) -> Vec<shared::CallTally> {
-        let mut totals: Vec<shared::CallTally> = Vec::new();
-        for tally in self.dropped.iter().flat_map(|range| &range.calls) {
-            match totals
-                .iter_mut()
-                .find(|total| total.endpoint == tally.endpoint && total.call == tally.call)
-            {
-                Some(total) => {
-                    total.count += tally.count;
-                    total.failed += tally.failed;
-                    total.bytes += tally.bytes;
-                }
-                None => totals.push(tally.clone()),
-            }
-        }
-        totals
+        shared::message::total_calls(&self.dropped)
     }
 
     /// The index of the event shown as the current one: the cursor, or the newest event.

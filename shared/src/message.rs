@@ -328,6 +328,26 @@ impl Dropped {
     }
 }
 
+/// The tallies of `ranges` added up by endpoint and call, in the order first seen: what the
+/// calls whose events were not sent did, over a whole run.
+pub fn total_calls<'a>(ranges: impl IntoIterator<Item = &'a Dropped>) -> Vec<CallTally> {
+    let mut totals: Vec<CallTally> = Vec::new();
+    for tally in ranges.into_iter().flat_map(|range| &range.calls) {
+        match totals
+            .iter_mut()
+            .find(|total| total.endpoint == tally.endpoint && total.call == tally.call)
+        {
+            Some(total) => {
+                total.count += tally.count;
+                total.failed += tally.failed;
+                total.bytes += tally.bytes;
+            }
+            None => totals.push(tally.clone()),
+        }
+    }
+    totals
+}
+
 /// The bytes a returned call sent or received.
 fn moved_bytes(call: &Call, value: &crate::call::ReturnValue) -> u64 {
     let bytes = match (call, value) {
