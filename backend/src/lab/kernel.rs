@@ -3,6 +3,11 @@
 //! `getsockopt(TCP_INFO)` and the `SIOCINQ` / `SIOCOUTQ` ioctls have no safe wrapper in
 //! socket2 or nix, so this module calls libc directly. Each call passes a descriptor that the
 //! caller keeps open for the call's duration and a buffer of exactly the size it declares.
+//!
+//! Connections no descriptor reaches any more (`TIME_WAIT`, a closed socket's `FIN_WAIT`) and
+//! the sockets of other programs are asked of the kernel over sock_diag netlink, one
+//! connection by its addresses or the listeners alone, as `ss` does; `/proc/net/tcp` is only
+//! the fallback, since reading it walks the kernel's whole connection table.
 
 use std::collections::HashMap;
 use std::io;
