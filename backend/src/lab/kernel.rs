@@ -137,25 +137,27 @@ pub(crate) struct TableEntry {
 /// The kernel's entries for the given address pairs; pairs it holds no connection for are
 /// left out.
 pub(crate) fn connection_table(wanted: &[AddressPair]) -> HashMap<AddressPair, TableEntry> {
-    let mut found = HashMap::new();
-    for &pair in wanted {
-        match diag::connection(pair) {
-            Ok(Some(row)) => {
+    // One netlink socket asks for every pair: this runs on each event while a connection
+    // lingers.
+    let asked = diag::Diag::open().and_then(|mut diag| {
+        let mut found = HashMap::new();
+        for &pair in wanted {
+            if let Some(row) = diag.connection(pair)? {
                 found.insert(pair, row.entry);
             }
-            Ok(None) => {}
-            // Without sock_diag (a kernel built without it), the text table has the rows too.
-            Err(_) => {
-                for row in table_rows(pair.local.is_ipv4()) {
-                    if wanted.contains(&row.pair) {
-                        found.insert(row.pair, row.entry);
-                    }
-                }
-                return found;
-            }
         }
-    }
-    found
+        Ok(found)
+    });
+    // Without sock_diag (a kernel built without it), the text tables have the rows too.
+    asked.unwrap_or_else(|_| {
+        [true, false]
+            .into_iter()
+            .filter(|&ipv4| wanted.iter().any(|pair| pair.local.is_ipv4() == ipv4))
+            .flat_map(table_rows)
+            .filter(|row| wanted.contains(&row.pair))
+            .map(|row| (row.pair, row.entry))
+            .collect()
+    })
 }
 
 /// Whether a TCP socket of this machine listens on `port` (at any address).
@@ -176,7 +178,7 @@ pub(crate) fn process_at_other_end(ours: AddressPair) -> Option<shared::PeerProc
         local: ours.peer,
         peer: ours.local,
     };
-    let inode = match diag::connection(theirs) {
+    let inode = match diag::Diag::open().and_then(|mut diag| diag.connection(theirs)) {
         Ok(row) => row?.inode,
         Err(_) => {
             table_rows(theirs.local.is_ipv4())
@@ -211,12 +213,14 @@ struct Row {
 
 /// The listening TCP sockets of one family.
 fn listeners(ipv4: bool) -> Vec<Row> {
-    diag::listeners(ipv4).unwrap_or_else(|_| {
-        table_rows(ipv4)
-            .into_iter()
-            .filter(|row| row.entry.state == SocketState::Listen)
-            .collect()
-    })
+    diag::Diag::open()
+        .and_then(|mut diag| diag.listeners(ipv4))
+        .unwrap_or_else(|_| {
+            table_rows(ipv4)
+                .into_iter()
+                .filter(|row| row.entry.state == SocketState::Listen)
+                .collect()
+        })
 }
 
 /// The rows of the IPv4 or IPv6 connection table as `/proc/net/tcp` prints them. Reading it
@@ -261,100 +265,117 @@ mod diag {
 
     use super::{AddressPair, Row, TableEntry, tcp_state};
 
-    /// The connection with exactly these addresses, in any state (`TIME_WAIT` included).
-    pub(super) fn connection(pair: AddressPair) -> io::Result<Option<Row>> {
-        let socket_id = SocketId {
-            source_port: pair.local.port(),
-            destination_port: pair.peer.port(),
-            source_address: pair.local.ip(),
-            destination_address: pair.peer.ip(),
-            interface_id: 0,
-            // INET_DIAG_NOCOOKIE: find the socket by its addresses, not a cookie.
-            cookie: [0xff; 8],
-        };
-        let rows = ask(family(pair.local), StateFlags::all(), socket_id, false)?;
-        Ok(rows.into_iter().next())
+    /// A netlink socket for sock_diag requests, asked one request after another.
+    pub(super) struct Diag {
+        socket: netlink_sys::Socket,
+        buffer: Vec<u8>,
     }
 
-    /// Every listening socket of one family.
-    pub(super) fn listeners(ipv4: bool) -> io::Result<Vec<Row>> {
-        let (family, socket_id) = if ipv4 {
-            (AF_INET, SocketId::new_v4())
-        } else {
-            (AF_INET6, SocketId::new_v6())
-        };
-        ask(family, StateFlags::LISTEN, socket_id, true)
+    impl Diag {
+        pub(super) fn open() -> io::Result<Self> {
+            let mut socket = netlink_sys::Socket::new(NETLINK_SOCK_DIAG)?;
+            socket.bind_auto()?;
+            socket.connect(&netlink_sys::SocketAddr::new(0, 0))?;
+            Ok(Diag {
+                socket,
+                buffer: vec![0; 32 * 1024],
+            })
+        }
+
+        /// The connection with exactly these addresses, in any state (`TIME_WAIT` included).
+        pub(super) fn connection(&mut self, pair: AddressPair) -> io::Result<Option<Row>> {
+            let socket_id = SocketId {
+                source_port: pair.local.port(),
+                destination_port: pair.peer.port(),
+                source_address: pair.local.ip(),
+                destination_address: pair.peer.ip(),
+                interface_id: 0,
+                // INET_DIAG_NOCOOKIE: find the socket by its addresses, not a cookie.
+                cookie: [0xff; 8],
+            };
+            let rows = self.ask(family(pair.local), StateFlags::all(), socket_id, false)?;
+            Ok(rows.into_iter().next())
+        }
+
+        /// Every listening socket of one family.
+        pub(super) fn listeners(&mut self, ipv4: bool) -> io::Result<Vec<Row>> {
+            let (family, socket_id) = if ipv4 {
+                (AF_INET, SocketId::new_v4())
+            } else {
+                (AF_INET6, SocketId::new_v6())
+            };
+            self.ask(family, StateFlags::LISTEN, socket_id, true)
+        }
+
+        fn ask(
+            &mut self,
+            family: u8,
+            states: StateFlags,
+            socket_id: SocketId,
+            dump: bool,
+        ) -> io::Result<Vec<Row>> {
+            let mut header = NetlinkHeader::default();
+            header.flags = NLM_F_REQUEST | if dump { NLM_F_DUMP } else { 0 };
+            let mut request = NetlinkMessage::new(
+                header,
+                SockDiagMessage::InetRequest(InetRequest {
+                    family,
+                    protocol: IPPROTO_TCP,
+                    extensions: ExtensionFlags::empty(),
+                    states,
+                    socket_id,
+                })
+                .into(),
+            );
+            request.finalize();
+            let mut bytes = vec![0; request.buffer_len()];
+            request.serialize(&mut bytes);
+            self.socket.send(&bytes, 0)?;
+
+            let mut rows = Vec::new();
+            let buffer = &mut self.buffer;
+            loop {
+                let size = self.socket.recv(&mut &mut buffer[..], 0)?;
+                if size == 0 {
+                    return Ok(rows);
+                }
+                let mut offset = 0;
+                while offset < size {
+                    let message =
+                        NetlinkMessage::<SockDiagMessage>::deserialize(&buffer[offset..size])
+                            .map_err(|error| {
+                                io::Error::new(io::ErrorKind::InvalidData, error.to_string())
+                            })?;
+                    let length = message.header.length as usize;
+                    match message.payload {
+                        NetlinkPayload::InnerMessage(SockDiagMessage::InetResponse(response)) => {
+                            rows.push(row(&response));
+                            if !dump {
+                                return Ok(rows);
+                            }
+                        }
+                        NetlinkPayload::Done(_) => return Ok(rows),
+                        // An exact lookup of a connection the kernel does not hold is ENOENT;
+                        // any other error means sock_diag cannot answer.
+                        NetlinkPayload::Error(error) => {
+                            return match error.code.map(|code| -code.get()) {
+                                None | Some(libc::ENOENT) => Ok(rows),
+                                Some(code) => Err(io::Error::from_raw_os_error(code)),
+                            };
+                        }
+                        _ => {}
+                    }
+                    if length == 0 {
+                        break;
+                    }
+                    offset += length;
+                }
+            }
+        }
     }
 
     fn family(address: SocketAddr) -> u8 {
         if address.is_ipv4() { AF_INET } else { AF_INET6 }
-    }
-
-    fn ask(
-        family: u8,
-        states: StateFlags,
-        socket_id: SocketId,
-        dump: bool,
-    ) -> io::Result<Vec<Row>> {
-        let mut socket = netlink_sys::Socket::new(NETLINK_SOCK_DIAG)?;
-        socket.bind_auto()?;
-        socket.connect(&netlink_sys::SocketAddr::new(0, 0))?;
-        let mut header = NetlinkHeader::default();
-        header.flags = NLM_F_REQUEST | if dump { NLM_F_DUMP } else { 0 };
-        let mut request = NetlinkMessage::new(
-            header,
-            SockDiagMessage::InetRequest(InetRequest {
-                family,
-                protocol: IPPROTO_TCP,
-                extensions: ExtensionFlags::empty(),
-                states,
-                socket_id,
-            })
-            .into(),
-        );
-        request.finalize();
-        let mut bytes = vec![0; request.buffer_len()];
-        request.serialize(&mut bytes);
-        socket.send(&bytes, 0)?;
-
-        let mut rows = Vec::new();
-        let mut buffer = vec![0; 32 * 1024];
-        loop {
-            let size = socket.recv(&mut &mut buffer[..], 0)?;
-            if size == 0 {
-                return Ok(rows);
-            }
-            let mut offset = 0;
-            while offset < size {
-                let message = NetlinkMessage::<SockDiagMessage>::deserialize(&buffer[offset..size])
-                    .map_err(|error| {
-                        io::Error::new(io::ErrorKind::InvalidData, error.to_string())
-                    })?;
-                let length = message.header.length as usize;
-                match message.payload {
-                    NetlinkPayload::InnerMessage(SockDiagMessage::InetResponse(response)) => {
-                        rows.push(row(&response));
-                        if !dump {
-                            return Ok(rows);
-                        }
-                    }
-                    NetlinkPayload::Done(_) => return Ok(rows),
-                    // An exact lookup of a connection the kernel does not hold is ENOENT;
-                    // any other error means sock_diag cannot answer.
-                    NetlinkPayload::Error(error) => {
-                        return match error.code.map(|code| -code.get()) {
-                            None | Some(libc::ENOENT) => Ok(rows),
-                            Some(code) => Err(io::Error::from_raw_os_error(code)),
-                        };
-                    }
-                    _ => {}
-                }
-                if length == 0 {
-                    break;
-                }
-                offset += length;
-            }
-        }
     }
 
     fn row(response: &InetResponse) -> Row {
