@@ -57,6 +57,16 @@ fn deep_link() -> DeepLink {
     }
 }
 
+/// What the diagram draws for the rows on screen, and which row holds the selected event
+/// (`highlight_row` only when the user stepped to it; `selected_row` always, to keep in view).
+#[derive(Clone, Debug, PartialEq)]
+struct DiagramFrame {
+    diagram: crate::diagram::Diagram,
+    bands: Vec<crate::diagram::SummaryBand>,
+    highlight_row: Option<usize>,
+    selected_row: Option<usize>,
+}
+
 /// The marks on the programs' lines at the selected event, by the program's place in the
 /// run: each program's highlighted line (`true` for the one that made the selected call)
 /// and the line a paused run makes next.
@@ -1094,34 +1104,39 @@ fn RunPanel(
                     .unwrap_or(index)
             });
             let highlight_row = selected_index.and(selected_row);
-            Some(if summarised {
+            let (diagram, bands) = if summarised {
                 let rows =
                     visible_rows(scroll_top - HEADER_HEIGHT, height, ROW_HEIGHT, folded.len());
-                let (diagram, bands) = crate::diagram::layout_overview(run, upto, rows);
-                (diagram, bands, highlight_row, selected_row)
+                crate::diagram::layout_overview(run, upto, rows)
             } else {
                 let rows = visible_rows(scroll_top - HEADER_HEIGHT, height, ROW_HEIGHT, upto);
-                (
-                    crate::diagram::layout_window(run, upto, rows),
-                    Vec::new(),
-                    highlight_row,
-                    selected_row,
-                )
+                (crate::diagram::layout_window(run, upto, rows), Vec::new())
+            };
+            Some(DiagramFrame {
+                diagram,
+                bands,
+                highlight_row,
+                selected_row,
             })
         })
     });
     let has_diagram = Memo::new(move |_| frame.with(Option::is_some));
     let size = move || {
         frame.with(|frame| {
-            frame
-                .as_ref()
-                .map_or((0.0, 0.0), |(diagram, ..)| (diagram.width, diagram.height))
+            frame.as_ref().map_or((0.0, 0.0), |frame| {
+                (frame.diagram.width, frame.diagram.height)
+            })
         })
     };
     let diagram_content = move || {
         let hex = show_hex.get();
         frame.with(|frame| {
-            let (diagram, bands, highlight_row, _) = frame.as_ref()?;
+            let DiagramFrame {
+                diagram,
+                bands,
+                highlight_row,
+                ..
+            } = frame.as_ref()?;
             Some(view! {
                 {highlight_row.map(|row| view! {
                     <rect class="selected-row" x="0" y=crate::diagram::row_y(row as u64) - ROW_HEIGHT / 2.0
@@ -1255,7 +1270,7 @@ fn RunPanel(
             // Read, not peeked: zooming in or out keeps the selected event in view too.
             zoomed_in.track();
             let row = frame
-                .with_untracked(|frame| frame.as_ref().and_then(|frame| frame.3))
+                .with_untracked(|frame| frame.as_ref().and_then(|frame| frame.selected_row))
                 .unwrap_or(index);
             // After the diagram has been redrawn at its new height (zooming changes it).
             request_animation_frame(move || {
