@@ -1,5 +1,5 @@
-//! A whole lab at once: 200 pages playing scenarios for 30 seconds, after which the server
-//! holds no more descriptors, files or memory than before.
+//! A whole lab at once: 200 pages playing scenarios for 30 seconds, each about a run a
+//! second, after which the server holds no more descriptors, files or memory than before.
 //!
 //! It is a file of its own because it counts the process's descriptors, which tests running
 //! beside it would disturb. `SOCKET_LAB_LOAD_SECS` shortens or lengthens the load.
@@ -15,6 +15,9 @@ use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::Message;
 
 const SESSIONS: usize = 200;
+
+/// How long a page waits after a run before it plays the next.
+const PAUSE_BETWEEN_RUNS: Duration = Duration::from_secs(1);
 
 /// Every scenario of the catalog.
 const SCENARIOS: &[&str] = &[
@@ -81,12 +84,19 @@ async fn page(addr: SocketAddr, first: usize, until: Instant) -> Tally {
     let mut tally = Tally::default();
     let mut next = first;
     let mut playing = false;
-    // The scenario playing, so that a run that goes wrong is named.
+    // The scenario playing and its latest events, so that a run that goes wrong is named
+    // and shows where it stopped.
     let mut current = "";
+    let mut latest: Vec<String> = Vec::new();
     loop {
         if !playing {
             if Instant::now() >= until {
                 break;
+            }
+            // A busy student presses Play about once a second; back to back, 200 pages would
+            // play a thousand runs a second, which is not what a lab does.
+            if next != first {
+                tokio::time::sleep(PAUSE_BETWEEN_RUNS).await;
             }
             let scenario = SCENARIOS[next % SCENARIOS.len()];
             current = scenario;
@@ -106,6 +116,16 @@ async fn page(addr: SocketAddr, first: usize, until: Instant) -> Tally {
                 events, dropped, ..
             } => {
                 tally.events += events.len();
+                latest.extend(events.iter().map(|event| {
+                    format!(
+                        "{} {} {:?}",
+                        event.endpoint,
+                        shared::describe::call_text(&event.call),
+                        event.phase
+                    )
+                }));
+                let keep = latest.len().saturating_sub(8);
+                latest.drain(..keep);
                 for range in dropped {
                     tally
                         .problems
@@ -116,8 +136,12 @@ async fn page(addr: SocketAddr, first: usize, until: Instant) -> Tally {
                 if let RunOutcome::Cancelled { reason } | RunOutcome::Failed { message: reason } =
                     outcome
                 {
-                    tally.problems.push(format!("{current}: {reason}"));
+                    tally.problems.push(format!(
+                        "{current}: {reason} (its last events: {})",
+                        latest.join("; ")
+                    ));
                 }
+                latest.clear();
                 tally.runs += 1;
                 playing = false;
             }
