@@ -982,11 +982,15 @@ async fn page_performance(client: &Client, base: SocketAddr) -> Result<(), Strin
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     let _ = std::fs::remove_file(&path);
-    let model_ms = page_measures(client)
-        .await?
-        .into_iter()
-        .find(|(name, _)| name == "open-trace-model")
-        .map_or(0.0, |(_, ms)| ms);
+    let opening = page_measures(client).await?;
+    let opening_ms = |part: &str| {
+        opening
+            .iter()
+            .find(|(name, _)| name == part)
+            .map_or(0.0, |(_, ms)| *ms)
+    };
+    let (text_ms, decode_ms) = (opening_ms("open-trace-text"), opening_ms("open-trace-decode"));
+    let model_ms = opening_ms("open-trace-model");
     save_screenshot(client, "page-performance-10k.png").await;
 
     // A live run: the same 10,000 events arrive as the run makes them, then bursts of 25
@@ -1043,6 +1047,8 @@ async fn page_performance(client: &Client, base: SocketAddr) -> Result<(), Strin
     let figures = serde_json::json!({
         "trace_events": in_trace,
         "first_render_ms": first_render,
+        "first_render_text_ms": text_ms,
+        "first_render_decode_ms": decode_ms,
         "first_render_model_ms": model_ms,
         "appended_events": appended,
         "append_messages": appends.len(),

@@ -27,6 +27,16 @@ async fn play(id: &str) -> Trace {
         }
     }
     assert!(events.windows(2).all(|pair| pair[0].t_us <= pair[1].t_us));
+    // The page reads events with its own decoder (shared::decode): every real event must
+    // read back as the backend wrote it.
+    for event in &events {
+        let json = serde_json::to_string(event).unwrap();
+        assert_eq!(
+            shared::decode::from_str::<Event>(&json).as_ref(),
+            Ok(event),
+            "{json}"
+        );
+    }
     Trace { events }
 }
 

@@ -39,7 +39,14 @@ async fn next_message(client: &mut Client) -> ServerMessage {
             .expect("the connection ended")
             .unwrap();
         if let Message::Text(text) = frame {
-            return serde_json::from_str(text.as_str()).unwrap();
+            // The page reads with shared::decode, the tests with serde; both must agree on
+            // every message the real server sends.
+            let message: ServerMessage = serde_json::from_str(text.as_str()).unwrap();
+            assert_eq!(
+                shared::decode::from_str(text.as_str()).as_ref(),
+                Ok(&message)
+            );
+            return message;
         }
     }
 }

@@ -5,7 +5,7 @@ use std::rc::Rc;
 
 use leptos::prelude::*;
 use shared::describe::{call_text, explain, outcome_text};
-use shared::{ClientMessage, OutsideRole, Phase, ServerMessage};
+use shared::{ClientMessage, OutsideRole, Phase, ServerMessage, TraceFile};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::closure::Closure;
 use web_sys::{CloseEvent, MessageEvent, WebSocket};
@@ -295,7 +295,7 @@ impl Connection {
             let Some(text) = event.data().as_string() else {
                 return;
             };
-            match serde_json::from_str::<ServerMessage>(&text) {
+            match shared::decode::from_str::<ServerMessage>(&text) {
                 Ok(message) => this.deliver(message),
                 Err(error) => this.model.update(|model| {
                     model.error = Some(format!(
@@ -685,7 +685,15 @@ fn App() -> impl IntoView {
             match wasm_bindgen_futures::JsFuture::from(file.text()).await {
                 Ok(text) => {
                     let timing = perf_on.then(perf::start);
-                    model.update(|m| m.open_trace(&text.as_string().unwrap_or_default(), name));
+                    let text = {
+                        let _span = perf::span("open-trace-text");
+                        text.as_string().unwrap_or_default()
+                    };
+                    let file = {
+                        let _span = perf::span("open-trace-decode");
+                        TraceFile::parse(&text)
+                    };
+                    model.update(|m| m.show_trace(file, name));
                     if let Some(start) = &timing {
                         perf::measure_now("open-trace-model", start);
                     }

@@ -137,7 +137,12 @@ impl Model {
     /// Shows a trace file instead of a live run; a file that cannot be read is an error shown
     /// to the user, and the run shown before stays.
     pub fn open_trace(&mut self, json: &str, name: String) {
-        match TraceFile::parse(json) {
+        self.show_trace(TraceFile::parse(json), name);
+    }
+
+    /// Shows a trace file read by [`TraceFile::parse`], or the reason it could not be read.
+    pub fn show_trace(&mut self, file: Result<TraceFile, String>, name: String) {
+        match file {
             Ok(file) => {
                 self.error = None;
                 self.run = Some(RunView::from_file(file, name));

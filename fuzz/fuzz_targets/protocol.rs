@@ -20,9 +20,15 @@ fuzz_target!(|data: &[u8]| {
             let _ = check_endpoint_name(endpoint, call.creates_endpoint());
         }
     }
-    if let Ok(message) = serde_json::from_str::<ServerMessage>(text) {
-        let again = serde_json::to_string(&message).expect("a message read can be written");
-        assert_eq!(serde_json::from_str::<ServerMessage>(&again).ok(), Some(message));
+    // The page reads the server's messages with shared::decode, which must agree with serde
+    // on whatever both read, and read back what serde writes of it.
+    let ours = shared::decode::from_str::<ServerMessage>(text);
+    if let Ok(message) = &ours {
+        let again = serde_json::to_string(message).expect("a message read can be written");
+        assert_eq!(shared::decode::from_str::<ServerMessage>(&again).as_ref(), Ok(message));
+    }
+    if let (Ok(ours), Ok(serdes)) = (&ours, serde_json::from_str::<ServerMessage>(text)) {
+        assert_eq!(ours, &serdes);
     }
     let _ = TraceFile::parse(text);
 });

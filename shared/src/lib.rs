@@ -51,6 +51,7 @@
 //! remove its files.
 
 pub mod call;
+pub mod decode;
 pub mod describe;
 pub mod event;
 pub mod kernel;

@@ -396,7 +396,7 @@ pub enum ErrorCode {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::call::{
         Call, CallError, CallResult, ErrorOrigin, ReturnValue, Shutdown, SockOption,
@@ -424,15 +424,26 @@ mod tests {
             phase,
             result: None,
             error: None,
-            kernel: vec![SocketView {
-                endpoint: "server.s".into(),
-                state: SocketState::Listen,
-                recv_queue: None,
-                send_queue: Some(0),
-                accept_queue: Some(1),
-                backlog: Some(5),
-                lingering: false,
-            }],
+            kernel: vec![
+                SocketView {
+                    endpoint: "server.s".into(),
+                    state: SocketState::Listen,
+                    recv_queue: None,
+                    send_queue: Some(0),
+                    accept_queue: Some(1),
+                    backlog: Some(5),
+                    lingering: false,
+                },
+                SocketView {
+                    endpoint: "client.s".into(),
+                    state: SocketState::TimeWait,
+                    recv_queue: Some(3),
+                    send_queue: None,
+                    accept_queue: None,
+                    backlog: None,
+                    lingering: true,
+                },
+            ],
         }
     }
 
@@ -477,8 +488,32 @@ mod tests {
             Call::Setsockopt {
                 option: SockOption::RecvBuffer(4096),
             },
+            Call::Setsockopt {
+                option: SockOption::Linger(Some(0)),
+            },
+            Call::Setsockopt {
+                option: SockOption::NoDelay(true),
+            },
+            Call::Setsockopt {
+                option: SockOption::SendBuffer(8192),
+            },
             Call::Setblocking { flag: false },
             Call::Settimeout { millis: Some(500) },
+            Call::Settimeout { millis: None },
+            Call::Bind {
+                address: SockAddr::Inet6 {
+                    host: "fe80::1".parse().unwrap(),
+                    port: 80,
+                    flowinfo: 3,
+                    scope_id: 2,
+                },
+            },
+            Call::Connect {
+                address: SockAddr::Unix {
+                    path: "lab \"quoted\" é\n".into(),
+                    r#abstract: true,
+                },
+            },
             Call::Close,
         ]
     }
@@ -517,7 +552,8 @@ mod tests {
         ]
     }
 
-    fn every_server_message() -> Vec<ServerMessage> {
+    /// One message of every kind, with every call, return value and outcome in them.
+    pub(crate) fn every_server_message() -> Vec<ServerMessage> {
         let scenario = ScenarioInfo {
             id: "simple-server-client".into(),
             title: "Simple Server and Simple Client".into(),

@@ -98,7 +98,7 @@ pub enum SockAddr {
 /// [`SockAddr`] as it arrives, with its host still text.
 #[derive(Deserialize)]
 #[serde(tag = "family")]
-enum SockAddrText {
+pub(crate) enum SockAddrText {
     #[serde(rename = "AF_INET")]
     Inet { host: String, port: u16 },
     #[serde(rename = "AF_INET6")]

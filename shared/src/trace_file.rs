@@ -36,7 +36,7 @@ pub const OLDEST_READABLE_PROTOCOL: u32 = 2;
 impl TraceFile {
     /// Reads a trace file, saying plainly what is wrong with one that cannot be shown.
     pub fn parse(json: &str) -> Result<TraceFile, String> {
-        let file: TraceFile = serde_json::from_str(json)
+        let file: TraceFile = crate::decode::from_str(json)
             .map_err(|error| format!("this is not a Socket Lab trace file ({error})"))?;
         if file.format != TRACE_FORMAT {
             return Err(format!(
