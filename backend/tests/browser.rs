@@ -989,8 +989,12 @@ async fn page_performance(client: &Client, base: SocketAddr) -> Result<(), Strin
             .find(|(name, _)| name == part)
             .map_or(0.0, |(_, ms)| *ms)
     };
-    let (text_ms, decode_ms) = (opening_ms("open-trace-text"), opening_ms("open-trace-decode"));
+    let (text_ms, decode_ms) = (
+        opening_ms("open-trace-text"),
+        opening_ms("open-trace-decode"),
+    );
     let model_ms = opening_ms("open-trace-model");
+    println!("page parts while opening the trace (ms): {opening:?}");
     save_screenshot(client, "page-performance-10k.png").await;
 
     // A live run: the same 10,000 events arrive as the run makes them, then bursts of 25

@@ -682,16 +682,21 @@ fn App() -> impl IntoView {
         let name = file.name();
         replay.stop();
         leptos::task::spawn_local(async move {
-            match wasm_bindgen_futures::JsFuture::from(file.text()).await {
-                Ok(text) => {
+            // The file's bytes, not its text: copying UTF-8 bytes into wasm and checking them
+            // is faster than having the browser decode them to a string and encode it back.
+            match wasm_bindgen_futures::JsFuture::from(file.array_buffer()).await {
+                Ok(buffer) => {
                     let timing = perf_on.then(perf::start);
                     let text = {
                         let _span = perf::span("open-trace-text");
-                        text.as_string().unwrap_or_default()
+                        String::from_utf8(js_sys::Uint8Array::new(&buffer).to_vec())
                     };
                     let file = {
                         let _span = perf::span("open-trace-decode");
-                        TraceFile::parse(&text)
+                        text.map_err(|_| {
+                            "this file is not UTF-8 text, so not a trace file".to_owned()
+                        })
+                        .and_then(|text| TraceFile::parse(&text))
                     };
                     model.update(|m| m.show_trace(file, name));
                     if let Some(start) = &timing {
