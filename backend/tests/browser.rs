@@ -996,6 +996,7 @@ async fn page_performance(client: &Client, base: SocketAddr) -> Result<(), Strin
     let model_ms = opening_ms("open-trace-model");
     println!("page parts while opening the trace (ms): {opening:?}");
     save_screenshot(client, "page-performance-10k.png").await;
+    scroll_and_click_the_log(client, 5000).await?;
 
     // A live run: the same 10,000 events arrive as the run makes them, then bursts of 25
     // echoes (100 events) a quarter of a second apart, each appended to what is there.
@@ -1076,6 +1077,41 @@ async fn page_performance(client: &Client, base: SocketAddr) -> Result<(), Strin
             APPEND_BURSTS * 100
         ));
     }
+    Ok(())
+}
+
+/// Scrolls the event log of a long run to `row`: the rows there are drawn (only the rows on
+/// screen are), and clicking one steps to its event.
+async fn scroll_and_click_the_log(client: &Client, row: usize) -> Result<(), String> {
+    let shown = client
+        .execute(
+            &format!(
+                "const box = document.querySelector('.log-box');
+                 box.scrollIntoView();
+                 box.scrollTop = {row} * 28;
+                 await new Promise(done => setTimeout(done, 300));
+                 const r = box.getBoundingClientRect();
+                 const at = document.elementFromPoint(r.left + 20, r.top + r.height / 2);
+                 const tr = at && at.closest('tr');
+                 if (!tr || tr.classList.contains('spacer')) return null;
+                 tr.setAttribute('data-testid', 'log-row-at-centre');
+                 return tr.cells[0].textContent;"
+            ),
+            vec![],
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    let Some(seq) = shown.as_str().and_then(|seq| seq.parse::<usize>().ok()) else {
+        return Err(format!(
+            "no row is drawn where the log is scrolled to: {shown}"
+        ));
+    };
+    if !(row..row + 30).contains(&seq) {
+        return Err(format!("the log scrolled to row {row} shows event {seq}"));
+    }
+    click(client, "log-row-at-centre").await?;
+    wait_for_text(client, "step-label", &format!("event {} of", seq + 1)).await?;
+    save_screenshot(client, "page-log-scrolled.png").await;
     Ok(())
 }
 

@@ -901,8 +901,9 @@ fn ManualPanel(connection: Rc<Connection>, model: RwSignal<Model>) -> impl IntoV
 /// on screen need drawing).
 const LOG_ROW_HEIGHT: f64 = 28.0;
 
-/// Rows drawn beyond the visible ones, above and below, so that scrolling shows no gap.
-const OVERSCAN_ROWS: usize = 20;
+/// Rows drawn beyond the visible ones, above and below, so that scrolling shows no gap. Every
+/// row on screen is redrawn each frame of a live run, so there are only a few.
+const OVERSCAN_ROWS: usize = 8;
 
 /// The rows of a list of `total` rows of `row_height` that a box scrolled to `scroll_top` and
 /// `height` tall shows, with some to spare.
@@ -917,6 +918,17 @@ fn visible_rows(
     let start = first.saturating_sub(OVERSCAN_ROWS).min(total);
     let end = (first + count + OVERSCAN_ROWS).min(total);
     start..end
+}
+
+/// Where the event log is scrolled to, in rows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct LogScroll {
+    /// The first row on screen.
+    first_row: usize,
+    /// How many rows the log's box shows.
+    rows_shown: usize,
+    /// Scrolled to the end.
+    at_end: bool,
 }
 
 /// Scrolls a box so that the row at `y` (`row_height` tall) is in view: to the end when
@@ -1212,7 +1224,17 @@ fn RunPanel(
     };
 
     let log_box: NodeRef<leptos::html::Div> = NodeRef::new();
-    let log_scroll = RwSignal::new((0.0_f64, 400.0_f64));
+    let log_scroll = RwSignal::new(LogScroll {
+        first_row: 0,
+        rows_shown: 15,
+        at_end: true,
+    });
+    // While the log follows a live run at its end, where it is scrolled to changes with every
+    // frame's new rows, but the rows to show are the last ones all the same: drawing them
+    // once is enough, not again when the scroll catches up.
+    let log_anchor = Memo::new(move |_| {
+        log_scroll.with(|scroll| (scroll.at_end.then_some(()), scroll.rows_shown))
+    });
     let endpoint_ids = move || {
         model.with(|m| {
             m.run
@@ -1228,13 +1250,24 @@ fn RunPanel(
     };
     let log = move || {
         let _span = perf::span("log");
-        let (scroll_top, height) = log_scroll.get();
+        let (at_end, rows_shown) = log_anchor.get();
         let filter = filter.get();
         let newest_first = newest_first.get();
         model.with(|m| {
             let run = m.run.as_ref()?;
             let rows = run.log_rows(filter.as_deref(), newest_first);
-            let window = visible_rows(scroll_top, height, LOG_ROW_HEIGHT, rows.len());
+            let first_row = match at_end {
+                Some(()) if run.cursor.is_none() && !newest_first => {
+                    rows.len().saturating_sub(rows_shown)
+                }
+                _ => log_scroll.with_untracked(|scroll| scroll.first_row),
+            };
+            let window = visible_rows(
+                first_row as f64 * LOG_ROW_HEIGHT,
+                rows_shown as f64 * LOG_ROW_HEIGHT,
+                LOG_ROW_HEIGHT,
+                rows.len(),
+            );
             let highlight = run.cursor.and(run.selected());
             let above = window.start as f64 * LOG_ROW_HEIGHT;
             let below = (rows.len() - window.end) as f64 * LOG_ROW_HEIGHT;
@@ -1267,10 +1300,13 @@ fn RunPanel(
     };
     let on_log_scroll = move |_| {
         if let Some(element) = log_box.get_untracked() {
-            log_scroll.set((
-                f64::from(element.scroll_top()),
-                f64::from(element.client_height()),
-            ));
+            let (top, height) = (element.scroll_top(), element.client_height());
+            let scroll = LogScroll {
+                first_row: (f64::from(top) / LOG_ROW_HEIGHT).floor().max(0.0) as usize,
+                rows_shown: (f64::from(height) / LOG_ROW_HEIGHT).ceil() as usize,
+                at_end: top + height >= element.scroll_height() - 1,
+            };
+            log_scroll.maybe_update(|current| std::mem::replace(current, scroll) != scroll);
         }
     };
     // Keep the selected event in view in the diagram and the log: the newest one while
