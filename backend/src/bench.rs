@@ -455,7 +455,9 @@ async fn next_text(ws: &mut Ws) -> Result<(Instant, String), BenchError> {
 
 async fn next_message(ws: &mut Ws) -> Result<(Instant, ServerMessage), BenchError> {
     let (arrived, text) = next_text(ws).await?;
-    let message = serde_json::from_str(&text).map_err(|error| fail("a server message", error))?;
+    // Read as the page reads it, with the page's decoder.
+    let message =
+        shared::decode::from_str(&text).map_err(|error| fail("a server message", error))?;
     Ok((arrived, message))
 }
 

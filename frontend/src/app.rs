@@ -905,6 +905,10 @@ const LOG_ROW_HEIGHT: f64 = 28.0;
 /// row on screen is redrawn each frame of a live run, so there are only a few.
 const OVERSCAN_ROWS: usize = 8;
 
+/// A list of at most this many rows is drawn whole, so that a short run's events are all in
+/// the page (to search it, or print it); a longer one only where it is scrolled to.
+const WHOLE_LIST_ROWS: usize = 64;
+
 /// The rows of a list of `total` rows of `row_height` that a box scrolled to `scroll_top` and
 /// `height` tall shows, with some to spare.
 fn visible_rows(
@@ -913,6 +917,9 @@ fn visible_rows(
     row_height: f64,
     total: usize,
 ) -> std::ops::Range<usize> {
+    if total <= WHOLE_LIST_ROWS {
+        return 0..total;
+    }
     let first = (scroll_top / row_height).floor().max(0.0) as usize;
     let count = (height / row_height).ceil() as usize;
     let start = first.saturating_sub(OVERSCAN_ROWS).min(total);

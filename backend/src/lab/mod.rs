@@ -728,12 +728,12 @@ fn lingering_view(endpoint: &str, entry: &kernel::TableEntry) -> SocketView {
 
 /// A call's result with its socket's fd and addresses as the kernel reports them now.
 fn snapshot(value: ReturnValue, socket: &LabSocket) -> CallResult {
-    socket.remember_pair();
+    let (local, peer) = socket.names();
     CallResult {
         value,
         fd: Some(socket.fd()),
-        local: socket.local_addr(),
-        peer: socket.peer_addr(),
+        local,
+        peer,
         peer_process: None,
     }
 }

@@ -174,6 +174,25 @@ impl LabSocket {
         }
     }
 
+    /// `getsockname()` and `getpeername()`, once each, noting the connection's address pair
+    /// on the way (as [`remember_pair`](Self::remember_pair) does): what a call's result
+    /// reports.
+    pub(crate) fn names(&self) -> (Option<SockAddr>, Option<SockAddr>) {
+        let (local, peer) = (self.socket.local_addr().ok(), self.socket.peer_addr().ok());
+        if self.is_tcp()
+            && let (Some(local), Some(peer)) = (
+                local.as_ref().and_then(socket2::SockAddr::as_socket),
+                peer.as_ref().and_then(socket2::SockAddr::as_socket),
+            )
+        {
+            *super::lock(&self.last_pair) = Some(AddressPair { local, peer });
+        }
+        (
+            local.as_ref().and_then(addr::from_socket2),
+            peer.as_ref().and_then(addr::from_socket2),
+        )
+    }
+
     /// The connection's address pair, as last noted.
     pub(crate) fn last_pair(&self) -> Option<AddressPair> {
         *super::lock(&self.last_pair)
