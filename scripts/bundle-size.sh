@@ -25,3 +25,17 @@ if [ "$total" -gt "$BUDGET_BYTES" ]; then
   echo "bundle: $total B is over the budget of $BUDGET_BYTES B" >&2
   exit 1
 fi
+# What a browser downloads: the compressed copies that trunk's post-build hook wrote
+# (scripts/precompress.sh), which the backend serves. Without them it would be the files whole.
+served=0
+for file in "${wasm[0]}" "${js[0]}"; do
+  if [ -f "$file.br" ]; then
+    served=$((served + $(wc -c < "$file.br")))
+  elif [ -f "$file.gz" ]; then
+    served=$((served + $(wc -c < "$file.gz")))
+  else
+    echo "bundle: $file has no compressed copy: did trunk's post-build hook (scripts/precompress.sh) run?" >&2
+    exit 1
+  fi
+done
+echo "bundle: served to a browser as $served B (brotli where built, else gzip)"

@@ -84,10 +84,12 @@ if [ "$want_browser" = 1 ]; then
   # Python 3 and netcat are outside peers in the integration tests (the tutorial's own
   # programs, and `nc` as a student would use it); strace is what `backend bench` compares
   # the cost of watching with. Debian's python3 is the one at /usr/bin, which the bench uses.
-  if [ ! -x /usr/bin/python3 ] || ! command -v nc >/dev/null || ! command -v strace >/dev/null; then
-    log "installing python3, netcat and strace from Debian"
+  # brotli compresses the built page (scripts/precompress.sh; without it, gzip only).
+  if [ ! -x /usr/bin/python3 ] || ! command -v nc >/dev/null || ! command -v strace >/dev/null \
+    || ! command -v brotli >/dev/null; then
+    log "installing python3, netcat, strace and brotli from Debian"
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq && apt-get install -y -qq python3 netcat-openbsd strace >/dev/null
+    apt-get update -qq && apt-get install -y -qq python3 netcat-openbsd strace brotli >/dev/null
   fi
 fi
 

@@ -966,6 +966,13 @@ async fn page_performance(client: &Client, base: SocketAddr) -> Result<(), Strin
         .await
         .map_err(|e| e.to_string())?;
     wait_for_text(client, "connection-status", "connected").await?;
+    let (page_transferred, page_size) = page_download(client).await?;
+    // The server sent the compressed copies that the build wrote (scripts/precompress.sh).
+    if page_transferred * 2 > page_size {
+        return Err(format!(
+            "the page's code came as {page_transferred} bytes for {page_size}: not compressed"
+        ));
+    }
     open_trace_file(client, &path).await?;
     let deadline = Instant::now() + Duration::from_secs(20);
     let first_render = loop {
@@ -1050,6 +1057,8 @@ async fn page_performance(client: &Client, base: SocketAddr) -> Result<(), Strin
     let slowest_ms = appends.iter().map(|(_, ms)| *ms).fold(0.0, f64::max);
     let per_100_ms = total_ms / appended.max(1) as f64 * 100.0;
     let figures = serde_json::json!({
+        "page_transferred_bytes": page_transferred,
+        "page_bytes": page_size,
         "trace_events": in_trace,
         "first_render_ms": first_render,
         "first_render_text_ms": text_ms,
@@ -1078,6 +1087,26 @@ async fn page_performance(client: &Client, base: SocketAddr) -> Result<(), Strin
         ));
     }
     Ok(())
+}
+
+/// The bytes of the page's wasm and JS as they came over the wire, and as they are, by the
+/// Resource Timing API.
+async fn page_download(client: &Client) -> Result<(u64, u64), String> {
+    let sizes = client
+        .execute(
+            "return performance.getEntriesByType('resource')
+                 .filter(e => e.name.endsWith('.wasm') || e.name.endsWith('.js'))
+                 .reduce((sum, e) => [sum[0] + e.encodedBodySize, sum[1] + e.decodedBodySize], [0, 0]);",
+            vec![],
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    let (transferred, size): (u64, u64) =
+        serde_json::from_value(sizes).map_err(|e| e.to_string())?;
+    if size == 0 {
+        return Err("the browser timed no wasm or JS".into());
+    }
+    Ok((transferred, size))
 }
 
 /// Scrolls the event log of a long run to `row`: the rows there are drawn (only the rows on

@@ -456,3 +456,80 @@ async fn plain_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
         .unwrap_or_default();
     (status, body)
 }
+
+/// A GET with `Accept-Encoding: accept` (none if empty): the status, the headers in lower
+/// case, and the body's bytes.
+async fn get_encoded(
+    addr: std::net::SocketAddr,
+    path: &str,
+    accept: &str,
+) -> (u16, String, Vec<u8>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let accept = if accept.is_empty() {
+        String::new()
+    } else {
+        format!("Accept-Encoding: {accept}\r\n")
+    };
+    let request =
+        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n{accept}Connection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.unwrap();
+    let split = response.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&response[..split]).to_lowercase();
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (status, head, response[split + 4..].to_vec())
+}
+
+#[tokio::test]
+async fn the_page_is_served_compressed_to_browsers_that_accept_it() {
+    // A built page as scripts/precompress.sh leaves it: each file with its brotli and gzip
+    // copies (their contents here only need to be told apart).
+    let dir = std::env::temp_dir().join(format!("socket-lab-precompressed-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (name, contents) in [
+        ("index.html", "<!doctype html><title>Socket Lab</title>"),
+        ("index.html.gz", "gzip of the page"),
+        ("app_bg.wasm", "\0asm the page's code"),
+        ("app_bg.wasm.gz", "gzip of the code"),
+        ("app_bg.wasm.br", "brotli of the code"),
+    ] {
+        std::fs::write(dir.join(name), contents).unwrap();
+    }
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(backend::serve(
+        listener,
+        backend::Config::new(dir.clone()),
+        async {
+            let _ = stop_rx.await;
+        },
+    ));
+
+    let (status, head, body) = get_encoded(addr, "/app_bg.wasm", "gzip, deflate, br, zstd").await;
+    assert_eq!(status, 200);
+    assert!(head.contains("content-encoding: br"), "{head}");
+    assert!(head.contains("content-type: application/wasm"), "{head}");
+    assert_eq!(body, b"brotli of the code");
+
+    let (_, head, body) = get_encoded(addr, "/app_bg.wasm", "gzip").await;
+    assert!(head.contains("content-encoding: gzip"), "{head}");
+    assert_eq!(body, b"gzip of the code");
+
+    // A client that accepts neither gets the file itself; so does one asking for a file
+    // that has no compressed copy in the encoding it accepts.
+    let (_, head, body) = get_encoded(addr, "/app_bg.wasm", "").await;
+    assert!(!head.contains("content-encoding"), "{head}");
+    assert_eq!(body, b"\0asm the page's code");
+    let (_, head, body) = get_encoded(addr, "/", "br").await;
+    assert!(!head.contains("content-encoding"), "{head}");
+    assert!(body.starts_with(b"<!doctype html>"));
+    let (_, head, body) = get_encoded(addr, "/", "gzip").await;
+    assert!(head.contains("content-encoding: gzip"), "{head}");
+    assert_eq!(body, b"gzip of the page");
+
+    let _ = stop_tx.send(());
+    let _ = std::fs::remove_dir_all(&dir);
+}
