@@ -903,7 +903,7 @@ const LOG_ROW_HEIGHT: f64 = 28.0;
 
 /// Rows drawn beyond the visible ones, above and below, so that scrolling shows no gap. Every
 /// row on screen is redrawn each frame of a live run, so there are only a few.
-const OVERSCAN_ROWS: usize = 8;
+const OVERSCAN_ROWS: usize = 4;
 
 /// A list of at most this many rows is drawn whole, so that a short run's events are all in
 /// the page (to search it, or print it); a longer one only where it is scrolled to.
