@@ -1129,17 +1129,14 @@ fn RunPanel(
                 .iter()
                 .any(|row| matches!(row, crate::diagram::OverviewRow::Summary { .. }));
             // The row of the selected event (kept in view), highlighted when stepped to.
-            let selected_row = run.selected().map(|index| {
-                folded
-                    .iter()
-                    .position(|row| row.holds(index))
-                    .unwrap_or(index)
-            });
+            let selected_row = run
+                .selected()
+                .map(|index| crate::diagram::row_holding(&folded, index).unwrap_or(index));
             let highlight_row = selected_index.and(selected_row);
             let (diagram, bands) = if summarised {
                 let rows =
                     visible_rows(scroll_top - HEADER_HEIGHT, height, ROW_HEIGHT, folded.len());
-                crate::diagram::layout_overview(run, upto, rows)
+                crate::diagram::layout_overview(run, upto, &folded, rows)
             } else {
                 let rows = visible_rows(scroll_top - HEADER_HEIGHT, height, ROW_HEIGHT, upto);
                 (crate::diagram::layout_window(run, upto, rows), Vec::new())

@@ -203,6 +203,21 @@ impl OverviewRow {
             OverviewRow::Summary { first, last, .. } => (*first..=*last).contains(&index),
         }
     }
+
+    /// The last event the row shows.
+    fn last(&self) -> usize {
+        match self {
+            OverviewRow::Event(event) => *event,
+            OverviewRow::Summary { last, .. } => *last,
+        }
+    }
+}
+
+/// The row of `rows` (an [`overview`], whose rows hold the events in order) that shows the
+/// event with this index, found by bisection: a live run asks for it every frame.
+pub fn row_holding(rows: &[OverviewRow], index: usize) -> Option<usize> {
+    let row = rows.partition_point(|row| row.last() < index);
+    rows.get(row).filter(|row| row.holds(index)).map(|_| row)
 }
 
 fn moves_data(call: &shared::Call) -> bool {
@@ -274,9 +289,9 @@ pub struct SummaryBand {
 pub fn layout_overview(
     run: &RunView,
     upto: usize,
+    all: &[OverviewRow],
     rows: Range<usize>,
 ) -> (Diagram, Vec<SummaryBand>) {
-    let all = overview(run, upto);
     let mut diagram = layout_window(run, upto, 0..0);
     diagram.height = HEADER_HEIGHT + (all.len() as f64 + 1.0) * ROW_HEIGHT;
     let lane_x = |endpoint: &str| {
@@ -287,7 +302,7 @@ pub fn layout_overview(
             .map_or(0.0, |lane| lane.x)
     };
     let y = |row: usize| HEADER_HEIGHT + (row as f64 + 0.5) * ROW_HEIGHT;
-    let row_of = |index: usize| all.iter().position(|row| row.holds(index));
+    let row_of = |index: usize| row_holding(all, index);
     let mut bars = Vec::new();
     let mut bands = Vec::new();
     let end = rows.end.min(all.len());

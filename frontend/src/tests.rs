@@ -582,17 +582,27 @@ fn the_overview_folds_a_long_stream_into_one_row() {
     assert_eq!((*first, *last), (2, 10_001));
     assert_eq!(calls, &[("client.s".to_owned(), "send", 5_000)]);
     assert_eq!(*bytes, 5_000);
-    let (diagram, bands) = crate::diagram::layout_overview(run, run.events.len(), 0..3);
+    let (diagram, bands) = crate::diagram::layout_overview(run, run.events.len(), &rows, 0..3);
+    // Every event is found in its row, by bisection as by search.
+    for index in [0, 1, 2, 500, 10_001] {
+        assert_eq!(
+            crate::diagram::row_holding(&rows, index),
+            rows.iter().position(|row| row.holds(index)),
+            "{index}"
+        );
+    }
+    assert_eq!(crate::diagram::row_holding(&rows, 10_002), None);
     assert_eq!(bands.len(), 1);
     assert!(bands[0].label.contains("client.s send × 5000, 5000 bytes"));
     assert_eq!(diagram.bars.len(), 1);
     // A short exchange is drawn call by call.
     let short = model_with(simple_run());
     let short_run = short.run.as_ref().unwrap();
-    assert_eq!(
-        crate::diagram::overview(short_run, short_run.events.len()).len(),
-        short_run.events.len()
-    );
+    let short_rows = crate::diagram::overview(short_run, short_run.events.len());
+    assert_eq!(short_rows.len(), short_run.events.len());
+    for index in 0..short_run.events.len() {
+        assert_eq!(crate::diagram::row_holding(&short_rows, index), Some(index));
+    }
 }
 
 #[test]
