@@ -133,6 +133,11 @@ fn a_peer_that_never_comes_times_out_with_a_clear_message() {
         stderr.contains(&format!("no outside client connected to 127.0.0.1:{port}")),
         "{stderr}"
     );
+    // It says where the run stopped: the server program waits in accept(), on its line 10.
+    assert!(
+        stderr.contains("server waits in accept() (line 10)"),
+        "{stderr}"
+    );
     assert!(started.elapsed() < Duration::from_secs(15));
     // A scenario without such a role says which ones have one.
     let refused = backend()

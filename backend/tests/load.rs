@@ -88,6 +88,7 @@ async fn page(addr: SocketAddr, first: usize, until: Instant) -> Tally {
     // and shows where it stopped.
     let mut current = "";
     let mut latest: Vec<String> = Vec::new();
+    let mut last_views = String::new();
     loop {
         if !playing {
             if Instant::now() >= until {
@@ -116,14 +117,37 @@ async fn page(addr: SocketAddr, first: usize, until: Instant) -> Tally {
                 events, dropped, ..
             } => {
                 tally.events += events.len();
+                // Enough to tell where a run that hangs stopped: each call, where its socket
+                // was bound after it, and the kernel's view of every socket at the last one.
                 latest.extend(events.iter().map(|event| {
+                    let local = event
+                        .result
+                        .as_ref()
+                        .and_then(|result| result.local.as_ref())
+                        .map(|local| format!(" (local {local})"))
+                        .unwrap_or_default();
                     format!(
-                        "{} {} {:?}",
+                        "{} {} {:?}{local}",
                         event.endpoint,
                         shared::describe::call_text(&event.call),
                         event.phase
                     )
                 }));
+                if let Some(last) = events.last() {
+                    last_views = last
+                        .kernel
+                        .iter()
+                        .map(|view| {
+                            format!(
+                                "{} {} recv_queue {:?}",
+                                view.endpoint,
+                                view.state.name(),
+                                view.recv_queue
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                }
                 let keep = latest.len().saturating_sub(8);
                 latest.drain(..keep);
                 for range in dropped {
@@ -137,11 +161,12 @@ async fn page(addr: SocketAddr, first: usize, until: Instant) -> Tally {
                     outcome
                 {
                     tally.problems.push(format!(
-                        "{current}: {reason} (its last events: {})",
+                        "{current}: {reason} (its last events: {}; the kernel then: {last_views})",
                         latest.join("; ")
                     ));
                 }
                 latest.clear();
+                last_views.clear();
                 tally.runs += 1;
                 playing = false;
             }

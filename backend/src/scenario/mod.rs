@@ -381,6 +381,10 @@ struct Progress {
     entered: usize,
     returned: usize,
     done: bool,
+    /// The step the role is at now, and whether its call has been made: what a run stopped
+    /// for taking too long says of each role. (Cues read only the three fields above.)
+    at: usize,
+    in_call: bool,
 }
 
 /// Plays a plan on a lab, every role concurrently, and says how the run ended.
@@ -426,8 +430,35 @@ pub(crate) async fn play(
     });
     match tokio::time::timeout(limit, join_all(roles)).await {
         Ok(_) => RunOutcome::Completed,
-        Err(_) => RunOutcome::Cancelled { reason },
+        Err(_) => RunOutcome::Cancelled {
+            reason: format!("{reason}: {}", where_roles_stopped(plan, &progress)),
+        },
     }
+}
+
+/// Where each unfinished role of a run that took too long was, in the program's words:
+/// `client waits in recvfrom() (line 5)`.
+fn where_roles_stopped(plan: &Plan, progress: &[watch::Sender<Progress>]) -> String {
+    plan.roles
+        .iter()
+        .zip(progress)
+        .filter_map(|(role, progress)| {
+            let progress = *progress.borrow();
+            let step = role.steps.get(progress.at).filter(|_| !progress.done)?;
+            let how = if progress.in_call {
+                "waits in"
+            } else {
+                "has yet to call"
+            };
+            Some(format!(
+                "{} {how} {}() (line {})",
+                role.role,
+                step.call.name(),
+                step.line
+            ))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Every role's progress, for cues.
@@ -485,6 +516,12 @@ async fn play_role(lab: &Lab, role: &RolePlan, own: &watch::Sender<Progress>, bo
     let mut index = 0;
     let mut rounds = 0;
     while let Some(step) = role.steps.get(index) {
+        // Only for the record (see `where_roles_stopped`): no cue waits on it.
+        own.send_if_modified(|progress| {
+            progress.at = index;
+            progress.in_call = false;
+            false
+        });
         if let Some(cue) = step.after {
             board.wait(cue).await;
         }
@@ -513,8 +550,12 @@ async fn play_role(lab: &Lab, role: &RolePlan, own: &watch::Sender<Progress>, bo
             gate.pass(next, lab.sink()).await;
         }
         // Progress only grows, also when a loop goes round again, so cues stay met.
-        let on_enter =
-            || own.send_modify(|progress| progress.entered = progress.entered.max(index + 1));
+        let on_enter = || {
+            own.send_modify(|progress| {
+                progress.entered = progress.entered.max(index + 1);
+                progress.in_call = true;
+            });
+        };
         let outcome = lab
             .perform(&caller, call, conn_endpoint.as_deref(), on_enter)
             .await;
