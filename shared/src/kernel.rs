@@ -77,6 +77,23 @@ pub enum SocketState {
 }
 
 impl SocketState {
+    /// Every state, in the order of the enum.
+    pub const ALL: [SocketState; 13] = [
+        SocketState::Established,
+        SocketState::SynSent,
+        SocketState::SynRecv,
+        SocketState::FinWait1,
+        SocketState::FinWait2,
+        SocketState::TimeWait,
+        SocketState::Closed,
+        SocketState::CloseWait,
+        SocketState::LastAck,
+        SocketState::Listen,
+        SocketState::Closing,
+        SocketState::Unconnected,
+        SocketState::Connected,
+    ];
+
     /// The state's name as `ss` and `netstat` print it.
     pub fn name(self) -> &'static str {
         match self {
@@ -93,6 +110,37 @@ impl SocketState {
             SocketState::Closing => "CLOSING",
             SocketState::Unconnected => "UNCONNECTED",
             SocketState::Connected => "CONNECTED",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SocketState;
+
+    #[test]
+    fn every_state_is_listed_once_and_reads_back_by_its_name() {
+        for state in SocketState::ALL {
+            // Exhaustive: a new state does not compile here until it has its place in `ALL`.
+            let position = match state {
+                SocketState::Established => 0,
+                SocketState::SynSent => 1,
+                SocketState::SynRecv => 2,
+                SocketState::FinWait1 => 3,
+                SocketState::FinWait2 => 4,
+                SocketState::TimeWait => 5,
+                SocketState::Closed => 6,
+                SocketState::CloseWait => 7,
+                SocketState::LastAck => 8,
+                SocketState::Listen => 9,
+                SocketState::Closing => 10,
+                SocketState::Unconnected => 11,
+                SocketState::Connected => 12,
+            };
+            assert_eq!(SocketState::ALL[position], state);
+            let json = serde_json::to_string(&state).unwrap();
+            assert_eq!(json, format!("\"{}\"", state.name()));
+            assert_eq!(crate::decode::from_str::<SocketState>(&json), Ok(state));
         }
     }
 }

@@ -47,23 +47,8 @@ impl Decode for Phase {
 
 impl Decode for SocketState {
     fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        use SocketState::*;
-        let all = [
-            Established,
-            SynSent,
-            SynRecv,
-            FinWait1,
-            FinWait2,
-            TimeWait,
-            Closed,
-            CloseWait,
-            LastAck,
-            Listen,
-            Closing,
-            Unconnected,
-            Connected,
-        ];
-        one_of(reader, &all.map(|state| (state.name(), state)), "state")
+        let names = SocketState::ALL.map(|state| (state.name(), state));
+        one_of(reader, &names, "state")
     }
 }
 
