@@ -439,22 +439,8 @@ async fn other_origins_and_missing_tokens_are_refused_before_the_upgrade() {
 
 /// A plain HTTP GET, as a page's `fetch` makes it; returns the status and the body.
 async fn plain_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.unwrap();
-    let status = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|status| status.parse().ok())
-        .unwrap();
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_owned())
-        .unwrap_or_default();
-    (status, body)
+    let (status, _, body) = get_encoded(addr, path, "").await;
+    (status, String::from_utf8_lossy(&body).into_owned())
 }
 
 /// A GET with `Accept-Encoding: accept` (none if empty): the status, the headers in lower

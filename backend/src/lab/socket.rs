@@ -164,11 +164,18 @@ impl LabSocket {
 
     /// Notes the connection's address pair, if it is a TCP connection with both ends known.
     pub(crate) fn remember_pair(&self) {
-        if !self.is_tcp() {
-            return;
-        }
-        if let (Ok(local), Ok(peer)) = (self.socket.local_addr(), self.socket.peer_addr())
-            && let (Some(local), Some(peer)) = (local.as_socket(), peer.as_socket())
+        self.note_pair(
+            self.socket.local_addr().ok().as_ref(),
+            self.socket.peer_addr().ok().as_ref(),
+        );
+    }
+
+    fn note_pair(&self, local: Option<&socket2::SockAddr>, peer: Option<&socket2::SockAddr>) {
+        if self.is_tcp()
+            && let (Some(local), Some(peer)) = (
+                local.and_then(socket2::SockAddr::as_socket),
+                peer.and_then(socket2::SockAddr::as_socket),
+            )
         {
             *super::lock(&self.last_pair) = Some(AddressPair { local, peer });
         }
@@ -179,14 +186,7 @@ impl LabSocket {
     /// reports.
     pub(crate) fn names(&self) -> (Option<SockAddr>, Option<SockAddr>) {
         let (local, peer) = (self.socket.local_addr().ok(), self.socket.peer_addr().ok());
-        if self.is_tcp()
-            && let (Some(local), Some(peer)) = (
-                local.as_ref().and_then(socket2::SockAddr::as_socket),
-                peer.as_ref().and_then(socket2::SockAddr::as_socket),
-            )
-        {
-            *super::lock(&self.last_pair) = Some(AddressPair { local, peer });
-        }
+        self.note_pair(local.as_ref(), peer.as_ref());
         (
             local.as_ref().and_then(addr::from_socket2),
             peer.as_ref().and_then(addr::from_socket2),
