@@ -10,7 +10,7 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen::closure::Closure;
 use web_sys::{CloseEvent, MessageEvent, WebSocket};
 
-use crate::diagram::{HEADER_HEIGHT, ROW_HEIGHT};
+use crate::diagram::{HEADER_HEIGHT, Px, ROW_HEIGHT};
 use crate::manual::{self, CallForm};
 use crate::model::{Link, Model, RunView, Source, role_colour};
 
@@ -414,12 +414,23 @@ pub fn mount() {
     mount_to_body(App);
 }
 
+/// The replay speeds on offer: the option's value (events per second), the milliseconds from
+/// one event to the next, and the label.
+const REPLAY_SPEEDS: [(&str, u32, &str); 6] = [
+    ("0.5", 2000, "½ event/s"),
+    ("1", 1000, "1 event/s"),
+    ("2", 500, "2 events/s"),
+    ("5", 200, "5 events/s"),
+    ("20", 50, "20 events/s"),
+    ("200", 5, "200 events/s"),
+];
+
 /// Replaying recorded events at a chosen speed.
 #[derive(Clone, Copy, Debug)]
 struct Replay {
     playing: RwSignal<bool>,
-    /// Events per second.
-    speed: RwSignal<f64>,
+    /// Milliseconds from one event to the next: one of [`REPLAY_SPEEDS`].
+    delay_ms: RwSignal<u32>,
     /// Bumped at every start and stop, so that a stopped replay's pending tick does nothing.
     generation: RwSignal<u32>,
 }
@@ -428,7 +439,7 @@ impl Replay {
     fn new() -> Self {
         Replay {
             playing: RwSignal::new(false),
-            speed: RwSignal::new(2.0),
+            delay_ms: RwSignal::new(500),
             generation: RwSignal::new(0),
         }
     }
@@ -457,7 +468,7 @@ impl Replay {
     }
 
     fn tick(self, model: RwSignal<Model>, generation: u32) {
-        let delay = (1000.0 / self.speed.get_untracked().max(0.1)) as u64;
+        let delay = u64::from(self.delay_ms.get_untracked());
         set_timeout(
             move || {
                 if self.generation.get_untracked() != generation || !self.playing.get_untracked() {
@@ -815,6 +826,73 @@ fn App() -> impl IntoView {
     }
 }
 
+/// How a field of the manual form is filled in.
+#[derive(Debug)]
+enum FieldInput {
+    /// Typed, with an example as the placeholder.
+    Text { placeholder: &'static str },
+    /// Chosen from a list.
+    Choice { options: &'static [&'static str] },
+    /// Ticked or not: the field reads `true` or `false`.
+    Check,
+}
+
+/// A field of the manual form, bound to one of [`CallForm`]'s.
+#[derive(Debug)]
+struct FormField {
+    /// The name [`manual::fields`] gives it.
+    name: &'static str,
+    /// Shown for every call, not only those that need it.
+    always: bool,
+    testid: &'static str,
+    label: &'static str,
+    input: FieldInput,
+    get: fn(&CallForm) -> String,
+    set: fn(&mut CallForm, String),
+}
+
+/// The manual form's fields, in the order the page shows them.
+const MANUAL_FIELDS: &[FormField] = &[
+    FormField { name: "endpoint", always: true, testid: "manual-endpoint", label: "socket", input: FieldInput::Text { placeholder: "s" }, get: |f| f.endpoint.clone(), set: |f, v| f.endpoint = v },
+    FormField { name: "call", always: true, testid: "manual-call", label: "call", input: FieldInput::Choice { options: manual::CALLS }, get: |f| f.call.clone(), set: |f, v| f.call = v },
+    FormField { name: "family", always: false, testid: "manual-family", label: "family", input: FieldInput::Choice { options: &["AF_INET", "AF_INET6", "AF_UNIX"] }, get: |f| f.family.clone(), set: |f, v| f.family = v },
+    FormField { name: "type", always: false, testid: "manual-type", label: "type", input: FieldInput::Choice { options: &["SOCK_STREAM", "SOCK_DGRAM"] }, get: |f| f.sock_type.clone(), set: |f, v| f.sock_type = v },
+    FormField { name: "data", always: false, testid: "manual-data", label: "bytes", input: FieldInput::Text { placeholder: "Hello\\n" }, get: |f| f.data.clone(), set: |f, v| f.data = v },
+    FormField { name: "address", always: false, testid: "manual-address", label: "address", input: FieldInput::Text { placeholder: "127.0.0.1:12345" }, get: |f| f.address.clone(), set: |f, v| f.address = v },
+    FormField { name: "backlog", always: false, testid: "manual-backlog", label: "backlog", input: FieldInput::Text { placeholder: "5" }, get: |f| f.backlog.clone(), set: |f, v| f.backlog = v },
+    FormField { name: "bufsize", always: false, testid: "manual-bufsize", label: "bufsize", input: FieldInput::Text { placeholder: "1024" }, get: |f| f.bufsize.clone(), set: |f, v| f.bufsize = v },
+    FormField { name: "how", always: false, testid: "manual-how", label: "how", input: FieldInput::Choice { options: &["SHUT_RD", "SHUT_WR", "SHUT_RDWR"] }, get: |f| f.how.clone(), set: |f, v| f.how = v },
+    FormField { name: "option", always: false, testid: "manual-option", label: "option", input: FieldInput::Choice { options: &["SO_REUSEADDR", "SO_LINGER", "TCP_NODELAY", "SO_RCVBUF", "SO_SNDBUF"] }, get: |f| f.option.clone(), set: |f, v| f.option = v },
+    FormField { name: "value", always: false, testid: "manual-value", label: "value", input: FieldInput::Text { placeholder: "1" }, get: |f| f.value.clone(), set: |f, v| f.value = v },
+    FormField { name: "flag", always: false, testid: "manual-flag", label: "blocking", input: FieldInput::Check, get: |f| f.flag.to_string(), set: |f, v| f.flag = v == "true" },
+    FormField { name: "timeout", always: false, testid: "manual-timeout", label: "seconds", input: FieldInput::Text { placeholder: "None or 0.5" }, get: |f| f.timeout.clone(), set: |f, v| f.timeout = v },
+];
+
+/// One field of the manual form, bound to `form`.
+fn form_field(form: RwSignal<CallForm>, field: &'static FormField) -> impl IntoView {
+    use leptos::either::EitherOf3;
+    let FormField { testid, label, get, set, .. } = *field;
+    let input = match field.input {
+        FieldInput::Text { placeholder } => EitherOf3::A(view! {
+            <input type="text" data-testid=testid placeholder=placeholder
+                prop:value=move || form.with(get)
+                on:input=move |ev| form.update(|f| set(f, event_target_value(&ev)))/>
+        }),
+        FieldInput::Choice { options } => EitherOf3::B(view! {
+            <select data-testid=testid on:change=move |ev| form.update(|f| set(f, event_target_value(&ev)))>
+                {options.iter().map(|&option| view! {
+                    <option value=option selected=move || form.with(get) == option>{option}</option>
+                }).collect_view()}
+            </select>
+        }),
+        FieldInput::Check => EitherOf3::C(view! {
+            <input type="checkbox" data-testid=testid prop:checked=move || form.with(get) == "true"
+                on:change=move |ev| form.update(|f| set(f, event_target_checked(&ev).to_string()))/>
+        }),
+    };
+    view! { <label>{label}" "{input}</label> }
+}
+
 /// The manual mode: the user's own calls, one at a time, on real sockets in the sandbox.
 #[component]
 fn ManualPanel(connection: Rc<Connection>, model: RwSignal<Model>) -> impl IntoView {
@@ -837,59 +915,16 @@ fn ManualPanel(connection: Rc<Connection>, model: RwSignal<Model>) -> impl IntoV
             }
         }
     };
-    // A text field bound to one of the form's fields.
-    let text = move |testid: &'static str,
-                     label: &'static str,
-                     placeholder: &'static str,
-                     get: fn(&CallForm) -> String,
-                     set: fn(&mut CallForm, String)| {
-        view! {
-            <label>{label}" "
-                <input type="text" data-testid=testid placeholder=placeholder
-                    prop:value=move || form.with(get)
-                    on:input=move |ev| form.update(|f| set(f, event_target_value(&ev)))/>
-            </label>
-        }
-    };
-    let choice = move |testid: &'static str,
-                       label: &'static str,
-                       options: &'static [&'static str],
-                       get: fn(&CallForm) -> String,
-                       set: fn(&mut CallForm, String)| {
-        view! {
-            <label>{label}" "
-                <select data-testid=testid on:change=move |ev| form.update(|f| set(f, event_target_value(&ev)))>
-                    {options.iter().map(|option| {
-                        let option = *option;
-                        view! { <option value=option selected=move || form.with(get) == option>{option}</option> }
-                    }).collect_view()}
-                </select>
-            </label>
-        }
-    };
     view! {
         <details class="manual" data-testid="manual">
             <summary>"Your own calls (manual mode)"</summary>
             <p class="hint">"Make any call on your own sockets, in any order, and see what the kernel answers. Name a socket (such as s), create it with socket, then bind, listen, accept, connect… A call that waits, such as accept, goes on while you make the next one."</p>
             <form on:submit=submit>
-                {text("manual-endpoint", "socket", "s", |f| f.endpoint.clone(), |f, v| f.endpoint = v)}
-                {choice("manual-call", "call", manual::CALLS, |f| f.call.clone(), |f, v| f.call = v)}
-                <Show when=move || shows("family")>{choice("manual-family", "family", &["AF_INET", "AF_INET6", "AF_UNIX"], |f| f.family.clone(), |f, v| f.family = v)}</Show>
-                <Show when=move || shows("type")>{choice("manual-type", "type", &["SOCK_STREAM", "SOCK_DGRAM"], |f| f.sock_type.clone(), |f, v| f.sock_type = v)}</Show>
-                <Show when=move || shows("data")>{text("manual-data", "bytes", "Hello\\n", |f| f.data.clone(), |f, v| f.data = v)}</Show>
-                <Show when=move || shows("address")>{text("manual-address", "address", "127.0.0.1:12345", |f| f.address.clone(), |f, v| f.address = v)}</Show>
-                <Show when=move || shows("backlog")>{text("manual-backlog", "backlog", "5", |f| f.backlog.clone(), |f, v| f.backlog = v)}</Show>
-                <Show when=move || shows("bufsize")>{text("manual-bufsize", "bufsize", "1024", |f| f.bufsize.clone(), |f, v| f.bufsize = v)}</Show>
-                <Show when=move || shows("how")>{choice("manual-how", "how", &["SHUT_RD", "SHUT_WR", "SHUT_RDWR"], |f| f.how.clone(), |f, v| f.how = v)}</Show>
-                <Show when=move || shows("option")>{choice("manual-option", "option", &["SO_REUSEADDR", "SO_LINGER", "TCP_NODELAY", "SO_RCVBUF", "SO_SNDBUF"], |f| f.option.clone(), |f, v| f.option = v)}</Show>
-                <Show when=move || shows("value")>{text("manual-value", "value", "1", |f| f.value.clone(), |f, v| f.value = v)}</Show>
-                <Show when=move || shows("flag")>
-                    <label>"blocking "
-                        <input type="checkbox" data-testid="manual-flag" prop:checked=move || form.with(|f| f.flag)
-                            on:change=move |ev| form.update(|f| f.flag = event_target_checked(&ev))/>
-                    </label>
-                </Show>
-                <Show when=move || shows("timeout")>{text("manual-timeout", "seconds", "None or 0.5", |f| f.timeout.clone(), |f, v| f.timeout = v)}</Show>
+                // One loop over a table, rather than a view per field: each written-out
+                // field was its own copy of the view code in the wasm.
+                {MANUAL_FIELDS.iter().map(|field| view! {
+                    <Show when=move || field.always || shows(field.name)>{form_field(form, field)}</Show>
+                }).collect_view()}
                 <button type="submit" data-testid="manual-submit">"Call"</button>
             </form>
             <p class="error" data-testid="manual-error">{move || problem.get()}</p>
@@ -899,7 +934,7 @@ fn ManualPanel(connection: Rc<Connection>, model: RwSignal<Model>) -> impl IntoV
 
 /// The height of a row of the event log, in pixels (fixed in style.css, so that only the rows
 /// on screen need drawing).
-const LOG_ROW_HEIGHT: f64 = 28.0;
+const LOG_ROW_HEIGHT: Px = 28;
 
 /// Rows drawn beyond the visible ones, above and below, so that scrolling shows no gap. Every
 /// row on screen is redrawn each frame of a live run, so there are only a few.
@@ -911,20 +946,20 @@ const WHOLE_LIST_ROWS: usize = 64;
 
 /// The rows of a list of `total` rows of `row_height` that a box scrolled to `scroll_top` and
 /// `height` tall shows, with some to spare.
-fn visible_rows(
-    scroll_top: f64,
-    height: f64,
-    row_height: f64,
-    total: usize,
-) -> std::ops::Range<usize> {
+fn visible_rows(scroll_top: Px, height: Px, row_height: Px, total: usize) -> std::ops::Range<usize> {
     if total <= WHOLE_LIST_ROWS {
         return 0..total;
     }
-    let first = (scroll_top / row_height).floor().max(0.0) as usize;
-    let count = (height / row_height).ceil() as usize;
+    let first = usize::try_from(scroll_top.max(0) / row_height).unwrap_or(usize::MAX);
+    let count = usize::try_from(height.max(0).unsigned_abs().div_ceil(row_height.unsigned_abs())).unwrap_or(usize::MAX);
     let start = first.saturating_sub(OVERSCAN_ROWS).min(total);
     let end = (first + count + OVERSCAN_ROWS).min(total);
     start..end
+}
+
+/// A count of rows as pixels' arithmetic needs it.
+fn rows_as_px(rows: usize) -> Px {
+    Px::try_from(rows).unwrap_or(Px::MAX / LOG_ROW_HEIGHT)
 }
 
 /// Where the event log is scrolled to, in rows.
@@ -940,15 +975,15 @@ struct LogScroll {
 
 /// Scrolls a box so that the row at `y` (`row_height` tall) is in view: to the end when
 /// following the newest event, otherwise only if the row is outside.
-fn keep_in_view(element: &web_sys::Element, y: f64, row_height: f64, to_end: bool) {
-    let height = f64::from(element.client_height());
+fn keep_in_view(element: &web_sys::Element, y: Px, row_height: Px, to_end: bool) {
+    let height = Px::from(element.client_height());
     if to_end {
         element.set_scroll_top(element.scroll_height());
         return;
     }
-    let top = f64::from(element.scroll_top());
+    let top = Px::from(element.scroll_top());
     if y < top || y + row_height > top + height {
-        element.set_scroll_top((y - height / 2.0).max(0.0) as i32);
+        element.set_scroll_top(i32::try_from((y - height / 2).max(0)).unwrap_or(i32::MAX));
     }
 }
 
@@ -1105,7 +1140,7 @@ fn RunPanel(
     };
 
     let diagram_box: NodeRef<leptos::html::Div> = NodeRef::new();
-    let diagram_scroll = RwSignal::new((0.0_f64, 600.0_f64));
+    let diagram_scroll = RwSignal::new((0 as Px, 600 as Px));
     let show_hex = RwSignal::new(false);
     let zoomed_in = RwSignal::new(false);
     // What the diagram draws, computed once per change of the run, the scroll or the zoom,
@@ -1152,7 +1187,7 @@ fn RunPanel(
     let has_diagram = Memo::new(move |_| frame.with(Option::is_some));
     let size = move || {
         frame.with(|frame| {
-            frame.as_ref().map_or((0.0, 0.0), |frame| {
+            frame.as_ref().map_or((0, 0), |frame| {
                 (frame.diagram.width, frame.diagram.height)
             })
         })
@@ -1168,25 +1203,25 @@ fn RunPanel(
             } = frame.as_ref()?;
             Some(view! {
                 {highlight_row.map(|row| view! {
-                    <rect class="selected-row" x="0" y=crate::diagram::row_y(row as u64) - ROW_HEIGHT / 2.0
+                    <rect class="selected-row" x="0" y=crate::diagram::row_y(row as u64) - ROW_HEIGHT / 2
                         width=diagram.width height=ROW_HEIGHT/>
                 })}
                 {diagram.lanes.iter().map(|lane| view! {
-                    <text x=lane.x y=HEADER_HEIGHT / 2.0 class="lane-title" text-anchor="middle">{lane.endpoint.clone()}</text>
-                    <line x1=lane.x y1=HEADER_HEIGHT - 8.0 x2=lane.x y2=diagram.height class="lifeline"/>
+                    <text x=lane.x y=HEADER_HEIGHT / 2 class="lane-title" text-anchor="middle">{lane.endpoint.clone()}</text>
+                    <line x1=lane.x y1=HEADER_HEIGHT - 8 x2=lane.x y2=diagram.height class="lifeline"/>
                 }).collect_view()}
                 {bands.iter().map(|band| view! {
-                    <rect class="fold" data-testid="fold" x=band.x.0 y=band.y - ROW_HEIGHT / 2.0 + 3.0
-                        width=band.x.1 - band.x.0 height=ROW_HEIGHT - 6.0 rx="4"/>
-                    <text x=band.x.1 + 8.0 y=band.y + 4.0 class="bar-label">{band.label.clone()}</text>
+                    <rect class="fold" data-testid="fold" x=band.x.0 y=band.y - ROW_HEIGHT / 2 + 3
+                        width=band.x.1 - band.x.0 height=ROW_HEIGHT - 6 rx="4"/>
+                    <text x=band.x.1 + 8 y=band.y + 4 class="bar-label">{band.label.clone()}</text>
                 }).collect_view()}
                 {diagram.bars.iter().map(|bar| {
-                    let height = bar.bottom - bar.top + ROW_HEIGHT - 6.0;
+                    let height = bar.bottom - bar.top + ROW_HEIGHT - 6;
                     let class = if bar.failed { "bar failed".to_owned() } else if bar.waiting { "bar waiting".to_owned() } else { format!("bar role-{}", role_colour(&bar.role)) };
                     view! {
-                        <rect x=bar.x - 6.0 y=bar.top - ROW_HEIGHT / 2.0 + 3.0 width="12"
+                        <rect x=bar.x - 6 y=bar.top - ROW_HEIGHT / 2 + 3 width="12"
                             height=height class=class rx="3"/>
-                        <text x=bar.x + 10.0 y=bar.top + 4.0 class="bar-label">{bar.label.clone()}</text>
+                        <text x=bar.x + 10 y=bar.top + 4 class="bar-label">{bar.label.clone()}</text>
                     }
                 }).collect_view()}
                 {diagram.arrows.iter().map(|arrow| {
@@ -1194,7 +1229,7 @@ fn RunPanel(
                     let label = if hex { format!("{} B: {}", arrow.hex.len() / 2, arrow.hex) } else { arrow.label.clone() };
                     view! {
                         <line x1=arrow.from.0 y1=arrow.from.1 x2=arrow.to.0 y2=arrow.to.1 class=class marker-end="url(#arrowhead)"/>
-                        <text x=(arrow.from.0 + arrow.to.0) / 2.0 y=(arrow.from.1 + arrow.to.1) / 2.0 - 6.0
+                        <text x=(arrow.from.0 + arrow.to.0) / 2 y=(arrow.from.1 + arrow.to.1) / 2 - 6
                             class="message-label" text-anchor="middle">{label}</text>
                     }
                 }).collect_view()}
@@ -1221,8 +1256,8 @@ fn RunPanel(
     let on_diagram_scroll = move |_| {
         if let Some(element) = diagram_box.get_untracked() {
             diagram_scroll.set((
-                f64::from(element.scroll_top()),
-                f64::from(element.client_height()),
+                Px::from(element.scroll_top()),
+                Px::from(element.client_height()),
             ));
         }
     };
@@ -1267,14 +1302,14 @@ fn RunPanel(
                 _ => log_scroll.with_untracked(|scroll| scroll.first_row),
             };
             let window = visible_rows(
-                first_row as f64 * LOG_ROW_HEIGHT,
-                rows_shown as f64 * LOG_ROW_HEIGHT,
+                rows_as_px(first_row) * LOG_ROW_HEIGHT,
+                rows_as_px(rows_shown) * LOG_ROW_HEIGHT,
                 LOG_ROW_HEIGHT,
                 rows.len(),
             );
             let highlight = run.cursor.and(run.selected());
-            let above = window.start as f64 * LOG_ROW_HEIGHT;
-            let below = (rows.len() - window.end) as f64 * LOG_ROW_HEIGHT;
+            let above = rows_as_px(window.start) * LOG_ROW_HEIGHT;
+            let below = rows_as_px(rows.len() - window.end) * LOG_ROW_HEIGHT;
             Some(view! {
                 <tr class="spacer" style=format!("height: {above}px")></tr>
                 {rows[window].iter().map(|&index| {
@@ -1289,7 +1324,7 @@ fn RunPanel(
                     view! {
                         <tr class=class on:click=move |_| model.update(|m| m.with_run(|run| run.seek(index)))>
                             <td>{event.seq}</td>
-                            <td>{format!("{:.3}", event.t_us as f64 / 1000.0)}</td>
+                            <td>{format!("{}.{:03}", event.t_us / 1000, event.t_us % 1000)}</td>
                             <td>{event.endpoint.clone()}</td>
                             <td>{if event.phase == Phase::Enter { "enter" } else { "return" }}</td>
                             <td><code>{call_text(&event.call)}</code></td>
@@ -1306,8 +1341,9 @@ fn RunPanel(
         if let Some(element) = log_box.get_untracked() {
             let (top, height) = (element.scroll_top(), element.client_height());
             let scroll = LogScroll {
-                first_row: (f64::from(top) / LOG_ROW_HEIGHT).floor().max(0.0) as usize,
-                rows_shown: (f64::from(height) / LOG_ROW_HEIGHT).ceil() as usize,
+                first_row: usize::try_from(Px::from(top).max(0) / LOG_ROW_HEIGHT).unwrap_or(0),
+                rows_shown: usize::try_from(Px::from(height).max(0).unsigned_abs().div_ceil(LOG_ROW_HEIGHT.unsigned_abs()))
+                    .unwrap_or(0),
                 at_end: top + height >= element.scroll_height() - 1,
             };
             log_scroll.maybe_update(|current| std::mem::replace(current, scroll) != scroll);
@@ -1329,7 +1365,7 @@ fn RunPanel(
             request_animation_frame(move || {
                 keep_in_view(
                     &element,
-                    crate::diagram::row_y(row as u64) - ROW_HEIGHT / 2.0,
+                    crate::diagram::row_y(row as u64) - ROW_HEIGHT / 2,
                     ROW_HEIGHT,
                     following,
                 );
@@ -1353,7 +1389,7 @@ fn RunPanel(
                 let to_end = following && !newest_first.get_untracked();
                 keep_in_view(
                     &element,
-                    row as f64 * LOG_ROW_HEIGHT,
+                    rows_as_px(row) * LOG_ROW_HEIGHT,
                     LOG_ROW_HEIGHT,
                     to_end,
                 );
@@ -1389,12 +1425,14 @@ fn RunPanel(
             <span data-testid="step-label">{step_label}</span>
             <label>"speed "
                 <select data-testid="speed" on:change=move |ev| {
-                    if let Ok(speed) = event_target_value(&ev).parse::<f64>() { replay.speed.set(speed); }
+                    let value = event_target_value(&ev);
+                    if let Some(&(_, delay_ms, _)) = REPLAY_SPEEDS.iter().find(|(speed, ..)| *speed == value) {
+                        replay.delay_ms.set(delay_ms);
+                    }
                 }>
-                    {[(0.5, "½ event/s"), (1.0, "1 event/s"), (2.0, "2 events/s"), (5.0, "5 events/s"), (20.0, "20 events/s"), (200.0, "200 events/s")]
-                        .into_iter().map(|(speed, label)| view! {
-                            <option value=speed.to_string() selected=replay.speed.get_untracked() == speed>{label}</option>
-                        }).collect_view()}
+                    {REPLAY_SPEEDS.iter().map(|&(speed, delay_ms, label)| view! {
+                        <option value=speed selected=replay.delay_ms.get_untracked() == delay_ms>{label}</option>
+                    }).collect_view()}
                 </select>
             </label>
             <button data-testid="save-trace" on:click=save_trace title="Save the run as a trace file">"Save trace"</button>

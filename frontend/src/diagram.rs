@@ -1,6 +1,10 @@
 //! The sequence diagram's geometry: one lifeline per endpoint, a bar per call (as long as the
 //! call waited), an arrow per message. Pure arithmetic on a [`RunView`], so it is tested
 //! natively; the view only turns it into SVG.
+//!
+//! Coordinates are whole pixels ([`Px`]): every length here is a whole number anyway, and the
+//! page then writes them with integer formatting, which keeps floating-point formatting (about
+//! ten kilobytes of wasm) out of the bundle.
 
 use shared::describe::call_text;
 use std::ops::Range;
@@ -9,12 +13,15 @@ use shared::Phase;
 
 use crate::model::RunView;
 
+/// A coordinate or length in the diagram, in pixels.
+pub type Px = i64;
+
 /// The width of one lifeline's column.
-pub const LANE_WIDTH: f64 = 260.0;
+pub const LANE_WIDTH: Px = 260;
 /// The height of one event's row.
-pub const ROW_HEIGHT: f64 = 26.0;
+pub const ROW_HEIGHT: Px = 26;
 /// The space above the first row, for the lifelines' titles.
-pub const HEADER_HEIGHT: f64 = 48.0;
+pub const HEADER_HEIGHT: Px = 48;
 
 /// A lifeline.
 #[derive(Clone, Debug, PartialEq)]
@@ -22,18 +29,18 @@ pub struct Lane {
     /// The endpoint's id.
     pub endpoint: String,
     /// The line's x.
-    pub x: f64,
+    pub x: Px,
 }
 
 /// A call on a lifeline, from its enter row to its return row.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Bar {
     /// The lifeline's x.
-    pub x: f64,
+    pub x: Px,
     /// The enter row's y.
-    pub top: f64,
+    pub top: Px,
     /// The return row's y, or the bottom of the diagram while the call is still waiting.
-    pub bottom: f64,
+    pub bottom: Px,
     /// The call as Python writes it.
     pub label: String,
     /// Whether the call has not returned yet.
@@ -50,9 +57,9 @@ pub struct Bar {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Arrow {
     /// Where it starts.
-    pub from: (f64, f64),
+    pub from: (Px, Px),
     /// Where it ends.
-    pub to: (f64, f64),
+    pub to: (Px, Px),
     /// The bytes, as Python prints them.
     pub label: String,
     /// The same bytes in hexadecimal, for the page's "hex" view.
@@ -65,9 +72,9 @@ pub struct Arrow {
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct Diagram {
     /// The total width.
-    pub width: f64,
+    pub width: Px,
     /// The total height.
-    pub height: f64,
+    pub height: Px,
     /// One per endpoint.
     pub lanes: Vec<Lane>,
     /// One per call.
@@ -77,11 +84,21 @@ pub struct Diagram {
 }
 
 /// Extra width right of the last lane, so its labels are not cut off.
-pub const LABEL_ROOM: f64 = 200.0;
+pub const LABEL_ROOM: Px = 200;
 
 /// The y of an event's row.
-pub fn row_y(seq: u64) -> f64 {
-    HEADER_HEIGHT + (seq as f64 + 0.5) * ROW_HEIGHT
+pub fn row_y(seq: u64) -> Px {
+    row_middle(Px::try_from(seq).unwrap_or(Px::MAX / ROW_HEIGHT / 2))
+}
+
+/// The y of the middle of the diagram's `row`th row.
+fn row_middle(row: Px) -> Px {
+    HEADER_HEIGHT + row * ROW_HEIGHT + ROW_HEIGHT / 2
+}
+
+/// A count of rows or lanes as pixels' arithmetic needs it (no page holds more than `Px::MAX`).
+fn count(rows: usize) -> Px {
+    Px::try_from(rows).unwrap_or(Px::MAX / ROW_HEIGHT / 2)
 }
 
 /// Lays out a whole run.
@@ -101,16 +118,16 @@ pub fn layout_window(run: &RunView, upto: usize, rows: Range<usize>) -> Diagram 
         .enumerate()
         .map(|(index, endpoint)| Lane {
             endpoint: endpoint.id.clone(),
-            x: LANE_WIDTH * (index as f64 + 0.5),
+            x: LANE_WIDTH * count(index) + LANE_WIDTH / 2,
         })
         .collect();
     let lane_x = |endpoint: &str| {
         lanes
             .iter()
             .find(|lane| lane.endpoint == endpoint)
-            .map_or(0.0, |lane| lane.x)
+            .map_or(0, |lane| lane.x)
     };
-    let height = HEADER_HEIGHT + (upto as f64 + 1.0) * ROW_HEIGHT;
+    let height = HEADER_HEIGHT + (count(upto) + 1) * ROW_HEIGHT;
     let ended = run.outcome.is_some() && upto == run.events.len();
     // A bar that starts above the window but ends in or below it crosses the window too.
     let mut bars = Vec::new();
@@ -132,7 +149,7 @@ pub fn layout_window(run: &RunView, upto: usize, rows: Range<usize>) -> Diagram 
         bars.push(Bar {
             x: lane_x(&enter.endpoint),
             top: row_y(enter.seq),
-            bottom: returned.map_or(height - ROW_HEIGHT / 2.0, |event| row_y(event.seq)),
+            bottom: returned.map_or(height - ROW_HEIGHT / 2, |event| row_y(event.seq)),
             label: call_text(&enter.call),
             waiting: returned.is_none() && !ended,
             failed: returned.is_some_and(|event| event.error.is_some()),
@@ -166,7 +183,7 @@ pub fn layout_window(run: &RunView, upto: usize, rows: Range<usize>) -> Diagram 
         .collect();
     Diagram {
         // Room on the right for the last lane's call labels.
-        width: LANE_WIDTH * lanes.len().max(1) as f64 + LABEL_ROOM,
+        width: LANE_WIDTH * count(lanes.len().max(1)) + LABEL_ROOM,
         height,
         lanes,
         bars,
@@ -277,9 +294,9 @@ pub fn overview(run: &RunView, upto: usize) -> Vec<OverviewRow> {
 #[derive(Clone, Debug, PartialEq)]
 pub struct SummaryBand {
     /// The band's left and right.
-    pub x: (f64, f64),
+    pub x: (Px, Px),
     /// Its row's y.
-    pub y: f64,
+    pub y: Px,
     /// What it folds, such as `client.s send × 5000, 45000 bytes`.
     pub label: String,
 }
@@ -293,15 +310,15 @@ pub fn layout_overview(
     rows: Range<usize>,
 ) -> (Diagram, Vec<SummaryBand>) {
     let mut diagram = layout_window(run, upto, 0..0);
-    diagram.height = HEADER_HEIGHT + (all.len() as f64 + 1.0) * ROW_HEIGHT;
+    diagram.height = HEADER_HEIGHT + (count(all.len()) + 1) * ROW_HEIGHT;
     let lane_x = |endpoint: &str| {
         diagram
             .lanes
             .iter()
             .find(|lane| lane.endpoint == endpoint)
-            .map_or(0.0, |lane| lane.x)
+            .map_or(0, |lane| lane.x)
     };
-    let y = |row: usize| HEADER_HEIGHT + (row as f64 + 0.5) * ROW_HEIGHT;
+    let y = |row: usize| row_middle(count(row));
     let row_of = |index: usize| row_holding(all, index);
     let mut bars = Vec::new();
     let mut bands = Vec::new();
@@ -316,7 +333,7 @@ pub fn layout_overview(
                 let returned = run.returns[*index].filter(|&end| end < upto);
                 let bottom = match returned.and_then(row_of) {
                     Some(end_row) => y(end_row),
-                    None => diagram.height - ROW_HEIGHT / 2.0,
+                    None => diagram.height - ROW_HEIGHT / 2,
                 };
                 bars.push(Bar {
                     x: lane_x(&enter.endpoint),
@@ -330,18 +347,15 @@ pub fn layout_overview(
                 });
             }
             OverviewRow::Summary { calls, bytes, .. } => {
-                let xs: Vec<f64> = calls
-                    .iter()
-                    .map(|(endpoint, ..)| lane_x(endpoint))
-                    .collect();
-                let left = xs.iter().copied().fold(f64::INFINITY, f64::min);
-                let right = xs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                let xs = calls.iter().map(|(endpoint, ..)| lane_x(endpoint));
+                let left = xs.clone().min().unwrap_or(0);
+                let right = xs.max().unwrap_or(0);
                 let counts: Vec<String> = calls
                     .iter()
                     .map(|(endpoint, name, count)| format!("{endpoint} {name} × {count}"))
                     .collect();
                 bands.push(SummaryBand {
-                    x: (left - 8.0, right + 8.0),
+                    x: (left - 8, right + 8),
                     y: y(row),
                     label: format!(
                         "{}, {bytes} bytes (zoom in to see each call)",

@@ -213,7 +213,7 @@ fn a_waiting_call_shows_until_it_returns() {
     assert!(accept.waiting);
     assert_eq!(
         accept.bottom,
-        diagram.height - crate::diagram::ROW_HEIGHT / 2.0
+        diagram.height - crate::diagram::ROW_HEIGHT / 2
     );
 }
 
