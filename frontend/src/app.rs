@@ -826,66 +826,30 @@ fn App() -> impl IntoView {
     }
 }
 
-/// How a field of the manual form is filled in.
-#[derive(Debug)]
-enum FieldInput {
-    /// Typed, with an example as the placeholder.
-    Text { placeholder: &'static str },
-    /// Chosen from a list.
-    Choice { options: &'static [&'static str] },
-    /// Ticked or not: the field reads `true` or `false`.
-    Check,
-}
-
-/// A field of the manual form, bound to one of [`CallForm`]'s.
-#[derive(Debug)]
-struct FormField {
-    /// The name [`manual::fields`] gives it.
-    name: &'static str,
-    /// Shown for every call, not only those that need it.
-    always: bool,
-    testid: &'static str,
-    label: &'static str,
-    input: FieldInput,
-    get: fn(&CallForm) -> String,
-    set: fn(&mut CallForm, String),
-}
-
-/// The manual form's fields, in the order the page shows them.
-const MANUAL_FIELDS: &[FormField] = &[
-    FormField { name: "endpoint", always: true, testid: "manual-endpoint", label: "socket", input: FieldInput::Text { placeholder: "s" }, get: |f| f.endpoint.clone(), set: |f, v| f.endpoint = v },
-    FormField { name: "call", always: true, testid: "manual-call", label: "call", input: FieldInput::Choice { options: manual::CALLS }, get: |f| f.call.clone(), set: |f, v| f.call = v },
-    FormField { name: "family", always: false, testid: "manual-family", label: "family", input: FieldInput::Choice { options: &["AF_INET", "AF_INET6", "AF_UNIX"] }, get: |f| f.family.clone(), set: |f, v| f.family = v },
-    FormField { name: "type", always: false, testid: "manual-type", label: "type", input: FieldInput::Choice { options: &["SOCK_STREAM", "SOCK_DGRAM"] }, get: |f| f.sock_type.clone(), set: |f, v| f.sock_type = v },
-    FormField { name: "data", always: false, testid: "manual-data", label: "bytes", input: FieldInput::Text { placeholder: "Hello\\n" }, get: |f| f.data.clone(), set: |f, v| f.data = v },
-    FormField { name: "address", always: false, testid: "manual-address", label: "address", input: FieldInput::Text { placeholder: "127.0.0.1:12345" }, get: |f| f.address.clone(), set: |f, v| f.address = v },
-    FormField { name: "backlog", always: false, testid: "manual-backlog", label: "backlog", input: FieldInput::Text { placeholder: "5" }, get: |f| f.backlog.clone(), set: |f, v| f.backlog = v },
-    FormField { name: "bufsize", always: false, testid: "manual-bufsize", label: "bufsize", input: FieldInput::Text { placeholder: "1024" }, get: |f| f.bufsize.clone(), set: |f, v| f.bufsize = v },
-    FormField { name: "how", always: false, testid: "manual-how", label: "how", input: FieldInput::Choice { options: &["SHUT_RD", "SHUT_WR", "SHUT_RDWR"] }, get: |f| f.how.clone(), set: |f, v| f.how = v },
-    FormField { name: "option", always: false, testid: "manual-option", label: "option", input: FieldInput::Choice { options: &["SO_REUSEADDR", "SO_LINGER", "TCP_NODELAY", "SO_RCVBUF", "SO_SNDBUF"] }, get: |f| f.option.clone(), set: |f, v| f.option = v },
-    FormField { name: "value", always: false, testid: "manual-value", label: "value", input: FieldInput::Text { placeholder: "1" }, get: |f| f.value.clone(), set: |f, v| f.value = v },
-    FormField { name: "flag", always: false, testid: "manual-flag", label: "blocking", input: FieldInput::Check, get: |f| f.flag.to_string(), set: |f, v| f.flag = v == "true" },
-    FormField { name: "timeout", always: false, testid: "manual-timeout", label: "seconds", input: FieldInput::Text { placeholder: "None or 0.5" }, get: |f| f.timeout.clone(), set: |f, v| f.timeout = v },
-];
-
 /// One field of the manual form, bound to `form`.
-fn form_field(form: RwSignal<CallForm>, field: &'static FormField) -> impl IntoView {
+fn form_field(form: RwSignal<CallForm>, field: &'static manual::FormField) -> impl IntoView {
     use leptos::either::EitherOf3;
-    let FormField { testid, label, get, set, .. } = *field;
+    let manual::FormField {
+        testid,
+        label,
+        get,
+        set,
+        ..
+    } = *field;
     let input = match field.input {
-        FieldInput::Text { placeholder } => EitherOf3::A(view! {
+        manual::FieldInput::Text { placeholder } => EitherOf3::A(view! {
             <input type="text" data-testid=testid placeholder=placeholder
                 prop:value=move || form.with(get)
                 on:input=move |ev| form.update(|f| set(f, event_target_value(&ev)))/>
         }),
-        FieldInput::Choice { options } => EitherOf3::B(view! {
+        manual::FieldInput::Choice { options } => EitherOf3::B(view! {
             <select data-testid=testid on:change=move |ev| form.update(|f| set(f, event_target_value(&ev)))>
                 {options.iter().map(|&option| view! {
                     <option value=option selected=move || form.with(get) == option>{option}</option>
                 }).collect_view()}
             </select>
         }),
-        FieldInput::Check => EitherOf3::C(view! {
+        manual::FieldInput::Check => EitherOf3::C(view! {
             <input type="checkbox" data-testid=testid prop:checked=move || form.with(get) == "true"
                 on:change=move |ev| form.update(|f| set(f, event_target_checked(&ev).to_string()))/>
         }),
@@ -922,7 +886,7 @@ fn ManualPanel(connection: Rc<Connection>, model: RwSignal<Model>) -> impl IntoV
             <form on:submit=submit>
                 // One loop over a table, rather than a view per field: each written-out
                 // field was its own copy of the view code in the wasm.
-                {MANUAL_FIELDS.iter().map(|field| view! {
+                {manual::FIELDS.iter().map(|field| view! {
                     <Show when=move || field.always || shows(field.name)>{form_field(form, field)}</Show>
                 }).collect_view()}
                 <button type="submit" data-testid="manual-submit">"Call"</button>
@@ -946,12 +910,23 @@ const WHOLE_LIST_ROWS: usize = 64;
 
 /// The rows of a list of `total` rows of `row_height` that a box scrolled to `scroll_top` and
 /// `height` tall shows, with some to spare.
-fn visible_rows(scroll_top: Px, height: Px, row_height: Px, total: usize) -> std::ops::Range<usize> {
+fn visible_rows(
+    scroll_top: Px,
+    height: Px,
+    row_height: Px,
+    total: usize,
+) -> std::ops::Range<usize> {
     if total <= WHOLE_LIST_ROWS {
         return 0..total;
     }
     let first = usize::try_from(scroll_top.max(0) / row_height).unwrap_or(usize::MAX);
-    let count = usize::try_from(height.max(0).unsigned_abs().div_ceil(row_height.unsigned_abs())).unwrap_or(usize::MAX);
+    let count = usize::try_from(
+        height
+            .max(0)
+            .unsigned_abs()
+            .div_ceil(row_height.unsigned_abs()),
+    )
+    .unwrap_or(usize::MAX);
     let start = first.saturating_sub(OVERSCAN_ROWS).min(total);
     let end = (first + count + OVERSCAN_ROWS).min(total);
     start..end
@@ -1187,9 +1162,9 @@ fn RunPanel(
     let has_diagram = Memo::new(move |_| frame.with(Option::is_some));
     let size = move || {
         frame.with(|frame| {
-            frame.as_ref().map_or((0, 0), |frame| {
-                (frame.diagram.width, frame.diagram.height)
-            })
+            frame
+                .as_ref()
+                .map_or((0, 0), |frame| (frame.diagram.width, frame.diagram.height))
         })
     };
     let diagram_content = move || {
@@ -1324,7 +1299,7 @@ fn RunPanel(
                     view! {
                         <tr class=class on:click=move |_| model.update(|m| m.with_run(|run| run.seek(index)))>
                             <td>{event.seq}</td>
-                            <td>{format!("{}.{:03}", event.t_us / 1000, event.t_us % 1000)}</td>
+                            <td>{crate::model::millis_text(event.t_us)}</td>
                             <td>{event.endpoint.clone()}</td>
                             <td>{if event.phase == Phase::Enter { "enter" } else { "return" }}</td>
                             <td><code>{call_text(&event.call)}</code></td>
@@ -1342,8 +1317,13 @@ fn RunPanel(
             let (top, height) = (element.scroll_top(), element.client_height());
             let scroll = LogScroll {
                 first_row: usize::try_from(Px::from(top).max(0) / LOG_ROW_HEIGHT).unwrap_or(0),
-                rows_shown: usize::try_from(Px::from(height).max(0).unsigned_abs().div_ceil(LOG_ROW_HEIGHT.unsigned_abs()))
-                    .unwrap_or(0),
+                rows_shown: usize::try_from(
+                    Px::from(height)
+                        .max(0)
+                        .unsigned_abs()
+                        .div_ceil(LOG_ROW_HEIGHT.unsigned_abs()),
+                )
+                .unwrap_or(0),
                 at_end: top + height >= element.scroll_height() - 1,
             };
             log_scroll.maybe_update(|current| std::mem::replace(current, scroll) != scroll);

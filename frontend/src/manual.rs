@@ -44,6 +44,176 @@ pub fn fields(call: &str) -> &'static [&'static str] {
     }
 }
 
+/// How a field of the manual form is filled in.
+#[derive(Debug)]
+pub enum FieldInput {
+    /// Typed, with an example as the placeholder.
+    Text { placeholder: &'static str },
+    /// Chosen from a list.
+    Choice { options: &'static [&'static str] },
+    /// Ticked or not: the field reads `true` or `false`.
+    Check,
+}
+
+/// A field of the manual form, bound to one of [`CallForm`]'s. The page draws every field
+/// with one view, from this table: a view written out per field was its own copy of the view
+/// code in the wasm.
+#[derive(Debug)]
+pub struct FormField {
+    /// The name [`fields`] gives it.
+    pub name: &'static str,
+    /// Shown for every call, not only those that need it.
+    pub always: bool,
+    pub testid: &'static str,
+    pub label: &'static str,
+    pub input: FieldInput,
+    pub get: fn(&CallForm) -> String,
+    pub set: fn(&mut CallForm, String),
+}
+
+/// The manual form's fields, in the order the page shows them.
+pub const FIELDS: &[FormField] = &[
+    FormField {
+        name: "endpoint",
+        always: true,
+        testid: "manual-endpoint",
+        label: "socket",
+        input: FieldInput::Text { placeholder: "s" },
+        get: |f| f.endpoint.clone(),
+        set: |f, v| f.endpoint = v,
+    },
+    FormField {
+        name: "call",
+        always: true,
+        testid: "manual-call",
+        label: "call",
+        input: FieldInput::Choice { options: CALLS },
+        get: |f| f.call.clone(),
+        set: |f, v| f.call = v,
+    },
+    FormField {
+        name: "family",
+        always: false,
+        testid: "manual-family",
+        label: "family",
+        input: FieldInput::Choice {
+            options: &["AF_INET", "AF_INET6", "AF_UNIX"],
+        },
+        get: |f| f.family.clone(),
+        set: |f, v| f.family = v,
+    },
+    FormField {
+        name: "type",
+        always: false,
+        testid: "manual-type",
+        label: "type",
+        input: FieldInput::Choice {
+            options: &["SOCK_STREAM", "SOCK_DGRAM"],
+        },
+        get: |f| f.sock_type.clone(),
+        set: |f, v| f.sock_type = v,
+    },
+    FormField {
+        name: "data",
+        always: false,
+        testid: "manual-data",
+        label: "bytes",
+        input: FieldInput::Text {
+            placeholder: "Hello\\n",
+        },
+        get: |f| f.data.clone(),
+        set: |f, v| f.data = v,
+    },
+    FormField {
+        name: "address",
+        always: false,
+        testid: "manual-address",
+        label: "address",
+        input: FieldInput::Text {
+            placeholder: "127.0.0.1:12345",
+        },
+        get: |f| f.address.clone(),
+        set: |f, v| f.address = v,
+    },
+    FormField {
+        name: "backlog",
+        always: false,
+        testid: "manual-backlog",
+        label: "backlog",
+        input: FieldInput::Text { placeholder: "5" },
+        get: |f| f.backlog.clone(),
+        set: |f, v| f.backlog = v,
+    },
+    FormField {
+        name: "bufsize",
+        always: false,
+        testid: "manual-bufsize",
+        label: "bufsize",
+        input: FieldInput::Text {
+            placeholder: "1024",
+        },
+        get: |f| f.bufsize.clone(),
+        set: |f, v| f.bufsize = v,
+    },
+    FormField {
+        name: "how",
+        always: false,
+        testid: "manual-how",
+        label: "how",
+        input: FieldInput::Choice {
+            options: &["SHUT_RD", "SHUT_WR", "SHUT_RDWR"],
+        },
+        get: |f| f.how.clone(),
+        set: |f, v| f.how = v,
+    },
+    FormField {
+        name: "option",
+        always: false,
+        testid: "manual-option",
+        label: "option",
+        input: FieldInput::Choice {
+            options: &[
+                "SO_REUSEADDR",
+                "SO_LINGER",
+                "TCP_NODELAY",
+                "SO_RCVBUF",
+                "SO_SNDBUF",
+            ],
+        },
+        get: |f| f.option.clone(),
+        set: |f, v| f.option = v,
+    },
+    FormField {
+        name: "value",
+        always: false,
+        testid: "manual-value",
+        label: "value",
+        input: FieldInput::Text { placeholder: "1" },
+        get: |f| f.value.clone(),
+        set: |f, v| f.value = v,
+    },
+    FormField {
+        name: "flag",
+        always: false,
+        testid: "manual-flag",
+        label: "blocking",
+        input: FieldInput::Check,
+        get: |f| f.flag.to_string(),
+        set: |f, v| f.flag = v == "true",
+    },
+    FormField {
+        name: "timeout",
+        always: false,
+        testid: "manual-timeout",
+        label: "seconds",
+        input: FieldInput::Text {
+            placeholder: "None or 0.5",
+        },
+        get: |f| f.timeout.clone(),
+        set: |f, v| f.timeout = v,
+    },
+];
+
 /// What the user typed and chose.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CallForm {
@@ -285,9 +455,18 @@ fn decimal_millis(text: &str) -> Option<u64> {
     if whole.is_empty() && fraction.is_empty() || !all_digits(whole) || !all_digits(fraction) {
         return None;
     }
-    let whole: u64 = if whole.is_empty() { 0 } else { whole.parse().ok()? };
+    let whole: u64 = if whole.is_empty() {
+        0
+    } else {
+        whole.parse().ok()?
+    };
     // The first three decimals are milliseconds; the fourth rounds them.
-    let digit = |at: usize| fraction.as_bytes().get(at).map_or(0, |byte| u64::from(byte - b'0'));
+    let digit = |at: usize| {
+        fraction
+            .as_bytes()
+            .get(at)
+            .map_or(0, |byte| u64::from(byte - b'0'))
+    };
     let millis = digit(0) * 100 + digit(1) * 10 + digit(2) + u64::from(digit(3) >= 5);
     whole.checked_mul(1000)?.checked_add(millis)
 }
@@ -358,7 +537,16 @@ mod tests {
         ] {
             assert_eq!(parse_timeout(text), Ok(millis), "{text:?}");
         }
-        for wrong in [".", "-1", "1e3", "1.2.3", "86400.001", "abc", "0x10", "99999999999999999999"] {
+        for wrong in [
+            ".",
+            "-1",
+            "1e3",
+            "1.2.3",
+            "86400.001",
+            "abc",
+            "0x10",
+            "99999999999999999999",
+        ] {
             let error = parse_timeout(wrong).unwrap_err();
             assert!(error.contains("such as 0.5"), "{wrong:?}: {error}");
         }
@@ -498,6 +686,35 @@ mod tests {
     fn data_reads_python_escapes() {
         assert_eq!(parse_data("a\\nb\\\\c").0, b"a\nb\\c");
         assert_eq!(parse_data("é").0, "é".as_bytes());
+    }
+
+    #[test]
+    fn the_form_has_every_field_a_call_needs_once() {
+        for call in CALLS {
+            for field in fields(call) {
+                let drawn = FIELDS.iter().filter(|drawn| drawn.name == *field).count();
+                assert_eq!(drawn, 1, "{call} needs {field}");
+            }
+        }
+        // Each field reads what it wrote, and writes no other field.
+        for field in FIELDS {
+            let mut form = CallForm::default();
+            (field.set)(&mut form, "true".into());
+            for other in FIELDS {
+                let expected = if other.name == field.name {
+                    "true".to_owned()
+                } else {
+                    (other.get)(&CallForm::default())
+                };
+                assert_eq!(
+                    (other.get)(&form),
+                    expected,
+                    "{} then {}",
+                    field.name,
+                    other.name
+                );
+            }
+        }
     }
 
     #[test]

@@ -24,6 +24,13 @@ pub fn role_colour(role: &str) -> &'static str {
     }
 }
 
+/// An event's time since the run started, in milliseconds to the microsecond: `12.045`.
+/// Written from the integer, as `{:.3}` of a float would, without the float formatting code
+/// in the page.
+pub fn millis_text(t_us: u64) -> String {
+    format!("{}.{:03}", t_us / 1000, t_us % 1000)
+}
+
 /// The state of the WebSocket to the backend.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Link {

@@ -383,6 +383,14 @@ fn each_recvfrom_takes_one_datagram_even_when_truncated() {
 }
 
 #[test]
+fn times_are_milliseconds_to_the_microsecond() {
+    use crate::model::millis_text;
+    for t_us in [0, 7, 999, 1_000, 12_045, 1_234_567, 98_765_432_100] {
+        assert_eq!(millis_text(t_us), format!("{:.3}", t_us as f64 / 1000.0));
+    }
+}
+
+#[test]
 fn every_client_is_coloured_as_a_client_and_other_programs_as_servers() {
     use crate::model::role_colour;
     assert_eq!(role_colour("client3"), "client");
