@@ -133,9 +133,12 @@ fn a_peer_that_never_comes_times_out_with_a_clear_message() {
         stderr.contains(&format!("no outside client connected to 127.0.0.1:{port}")),
         "{stderr}"
     );
-    // It says where the run stopped: the server program waits in accept(), on its line 10.
+    // It says where the run stopped: the server program waits in accept(), on its line 10,
+    // and what the kernel then had for it: no connection to accept.
     assert!(
-        stderr.contains("server waits in accept() (line 10)"),
+        stderr.contains(
+            "server waits in accept() (line 10), with 0 connections in server.s's accept queue"
+        ),
         "{stderr}"
     );
     assert!(started.elapsed() < Duration::from_secs(15));

@@ -41,6 +41,23 @@ fn open_descriptors() -> usize {
     std::fs::read_dir("/proc/self/fd").unwrap().count()
 }
 
+/// The kernel's UDP counters (`/proc/net/snmp`), by name: whether a datagram that never came
+/// was refused (`NoPorts`), dropped for want of room (`RcvbufErrors`, `MemErrors`) or lost
+/// before UDP saw it (then none moves).
+fn udp_counters() -> Vec<(String, u64)> {
+    let snmp = std::fs::read_to_string("/proc/net/snmp").unwrap_or_default();
+    let mut udp = snmp.lines().filter(|line| line.starts_with("Udp: "));
+    let (Some(names), Some(values)) = (udp.next(), udp.next()) else {
+        return Vec::new();
+    };
+    names
+        .split_whitespace()
+        .zip(values.split_whitespace())
+        .skip(1)
+        .filter_map(|(name, value)| Some((name.to_owned(), value.parse().ok()?)))
+        .collect()
+}
+
 /// The process's resident memory, in KiB, after the allocator has given back to the
 /// system what it holds free (glibc keeps freed memory for later unless asked).
 fn resident_kib() -> u64 {
@@ -218,6 +235,7 @@ async fn two_hundred_pages_playing_for_30_s_leave_nothing_behind() {
     let descriptors_before = open_descriptors();
     let memory_before = resident_kib();
 
+    let udp_before = udp_counters();
     let started = Instant::now();
     let until = started + Duration::from_secs(seconds);
     let pages: Vec<_> = (0..SESSIONS)
@@ -253,9 +271,15 @@ async fn two_hundred_pages_playing_for_30_s_leave_nothing_behind() {
          {memory_before} KiB before, {memory_peak} KiB at most, {memory_after} KiB after",
         elapsed.as_secs_f64()
     );
+    let udp_moved: Vec<String> = udp_counters()
+        .into_iter()
+        .zip(&udp_before)
+        .map(|((name, after), (_, before))| format!("{name} +{}", after.saturating_sub(*before)))
+        .collect();
     assert!(
         problems.is_empty(),
-        "runs that did not complete: {problems:?}"
+        "runs that did not complete: {problems:?}; the kernel's UDP counters meanwhile: {}",
+        udp_moved.join(", ")
     );
     assert!(runs >= SESSIONS, "only {runs} runs in {seconds} s");
     assert!(

@@ -382,6 +382,20 @@ impl Lab {
         }
     }
 
+    /// The kernel's view of the open socket named `endpoint`, or of the newest one named
+    /// after it with a number (`server.con2` for `server.con`), as accept names them.
+    pub(crate) fn view_of_newest(&self, endpoint: &str) -> Option<SocketView> {
+        let sockets = self.sockets.lock();
+        sockets
+            .iter()
+            .rev()
+            .find(|(name, _)| {
+                name.strip_prefix(endpoint)
+                    .is_some_and(|number| number.bytes().all(|byte| byte.is_ascii_digit()))
+            })
+            .map(|(name, socket)| socket.view(name))
+    }
+
     /// Sends an event with the kernel's view of every open socket. The view is read and the
     /// event numbered under the socket table's lock, so that the views of successive events
     /// follow each other in `seq` order.

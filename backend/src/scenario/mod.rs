@@ -431,14 +431,15 @@ pub(crate) async fn play(
     match tokio::time::timeout(limit, join_all(roles)).await {
         Ok(_) => RunOutcome::Completed,
         Err(_) => RunOutcome::Cancelled {
-            reason: format!("{reason}: {}", where_roles_stopped(plan, &progress)),
+            reason: format!("{reason}: {}", where_roles_stopped(plan, &progress, lab)),
         },
     }
 }
 
-/// Where each unfinished role of a run that took too long was, in the program's words:
-/// `client waits in recvfrom() (line 5)`.
-fn where_roles_stopped(plan: &Plan, progress: &[watch::Sender<Progress>]) -> String {
+/// Where each unfinished role of a run that took too long was, in the program's words, with
+/// what the kernel then held for a call that waits: `client waits in recvfrom() (line 5),
+/// with 0 bytes in client.s's receive queue`.
+fn where_roles_stopped(plan: &Plan, progress: &[watch::Sender<Progress>], lab: &Lab) -> String {
     plan.roles
         .iter()
         .zip(progress)
@@ -450,15 +451,36 @@ fn where_roles_stopped(plan: &Plan, progress: &[watch::Sender<Progress>]) -> Str
             } else {
                 "has yet to call"
             };
-            Some(format!(
+            let mut text = format!(
                 "{} {how} {}() (line {})",
                 role.role,
                 step.call.name(),
                 step.line
-            ))
+            );
+            // The socket is named after the program's variable; a variable that accept()
+            // filled again names the newest connection (`server.con2`).
+            if progress.in_call
+                && let Some(view) = lab.view_of_newest(&format!("{}.{}", role.role, step.socket))
+            {
+                text.push_str(&queue_text(&view));
+            }
+            Some(text)
         })
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// What a socket's queues held, as the kernel reported them: `, with 0 bytes in
+/// client.s's receive queue`.
+fn queue_text(view: &shared::SocketView) -> String {
+    match (view.accept_queue, view.recv_queue) {
+        (Some(waiting), _) => format!(
+            ", with {waiting} connections in {}'s accept queue",
+            view.endpoint
+        ),
+        (None, Some(bytes)) => format!(", with {bytes} bytes in {}'s receive queue", view.endpoint),
+        (None, None) => String::new(),
+    }
 }
 
 /// Every role's progress, for cues.
