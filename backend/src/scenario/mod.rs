@@ -473,12 +473,18 @@ fn where_roles_stopped(plan: &Plan, progress: &[watch::Sender<Progress>], lab: &
 /// What a socket's queues held, as the kernel reported them: `, with 0 bytes in
 /// client.s's receive queue`.
 fn queue_text(view: &shared::SocketView) -> String {
+    let plural = |count: u32| if count == 1 { "" } else { "s" };
     match (view.accept_queue, view.recv_queue) {
         (Some(waiting), _) => format!(
-            ", with {waiting} connections in {}'s accept queue",
+            ", with {waiting} connection{} in {}'s accept queue",
+            plural(waiting),
             view.endpoint
         ),
-        (None, Some(bytes)) => format!(", with {bytes} bytes in {}'s receive queue", view.endpoint),
+        (None, Some(bytes)) => format!(
+            ", with {bytes} byte{} in {}'s receive queue",
+            plural(bytes),
+            view.endpoint
+        ),
         (None, None) => String::new(),
     }
 }
