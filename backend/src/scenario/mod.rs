@@ -661,6 +661,32 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_waiting_call_is_told_with_what_its_queue_held() {
+        let view = |accept_queue, recv_queue| shared::SocketView {
+            endpoint: "server.s".into(),
+            state: shared::SocketState::Listen,
+            recv_queue,
+            send_queue: None,
+            accept_queue,
+            backlog: None,
+            lingering: false,
+        };
+        assert_eq!(
+            queue_text(&view(Some(1), Some(0))),
+            ", with 1 connection in server.s's accept queue"
+        );
+        assert_eq!(
+            queue_text(&view(None, Some(0))),
+            ", with 0 bytes in server.s's receive queue"
+        );
+        assert_eq!(
+            queue_text(&view(None, Some(1))),
+            ", with 1 byte in server.s's receive queue"
+        );
+        assert_eq!(queue_text(&view(None, None)), "");
+    }
+
+    #[test]
     fn the_catalog_has_every_scenario_the_page_promises() {
         let ids: Vec<&str> = CATALOG.iter().map(|scenario| scenario.id).collect();
         assert_eq!(
