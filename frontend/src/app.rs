@@ -948,6 +948,17 @@ struct LogScroll {
     at_end: bool,
 }
 
+/// Where the diagram is scrolled to, in pixels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct DiagramScroll {
+    /// The top of what its box shows.
+    top: Px,
+    /// How tall its box is.
+    height: Px,
+    /// Scrolled to the end.
+    at_end: bool,
+}
+
 /// Scrolls a box so that the row at `y` (`row_height` tall) is in view: to the end when
 /// following the newest event, otherwise only if the row is outside.
 fn keep_in_view(element: &web_sys::Element, y: Px, row_height: Px, to_end: bool) {
@@ -1115,15 +1126,33 @@ fn RunPanel(
     };
 
     let diagram_box: NodeRef<leptos::html::Div> = NodeRef::new();
-    let diagram_scroll = RwSignal::new((0 as Px, 600 as Px));
+    let diagram_scroll = RwSignal::new(DiagramScroll {
+        top: 0,
+        height: 600,
+        at_end: true,
+    });
+    // While the diagram follows a live run at its end, it draws the last rows, however far
+    // its box has scrolled yet: a new event is drawn in the frame it arrives, and the scroll
+    // that follows it, to the rows already drawn, draws nothing again (as the log does).
+    let diagram_anchor = Memo::new(move |_| {
+        let scroll = diagram_scroll.get();
+        let at_end = scroll.at_end && following();
+        ((!at_end).then_some(scroll.top), scroll.height)
+    });
     let show_hex = RwSignal::new(false);
     let zoomed_in = RwSignal::new(false);
     // What the diagram draws, computed once per change of the run, the scroll or the zoom,
     // and compared with what it drew: a new event below the rows on screen redraws nothing.
     let frame = Memo::new(move |_| {
         let _span = perf::span("diagram");
-        let (scroll_top, height) = diagram_scroll.get();
+        let (anchor, height) = diagram_anchor.get();
         let zoomed_in = zoomed_in.get();
+        // The top of the box scrolled to the end of a diagram of `rows` rows.
+        let scroll_top = |rows: usize| {
+            anchor.unwrap_or_else(|| {
+                (HEADER_HEIGHT + (rows_as_px(rows) + 1) * ROW_HEIGHT - height).max(0)
+            })
+        };
         model.with(|m| {
             let run = m.run.as_ref()?;
             let upto = run.selected().map_or(0, |index| index + 1);
@@ -1144,11 +1173,15 @@ fn RunPanel(
                 .map(|index| crate::diagram::row_holding(&folded, index).unwrap_or(index));
             let highlight_row = selected_index.and(selected_row);
             let (diagram, bands) = if summarised {
-                let rows =
-                    visible_rows(scroll_top - HEADER_HEIGHT, height, ROW_HEIGHT, folded.len());
+                let rows = visible_rows(
+                    scroll_top(folded.len()) - HEADER_HEIGHT,
+                    height,
+                    ROW_HEIGHT,
+                    folded.len(),
+                );
                 crate::diagram::layout_overview(run, upto, &folded, rows)
             } else {
-                let rows = visible_rows(scroll_top - HEADER_HEIGHT, height, ROW_HEIGHT, upto);
+                let rows = visible_rows(scroll_top(upto) - HEADER_HEIGHT, height, ROW_HEIGHT, upto);
                 (crate::diagram::layout_window(run, upto, rows), Vec::new())
             };
             Some(DiagramFrame {
@@ -1230,10 +1263,13 @@ fn RunPanel(
     };
     let on_diagram_scroll = move |_| {
         if let Some(element) = diagram_box.get_untracked() {
-            diagram_scroll.set((
-                Px::from(element.scroll_top()),
-                Px::from(element.client_height()),
-            ));
+            let (top, height) = (element.scroll_top(), element.client_height());
+            let scroll = DiagramScroll {
+                top: Px::from(top),
+                height: Px::from(height),
+                at_end: top + height >= element.scroll_height() - 1,
+            };
+            diagram_scroll.maybe_update(|current| std::mem::replace(current, scroll) != scroll);
         }
     };
 
