@@ -197,6 +197,10 @@ async fn page(addr: SocketAddr, first: usize, until: Instant) -> Tally {
     tally
 }
 
+/// How much more resident memory the server may hold after the load than before it: the
+/// allocator's bookkeeping, not sessions.
+const MEMORY_SLACK_KIB: u64 = 4 * 1024;
+
 /// Waits up to 20 s for `settled` to hold, as sessions finish closing.
 async fn settle(mut settled: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -264,6 +268,9 @@ async fn two_hundred_pages_playing_for_30_s_leave_nothing_behind() {
     let descriptors_back = settle(|| open_descriptors() <= descriptors_before).await;
     let descriptors_after = open_descriptors();
     let dirs_left = run_dirs();
+    // The last sessions' buffers go with their tasks, which a busy machine runs a little
+    // after their descriptors are closed.
+    let memory_back = settle(|| resident_kib() <= memory_before + MEMORY_SLACK_KIB).await;
     let memory_after = resident_kib();
     println!(
         "{SESSIONS} pages for {:.1} s: {runs} runs, {events} events; descriptors {descriptors_before} \
@@ -290,7 +297,7 @@ async fn two_hundred_pages_playing_for_30_s_leave_nothing_behind() {
     // With the allocator's free memory given back, what is left is what the server holds:
     // the same as before, give or take the allocator's bookkeeping.
     assert!(
-        memory_after <= memory_before + 4 * 1024,
+        memory_back,
         "resident memory grew from {memory_before} KiB to {memory_after} KiB"
     );
 }
