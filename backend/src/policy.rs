@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex, Weak};
 
 use ipnet::IpNet;
 use nix::errno::Errno;
-use shared::{CallError, SockAddr};
+use shared::{CallError, SockAddr, SockType};
 
 use crate::lab::{SocketTable, errno, lock};
 use crate::limits::Limits;
@@ -97,15 +97,19 @@ impl Policy {
         ))
     }
 
-    /// Checks a destination (of `connect` or `sendto`) of lab `lab`: not the server itself,
-    /// and, when `other_sessions` is set, no socket of another lab.
+    /// Checks a destination (of `connect` or `sendto`) of a `sock_type` socket of lab `lab`:
+    /// not the server itself, and, when `other_sessions` is set, no socket of another lab.
+    /// TCP and UDP ports are apart: a datagram to the server's port reaches no TCP listener,
+    /// and a UDP socket of another session shares nothing with a TCP one on its port.
     pub(crate) fn check_destination(
         &self,
         lab: u64,
+        sock_type: SockType,
         destination: SocketAddr,
         other_sessions: bool,
     ) -> Result<(), CallError> {
         if let Some(app) = self.app_address
+            && sock_type == SockType::Stream
             && same_place(app, destination)
         {
             return Err(errno::refused_by_lab(
@@ -125,7 +129,7 @@ impl Policy {
             if table
                 .local_addresses()
                 .into_iter()
-                .any(|local| same_place(local, destination))
+                .any(|(theirs, local)| theirs == sock_type && same_place(local, destination))
             {
                 return Err(errno::refused_by_lab(
                     Errno::EACCES,
@@ -205,7 +209,7 @@ mod tests {
         for refused in ["127.0.0.1:3000", "[::ffff:127.0.0.1]:3000"] {
             assert!(
                 on_loopback
-                    .check_destination(0, refused.parse().unwrap(), false)
+                    .check_destination(0, SockType::Stream, refused.parse().unwrap(), false)
                     .is_err(),
                 "{refused}"
             );
@@ -213,7 +217,7 @@ mod tests {
         for allowed in ["127.0.0.2:3000", "127.0.0.1:3001"] {
             assert!(
                 on_loopback
-                    .check_destination(0, allowed.parse().unwrap(), false)
+                    .check_destination(0, SockType::Stream, allowed.parse().unwrap(), false)
                     .is_ok(),
                 "{allowed}"
             );
@@ -221,8 +225,20 @@ mod tests {
         let everywhere = Policy::default().serving_at("0.0.0.0:3000".parse().unwrap());
         assert!(
             everywhere
-                .check_destination(0, "127.9.9.9:3000".parse().unwrap(), false)
+                .check_destination(
+                    0,
+                    SockType::Stream,
+                    "127.9.9.9:3000".parse().unwrap(),
+                    false
+                )
                 .is_err()
+        );
+        // The server is TCP: a datagram to its port reaches no listener, and is the
+        // student's to send (a UDP socket's own port may be the same number).
+        assert!(
+            on_loopback
+                .check_destination(0, SockType::Dgram, "127.0.0.1:3000".parse().unwrap(), false)
+                .is_ok()
         );
     }
 }

@@ -143,8 +143,13 @@ async fn page(addr: SocketAddr, first: usize, until: Instant) -> Tally {
                         .and_then(|result| result.local.as_ref())
                         .map(|local| format!(" (local {local})"))
                         .unwrap_or_default();
+                    let error = event
+                        .error
+                        .as_ref()
+                        .map(|error| format!(" {}: {}", error.errno, error.message))
+                        .unwrap_or_default();
                     format!(
-                        "{} {} {:?}{local}",
+                        "{} {} {:?}{local}{error}",
                         event.endpoint,
                         shared::describe::call_text(&event.call),
                         event.phase

@@ -341,6 +341,29 @@ async fn a_session_cannot_reach_the_server_itself_or_another_session() {
         error.message
     );
 
+    // TCP's ports and UDP's are apart. The web server listens on TCP: a datagram to its port
+    // number reaches no listener, and is the student's to send (a UDP client's port, which
+    // the kernel picks, may be the same number: the echo's reply to it was once refused).
+    let sent = bob
+        .call(
+            "u",
+            json!({"call": "sendto", "args": {
+            "data": {"len": 2, "hex": "6869"},
+            "address": inet("127.0.0.1", addr.port())}}),
+        )
+        .await;
+    assert!(sent.error.is_none(), "{:?}", sent.error);
+    // And a TCP connection to the port number of Alice's UDP socket is refused by the
+    // kernel (nothing listens there), not by the lab.
+    bob.call("t", socket_call("SOCK_STREAM")).await;
+    let error = bob
+        .fails(
+            "t",
+            json!({"call": "connect", "args": {"address": inet("127.0.0.1", udp_port)}}),
+        )
+        .await;
+    assert_eq!(error.errno, "ECONNREFUSED", "{}", error.message);
+
     // Alice may still reach her own listener.
     alice.call("c", socket_call("SOCK_STREAM")).await;
     let own = alice

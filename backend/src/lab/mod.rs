@@ -24,7 +24,8 @@ use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use shared::{
-    Call, CallError, CallResult, Event, NextCall, Phase, ReturnValue, SocketState, SocketView,
+    Call, CallError, CallResult, Event, NextCall, Phase, ReturnValue, SockType, SocketState,
+    SocketView,
 };
 use tokio::sync::mpsc;
 
@@ -211,12 +212,15 @@ impl SocketTable {
         lock(&self.sockets)
     }
 
-    /// The IP addresses the table's sockets are bound to, as the kernel reports them.
-    pub(crate) fn local_addresses(&self) -> Vec<std::net::SocketAddr> {
+    /// The IP addresses the table's sockets are bound to, as the kernel reports them, each
+    /// with its socket's type: TCP's ports and UDP's are apart.
+    pub(crate) fn local_addresses(&self) -> Vec<(SockType, std::net::SocketAddr)> {
         self.lock()
             .iter()
-            .filter_map(|(_, socket)| policy::ip_address(&socket.local_addr()?))
-            .filter(|address| address.port() != 0)
+            .filter_map(|(_, socket)| {
+                let address = policy::ip_address(&socket.local_addr()?)?;
+                (address.port() != 0).then_some((socket.sock_type(), address))
+            })
             .collect()
     }
 }
@@ -670,8 +674,12 @@ impl Lab {
         if let Some(ip) = policy::ip_address(address) {
             self.policy.check_ip(ip.ip())?;
             if !binding {
-                self.policy
-                    .check_destination(self.id, ip, self.outside_facing)?;
+                self.policy.check_destination(
+                    self.id,
+                    socket.sock_type(),
+                    ip,
+                    self.outside_facing,
+                )?;
             }
         }
         self.places.resolve(address, socket.family(), binding)

@@ -157,6 +157,11 @@ impl LabSocket {
         kernel::view(endpoint, &self.socket, self.family, self.sock_type)
     }
 
+    /// Stream or datagram: with an IP family, whether the socket speaks TCP or UDP.
+    pub(crate) fn sock_type(&self) -> SockType {
+        self.sock_type
+    }
+
     /// Whether this is a TCP socket.
     pub(crate) fn is_tcp(&self) -> bool {
         self.family != Family::Unix && self.sock_type == SockType::Stream
