@@ -3,7 +3,8 @@
 //! Both front doors use this: the WebSocket session (which forwards events in batches) and
 //! `backend trace` (which prints them).
 
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
+use std::cell::OnceCell;
+use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -71,7 +72,7 @@ impl Run {
         let setup = RunSetup {
             host: LoopbackPool::shared().next_address(),
             port: PORT,
-            port6: free_ipv6_port(),
+            port6: OnceCell::new(),
             dir: places.dir().to_path_buf(),
             abstract_prefix: places.abstract_prefix().to_owned(),
         };
@@ -96,7 +97,7 @@ impl Run {
         let setup = RunSetup {
             host: Ipv4Addr::LOCALHOST,
             port: peer.port,
-            port6: free_ipv6_port(),
+            port6: OnceCell::new(),
             dir: places.dir().to_path_buf(),
             abstract_prefix: places.abstract_prefix().to_owned(),
         };
@@ -159,16 +160,6 @@ impl Run {
         drop(self.lab);
         outcome
     }
-}
-
-/// A port on `::1` that the kernel says is free now: bound to port 0, read, released. A
-/// listener that never connected leaves nothing behind, so the port can be bound again at
-/// once. Without IPv6 on loopback the tutorial's port is used, and the run shows the kernel's
-/// error for it.
-fn free_ipv6_port() -> u16 {
-    TcpListener::bind(SocketAddr::from((Ipv6Addr::LOCALHOST, 0)))
-        .and_then(|listener| listener.local_addr())
-        .map_or(PORT, |address| address.port())
 }
 
 /// Plays a scenario to its end and collects its events: the whole run as data, for `trace`

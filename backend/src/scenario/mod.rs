@@ -11,8 +11,9 @@ mod tcp;
 mod udp;
 mod unix;
 
+use std::cell::OnceCell;
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -95,9 +96,10 @@ pub(crate) struct RunSetup {
     /// The port its IPv4 servers listen on: the tutorial's, unless an outside program asks
     /// for another.
     pub(crate) port: u16,
-    /// A port on `::1` that was free when the run was prepared (IPv6 has one loopback
-    /// address, so runs cannot each have their own as they do in 127.64.0.0/10).
-    pub(crate) port6: u16,
+    /// A port on `::1` that was free when the run's plan first asked for it (IPv6 has one
+    /// loopback address, so runs cannot each have their own as they do in 127.64.0.0/10).
+    /// Only a scenario on IPv6 asks, so only its runs look for one.
+    pub(crate) port6: OnceCell<u16>,
     /// The run's own directory for Unix socket files.
     pub(crate) dir: PathBuf,
     /// The run's own prefix in the abstract namespace.
@@ -105,6 +107,11 @@ pub(crate) struct RunSetup {
 }
 
 impl RunSetup {
+    /// The run's port on `::1`: one the kernel has free, found the first time it is asked for.
+    pub(crate) fn port6(&self) -> u16 {
+        *self.port6.get_or_init(free_ipv6_port)
+    }
+
     /// The IPv4 address `(host, PORT)` of the run's server.
     pub(crate) fn server(&self) -> SockAddr {
         SockAddr::Inet {
@@ -125,6 +132,16 @@ impl RunSetup {
     pub(crate) fn path_text(&self, name: &str) -> String {
         self.dir.join(name).to_string_lossy().into_owned()
     }
+}
+
+/// A port on `::1` that the kernel says is free now: bound to port 0, read, released. A
+/// listener that never connected leaves nothing behind, so the port can be bound again at
+/// once. Without IPv6 on loopback the tutorial's port is used, and the run shows the kernel's
+/// error for it.
+fn free_ipv6_port() -> u16 {
+    TcpListener::bind(SocketAddr::from((Ipv6Addr::LOCALHOST, 0)))
+        .and_then(|listener| listener.local_addr())
+        .map_or(PORT, |address| address.port())
 }
 
 /// A run's roles, ready to play.
@@ -714,7 +731,7 @@ mod tests {
         RunSetup {
             host: Ipv4Addr::new(127, 64, 0, 1),
             port: PORT,
-            port6: 40000,
+            port6: OnceCell::from(40000),
             dir: PathBuf::from("/tmp/socket-lab-1-1"),
             abstract_prefix: "socket-lab-1-1/".into(),
         }

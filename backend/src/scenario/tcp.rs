@@ -43,13 +43,14 @@ pub(super) const IPV6_ECHO: Scenario = Scenario {
               address, so each run uses a port the kernel had free instead of 12345.",
     outside: &[],
     plan: |setup| {
+        let port = setup.port6();
         let address = SockAddr::Inet6 {
             host: Ipv6Addr::LOCALHOST,
-            port: setup.port6,
+            port,
             flowinfo: 0,
             scope_id: 0,
         };
-        let host = format!("'::1', {}", setup.port6);
+        let host = format!("'::1', {port}");
         echo_plan(
             Family::Inet6,
             &host,
