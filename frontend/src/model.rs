@@ -323,6 +323,9 @@ pub struct RunView {
     pub dropped: Vec<shared::Dropped>,
     /// Enter events whose call has not returned yet.
     open_calls: Vec<usize>,
+    /// Every message before this one has been taken whole: a recv looks for its bytes from
+    /// here, not through every message of the run.
+    first_untaken: usize,
 }
 
 impl RunView {
@@ -340,6 +343,7 @@ impl RunView {
             cursor: None,
             returns: Vec::new(),
             open_calls: Vec::new(),
+            first_untaken: 0,
             paused: None,
             dropped: Vec::new(),
         }
@@ -729,7 +733,7 @@ impl RunView {
             return;
         }
         let mut left = data.len();
-        for message in self.messages.iter_mut() {
+        for message in &mut self.messages[self.first_untaken..] {
             if left == 0 || message.taken == message.data.len() {
                 continue;
             }
@@ -755,6 +759,15 @@ impl RunView {
             if message.taken == message.data.len() {
                 message.received_at = Some(seq);
             }
+        }
+        // Messages are mostly taken in the order they were sent, so this moves on with them;
+        // a message nobody takes (a datagram to no one) holds it back, which costs only time.
+        while self
+            .messages
+            .get(self.first_untaken)
+            .is_some_and(|message| message.taken == message.data.len())
+        {
+            self.first_untaken += 1;
         }
     }
 

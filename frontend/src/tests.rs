@@ -327,6 +327,71 @@ fn one_recv_that_takes_two_sends_is_drawn_from_both() {
 }
 
 #[test]
+fn a_send_taken_in_parts_ends_at_the_recv_that_took_its_last_byte() {
+    // The server takes "abcdef" 4 bytes at a time while echoing; each echo is taken whole
+    // by the client. The first send is still partly untaken when the later ones are taken.
+    let mut s = Script::default();
+    s.enter("client.s", Call::Connect { address: SERVER })
+        .ret("client.s", ReturnValue::None, Some(CLIENT), Some(SERVER))
+        .enter("server.con", Call::Accept)
+        .ret("server.con", ReturnValue::None, Some(SERVER), Some(CLIENT));
+    let received = |data: &[u8]| ReturnValue::Received {
+        data: Bytes(data.to_vec()),
+        from: None,
+        truncated_from: None,
+    };
+    let send = |data: &[u8]| Call::Sendall {
+        data: Bytes(data.to_vec()),
+    };
+    s.enter("client.s", send(b"abcdef")).ret(
+        "client.s",
+        ReturnValue::None,
+        Some(CLIENT),
+        Some(SERVER),
+    );
+    for (round, part) in [&b"abcd"[..], &b"efgh"[..]].into_iter().enumerate() {
+        s.enter("server.con", Call::Recv { bufsize: 4 })
+            .ret("server.con", received(part), Some(SERVER), Some(CLIENT))
+            .enter("server.con", send(part))
+            .ret("server.con", ReturnValue::None, Some(SERVER), Some(CLIENT))
+            .enter("client.s", Call::Recv { bufsize: 1024 })
+            .ret("client.s", received(part), Some(CLIENT), Some(SERVER));
+        if round == 0 {
+            s.enter("client.s", send(b"gh")).ret(
+                "client.s",
+                ReturnValue::None,
+                Some(CLIENT),
+                Some(SERVER),
+            );
+        }
+    }
+    let model = model_with(s.0);
+    let run = model.run.as_ref().unwrap();
+    let arrows: Vec<(&str, &str, u64, Option<u64>)> = run
+        .messages
+        .iter()
+        .map(|m| {
+            (
+                m.from.as_str(),
+                m.to.as_deref().unwrap_or("-"),
+                m.sent_at,
+                m.received_at,
+            )
+        })
+        .collect();
+    assert_eq!(
+        arrows,
+        [
+            // Sent at event 5; 4 bytes taken at 7, the last 2 at 15.
+            ("client.s", "server.con", 5, Some(15)),
+            ("server.con", "client.s", 9, Some(11)),
+            ("client.s", "server.con", 13, Some(15)),
+            ("server.con", "client.s", 17, Some(19)),
+        ]
+    );
+}
+
+#[test]
 fn each_recvfrom_takes_one_datagram_even_when_truncated() {
     let client = SockAddr::Inet {
         host: Ipv4Addr::new(127, 0, 0, 1),
