@@ -1004,6 +1004,8 @@ async fn page_performance(client: &Client, base: SocketAddr) -> Result<(), Strin
     println!("page parts while opening the trace (ms): {opening:?}");
     save_screenshot(client, "page-performance-10k.png").await;
     scroll_and_click_the_log(client, 5000).await?;
+    // Scrolled again, the log draws the rows it shows then too.
+    scroll_and_click_the_log(client, 2000).await?;
 
     // A live run: the same 10,000 events arrive as the run makes them, then bursts of 25
     // echoes (100 events) a quarter of a second apart, each appended to what is there.

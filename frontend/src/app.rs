@@ -1279,11 +1279,17 @@ fn RunPanel(
         rows_shown: 15,
         at_end: true,
     });
-    // While the log follows a live run at its end, where it is scrolled to changes with every
-    // frame's new rows, but the rows to show are the last ones all the same: drawing them
-    // once is enough, not again when the scroll catches up.
+    // Where the log is scrolled to, unless it is at its end: there, while it follows a live
+    // run, where it is scrolled to changes with every frame's new rows, but the rows to show
+    // are the last ones all the same; drawing them once is enough, not again when the scroll
+    // catches up. Anywhere else, every row scrolled to is drawn.
     let log_anchor = Memo::new(move |_| {
-        log_scroll.with(|scroll| (scroll.at_end.then_some(()), scroll.rows_shown))
+        log_scroll.with(|scroll| {
+            (
+                (!scroll.at_end).then_some(scroll.first_row),
+                scroll.rows_shown,
+            )
+        })
     });
     let endpoint_ids = move || {
         model.with(|m| {
@@ -1300,17 +1306,18 @@ fn RunPanel(
     };
     let log = move || {
         let _span = perf::span("log");
-        let (at_end, rows_shown) = log_anchor.get();
+        let (scrolled_to, rows_shown) = log_anchor.get();
         let filter = filter.get();
         let newest_first = newest_first.get();
         model.with(|m| {
             let run = m.run.as_ref()?;
             let rows = run.log_rows(filter.as_deref(), newest_first);
-            let first_row = match at_end {
-                Some(()) if run.cursor.is_none() && !newest_first => {
+            let first_row = match scrolled_to {
+                Some(first_row) => first_row,
+                None if run.cursor.is_none() && !newest_first => {
                     rows.len().saturating_sub(rows_shown)
                 }
-                _ => log_scroll.with_untracked(|scroll| scroll.first_row),
+                None => log_scroll.with_untracked(|scroll| scroll.first_row),
             };
             let window = visible_rows(
                 rows_as_px(first_row) * LOG_ROW_HEIGHT,
