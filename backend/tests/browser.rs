@@ -581,6 +581,27 @@ async fn ten_thousand_events_stay_usable(client: &Client, base: SocketAddr) -> R
     // The newest rows are the ones in view.
     wait_for_text(client, "event-log", "message 4999").await?;
     save_screenshot(client, "ten-thousand-events.png").await;
+    // Scrolled, and scrolled again, the diagram draws the calls where it is scrolled to:
+    // row 2 + 2n holds send n.
+    for send in [1500, 3000] {
+        let drawn = client
+            .execute(
+                &format!(
+                    "const box = document.querySelector('.diagram');
+                     box.scrollTop = 48 + (2 + 2 * {send}) * 26 - 100;
+                     await new Promise(done => setTimeout(done, 300));
+                     return box.textContent.includes(\"send(b'message {send}')\");"
+                ),
+                vec![],
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        if drawn != serde_json::Value::Bool(true) {
+            return Err(format!(
+                "the diagram scrolled to send {send} does not draw it"
+            ));
+        }
+    }
     let _ = std::fs::remove_file(&path);
     Ok(())
 }
