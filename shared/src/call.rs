@@ -149,6 +149,9 @@ pub enum Shutdown {
 }
 
 impl Shutdown {
+    /// Every `how`, in the order of the enum.
+    pub const ALL: [Shutdown; 3] = [Shutdown::Read, Shutdown::Write, Shutdown::Both];
+
     /// The constant's name in Python's `socket` module.
     pub fn name(self) -> &'static str {
         match self {

@@ -20,6 +20,9 @@ pub enum Family {
 }
 
 impl Family {
+    /// Every family, in the order of the enum.
+    pub const ALL: [Family; 3] = [Family::Inet, Family::Inet6, Family::Unix];
+
     /// The constant's name in Python's `socket` module.
     pub fn name(self) -> &'static str {
         match self {
@@ -42,6 +45,9 @@ pub enum SockType {
 }
 
 impl SockType {
+    /// Every socket type, in the order of the enum.
+    pub const ALL: [SockType; 2] = [SockType::Stream, SockType::Dgram];
+
     /// The constant's name in Python's `socket` module.
     pub fn name(self) -> &'static str {
         match self {
@@ -432,6 +438,44 @@ fn escape_bytes(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_family_type_and_shutdown_is_listed_once_and_reads_back_by_its_name() {
+        // Exhaustive matches: a new value does not compile here until it has its place in
+        // its type's `ALL`, which the decoder reads names by.
+        for family in Family::ALL {
+            let position = match family {
+                Family::Inet => 0,
+                Family::Inet6 => 1,
+                Family::Unix => 2,
+            };
+            assert_eq!(Family::ALL[position], family);
+            let json = serde_json::to_string(&family).unwrap();
+            assert_eq!(json, format!("\"{}\"", family.name()));
+            assert_eq!(crate::decode::from_str::<Family>(&json), Ok(family));
+        }
+        for kind in SockType::ALL {
+            let position = match kind {
+                SockType::Stream => 0,
+                SockType::Dgram => 1,
+            };
+            assert_eq!(SockType::ALL[position], kind);
+            let json = serde_json::to_string(&kind).unwrap();
+            assert_eq!(json, format!("\"{}\"", kind.name()));
+            assert_eq!(crate::decode::from_str::<SockType>(&json), Ok(kind));
+        }
+        for how in crate::Shutdown::ALL {
+            let position = match how {
+                crate::Shutdown::Read => 0,
+                crate::Shutdown::Write => 1,
+                crate::Shutdown::Both => 2,
+            };
+            assert_eq!(crate::Shutdown::ALL[position], how);
+            let json = serde_json::to_string(&how).unwrap();
+            assert_eq!(json, format!("\"{}\"", how.name()));
+            assert_eq!(crate::decode::from_str::<crate::Shutdown>(&json), Ok(how));
+        }
+    }
 
     #[test]
     fn bytes_print_like_python_repr() {

@@ -16,22 +16,22 @@ use crate::trace_file::TraceFile;
 
 impl Decode for Family {
     fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        let all = [Family::Inet, Family::Inet6, Family::Unix];
-        one_of(reader, &all.map(|family| (family.name(), family)), "family")
+        let names = Family::ALL.map(|family| (family.name(), family));
+        one_of(reader, &names, "family")
     }
 }
 
 impl Decode for SockType {
     fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        let all = [SockType::Stream, SockType::Dgram];
-        one_of(reader, &all.map(|kind| (kind.name(), kind)), "socket type")
+        let names = SockType::ALL.map(|kind| (kind.name(), kind));
+        one_of(reader, &names, "socket type")
     }
 }
 
 impl Decode for Shutdown {
     fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        let all = [Shutdown::Read, Shutdown::Write, Shutdown::Both];
-        one_of(reader, &all.map(|how| (how.name(), how)), "shutdown")
+        let names = Shutdown::ALL.map(|how| (how.name(), how));
+        one_of(reader, &names, "shutdown")
     }
 }
 
