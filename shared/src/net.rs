@@ -441,40 +441,34 @@ mod tests {
 
     #[test]
     fn every_family_type_and_shutdown_is_listed_once_and_reads_back_by_its_name() {
-        // Exhaustive matches: a new value does not compile here until it has its place in
-        // its type's `ALL`, which the decoder reads names by.
-        for family in Family::ALL {
-            let position = match family {
+        use crate::Shutdown;
+        use crate::decode::assert_every_value_listed_once;
+        assert_every_value_listed_once(
+            &Family::ALL,
+            |family| match family {
                 Family::Inet => 0,
                 Family::Inet6 => 1,
                 Family::Unix => 2,
-            };
-            assert_eq!(Family::ALL[position], family);
-            let json = serde_json::to_string(&family).unwrap();
-            assert_eq!(json, format!("\"{}\"", family.name()));
-            assert_eq!(crate::decode::from_str::<Family>(&json), Ok(family));
-        }
-        for kind in SockType::ALL {
-            let position = match kind {
+            },
+            Family::name,
+        );
+        assert_every_value_listed_once(
+            &SockType::ALL,
+            |kind| match kind {
                 SockType::Stream => 0,
                 SockType::Dgram => 1,
-            };
-            assert_eq!(SockType::ALL[position], kind);
-            let json = serde_json::to_string(&kind).unwrap();
-            assert_eq!(json, format!("\"{}\"", kind.name()));
-            assert_eq!(crate::decode::from_str::<SockType>(&json), Ok(kind));
-        }
-        for how in crate::Shutdown::ALL {
-            let position = match how {
-                crate::Shutdown::Read => 0,
-                crate::Shutdown::Write => 1,
-                crate::Shutdown::Both => 2,
-            };
-            assert_eq!(crate::Shutdown::ALL[position], how);
-            let json = serde_json::to_string(&how).unwrap();
-            assert_eq!(json, format!("\"{}\"", how.name()));
-            assert_eq!(crate::decode::from_str::<crate::Shutdown>(&json), Ok(how));
-        }
+            },
+            SockType::name,
+        );
+        assert_every_value_listed_once(
+            &Shutdown::ALL,
+            |how| match how {
+                Shutdown::Read => 0,
+                Shutdown::Write => 1,
+                Shutdown::Both => 2,
+            },
+            Shutdown::name,
+        );
     }
 
     #[test]

@@ -32,6 +32,26 @@ pub fn from_str<T: Decode>(text: &str) -> Result<T, DecodeError> {
     Ok(value)
 }
 
+/// Checks a type whose values are named strings (`SocketState`, `Family`, ...) against its
+/// list of every value: `position` is an exhaustive match, so a new value does not compile in
+/// the caller's test until it has its place in the list, and each value is written by serde
+/// as its name and read back by the decoder, which finds names through the list.
+#[cfg(test)]
+pub(crate) fn assert_every_value_listed_once<T>(
+    all: &[T],
+    position: fn(T) -> usize,
+    name: fn(T) -> &'static str,
+) where
+    T: Decode + serde::Serialize + Copy + PartialEq + std::fmt::Debug,
+{
+    for &value in all {
+        assert_eq!(all[position(value)], value);
+        let json = serde_json::to_string(&value).unwrap();
+        assert_eq!(json, format!("\"{}\"", name(value)));
+        assert_eq!(from_str::<T>(&json), Ok(value));
+    }
+}
+
 impl Decode for String {
     fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
         reader.str().map(std::borrow::Cow::into_owned)
