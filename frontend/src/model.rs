@@ -257,6 +257,14 @@ pub struct EndpointView {
     pub kernel: Option<SocketView>,
 }
 
+/// What a recv's matching needs of the endpoint that received: a copy, since the messages
+/// it marks are borrowed mutably beside the endpoints.
+struct Receiver {
+    id: String,
+    local: Option<SockAddr>,
+    peer: Option<SockAddr>,
+}
+
 /// Bytes that went from one endpoint to another.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MessageView {
@@ -326,6 +334,10 @@ pub struct RunView {
     /// Every message before this one has been taken whole: a recv looks for its bytes from
     /// here, not through every message of the run.
     first_untaken: usize,
+    /// How many datagrams sent with `sendto` are not taken yet: while there are none, a recv
+    /// on an endpoint with no sender in the run (its peer is outside, unseen) has nothing to
+    /// look for, and does not walk the messages its own sends left untaken.
+    untaken_sent_to: usize,
 }
 
 impl RunView {
@@ -344,6 +356,7 @@ impl RunView {
             returns: Vec::new(),
             open_calls: Vec::new(),
             first_untaken: 0,
+            untaken_sent_to: 0,
             paused: None,
             dropped: Vec::new(),
         }
@@ -523,11 +536,14 @@ impl RunView {
             }
         }
         for endpoint in &mut self.endpoints {
-            endpoint.kernel = event
+            let view = event
                 .kernel
                 .iter()
-                .find(|view| view.endpoint == endpoint.id)
-                .cloned();
+                .find(|view| view.endpoint == endpoint.id);
+            // Most events leave most sockets as they were: copied only when changed.
+            if endpoint.kernel.as_ref() != view {
+                endpoint.kernel = view.cloned();
+            }
         }
         let endpoint = self.endpoint_mut(&event.endpoint, &event.role);
         match event.phase {
@@ -561,6 +577,7 @@ impl RunView {
                             .kernel
                             .iter()
                             .find(|view| view.endpoint == event.endpoint)
+                            && endpoint.kernel.as_ref() != Some(kernel)
                         {
                             endpoint.kernel = Some(kernel.clone());
                         }
@@ -636,11 +653,16 @@ impl RunView {
                 }
             }
             ReturnValue::Received { data, from, .. } => {
-                let Some(receiver) = self.endpoint(&event.endpoint).cloned() else {
+                let Some(receiver) = self.endpoints.iter_mut().find(|e| e.id == event.endpoint)
+                else {
                     return;
                 };
-                self.endpoint_mut(&receiver.id, &receiver.role)
-                    .last_received = Some(data.clone());
+                receiver.last_received = Some(data.clone());
+                let receiver = Receiver {
+                    id: receiver.id.clone(),
+                    local: receiver.local.clone(),
+                    peer: receiver.peer.clone(),
+                };
                 let index = self.events.len() as u64;
                 self.take(&receiver, data, from.as_ref(), index);
             }
@@ -676,6 +698,9 @@ impl RunView {
         // Bytes for an outside program: it reads them where Socket Lab cannot see, so the
         // arrow ends at its lifeline at once.
         let outside = self.outside_peer_of(&event.endpoint);
+        if to_address.is_some() && outside.is_none() && !data.is_empty() {
+            self.untaken_sent_to += 1;
+        }
         // The event is about to be pushed: its index is the number of events so far.
         let index = self.events.len() as u64;
         self.messages.push(MessageView {
@@ -702,11 +727,11 @@ impl RunView {
 
     /// Marks what a recv took: the oldest datagram meant for the receiver, or as many stream
     /// bytes as it got, from the sends of the endpoint whose address pair mirrors its own.
-    fn take(&mut self, receiver: &EndpointView, data: &Bytes, from: Option<&SockAddr>, seq: u64) {
+    fn take(&mut self, receiver: &Receiver, data: &Bytes, from: Option<&SockAddr>, seq: u64) {
         if data.is_empty() {
             return;
         }
-        let senders: Vec<&EndpointView> = self
+        let sender_ids: Vec<String> = self
             .endpoints
             .iter()
             .filter(|e| {
@@ -715,8 +740,8 @@ impl RunView {
                     && (from.is_some_and(|from| e.local.as_ref() == Some(from))
                         || (e.local == receiver.peer && e.peer == receiver.local))
             })
+            .map(|e| e.id.clone())
             .collect();
-        let sender_ids: Vec<String> = senders.iter().map(|e| e.id.clone()).collect();
         if let Some(outside) = self.outside_peer_of(&receiver.id) {
             // Sent by an outside program: the arrow starts at its lifeline where they arrive.
             self.messages.push(MessageView {
@@ -730,6 +755,11 @@ impl RunView {
                 received_at: Some(seq),
                 truncated_to: None,
             });
+            return;
+        }
+        // Bytes from no endpoint of the run, and no datagram waiting for an address: a peer
+        // outside that Socket Lab could not name sent them (its sends are not in the run).
+        if sender_ids.is_empty() && self.untaken_sent_to == 0 {
             return;
         }
         let mut left = data.len();
@@ -746,6 +776,9 @@ impl RunView {
             }
             message.to = Some(receiver.id.clone());
             if message.datagram {
+                if message.to_address.is_some() {
+                    self.untaken_sent_to -= 1;
+                }
                 message.taken = message.data.len();
                 message.received_at = Some(seq);
                 if data.len() < message.data.len() {

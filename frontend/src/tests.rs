@@ -678,6 +678,116 @@ fn the_overview_folds_a_long_stream_into_one_row() {
     }
 }
 
+/// A `recv` (not `recvfrom`) on a socket with no peer names no sender: the datagrams it takes
+/// are found by the address they were sent to.
+#[test]
+fn a_plain_recv_takes_the_datagrams_sent_to_its_address() {
+    let mut s = Script::default();
+    s.enter(
+        "server.s",
+        Call::Socket {
+            family: shared::Family::Inet,
+            sock_type: SockType::Dgram,
+        },
+    )
+    .ret("server.s", ReturnValue::Socket, None, None)
+    .enter("server.s", Call::Bind { address: SERVER })
+    .ret("server.s", ReturnValue::None, Some(SERVER), None);
+    for part in ["one", "two"] {
+        let data = Bytes(part.as_bytes().to_vec());
+        s.enter(
+            "client.s",
+            Call::Sendto {
+                data: data.clone(),
+                address: SERVER,
+            },
+        )
+        .ret("client.s", ReturnValue::Sent { count: 3 }, None, None);
+    }
+    for part in ["one", "two"] {
+        s.enter("server.s", Call::Recv { bufsize: 1024 }).ret(
+            "server.s",
+            ReturnValue::Received {
+                data: Bytes(part.as_bytes().to_vec()),
+                from: None,
+                truncated_from: None,
+            },
+            Some(SERVER),
+            None,
+        );
+    }
+    let model = model_with(s.0);
+    let run = model.run.as_ref().unwrap();
+    let routes: Vec<(Option<&str>, Option<u64>)> = run
+        .messages
+        .iter()
+        .map(|m| (m.to.as_deref(), m.received_at))
+        .collect();
+    assert_eq!(
+        routes,
+        [(Some("server.s"), Some(9)), (Some("server.s"), Some(11))]
+    );
+}
+
+/// A connection from a program Socket Lab could not name (no process came with the accept):
+/// the server's bytes go to no lifeline, and the bytes it receives come from none.
+#[test]
+fn bytes_to_and_from_a_peer_nobody_named_are_drawn_with_no_other_end() {
+    let stranger = SockAddr::Inet {
+        host: Ipv4Addr::new(127, 0, 0, 1),
+        port: 50001,
+    };
+    let mut s = Script::default();
+    s.enter("server.s", Call::Bind { address: SERVER })
+        .ret("server.s", ReturnValue::None, Some(SERVER), None)
+        .enter("server.s", Call::Accept)
+        .ret(
+            "server.s",
+            ReturnValue::Accepted {
+                endpoint: "server.con".into(),
+                fd: 7,
+                address: stranger.clone(),
+                process: None,
+            },
+            Some(SERVER),
+            None,
+        );
+    for _ in 0..3 {
+        let data = Bytes(b"echo".to_vec());
+        s.enter("server.con", Call::Recv { bufsize: 10 })
+            .ret(
+                "server.con",
+                ReturnValue::Received {
+                    data: data.clone(),
+                    from: None,
+                    truncated_from: None,
+                },
+                Some(SERVER),
+                Some(stranger.clone()),
+            )
+            .enter("server.con", Call::Sendall { data })
+            .ret(
+                "server.con",
+                ReturnValue::None,
+                Some(SERVER),
+                Some(stranger.clone()),
+            );
+    }
+    let model = model_with(s.0);
+    let run = model.run.as_ref().unwrap();
+    assert_eq!(run.endpoints.len(), 2, "no lifeline for the stranger");
+    assert_eq!(run.messages.len(), 3, "the server's three sends");
+    assert!(
+        run.messages
+            .iter()
+            .all(|m| m.from == "server.con" && m.to.is_none() && m.taken == 0)
+    );
+    assert_eq!(
+        run.endpoint("server.con").unwrap().last_received,
+        Some(Bytes(b"echo".to_vec()))
+    );
+}
+
 #[test]
 fn an_outside_program_gets_a_lifeline_and_its_bytes_arrows() {
     let student = SockAddr::Inet {
