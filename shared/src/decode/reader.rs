@@ -92,6 +92,11 @@ impl<'a> Reader<'a> {
             self.pos += 1;
             return Ok(());
         }
+        self.expect_after_space(wanted, what)
+    }
+
+    #[inline(never)]
+    fn expect_after_space(&mut self, wanted: u8, what: &str) -> Result<(), DecodeError> {
         match self.peek() {
             Some(byte) if byte == wanted => {
                 self.pos += 1;
@@ -227,10 +232,17 @@ impl<'a> Reader<'a> {
         // Accumulated in a u64, not parsed as an i128, which wasm computes in software.
         let mut magnitude: u64 = 0;
         while let Some(&byte) = bytes.get(end).filter(|byte| byte.is_ascii_digit()) {
-            magnitude = magnitude
-                .checked_mul(10)
-                .and_then(|value| value.checked_add(u64::from(byte - b'0')))
-                .ok_or_else(|| self.error("number out of range"))?;
+            let digit = u64::from(byte - b'0');
+            // Checked arithmetic on a u64 is a 128-bit multiplication in wasm32, so it is
+            // used only for the digits that could overflow.
+            magnitude = if magnitude < u64::MAX / 10 {
+                magnitude * 10 + digit
+            } else {
+                magnitude
+                    .checked_mul(10)
+                    .and_then(|value| value.checked_add(digit))
+                    .ok_or_else(|| self.error("number out of range"))?
+            };
             end += 1;
         }
         let digits = end - digits_start;
@@ -419,14 +431,17 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// Moves `pos` on past every whole 8-byte word of plain string characters (none a quote, a
-/// backslash or a control character), testing the eight bytes of a word at once.
-#[inline]
+/// Moves `pos` on to the first byte that is not a plain string character (a quote, a
+/// backslash or a control character) when one is in the whole 8-byte words from `pos`, or
+/// past the last whole word otherwise; it tests the eight bytes of a word at once.
+#[inline(always)]
 fn skip_plain_words(bytes: &[u8], mut pos: usize) -> usize {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGHS: u64 = 0x8080_8080_8080_8080;
     // A byte of `word` equal to the byte repeated in `pattern`, or below the byte repeated in
-    // `below` (for values up to 0x80), sets that byte's high bit; none is set otherwise.
+    // `below` (for values up to 0x80), sets that byte's high bit. A byte after (above) such a
+    // byte may set its high bit too, from the borrow, but none before it: the lowest bit set
+    // is the first such byte.
     let has_byte = |word: u64, pattern: u64| {
         let zeroed = word ^ pattern;
         zeroed.wrapping_sub(ONES) & !zeroed & HIGHS
@@ -434,12 +449,12 @@ fn skip_plain_words(bytes: &[u8], mut pos: usize) -> usize {
     let has_less = |word: u64, below: u64| word.wrapping_sub(below) & !word & HIGHS;
     while let Some(chunk) = bytes.get(pos..pos + 8) {
         let word = u64::from_le_bytes(chunk.try_into().expect("a slice of 8 bytes"));
-        if has_byte(word, u64::from(b'"') * ONES)
+        let special = has_byte(word, u64::from(b'"') * ONES)
             | has_byte(word, u64::from(b'\\') * ONES)
-            | has_less(word, 0x20 * ONES)
-            != 0
-        {
-            break;
+            | has_less(word, 0x20 * ONES);
+        if special != 0 {
+            // Little-endian: the first byte of the word is its lowest.
+            return pos + (special.trailing_zeros() / 8) as usize;
         }
         pos += 8;
     }
@@ -449,6 +464,37 @@ fn skip_plain_words(bytes: &[u8], mut pos: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The word-at-a-time scan stops where a byte-at-a-time scan would, for every special
+    /// byte at every position of a word, after plain ASCII, UTF-8 and bytes just above the
+    /// special ones (which a borrow could mistake for them).
+    #[test]
+    fn the_word_scan_stops_at_the_first_special_byte() {
+        let special = |byte: u8| byte == b'"' || byte == b'\\' || byte < 0x20;
+        for filler in [b'a', 0xC3, b'#', b']', 0x21, 0x01 + b'"'] {
+            for len in 0..20 {
+                for (at, byte) in (0..len)
+                    .flat_map(|at| [b'"', b'\\', 0x00, 0x1F, b'\n'].map(move |byte| (at, byte)))
+                {
+                    let mut bytes = vec![filler; len];
+                    bytes[at] = byte;
+                    // Bytes after the first special one must not matter.
+                    for later in at + 1..len {
+                        bytes[later] = if later % 2 == 0 { b'"' } else { 0x01 };
+                    }
+                    let first = bytes.iter().position(|&b| special(b)).unwrap();
+                    let found = skip_plain_words(&bytes, 0);
+                    if first < len / 8 * 8 {
+                        assert_eq!(found, first, "{bytes:?}");
+                    } else {
+                        assert_eq!(found, len / 8 * 8, "{bytes:?}");
+                    }
+                }
+                let plain = vec![filler; len];
+                assert_eq!(skip_plain_words(&plain, 0), len / 8 * 8);
+            }
+        }
+    }
 
     #[test]
     fn strings_unescape_as_json_says() {
