@@ -479,8 +479,8 @@ mod tests {
                     let mut bytes = vec![filler; len];
                     bytes[at] = byte;
                     // Bytes after the first special one must not matter.
-                    for later in at + 1..len {
-                        bytes[later] = if later % 2 == 0 { b'"' } else { 0x01 };
+                    for (later, byte) in bytes.iter_mut().enumerate().skip(at + 1) {
+                        *byte = if later % 2 == 0 { b'"' } else { 0x01 };
                     }
                     let first = bytes.iter().position(|&b| special(b)).unwrap();
                     let found = skip_plain_words(&bytes, 0);
