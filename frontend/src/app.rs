@@ -1160,7 +1160,7 @@ fn RunPanel(
             // Long stretches of sends and receives are folded into one row each, unless the
             // user zooms in to see every call.
             let folded = if zoomed_in {
-                Vec::new()
+                std::borrow::Cow::Borrowed(&[][..])
             } else {
                 crate::diagram::overview(run, upto)
             };

@@ -6,10 +6,11 @@
 //! page then writes them with integer formatting, which keeps floating-point formatting (about
 //! ten kilobytes of wasm) out of the bundle.
 
-use shared::describe::call_text;
+use std::borrow::Cow;
 use std::ops::Range;
 
-use shared::Phase;
+use shared::describe::call_text;
+use shared::{Event, Phase};
 
 use crate::model::RunView;
 
@@ -101,6 +102,24 @@ fn count(rows: usize) -> Px {
     Px::try_from(rows).unwrap_or(Px::MAX / ROW_HEIGHT / 2)
 }
 
+/// The lifelines of the endpoints that the run's first `upto` events made.
+fn lanes(run: &RunView, upto: usize) -> Vec<Lane> {
+    run.endpoints
+        .iter()
+        .filter(|endpoint| endpoint.first_event < upto)
+        .enumerate()
+        .map(|(index, endpoint)| Lane {
+            endpoint: endpoint.id.clone(),
+            x: LANE_WIDTH * count(index) + LANE_WIDTH / 2,
+        })
+        .collect()
+}
+
+/// The diagram's width: its lanes, and room on the right for the last lane's call labels.
+fn width(lanes: &[Lane]) -> Px {
+    LANE_WIDTH * count(lanes.len().max(1)) + LABEL_ROOM
+}
+
 /// Lays out a whole run.
 pub fn layout(run: &RunView) -> Diagram {
     layout_window(run, run.events.len(), 0..run.events.len())
@@ -111,16 +130,7 @@ pub fn layout(run: &RunView) -> Diagram {
 /// dozen on screen. The size is the whole diagram's, so that it scrolls as one.
 pub fn layout_window(run: &RunView, upto: usize, rows: Range<usize>) -> Diagram {
     let upto = upto.min(run.events.len());
-    let lanes: Vec<Lane> = run
-        .endpoints
-        .iter()
-        .filter(|endpoint| endpoint.first_event < upto)
-        .enumerate()
-        .map(|(index, endpoint)| Lane {
-            endpoint: endpoint.id.clone(),
-            x: LANE_WIDTH * count(index) + LANE_WIDTH / 2,
-        })
-        .collect();
+    let lanes = lanes(run, upto);
     let lane_x = |endpoint: &str| {
         lanes
             .iter()
@@ -182,8 +192,7 @@ pub fn layout_window(run: &RunView, upto: usize, rows: Range<usize>) -> Diagram 
         })
         .collect();
     Diagram {
-        // Room on the right for the last lane's call labels.
-        width: LANE_WIDTH * count(lanes.len().max(1)) + LABEL_ROOM,
+        width: width(&lanes),
         height,
         lanes,
         bars,
@@ -195,7 +204,7 @@ pub fn layout_window(run: &RunView, upto: usize, rows: Range<usize>) -> Diagram 
 pub const SUMMARY_MIN_EVENTS: usize = 40;
 
 /// A row of the overview: one event, or a long stretch of sends and receives folded into one.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum OverviewRow {
     /// The event with this index.
     Event(usize),
@@ -246,48 +255,132 @@ fn moves_data(call: &shared::Call) -> bool {
 
 /// The run's first `upto` events as overview rows: every stretch of at least
 /// [`SUMMARY_MIN_EVENTS`] back-to-back sends and receives becomes one row that counts them.
-pub fn overview(run: &RunView, upto: usize) -> Vec<OverviewRow> {
-    let events = &run.events[..upto.min(run.events.len())];
-    let mut rows = Vec::new();
-    let mut index = 0;
-    while index < events.len() {
-        let stretch = events[index..]
-            .iter()
-            .take_while(|event| moves_data(&event.call))
-            .count();
-        if stretch < SUMMARY_MIN_EVENTS {
-            rows.extend((index..index + stretch.max(1)).map(OverviewRow::Event));
-            index += stretch.max(1);
-            continue;
+/// The whole run's are kept by the run as its events come ([`RunView::overview`]); a run
+/// stepped back to an earlier event has its rows up to there made again.
+pub fn overview(run: &RunView, upto: usize) -> Cow<'_, [OverviewRow]> {
+    if upto >= run.events.len() {
+        return Cow::Borrowed(run.overview.rows());
+    }
+    let mut rows = Overview::default();
+    for (index, event) in run.events[..upto].iter().enumerate() {
+        rows.push(index, event);
+    }
+    Cow::Owned(rows.rows)
+}
+
+/// A run's overview rows, made one event at a time: a live run adds an event in the time it
+/// takes to count it, not to walk the ten thousand before it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Overview {
+    rows: Vec<OverviewRow>,
+    tail: Tail,
+}
+
+/// The end of the events so far, as the overview sees it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+enum Tail {
+    /// No stretch of sends and receives.
+    #[default]
+    Other,
+    /// A stretch of sends and receives too short to fold yet, each its own row, and what
+    /// the stretch did so far, for the row that will fold it.
+    Short {
+        first: usize,
+        calls: Vec<(String, &'static str, usize)>,
+        bytes: usize,
+    },
+    /// A folded stretch: the last row, which counts each new send and receive.
+    Folded,
+}
+
+impl Overview {
+    /// The rows so far.
+    pub fn rows(&self) -> &[OverviewRow] {
+        &self.rows
+    }
+
+    /// Adds the event with this index, the next one of the run.
+    pub fn push(&mut self, index: usize, event: &Event) {
+        if !moves_data(&event.call) {
+            self.tail = Tail::Other;
+            self.rows.push(OverviewRow::Event(index));
+            return;
         }
-        let mut calls: Vec<(String, &'static str, usize)> = Vec::new();
-        let mut bytes = 0;
-        for event in &events[index..index + stretch] {
-            let Some(Ok(result)) = event.outcome() else {
-                continue;
-            };
-            bytes += match &result.value {
-                shared::ReturnValue::Sent { count } => *count,
-                shared::ReturnValue::Received { data, .. } => data.len(),
-                shared::ReturnValue::None => event.call.sent_data().map_or(0, |data| data.len()),
-                _ => 0,
-            };
-            match calls.iter_mut().find(|(endpoint, name, _)| {
-                *endpoint == event.endpoint && *name == event.call.name()
-            }) {
-                Some((_, _, count)) => *count += 1,
-                None => calls.push((event.endpoint.clone(), event.call.name(), 1)),
+        match &mut self.tail {
+            Tail::Folded => {
+                if let Some(OverviewRow::Summary {
+                    last, calls, bytes, ..
+                }) = self.rows.last_mut()
+                {
+                    *last = index;
+                    count_into(calls, bytes, event);
+                }
+            }
+            Tail::Other => {
+                let (mut calls, mut bytes) = (Vec::new(), 0);
+                count_into(&mut calls, &mut bytes, event);
+                self.tail = Tail::Short {
+                    first: index,
+                    calls,
+                    bytes,
+                };
+                self.rows.push(OverviewRow::Event(index));
+                self.fold_if_long(index);
+            }
+            Tail::Short { calls, bytes, .. } => {
+                count_into(calls, bytes, event);
+                self.rows.push(OverviewRow::Event(index));
+                self.fold_if_long(index);
             }
         }
-        rows.push(OverviewRow::Summary {
-            first: index,
-            last: index + stretch - 1,
+    }
+
+    /// Folds a short stretch that the event with this index made long enough into one row.
+    fn fold_if_long(&mut self, index: usize) {
+        let Tail::Short { first, .. } = &self.tail else {
+            return;
+        };
+        let events = index + 1 - first;
+        if events < SUMMARY_MIN_EVENTS {
+            return;
+        }
+        let Tail::Short {
+            first,
+            calls,
+            bytes,
+        } = std::mem::replace(&mut self.tail, Tail::Folded)
+        else {
+            return;
+        };
+        self.rows.truncate(self.rows.len() - events);
+        self.rows.push(OverviewRow::Summary {
+            first,
+            last: index,
             calls,
             bytes,
         });
-        index += stretch;
     }
-    rows
+}
+
+/// Counts a send or receive into a folded row's tally: per endpoint and call, the calls that
+/// returned, and the bytes they moved.
+fn count_into(calls: &mut Vec<(String, &'static str, usize)>, bytes: &mut usize, event: &Event) {
+    let Some(Ok(result)) = event.outcome() else {
+        return;
+    };
+    *bytes += match &result.value {
+        shared::ReturnValue::Sent { count } => *count,
+        shared::ReturnValue::Received { data, .. } => data.len(),
+        shared::ReturnValue::None => event.call.sent_data().map_or(0, |data| data.len()),
+        _ => 0,
+    };
+    match calls
+        .iter_mut()
+        .find(|(endpoint, name, _)| *endpoint == event.endpoint && *name == event.call.name())
+    {
+        Some((_, _, count)) => *count += 1,
+        None => calls.push((event.endpoint.clone(), event.call.name(), 1)),
+    }
 }
 
 /// A folded stretch, drawn as one band across the lanes it involves.
@@ -309,8 +402,14 @@ pub fn layout_overview(
     all: &[OverviewRow],
     rows: Range<usize>,
 ) -> (Diagram, Vec<SummaryBand>) {
-    let mut diagram = layout_window(run, upto, 0..0);
-    diagram.height = HEADER_HEIGHT + (count(all.len()) + 1) * ROW_HEIGHT;
+    let lanes = lanes(run, upto);
+    let mut diagram = Diagram {
+        width: width(&lanes),
+        height: HEADER_HEIGHT + (count(all.len()) + 1) * ROW_HEIGHT,
+        lanes,
+        bars: Vec::new(),
+        arrows: Vec::new(),
+    };
     let lane_x = |endpoint: &str| {
         diagram
             .lanes
@@ -366,6 +465,5 @@ pub fn layout_overview(
         }
     }
     diagram.bars = bars;
-    diagram.arrows = Vec::new();
     (diagram, bands)
 }

@@ -329,6 +329,8 @@ pub struct RunView {
     pub paused: Option<NextCall>,
     /// The events the server did not send because this page fell behind, in order.
     pub dropped: Vec<shared::Dropped>,
+    /// The diagram's overview rows of every event so far, kept as events come.
+    pub overview: crate::diagram::Overview,
     /// Enter events whose call has not returned yet.
     open_calls: Vec<usize>,
     /// Every message before this one has been taken whole: a recv looks for its bytes from
@@ -359,6 +361,7 @@ impl RunView {
             untaken_sent_to: 0,
             paused: None,
             dropped: Vec::new(),
+            overview: crate::diagram::Overview::default(),
         }
     }
 
@@ -597,6 +600,7 @@ impl RunView {
                 }
             }
         }
+        self.overview.push(self.events.len(), &event);
         self.events.push(event);
     }
 

@@ -678,6 +678,136 @@ fn the_overview_folds_a_long_stream_into_one_row() {
     }
 }
 
+/// The overview rows of `events` made from scratch, the way the page first made them (every
+/// stretch of sends and receives walked whole): what the rows kept as events come must be.
+fn overview_from_scratch(events: &[Event]) -> Vec<crate::diagram::OverviewRow> {
+    use crate::diagram::{OverviewRow, SUMMARY_MIN_EVENTS};
+    let moves_data = |event: &Event| {
+        matches!(
+            event.call.name(),
+            "send" | "sendall" | "sendto" | "recv" | "recvfrom"
+        )
+    };
+    let mut rows = Vec::new();
+    let mut index = 0;
+    while index < events.len() {
+        let stretch = events[index..].iter().take_while(|e| moves_data(e)).count();
+        if stretch < SUMMARY_MIN_EVENTS {
+            rows.extend((index..index + stretch.max(1)).map(OverviewRow::Event));
+            index += stretch.max(1);
+            continue;
+        }
+        let mut calls: Vec<(String, &'static str, usize)> = Vec::new();
+        let mut bytes = 0;
+        for event in &events[index..index + stretch] {
+            let Some(Ok(result)) = event.outcome() else {
+                continue;
+            };
+            bytes += match &result.value {
+                ReturnValue::Sent { count } => *count,
+                ReturnValue::Received { data, .. } => data.len(),
+                ReturnValue::None => event.call.sent_data().map_or(0, |data| data.len()),
+                _ => 0,
+            };
+            match calls.iter_mut().find(|(endpoint, name, _)| {
+                *endpoint == event.endpoint && *name == event.call.name()
+            }) {
+                Some((_, _, count)) => *count += 1,
+                None => calls.push((event.endpoint.clone(), event.call.name(), 1)),
+            }
+        }
+        rows.push(OverviewRow::Summary {
+            first: index,
+            last: index + stretch - 1,
+            calls,
+            bytes,
+        });
+        index += stretch;
+    }
+    rows
+}
+
+/// A live run keeps its overview as events come: after every event it is what walking the
+/// whole run would make, through stretches too short to fold, one that folds on its 40th
+/// event, one cut by another call, and one that ends the run; stepped back into a folded
+/// stretch, the rows up to there fold only what is long enough there.
+#[test]
+fn the_overview_kept_as_events_come_is_the_whole_runs() {
+    let mut events = firehose(30);
+    let mut s = Script(events.split_off(0));
+    s.enter("client.s", Call::Recv { bufsize: 4 }).ret(
+        "client.s",
+        ReturnValue::Received {
+            data: Bytes(b"ok".to_vec()),
+            from: None,
+            truncated_from: None,
+        },
+        Some(CLIENT),
+        Some(SERVER),
+    );
+    s.enter("client.s", Call::Getsockname).ret(
+        "client.s",
+        ReturnValue::Address { address: CLIENT },
+        Some(CLIENT),
+        Some(SERVER),
+    );
+    let data = Bytes(b"xy".to_vec());
+    for sends in [19, 20, 25] {
+        for _ in 0..sends {
+            s.enter("client.s", Call::Sendall { data: data.clone() })
+                .ret("client.s", ReturnValue::None, Some(CLIENT), Some(SERVER));
+        }
+        s.enter("client.s", Call::Getpeername).ret(
+            "client.s",
+            ReturnValue::Address { address: SERVER },
+            Some(CLIENT),
+            Some(SERVER),
+        );
+    }
+    for _ in 0..30 {
+        s.enter("client.s", Call::Send { data: data.clone() }).ret(
+            "client.s",
+            ReturnValue::Sent { count: 1 },
+            Some(CLIENT),
+            Some(SERVER),
+        );
+    }
+    let events = s.0;
+    let mut run = crate::model::RunView::new(
+        1,
+        ScenarioInfo {
+            id: "test".into(),
+            title: "Test".into(),
+            summary: String::new(),
+            outside_roles: Vec::new(),
+        },
+        Vec::new(),
+    );
+    let mut folded = 0;
+    for (index, event) in events.iter().enumerate() {
+        run.push(event.clone());
+        let expected = overview_from_scratch(&events[..=index]);
+        assert_eq!(
+            run.overview.rows(),
+            expected.as_slice(),
+            "after event {index}"
+        );
+        folded = expected
+            .iter()
+            .filter(|row| matches!(row, crate::diagram::OverviewRow::Summary { .. }))
+            .count();
+    }
+    // The first stream (with its recv), the stretches of 40 and 50 events, and the last.
+    assert_eq!(folded, 4);
+    for upto in 0..events.len() {
+        assert_eq!(
+            &*crate::diagram::overview(&run, upto),
+            overview_from_scratch(&events[..upto]).as_slice(),
+            "up to {upto}"
+        );
+    }
+}
+
 /// A `recv` (not `recvfrom`) on a socket with no peer names no sender: the datagrams it takes
 /// are found by the address they were sent to.
 #[test]
