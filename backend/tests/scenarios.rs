@@ -392,6 +392,27 @@ async fn address_in_use_until_so_reuseaddr() {
     assert_eq!(binds.len(), 2);
     let old = kernel(binds[0], "server.con");
     assert_eq!((old.state, old.lingering), (SocketState::TimeWait, true));
+    // The kernel kept the closed connection from its close on, and said so at every event,
+    // each of which asked it again (over the lab's one netlink socket).
+    let closed = trace.one("server.con", "close");
+    let after: Vec<_> = trace
+        .events
+        .iter()
+        .filter(|event| event.seq >= closed.seq)
+        .collect();
+    assert!(after.len() > 5, "{} events after the close", after.len());
+    for event in after {
+        let view = kernel(event, "server.con");
+        assert!(
+            view.lingering
+                && matches!(
+                    view.state,
+                    SocketState::FinWait1 | SocketState::FinWait2 | SocketState::TimeWait
+                ),
+            "event {}: {view:?}",
+            event.seq
+        );
+    }
     assert!(binds[1].error.is_none());
     assert_eq!(
         kernel(trace.one("restarted.s", "listen"), "restarted.s").state,

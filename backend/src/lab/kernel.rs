@@ -134,22 +134,45 @@ pub(crate) struct TableEntry {
     pub(crate) recv_queue: u32,
 }
 
-/// The kernel's entries for the given address pairs; pairs it holds no connection for are
-/// left out.
-pub(crate) fn connection_table(wanted: &[AddressPair]) -> HashMap<AddressPair, TableEntry> {
-    // One netlink socket asks for every pair: this runs on each event while a connection
-    // lingers.
-    let asked = diag::Diag::open().and_then(|mut diag| {
-        let mut found = HashMap::new();
-        for &pair in wanted {
-            if let Some(row) = diag.connection(pair)? {
-                found.insert(pair, row.entry);
+/// Looks connections up in the kernel's connection table by their address pairs, over one
+/// sock_diag netlink socket that a lab keeps: every event of a run asks again while a closed
+/// connection lingers (a minute, in `TIME_WAIT`), and opening the socket for each event cost
+/// as much as the lookups. It is opened at the first lookup, and again after a failed one.
+#[derive(Default)]
+pub(crate) struct ConnectionTable {
+    diag: Option<diag::Diag>,
+}
+
+impl std::fmt::Debug for ConnectionTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectionTable")
+            .field("open", &self.diag.is_some())
+            .finish()
+    }
+}
+
+impl ConnectionTable {
+    /// The kernel's entries for the given address pairs; pairs it holds no connection for are
+    /// left out.
+    pub(crate) fn entries(&mut self, wanted: &[AddressPair]) -> HashMap<AddressPair, TableEntry> {
+        if self.diag.is_none() {
+            self.diag = diag::Diag::open().ok();
+        }
+        if let Some(diag) = &mut self.diag {
+            let asked = wanted.iter().try_fold(HashMap::new(), |mut found, &pair| {
+                if let Some(row) = diag.connection(pair)? {
+                    found.insert(pair, row.entry);
+                }
+                Ok::<_, io::Error>(found)
+            });
+            match asked {
+                Ok(found) => return found,
+                // A request that failed may have left an answer unread: the next lookup
+                // starts on a new socket.
+                Err(_) => self.diag = None,
             }
         }
-        Ok(found)
-    });
-    // Without sock_diag (a kernel built without it), the text tables have the rows too.
-    asked.unwrap_or_else(|_| {
+        // Without sock_diag (a kernel built without it), the text tables have the rows too.
         [true, false]
             .into_iter()
             .filter(|&ipv4| wanted.iter().any(|pair| pair.local.is_ipv4() == ipv4))
@@ -157,7 +180,7 @@ pub(crate) fn connection_table(wanted: &[AddressPair]) -> HashMap<AddressPair, T
             .filter(|row| wanted.contains(&row.pair))
             .map(|row| (row.pair, row.entry))
             .collect()
-    })
+    }
 }
 
 /// Whether a TCP socket of this machine listens on `port` (at any address).

@@ -246,6 +246,8 @@ pub(crate) struct Lab {
     accepted_names: Mutex<HashSet<String>>,
     /// TCP connections whose sockets the program closed, while the kernel may still keep them.
     lingering: Mutex<Vec<(String, AddressPair)>>,
+    /// Where the lingering connections are looked up, kept open for the run.
+    connections: Mutex<kernel::ConnectionTable>,
     sink: EventSink,
     places: Places,
     /// Whether the lab takes its addresses from outside Socket Lab (the user's own calls in
@@ -271,6 +273,7 @@ impl Lab {
             sockets,
             accepted_names: Mutex::new(HashSet::new()),
             lingering: Mutex::new(Vec::new()),
+            connections: Mutex::new(kernel::ConnectionTable::default()),
             sink,
             places,
             outside_facing: false,
@@ -436,7 +439,7 @@ impl Lab {
             .map(|(_, _, pair)| *pair)
             .chain(lingering.iter().map(|(_, pair)| *pair))
             .collect();
-        let table = kernel::connection_table(&wanted);
+        let table = lock(&self.connections).entries(&wanted);
         for (index, socket, pair) in let_go {
             match table.get(&pair) {
                 Some(entry) => views[index] = lingering_view(&views[index].endpoint, entry),
