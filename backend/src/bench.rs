@@ -486,6 +486,10 @@ struct EchoSession {
     tcp: TcpStream,
     run: u64,
     dropped: u64,
+    /// Rounds made so far, so that each sends a payload of its own.
+    rounds: usize,
+    /// The seqs of the events read while starting, up to the accept.
+    read_while_starting: Vec<u64>,
 }
 
 impl EchoSession {
@@ -520,11 +524,28 @@ impl EchoSession {
         };
         tcp.set_nodelay(true)
             .map_err(|error| fail("TCP_NODELAY", error))?;
+        // Started once the server has accepted this client, as its page shows: the rounds
+        // measure a running echo, not the accept (which looks up the program at the other end
+        // of the connection, and waits behind every other session's when all start at once).
+        let mut read_while_starting = Vec::new();
+        loop {
+            if let ServerMessage::Events { events, .. } = next_message(&mut ws).await?.1 {
+                read_while_starting.extend(events.iter().map(|event| event.seq));
+                if events
+                    .iter()
+                    .any(|event| event.phase == Phase::Return && event.call == Call::Accept)
+                {
+                    break;
+                }
+            }
+        }
         Ok(EchoSession {
             ws,
             tcp,
             run,
             dropped: 0,
+            rounds: 0,
+            read_while_starting,
         })
     }
 
@@ -696,7 +717,11 @@ async fn firehose(
 ) -> Result<Vec<Figure>, BenchError> {
     let window = Duration::from_secs(options.scaled(5, 2) as u64);
     let EchoSession {
-        mut ws, tcp, run, ..
+        mut ws,
+        tcp,
+        run,
+        read_while_starting,
+        ..
     } = EchoSession::start(server.addr, free_port()?).await?;
     let (mut reader, mut writer) = tcp.into_split();
     let stop = Arc::new(AtomicBool::new(false));
@@ -719,7 +744,7 @@ async fn firehose(
         while matches!(reader.read(&mut buffer).await, Ok(n) if n > 0) {}
     });
 
-    let mut seqs: Vec<u64> = Vec::new();
+    let mut seqs: Vec<u64> = read_while_starting;
     let mut dropped: Vec<Dropped> = Vec::new();
     let mut window_events = 0u64;
     let mut window_dropped = 0u64;
@@ -924,42 +949,23 @@ async fn many_sessions(
         );
     }
     // Each active session echoes 25 messages a second: 4 events each (recv and sendall,
-    // entering and returning), so 100 events a second, as a student's loop might make.
-    let until = Instant::now() + active_for;
-    let mut tasks = Vec::with_capacity(active_count);
-    for (index, mut session) in sessions.into_iter().enumerate() {
-        tasks.push(tokio::spawn(async move {
-            let mut ticks = tokio::time::interval(Duration::from_millis(40));
-            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            let mut latencies = Vec::new();
-            let mut round = 0;
-            while Instant::now() < until {
-                ticks.tick().await;
-                latencies.push(
-                    session
-                        .round(&payload(index, round))
-                        .await
-                        .map_err(|error| fail(&format!("session {index} round {round}"), error))?,
-                );
-                round += 1;
-            }
-            let dropped = session
-                .finish()
-                .await
-                .map_err(|error| fail(&format!("session {index} finishing"), error))?;
-            Ok::<_, BenchError>((latencies, dropped))
-        }));
-    }
+    // entering and returning), so 100 events a second, as a student's loop might make. The
+    // students are independent, so their sends are spread over each 40 ms; then, as the
+    // worst case, all 200 send in the same instant, 25 times a second.
+    let spread = tokio::spawn(echo_rounds(sessions, Phases::Spread, active_for));
     tokio::time::sleep(active_for / 2).await;
     let with_active = server.resident_kib()?;
-    let mut latencies = Vec::new();
+    let (sessions, mut latencies) = spread
+        .await
+        .map_err(|error| fail("the active sessions", error))??;
+    let in_step_for = active_for / 2;
+    let (sessions, mut in_step) = echo_rounds(sessions, Phases::InStep, in_step_for).await?;
     let mut dropped = 0;
-    for task in tasks {
-        let (mut session_latencies, session_dropped) = task
+    for (index, session) in sessions.into_iter().enumerate() {
+        dropped += session
+            .finish()
             .await
-            .map_err(|error| fail("an active session", error))??;
-        latencies.append(&mut session_latencies);
-        dropped += session_dropped;
+            .map_err(|error| fail(&format!("session {index} finishing"), error))?;
     }
     // Each session is still open here: its idle ones are checked alive before they close.
     for mut session in idle {
@@ -975,7 +981,8 @@ async fn many_sessions(
     let active_kib = with_active.saturating_sub(with_idle) as f64 / active_count as f64;
     let what = format!("{active_count} active + {idle_count} idle: send -> recv event");
     let note = format!(
-        "{} rounds over {} s, {events_per_sec:.0} events/s in all ({dropped} dropped)",
+        "{} rounds over {} s, {events_per_sec:.0} events/s in all, each session sending at its \
+         own moment of every 40 ms ({dropped} events dropped in both parts)",
         latencies.len(),
         active_for.as_secs()
     );
@@ -1009,7 +1016,78 @@ async fn many_sessions(
         10.0,
         &note,
     ));
+    let in_step_note = format!(
+        "{} rounds over {} s: every session sends in the same instant, 25 times a second, \
+         so each waits behind the others' events",
+        in_step.len(),
+        in_step_for.as_secs_f64()
+    );
+    figures.extend(latency_figures(
+        "latency_200_sessions_in_step",
+        &format!("{active_count} active in step + {idle_count} idle: send -> recv event"),
+        &mut in_step,
+        None,
+        10.0,
+        &in_step_note,
+    ));
     Ok(figures)
+}
+
+/// When the active sessions send in each 40 ms.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phases {
+    /// Each at its own moment, spread evenly over the 40 ms, as independent students would.
+    Spread,
+    /// All at the start of each 40 ms.
+    InStep,
+}
+
+/// Has each session echo 25 messages a second for `duration`; gives the sessions back, with
+/// every round's latency.
+async fn echo_rounds(
+    sessions: Vec<EchoSession>,
+    phases: Phases,
+    duration: Duration,
+) -> Result<(Vec<EchoSession>, Vec<Duration>), BenchError> {
+    let period = Duration::from_millis(40);
+    let count = sessions.len();
+    let start = tokio::time::Instant::now();
+    let until = Instant::now() + duration;
+    let mut tasks = Vec::with_capacity(count);
+    for (index, mut session) in sessions.into_iter().enumerate() {
+        let offset = match phases {
+            Phases::Spread => period.mul_f64(index as f64 / count as f64),
+            Phases::InStep => Duration::ZERO,
+        };
+        tasks.push(tokio::spawn(async move {
+            let mut ticks = tokio::time::interval_at(start + offset, period);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut latencies = Vec::new();
+            let mut round = session.rounds;
+            while Instant::now() < until {
+                ticks.tick().await;
+                latencies.push(
+                    session
+                        .round(&payload(index, round))
+                        .await
+                        .map_err(|error| fail(&format!("session {index} round {round}"), error))?,
+                );
+                round += 1;
+            }
+            session.rounds = round;
+            Ok::<_, BenchError>((session, latencies))
+        }));
+    }
+    let mut sessions = Vec::with_capacity(count);
+    let mut latencies = Vec::new();
+    for task in tasks {
+        let (session, mut session_latencies) = task
+            .await
+            .map_err(|error| fail("an active session", error))??;
+        sessions.push(session);
+        latencies.append(&mut session_latencies);
+    }
+    Ok((sessions, latencies))
 }
 
 // ----- The cost of watching -----

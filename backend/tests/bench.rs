@@ -38,6 +38,7 @@ fn a_quick_bench_measures_every_figure() {
         "idle_session_kib",
         "active_session_kib",
         "latency_200_sessions_p99",
+        "latency_200_sessions_in_step_p99",
         "exchange_watched_ms",
         "exchange_unwatched_ms",
         "watching_cost_ratio",
