@@ -808,6 +808,112 @@ fn the_overview_kept_as_events_come_is_the_whole_runs() {
     }
 }
 
+/// A window of the diagram draws what drawing the whole run would draw in it, though it only
+/// looks near the window and at what the run lists as spanning far: a call that waited
+/// across hundreds of events, bytes taken hundreds of events after they were sent, a call
+/// that never returns; at the run's end and stepped back to earlier events.
+#[test]
+fn a_window_draws_what_the_whole_diagram_draws_there() {
+    use crate::diagram::{Diagram, HEADER_HEIGHT, ROW_HEIGHT, layout_window};
+    let early = Bytes(b"early".to_vec());
+    let mut s = Script::default();
+    s.enter("server.s", Call::Bind { address: SERVER })
+        .ret("server.s", ReturnValue::None, Some(SERVER), None)
+        .enter("server.s", Call::Listen { backlog: 1 })
+        .ret("server.s", ReturnValue::None, Some(SERVER), None)
+        .enter("server.s", Call::Accept)
+        .enter("client.s", Call::Connect { address: SERVER })
+        .ret("client.s", ReturnValue::None, Some(CLIENT), Some(SERVER))
+        .enter(
+            "client.s",
+            Call::Send {
+                data: early.clone(),
+            },
+        )
+        .ret(
+            "client.s",
+            ReturnValue::Sent { count: 5 },
+            Some(CLIENT),
+            Some(SERVER),
+        );
+    let busy = |s: &mut Script, calls: usize| {
+        for _ in 0..calls {
+            s.enter("other.s", Call::Getsockname).ret(
+                "other.s",
+                ReturnValue::Address { address: CLIENT },
+                None,
+                None,
+            );
+        }
+    };
+    busy(&mut s, 300);
+    s.ret(
+        "server.s",
+        ReturnValue::Accepted {
+            process: None,
+            endpoint: "server.con".into(),
+            fd: 7,
+            address: CLIENT,
+        },
+        Some(SERVER),
+        None,
+    )
+    .enter("server.con", Call::Recv { bufsize: 10 })
+    .ret(
+        "server.con",
+        ReturnValue::Received {
+            data: early,
+            from: None,
+            truncated_from: None,
+        },
+        Some(SERVER),
+        Some(CLIENT),
+    )
+    .enter("client.s", Call::Recv { bufsize: 10 });
+    busy(&mut s, 300);
+    let model = model_with(s.0);
+    let run = model.run.as_ref().unwrap();
+    let len = run.events.len();
+    // The accept and the message span more than the run lists as near.
+    assert!(
+        layout_window(run, len, 0..len)
+            .bars
+            .iter()
+            .any(|bar| bar.bottom - bar.top > 300 * ROW_HEIGHT)
+    );
+    let row = |y: i64| ((y - HEADER_HEIGHT - ROW_HEIGHT / 2) / ROW_HEIGHT) as usize;
+    let in_window = |whole: &Diagram, rows: &std::ops::Range<usize>| Diagram {
+        bars: whole
+            .bars
+            .iter()
+            .filter(|bar| row(bar.bottom) >= rows.start && row(bar.top) < rows.end)
+            .cloned()
+            .collect(),
+        arrows: whole
+            .arrows
+            .iter()
+            .filter(|arrow| row(arrow.to.1) >= rows.start && row(arrow.from.1) < rows.end)
+            .cloned()
+            .collect(),
+        ..whole.clone()
+    };
+    let mut arrows_seen = 0;
+    for upto in [len, len - 100, 700, 320, 10] {
+        let whole = layout_window(run, upto, 0..upto);
+        for start in (0..upto).step_by(13) {
+            let rows = start..start + 20;
+            let window = layout_window(run, upto, rows.clone());
+            assert_eq!(
+                window,
+                in_window(&whole, &rows),
+                "up to {upto}, rows {rows:?}"
+            );
+            arrows_seen += window.arrows.len();
+        }
+    }
+    assert!(arrows_seen > 0);
+}
+
 /// A `recv` (not `recvfrom`) on a socket with no peer names no sender: the datagrams it takes
 /// are found by the address they were sent to.
 #[test]
