@@ -358,6 +358,10 @@ pub struct RunView {
     long_calls: Vec<usize>,
     /// Messages received more than [`LONG_SPAN`] events after they were sent, in order.
     long_messages: Vec<usize>,
+    /// Per role, its events that name a line of its program, in order: the line a role is
+    /// at, at any event, is found by bisection (a role that makes no calls for ten thousand
+    /// events is not looked for through all of them every frame).
+    lines_by_role: Vec<(String, Vec<usize>)>,
     /// Every message before this one has been taken whole: a recv looks for its bytes from
     /// here, not through every message of the run.
     first_untaken: usize,
@@ -384,6 +388,7 @@ impl RunView {
             open_calls: Vec::new(),
             long_calls: Vec::new(),
             long_messages: Vec::new(),
+            lines_by_role: Vec::new(),
             first_untaken: 0,
             untaken_sent_to: 0,
             paused: None,
@@ -492,10 +497,12 @@ impl RunView {
         self.programs
             .iter()
             .filter_map(|program| {
-                let event = self.events[..=selected]
+                let (_, with_lines) = self
+                    .lines_by_role
                     .iter()
-                    .rev()
-                    .find(|event| event.role == program.role && event.line.is_some())?;
+                    .find(|(role, _)| *role == program.role)?;
+                let until = with_lines.partition_point(|&index| index <= selected);
+                let event = &self.events[*with_lines[..until].last()?];
                 Some((
                     program.role.clone(),
                     event.line?,
@@ -628,6 +635,17 @@ impl RunView {
             }
         }
         self.overview.push(self.events.len(), &event);
+        if event.line.is_some() {
+            let index = self.events.len();
+            match self
+                .lines_by_role
+                .iter_mut()
+                .find(|(role, _)| *role == event.role)
+            {
+                Some((_, with_lines)) => with_lines.push(index),
+                None => self.lines_by_role.push((event.role.clone(), vec![index])),
+            }
+        }
         self.events.push(event);
     }
 

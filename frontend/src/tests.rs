@@ -513,6 +513,25 @@ fn stepping_back_and_forth_moves_the_highlighted_lines() {
     assert_eq!(run.selected(), Some(0));
     run.step(100);
     assert_eq!(run.selected(), Some(last));
+    // At every event, each role is at the line of its latest event until then.
+    for selected in 0..=last {
+        run.seek(selected);
+        let latest_line = |role: &str| {
+            run.events[..=selected]
+                .iter()
+                .rev()
+                .find(|event| event.role == role)
+                .and_then(|event| event.line)
+        };
+        let expected: Vec<(String, u32, bool)> = ["server", "client"]
+            .into_iter()
+            .filter_map(|role| {
+                let current = run.events[selected].role == role;
+                Some((role.to_owned(), latest_line(role)?, current))
+            })
+            .collect();
+        assert_eq!(run.highlighted_lines(), expected, "at event {selected}");
+    }
     run.follow();
     assert_eq!(run.cursor, None);
 }
