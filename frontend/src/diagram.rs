@@ -12,7 +12,7 @@ use std::ops::Range;
 use shared::describe::call_text;
 use shared::{Event, Phase};
 
-use crate::model::{LONG_SPAN, RunView};
+use crate::model::RunView;
 
 /// A coordinate or length in the diagram, in pixels.
 pub type Px = i64;
@@ -139,16 +139,9 @@ pub fn layout_window(run: &RunView, upto: usize, rows: Range<usize>) -> Diagram 
     };
     let height = HEADER_HEIGHT + (count(upto) + 1) * ROW_HEIGHT;
     let ended = run.outcome.is_some() && upto == run.events.len();
-    // What starts in the window, or at most `LONG_SPAN` rows above it, and what the run
-    // lists as spanning further: a live run's window costs the same at any length.
-    let near = rows.start.saturating_sub(LONG_SPAN)..rows.end.min(upto);
     // A bar that starts above the window but ends in or below it crosses the window too.
     let mut bars = Vec::new();
-    let calls = run.calls_from_far_above(near.start).chain(near.clone());
-    for index in calls {
-        let Some(enter) = run.events.get(index).filter(|_| index < upto) else {
-            continue;
-        };
+    for (index, enter) in run.events[..upto].iter().enumerate() {
         if enter.phase != Phase::Enter {
             continue;
         }
@@ -174,16 +167,10 @@ pub fn layout_window(run: &RunView, upto: usize, rows: Range<usize>) -> Diagram 
             role: enter.role.clone(),
         });
     }
-    let sent_near = |message: &crate::model::MessageView, at: usize| message.sent_at as usize >= at;
-    let near_messages = run.messages.partition_point(|m| !sent_near(m, near.start))
-        ..run.messages.partition_point(|m| !sent_near(m, near.end));
     let arrows = run
-        .messages_from_far_above(near.start)
+        .messages
         .iter()
-        .copied()
-        .chain(near_messages)
-        .filter_map(|number| {
-            let message = &run.messages[number];
+        .filter_map(|message| {
             let to = message.to.as_ref()?;
             let received = message.received_at?;
             let (sent, received) = (message.sent_at as usize, received as usize);

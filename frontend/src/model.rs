@@ -257,27 +257,6 @@ pub struct EndpointView {
     pub kernel: Option<SocketView>,
 }
 
-/// A call or message spanning more events than this is listed by the run, so that the
-/// diagram finds the ones crossing its window without walking the run; the others start at
-/// most this many rows above it.
-pub const LONG_SPAN: usize = 256;
-
-/// Inserts `value` into the ordered `list`.
-fn insert_in_order(list: &mut Vec<usize>, value: usize) {
-    let at = list.partition_point(|&item| item < value);
-    list.insert(at, value);
-}
-
-/// Two ordered lists as one ordered sequence.
-fn merge_in_order<'a>(a: &'a [usize], b: &'a [usize]) -> impl Iterator<Item = usize> + 'a {
-    let (mut a, mut b) = (a.iter().copied().peekable(), b.iter().copied().peekable());
-    std::iter::from_fn(move || match (a.peek(), b.peek()) {
-        (Some(&x), Some(&y)) if y < x => b.next(),
-        (Some(_), _) => a.next(),
-        (None, _) => b.next(),
-    })
-}
-
 /// What a recv's matching needs of the endpoint that received: a copy, since the messages
 /// it marks are borrowed mutably beside the endpoints.
 struct Receiver {
@@ -352,12 +331,8 @@ pub struct RunView {
     pub dropped: Vec<shared::Dropped>,
     /// The diagram's overview rows of every event so far, kept as events come.
     pub overview: crate::diagram::Overview,
-    /// Enter events whose call has not returned yet, in order.
+    /// Enter events whose call has not returned yet.
     open_calls: Vec<usize>,
-    /// Enter events whose call returned more than [`LONG_SPAN`] events later, in order.
-    long_calls: Vec<usize>,
-    /// Messages received more than [`LONG_SPAN`] events after they were sent, in order.
-    long_messages: Vec<usize>,
     /// Per role, its events that name a line of its program, in order: the line a role is
     /// at, at any event, is found by bisection (a role that makes no calls for ten thousand
     /// events is not looked for through all of them every frame).
@@ -386,8 +361,6 @@ impl RunView {
             cursor: None,
             returns: Vec::new(),
             open_calls: Vec::new(),
-            long_calls: Vec::new(),
-            long_messages: Vec::new(),
             lines_by_role: Vec::new(),
             first_untaken: 0,
             untaken_sent_to: 0,
@@ -664,9 +637,6 @@ impl RunView {
                 }) {
                     let enter = self.open_calls.remove(position);
                     self.returns[enter] = Some(index);
-                    if index - enter > LONG_SPAN {
-                        insert_in_order(&mut self.long_calls, enter);
-                    }
                 }
             }
         }
@@ -815,11 +785,7 @@ impl RunView {
             return;
         }
         let mut left = data.len();
-        let first = self.first_untaken;
-        for (number, message) in self.messages[first..].iter_mut().enumerate() {
-            let number = first + number;
-            let long =
-                |message: &MessageView| seq.saturating_sub(message.sent_at) > LONG_SPAN as u64;
+        for message in &mut self.messages[self.first_untaken..] {
             if left == 0 || message.taken == message.data.len() {
                 continue;
             }
@@ -837,9 +803,6 @@ impl RunView {
                 }
                 message.taken = message.data.len();
                 message.received_at = Some(seq);
-                if long(message) {
-                    insert_in_order(&mut self.long_messages, number);
-                }
                 if data.len() < message.data.len() {
                     message.truncated_to = Some(data.len());
                 }
@@ -850,9 +813,6 @@ impl RunView {
             left -= taking;
             if message.taken == message.data.len() {
                 message.received_at = Some(seq);
-                if long(message) {
-                    insert_in_order(&mut self.long_messages, number);
-                }
             }
         }
         // Messages are mostly taken in the order they were sent, so this moves on with them;
@@ -864,26 +824,6 @@ impl RunView {
         {
             self.first_untaken += 1;
         }
-    }
-
-    /// The calls that may cross a window of the diagram starting at row `from` while
-    /// starting above it: those still waiting, and those that waited long, in order (the
-    /// others start within [`LONG_SPAN`] rows above it).
-    pub fn calls_from_far_above(&self, from: usize) -> impl Iterator<Item = usize> + '_ {
-        let before = |list: &[usize]| list.partition_point(|&enter| enter < from);
-        let (open, long) = (
-            &self.open_calls[..before(&self.open_calls)],
-            &self.long_calls[..before(&self.long_calls)],
-        );
-        merge_in_order(open, long)
-    }
-
-    /// The messages received long after they were sent, sent before event `from`, in order.
-    pub fn messages_from_far_above(&self, from: usize) -> &[usize] {
-        let end = self
-            .long_messages
-            .partition_point(|&number| (self.messages[number].sent_at as usize) < from);
-        &self.long_messages[..end]
     }
 
     /// Marks the run ended: every endpoint still open was closed when its program ended.
