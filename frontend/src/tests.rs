@@ -391,12 +391,8 @@ fn a_send_taken_in_parts_ends_at_the_recv_that_took_its_last_byte() {
     );
 }
 
-#[test]
-fn each_recvfrom_takes_one_datagram_even_when_truncated() {
-    let client = SockAddr::Inet {
-        host: Ipv4Addr::new(127, 0, 0, 1),
-        port: 5000,
-    };
+/// A run's first events: `server.s` made as a UDP socket and bound to `SERVER`.
+fn udp_server_bound() -> Script {
     let mut s = Script::default();
     s.enter(
         "server.s",
@@ -408,6 +404,16 @@ fn each_recvfrom_takes_one_datagram_even_when_truncated() {
     .ret("server.s", ReturnValue::Socket, None, None)
     .enter("server.s", Call::Bind { address: SERVER })
     .ret("server.s", ReturnValue::None, Some(SERVER), None);
+    s
+}
+
+#[test]
+fn each_recvfrom_takes_one_datagram_even_when_truncated() {
+    let client = SockAddr::Inet {
+        host: Ipv4Addr::new(127, 0, 0, 1),
+        port: 5000,
+    };
+    let mut s = udp_server_bound();
     for part in ["one", "three three three"] {
         let data = Bytes(part.as_bytes().to_vec());
         s.enter(
@@ -831,17 +837,7 @@ fn the_overview_kept_as_events_come_is_the_whole_runs() {
 /// are found by the address they were sent to.
 #[test]
 fn a_plain_recv_takes_the_datagrams_sent_to_its_address() {
-    let mut s = Script::default();
-    s.enter(
-        "server.s",
-        Call::Socket {
-            family: shared::Family::Inet,
-            sock_type: SockType::Dgram,
-        },
-    )
-    .ret("server.s", ReturnValue::Socket, None, None)
-    .enter("server.s", Call::Bind { address: SERVER })
-    .ret("server.s", ReturnValue::None, Some(SERVER), None);
+    let mut s = udp_server_bound();
     for part in ["one", "two"] {
         let data = Bytes(part.as_bytes().to_vec());
         s.enter(
