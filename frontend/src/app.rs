@@ -1116,12 +1116,18 @@ fn RunPanel(
             let Some(run) = m.run.as_ref() else {
                 return Vec::new();
             };
-            let endpoints = if run.cursor.is_some() && !run.at_end() {
-                run.as_selected().endpoints
+            let past;
+            let shown = if run.cursor.is_some() && !run.at_end() {
+                past = run.as_selected();
+                &past
             } else {
-                run.endpoints.clone()
+                run
             };
-            endpoints.into_iter().map(endpoint_card).collect::<Vec<_>>()
+            shown
+                .endpoints
+                .iter()
+                .map(|e| endpoint_card(e.clone(), shown.waiting_call(e)))
+                .collect::<Vec<_>>()
         })
     };
 
@@ -1544,7 +1550,8 @@ fn RunPanel(
 }
 
 /// One endpoint's card: its fd, addresses and the kernel's view of it.
-fn endpoint_card(e: crate::model::EndpointView) -> impl IntoView {
+/// An endpoint's card; `waiting` is the call it waits in, as Python writes it.
+fn endpoint_card(e: crate::model::EndpointView, waiting: Option<String>) -> impl IntoView {
     let testid = format!("endpoint-{}", e.id);
     let address = e
         .local
@@ -1569,7 +1576,7 @@ fn endpoint_card(e: crate::model::EndpointView) -> impl IntoView {
                 <dt>"peer"</dt><dd>{peer.unwrap_or_else(|| "-".to_owned())}</dd>
                 {queues.into_iter().map(|(name, value)| view! { <dt>{name}</dt><dd>{value}</dd> }).collect_view()}
             </dl>
-            {e.waiting.map(|call| view! { <p class="waiting">"called, no answer yet: " <code>{call}</code></p> })}
+            {waiting.map(|call| view! { <p class="waiting">"called, no answer yet: " <code>{call}</code></p> })}
             {e.last_received.map(|data| view! { <p class="received">"received " <code>{data.to_string()}</code></p> })}
             {e.last_error.map(|error| view! { <p class="error">{error}</p> })}
         </div>

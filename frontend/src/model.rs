@@ -244,8 +244,9 @@ pub struct EndpointView {
     pub peer: Option<SockAddr>,
     /// What its calls so far make it.
     pub state: EndpointState,
-    /// The call it is waiting in, if one has entered and not returned.
-    pub waiting: Option<String>,
+    /// The enter event of the call it is waiting in, if one has entered and not returned
+    /// (its text, made only when shown: [`RunView::waiting_call`]).
+    pub waiting: Option<usize>,
     /// The bytes its last `recv` returned.
     pub last_received: Option<Bytes>,
     /// The last error a call on it raised.
@@ -485,6 +486,12 @@ impl RunView {
             .collect()
     }
 
+    /// The call an endpoint is waiting in, as Python writes it.
+    pub fn waiting_call(&self, endpoint: &EndpointView) -> Option<String> {
+        let enter = self.events.get(endpoint.waiting?)?;
+        Some(call_text(&enter.call))
+    }
+
     /// The indices of the log's rows: every event, or one endpoint's, oldest or newest first.
     pub fn log_rows(&self, endpoint: Option<&str>, newest_first: bool) -> Vec<usize> {
         let mut rows: Vec<usize> = self
@@ -555,9 +562,11 @@ impl RunView {
                 endpoint.kernel = view.cloned();
             }
         }
+        // The event is about to be pushed: its index is the number of events so far.
+        let index = self.events.len();
         let endpoint = self.endpoint_mut(&event.endpoint, &event.role);
         match event.phase {
-            Phase::Enter => endpoint.waiting = Some(call_text(&event.call)),
+            Phase::Enter => endpoint.waiting = Some(index),
             Phase::Return => {
                 endpoint.waiting = None;
                 match event.outcome() {

@@ -201,7 +201,8 @@ fn a_waiting_call_shows_until_it_returns() {
     let model = model_with(events[..5].to_vec());
     let run = model.run.as_ref().unwrap();
     assert_eq!(
-        run.endpoint("server.s").unwrap().waiting.as_deref(),
+        run.waiting_call(run.endpoint("server.s").unwrap())
+            .as_deref(),
         Some("accept()")
     );
     let diagram = layout(run);
@@ -550,7 +551,7 @@ fn the_run_as_it_stood_at_an_earlier_event() {
     assert_eq!(past.events.len(), 5);
     let listener = past.endpoint("server.s").unwrap();
     assert_eq!(listener.state, EndpointState::Listening);
-    assert_eq!(listener.waiting.as_deref(), Some("accept()"));
+    assert_eq!(past.waiting_call(listener).as_deref(), Some("accept()"));
     assert!(past.endpoint("server.con").is_none());
     assert!(past.messages.is_empty());
 }
