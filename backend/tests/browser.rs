@@ -763,6 +763,13 @@ async fn a_students_client_meets_the_pages_server(
     click(client, "play").await?;
     wait_for_text(client, "outside-instructions", "Waiting for your client").await?;
     wait_for_text(client, "code-client", &format!("port = {port}")).await?;
+    // Meanwhile the server waits in accept(), and its card says so.
+    wait_for_text(
+        client,
+        "endpoint-server.s",
+        "called, no answer yet: accept()",
+    )
+    .await?;
     save_screenshot(client, "outside-client-waiting.png").await;
     // The student runs the tutorial's client.
     let output = tokio::task::spawn_blocking(move || common::tutorial_client(port))
