@@ -1034,6 +1034,35 @@ async fn page_performance(client: &Client, base: SocketAddr) -> Result<(), Strin
     scroll_and_click_the_log(client, 5000).await?;
     // Scrolled again, the log draws the rows it shows then too.
     scroll_and_click_the_log(client, 2000).await?;
+    // Stepping forwards from there, as the → key and a replay do: each step, the page shows
+    // the run as it stood at the new event.
+    let label = wait_for_text(client, "step-label", "event ").await?;
+    let at: usize = label
+        .split_whitespace()
+        .nth(1)
+        .and_then(|number| number.parse().ok())
+        .ok_or_else(|| format!("the step label reads {label:?}"))?;
+    let step_ms = client
+        .execute(
+            "const started = performance.now();
+             for (let step = 0; step < 100; step++) {
+                 window.dispatchEvent(new KeyboardEvent('keydown', {key: 'ArrowRight'}));
+                 // A task of its own, after the step's reactive updates (a timer would be
+                 // held back 4 ms once nested).
+                 await new Promise(done => {
+                     const channel = new MessageChannel();
+                     channel.port1.onmessage = done;
+                     channel.port2.postMessage(0);
+                 });
+             }
+             return (performance.now() - started) / 100;",
+            vec![],
+        )
+        .await
+        .map_err(|e| e.to_string())?
+        .as_f64()
+        .ok_or("the page's script measured no step")?;
+    wait_for_text(client, "step-label", &format!("event {} of", at + 100)).await?;
 
     // A live run: the same 10,000 events arrive as the run makes them, then bursts of 25
     // echoes (100 events) a quarter of a second apart, each appended to what is there.
@@ -1119,6 +1148,7 @@ async fn page_performance(client: &Client, base: SocketAddr) -> Result<(), Strin
         "append_ms_per_100_events": per_100_ms,
         "append_model_ms_per_100_events": applied_ms / appended.max(1) as f64 * 100.0,
         "slowest_append_message_ms": slowest_ms,
+        "step_forward_ms": step_ms,
     });
     println!("page performance: {figures}");
     let dir = repo_root().join("e2e-artifacts");

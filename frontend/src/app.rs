@@ -983,6 +983,13 @@ fn status_text(run: &RunView) -> String {
     }
 }
 
+thread_local! {
+    /// The run as it stood at the event last stepped to, kept for the next step: stepping or
+    /// replaying forwards adds the events since, not every event from the first. (The page
+    /// has one run panel; a view's closures must be `Send`, so it cannot hold this itself.)
+    static PAST_VIEW: RefCell<Option<RunView>> = const { RefCell::new(None) };
+}
+
 #[component]
 fn RunPanel(
     model: RwSignal<Model>,
@@ -1116,18 +1123,22 @@ fn RunPanel(
             let Some(run) = m.run.as_ref() else {
                 return Vec::new();
             };
-            let past;
-            let shown = if run.cursor.is_some() && !run.at_end() {
-                past = run.as_selected();
-                &past
-            } else {
-                run
+            let cards = |shown: &RunView| {
+                shown
+                    .endpoints
+                    .iter()
+                    .map(|e| endpoint_card(e.clone(), shown.waiting_call(e)))
+                    .collect::<Vec<_>>()
             };
-            shown
-                .endpoints
-                .iter()
-                .map(|e| endpoint_card(e.clone(), shown.waiting_call(e)))
-                .collect::<Vec<_>>()
+            if run.cursor.is_some() && !run.at_end() {
+                let earlier = PAST_VIEW.with_borrow_mut(Option::take);
+                let past = run.as_selected_from(earlier);
+                let shown = cards(&past);
+                PAST_VIEW.set(Some(past));
+                shown
+            } else {
+                cards(run)
+            }
         })
     };
 

@@ -3,6 +3,8 @@
 //! Plain Rust with no browser types, so `cargo test` checks it natively. The view only reads
 //! it; every change of state goes through [`Model::apply`].
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use shared::describe::{call_text, outcome_text};
 use shared::{
     Bytes, Call, Event, NextCall, PROTOCOL_VERSION, Phase, ReturnValue, RoleProgram, RunOutcome,
@@ -332,6 +334,9 @@ pub struct RunView {
     pub dropped: Vec<shared::Dropped>,
     /// The diagram's overview rows of every event so far, kept as events come.
     pub overview: crate::diagram::Overview,
+    /// Which run of the page's this is, or is a view of (the run as it stood at an event):
+    /// each run made anew gets a number of its own.
+    origin: u64,
     /// Enter events whose call has not returned yet.
     open_calls: Vec<usize>,
     /// Per role, its events that name a line of its program, in order: the line a role is
@@ -368,6 +373,10 @@ impl RunView {
             paused: None,
             dropped: Vec::new(),
             overview: crate::diagram::Overview::default(),
+            origin: {
+                static RUNS: AtomicU64 = AtomicU64::new(0);
+                RUNS.fetch_add(1, Ordering::Relaxed)
+            },
         }
     }
 
@@ -446,10 +455,22 @@ impl RunView {
     /// The run as it stood at the selected event: endpoints, messages and kernel views as of
     /// that event. A run that follows its newest event is shown as it is.
     pub fn as_selected(&self) -> RunView {
+        self.as_selected_from(None)
+    }
+
+    /// [`as_selected`](Self::as_selected), continued from `earlier`, a view this gave before
+    /// of the same run at an earlier event: stepping or replaying forwards through a long run
+    /// adds the events since, rather than replaying every event from the first.
+    pub fn as_selected_from(&self, earlier: Option<RunView>) -> RunView {
         match self.cursor {
             Some(index) if index + 1 < self.events.len() => {
-                let mut past = RunView::new(self.id, self.scenario.clone(), self.programs.clone());
-                for event in &self.events[..=index] {
+                let mut past = earlier
+                    .filter(|past| past.leads_to(self, index))
+                    .unwrap_or_else(|| RunView {
+                        origin: self.origin,
+                        ..RunView::new(self.id, self.scenario.clone(), self.programs.clone())
+                    });
+                for event in &self.events[past.events.len()..=index] {
                     past.push(event.clone());
                 }
                 past.source = self.source.clone();
@@ -458,6 +479,12 @@ impl RunView {
             }
             _ => self.clone(),
         }
+    }
+
+    /// Whether this is `run` as it stood at an event up to `index`: a view of the same run
+    /// (whose events only ever grow), with no more events.
+    fn leads_to(&self, run: &RunView, index: usize) -> bool {
+        self.origin == run.origin && self.events.len() <= index + 1
     }
 
     /// For each program, the line to highlight at the selected event: the selected event's own

@@ -543,6 +543,30 @@ fn stepping_back_and_forth_moves_the_highlighted_lines() {
     assert_eq!(run.cursor, None);
 }
 
+/// Stepping forwards from a view of the run at an earlier event adds only the events since;
+/// whatever the view it starts from (none, an earlier one, a later one, another run's), the
+/// result is the run as it stood at the selected event.
+#[test]
+fn the_run_at_an_event_continues_from_an_earlier_view() {
+    let mut run = run_with_code();
+    let last = run.events.len() - 1;
+    let mut other = model_with(firehose(3)).run.unwrap();
+    other.seek(2);
+    let mut earlier = None;
+    for index in (0..last).chain([3, 1, last - 1]) {
+        run.seek(index);
+        let from_scratch = run.as_selected();
+        let continued = run.as_selected_from(earlier.take());
+        assert_eq!(continued, from_scratch, "at event {index}");
+        assert_eq!(
+            run.as_selected_from(Some(other.as_selected())),
+            from_scratch,
+            "from another run, at event {index}"
+        );
+        earlier = Some(continued);
+    }
+}
+
 #[test]
 fn the_run_as_it_stood_at_an_earlier_event() {
     let mut run = run_with_code();
