@@ -1347,7 +1347,8 @@ fn RunPanel(
             let below = rows_as_px(rows.len() - window.end) * LOG_ROW_HEIGHT;
             Some(view! {
                 <tr class="spacer" style=format!("height: {above}px")></tr>
-                {rows[window].iter().map(|&index| {
+                {window.map(|row| {
+                    let index = rows.event(row);
                     let event = &run.events[index];
                     let result = if event.phase == Phase::Return { outcome_text(event) } else { String::new() };
                     let meaning = explain(event);
@@ -1413,16 +1414,12 @@ fn RunPanel(
         }
         if let Some(element) = log_box.get() {
             let row = model.with_untracked(|m| {
-                m.run.as_ref().and_then(|run| match filter.get_untracked() {
-                    // Unfiltered, an event's row is its index: no need to list ten thousand.
-                    None if newest_first.get_untracked() => {
-                        Some(run.events.len().saturating_sub(index + 1))
-                    }
-                    None => Some(index),
-                    Some(endpoint) => run
-                        .log_rows(Some(&endpoint), newest_first.get_untracked())
-                        .iter()
-                        .position(|&row| row == index),
+                m.run.as_ref().and_then(|run| {
+                    run.log_rows(
+                        filter.get_untracked().as_deref(),
+                        newest_first.get_untracked(),
+                    )
+                    .row_of(index)
                 })
             });
             if let Some(row) = row {

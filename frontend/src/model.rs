@@ -260,6 +260,50 @@ pub struct EndpointView {
     pub kernel: Option<SocketView>,
 }
 
+/// The log's rows, and the event each shows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogRows {
+    /// The events shown, in order, when not every event is.
+    events: Option<Vec<usize>>,
+    count: usize,
+    newest_first: bool,
+}
+
+impl LogRows {
+    /// How many rows there are.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// The index of the event that `row` shows, for a row below [`len`](Self::len).
+    pub fn event(&self, row: usize) -> usize {
+        let nth = if self.newest_first {
+            self.count - 1 - row
+        } else {
+            row
+        };
+        self.events.as_ref().map_or(nth, |events| events[nth])
+    }
+
+    /// The row that shows the event with this index, if one does.
+    pub fn row_of(&self, index: usize) -> Option<usize> {
+        let nth = match &self.events {
+            None => (index < self.count).then_some(index)?,
+            Some(events) => events.binary_search(&index).ok()?,
+        };
+        Some(if self.newest_first {
+            self.count - 1 - nth
+        } else {
+            nth
+        })
+    }
+}
+
 /// What a recv's matching needs of the endpoint that received: a copy, since the messages
 /// it marks are borrowed mutably beside the endpoints.
 struct Receiver {
@@ -519,19 +563,28 @@ impl RunView {
         Some(call_text(&enter.call))
     }
 
-    /// The indices of the log's rows: every event, or one endpoint's, oldest or newest first.
-    pub fn log_rows(&self, endpoint: Option<&str>, newest_first: bool) -> Vec<usize> {
-        let mut rows: Vec<usize> = self
+    /// The log's rows: every event, or one endpoint's, oldest or newest first.
+    pub fn log_rows(&self, endpoint: Option<&str>, newest_first: bool) -> LogRows {
+        let Some(endpoint) = endpoint else {
+            // Every event: a row's event is found from its number, with no list of them all.
+            return LogRows {
+                events: None,
+                count: self.events.len(),
+                newest_first,
+            };
+        };
+        let events: Vec<usize> = self
             .events
             .iter()
             .enumerate()
-            .filter(|(_, event)| endpoint.is_none_or(|id| event.endpoint == id))
+            .filter(|(_, event)| event.endpoint == endpoint)
             .map(|(index, _)| index)
             .collect();
-        if newest_first {
-            rows.reverse();
+        LogRows {
+            count: events.len(),
+            events: Some(events),
+            newest_first,
         }
-        rows
     }
 
     /// The endpoint with this id.

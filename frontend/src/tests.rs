@@ -583,12 +583,42 @@ fn the_run_as_it_stood_at_an_earlier_event() {
 #[test]
 fn the_log_filters_by_endpoint_and_sorts_by_time() {
     let run = run_with_code();
-    let rows = run.log_rows(Some("client.s"), false);
-    assert!(rows.iter().all(|&i| run.events[i].endpoint == "client.s"));
-    assert!(rows.windows(2).all(|pair| pair[0] < pair[1]));
-    let newest_first = run.log_rows(None, true);
-    assert_eq!(newest_first.len(), run.events.len());
-    assert_eq!(newest_first[0], run.events.len() - 1);
+    let shown = |rows: &crate::model::LogRows| {
+        (0..rows.len())
+            .map(|row| rows.event(row))
+            .collect::<Vec<_>>()
+    };
+    let client_rows = run.log_rows(Some("client.s"), false);
+    let client = shown(&client_rows);
+    assert!(!client.is_empty());
+    assert!(client.iter().all(|&i| run.events[i].endpoint == "client.s"));
+    assert!(client.windows(2).all(|pair| pair[0] < pair[1]));
+    let all = run.events.len();
+    assert_eq!(
+        shown(&run.log_rows(None, false)),
+        (0..all).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        shown(&run.log_rows(None, true)),
+        (0..all).rev().collect::<Vec<_>>()
+    );
+    let client_newest_first = run.log_rows(Some("client.s"), true);
+    assert_eq!(
+        shown(&client_newest_first),
+        client.iter().rev().copied().collect::<Vec<_>>()
+    );
+    // Each event is found in the row that shows it, and only there.
+    for rows in [
+        run.log_rows(None, false),
+        run.log_rows(None, true),
+        client_rows,
+        client_newest_first,
+    ] {
+        for index in 0..all + 1 {
+            let row = (0..rows.len()).find(|&row| rows.event(row) == index);
+            assert_eq!(rows.row_of(index), row, "event {index} in {rows:?}");
+        }
+    }
 }
 
 #[test]
