@@ -529,14 +529,22 @@ impl EchoSession {
         // of the connection, and waits behind every other session's when all start at once).
         let mut read_while_starting = Vec::new();
         loop {
-            if let ServerMessage::Events { events, .. } = next_message(&mut ws).await?.1 {
-                read_while_starting.extend(events.iter().map(|event| event.seq));
-                if events
-                    .iter()
-                    .any(|event| event.phase == Phase::Return && event.call == Call::Accept)
-                {
-                    break;
+            match next_message(&mut ws).await?.1 {
+                ServerMessage::Events { events, .. } => {
+                    read_while_starting.extend(events.iter().map(|event| event.seq));
+                    if events
+                        .iter()
+                        .any(|event| event.phase == Phase::Return && event.call == Call::Accept)
+                    {
+                        break;
+                    }
                 }
+                ServerMessage::RunFinished { outcome, .. } => {
+                    return Err(BenchError(format!(
+                        "an echo run ended before it accepted its client: {outcome:?}"
+                    )));
+                }
+                _ => {}
             }
         }
         Ok(EchoSession {
