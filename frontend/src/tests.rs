@@ -929,14 +929,9 @@ fn a_plain_recv_takes_the_datagrams_sent_to_its_address() {
     );
 }
 
-/// A connection from a program Socket Lab could not name (no process came with the accept):
-/// the server's bytes go to no lifeline, and the bytes it receives come from none.
-#[test]
-fn bytes_to_and_from_a_peer_nobody_named_are_drawn_with_no_other_end() {
-    let stranger = SockAddr::Inet {
-        host: Ipv4Addr::new(127, 0, 0, 1),
-        port: 50001,
-    };
+/// A run's first events: `server.s` bound to `SERVER` and its accept returned `server.con`,
+/// connected to `peer` (a program outside Socket Lab, named by `process` when it could be).
+fn server_accepted(peer: &SockAddr, process: Option<shared::PeerProcess>) -> Script {
     let mut s = Script::default();
     s.enter("server.s", Call::Bind { address: SERVER })
         .ret("server.s", ReturnValue::None, Some(SERVER), None)
@@ -946,12 +941,24 @@ fn bytes_to_and_from_a_peer_nobody_named_are_drawn_with_no_other_end() {
             ReturnValue::Accepted {
                 endpoint: "server.con".into(),
                 fd: 7,
-                address: stranger.clone(),
-                process: None,
+                address: peer.clone(),
+                process,
             },
             Some(SERVER),
             None,
         );
+    s
+}
+
+/// A connection from a program Socket Lab could not name (no process came with the accept):
+/// the server's bytes go to no lifeline, and the bytes it receives come from none.
+#[test]
+fn bytes_to_and_from_a_peer_nobody_named_are_drawn_with_no_other_end() {
+    let stranger = SockAddr::Inet {
+        host: Ipv4Addr::new(127, 0, 0, 1),
+        port: 50001,
+    };
+    let mut s = server_accepted(&stranger, None);
     for _ in 0..3 {
         let data = Bytes(b"echo".to_vec());
         s.enter("server.con", Call::Recv { bufsize: 10 })
@@ -994,24 +1001,13 @@ fn an_outside_program_gets_a_lifeline_and_its_bytes_arrows() {
         host: Ipv4Addr::new(127, 0, 0, 1),
         port: 50000,
     };
-    let mut s = Script::default();
-    s.enter("server.s", Call::Bind { address: SERVER })
-        .ret("server.s", ReturnValue::None, Some(SERVER), None)
-        .enter("server.s", Call::Accept)
-        .ret(
-            "server.s",
-            ReturnValue::Accepted {
-                endpoint: "server.con".into(),
-                fd: 7,
-                address: student.clone(),
-                process: Some(shared::PeerProcess {
-                    pid: 4242,
-                    name: "python3".into(),
-                }),
-            },
-            Some(SERVER),
-            None,
-        );
+    let mut s = server_accepted(
+        &student,
+        Some(shared::PeerProcess {
+            pid: 4242,
+            name: "python3".into(),
+        }),
+    );
     let hello = Bytes(b"hello".to_vec());
     s.enter(
         "server.con",
