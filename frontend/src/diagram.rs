@@ -306,33 +306,28 @@ impl Overview {
             self.rows.push(OverviewRow::Event(index));
             return;
         }
-        match &mut self.tail {
-            Tail::Folded => {
-                if let Some(OverviewRow::Summary {
-                    last, calls, bytes, ..
-                }) = self.rows.last_mut()
-                {
-                    *last = index;
-                    count_into(calls, bytes, event);
-                }
-            }
-            Tail::Other => {
-                let (mut calls, mut bytes) = (Vec::new(), 0);
-                count_into(&mut calls, &mut bytes, event);
-                self.tail = Tail::Short {
-                    first: index,
-                    calls,
-                    bytes,
-                };
-                self.rows.push(OverviewRow::Event(index));
-                self.fold_if_long(index);
-            }
-            Tail::Short { calls, bytes, .. } => {
+        if let Tail::Folded = self.tail {
+            if let Some(OverviewRow::Summary {
+                last, calls, bytes, ..
+            }) = self.rows.last_mut()
+            {
+                *last = index;
                 count_into(calls, bytes, event);
-                self.rows.push(OverviewRow::Event(index));
-                self.fold_if_long(index);
             }
+            return;
         }
+        if let Tail::Other = self.tail {
+            self.tail = Tail::Short {
+                first: index,
+                calls: Vec::new(),
+                bytes: 0,
+            };
+        }
+        if let Tail::Short { calls, bytes, .. } = &mut self.tail {
+            count_into(calls, bytes, event);
+        }
+        self.rows.push(OverviewRow::Event(index));
+        self.fold_if_long(index);
     }
 
     /// Folds a short stretch that the event with this index made long enough into one row.
