@@ -696,9 +696,8 @@ impl RunView {
                 }
             }
         }
-        self.overview.push(self.events.len(), &event);
+        self.overview.push(index, &event);
         if event.line.is_some() {
-            let index = self.events.len();
             match self
                 .lines_by_role
                 .iter_mut()
