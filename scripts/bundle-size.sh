@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
-# The page every student downloads: its wasm and JS, gzipped, against the budget. Fails the
-# build above it. Run after `trunk build --release` (scripts/test.sh does).
+# The page every student downloads: its wasm and JS, gzipped as the server sends them, against
+# the budget. Fails the build above it. Run after `trunk build --release` (scripts/test.sh does).
 #
-# Issue 7 asks for 150 KB; the page is about 196 KB today (PERFORMANCE.md says where the
+# Issue 7 asks for 150 KB; the page is about 188 KB today (PERFORMANCE.md says where the
 # bytes are and what it would take). The budget is set just above today's size so that the
 # page cannot grow unnoticed while the 150 KB goal is worked towards; lower it as it shrinks.
+#
+# The figure is the gzip copies that trunk's post-build hook wrote (scripts/precompress.sh):
+# what a browser that accepts gzip, as every browser does, downloads. They are zopfli's where
+# it is installed (scripts/setup.sh installs it), else `gzip -9`'s; `gzip -9` of the same files
+# is printed beside them.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 BUDGET_BYTES=200000
@@ -17,25 +22,36 @@ if [ ${#wasm[@]} -ne 1 ] || [ ${#js[@]} -ne 1 ]; then
   echo "bundle: expected one .wasm and one .js in dist/ (run trunk build --release first)" >&2
   exit 1
 fi
-wasm_gz=$(gzip -9c "${wasm[0]}" | wc -c)
-js_gz=$(gzip -9c "${js[0]}" | wc -c)
+for file in "${wasm[0]}" "${js[0]}"; do
+  # A copy older than its file would be another build's.
+  if [ ! -f "$file.gz" ] || [ "$file.gz" -ot "$file" ]; then
+    echo "bundle: $file has no gzip copy of this build: did trunk's post-build hook (scripts/precompress.sh) run?" >&2
+    exit 1
+  fi
+  # What the browser unpacks must be the file itself.
+  if ! gzip -dc "$file.gz" | cmp -s - "$file"; then
+    echo "bundle: $file.gz does not unpack to $file" >&2
+    exit 1
+  fi
+done
+wasm_gz=$(wc -c < "${wasm[0]}.gz")
+js_gz=$(wc -c < "${js[0]}.gz")
 total=$((wasm_gz + js_gz))
-echo "bundle: wasm $wasm_gz B + js $js_gz B = $total B gzipped (budget $BUDGET_BYTES B, goal $GOAL_BYTES B)"
+plain_gzip=$(($(gzip -9c "${wasm[0]}" | wc -c) + $(gzip -9c "${js[0]}" | wc -c)))
+echo "bundle: wasm $wasm_gz B + js $js_gz B = $total B gzipped as served (budget $BUDGET_BYTES B, goal $GOAL_BYTES B; gzip -9 makes $plain_gzip B)"
 if [ "$total" -gt "$BUDGET_BYTES" ]; then
   echo "bundle: $total B is over the budget of $BUDGET_BYTES B" >&2
   exit 1
 fi
-# What a browser downloads: the compressed copies that trunk's post-build hook wrote
-# (scripts/precompress.sh), which the backend serves. Without them it would be the files whole.
-served=0
+brotli=0
 for file in "${wasm[0]}" "${js[0]}"; do
   if [ -f "$file.br" ]; then
-    served=$((served + $(wc -c < "$file.br")))
-  elif [ -f "$file.gz" ]; then
-    served=$((served + $(wc -c < "$file.gz")))
+    brotli=$((brotli + $(wc -c < "$file.br")))
   else
-    echo "bundle: $file has no compressed copy: did trunk's post-build hook (scripts/precompress.sh) run?" >&2
-    exit 1
+    brotli=
+    break
   fi
 done
-echo "bundle: served to a browser as $served B (brotli where built, else gzip)"
+if [ -n "$brotli" ]; then
+  echo "bundle: $brotli B with brotli, which browsers ask for over HTTPS and from localhost"
+fi
