@@ -351,9 +351,7 @@ impl Connection {
     }
 
     fn send(&self, message: &ClientMessage) {
-        let Ok(json) = serde_json::to_string(message) else {
-            return;
-        };
+        let json = shared::encode::to_string(message);
         if let Some(socket) = self.socket.borrow().as_ref() {
             let _ = socket.send_with_str(&json);
         }

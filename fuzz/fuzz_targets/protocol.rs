@@ -1,7 +1,8 @@
 //! Arbitrary bytes into every decoder that reads what a browser or a file can send: the
 //! server's reader of page messages, the page's reader of server messages, and the trace
-//! file reader. None may panic; a message read must be written and read back the same, and
-//! an endpoint name is checked without panicking however long or odd it is.
+//! file reader. None may panic; a message read must be written and read back the same (and
+//! written by the page's writer, `shared::encode`, exactly as serde writes it), and an
+//! endpoint name is checked without panicking however long or odd it is.
 
 #![no_main]
 
@@ -16,6 +17,7 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(message) = decode_client_message(text) {
         let again = serde_json::to_string(&message).expect("a message read can be written");
         assert_eq!(decode_client_message(&again).as_ref(), Ok(&message));
+        assert_eq!(shared::encode::to_string(&message), again);
         if let ClientMessage::Call { endpoint, call } = &message {
             let _ = check_endpoint_name(endpoint, call.creates_endpoint());
         }
@@ -30,5 +32,10 @@ fuzz_target!(|data: &[u8]| {
     if let (Ok(ours), Ok(serdes)) = (&ours, serde_json::from_str::<ServerMessage>(text)) {
         assert_eq!(ours, &serdes);
     }
-    let _ = TraceFile::parse(text);
+    if let Ok(file) = TraceFile::parse(text) {
+        assert_eq!(
+            file.to_json(),
+            serde_json::to_string(&file).expect("a trace read can be written")
+        );
+    }
 });

@@ -13,6 +13,8 @@
 //! - [`message`]: the WebSocket messages, [`ClientMessage`] and [`ServerMessage`].
 //! - [`describe`]: plain-words renderings of calls and results, shared by the CLI and the page.
 //! - [`trace_file`]: a recorded run as a file, to replay with no backend.
+//! - [`decode`] and [`encode`]: the page's own JSON reader and writer of these types, which
+//!   read and write exactly what serde does, without serde's code in the page's wasm.
 //!
 //! # The WebSocket conversation
 //! Every message is one JSON text frame, an object whose `type` field names it.
@@ -53,6 +55,7 @@
 pub mod call;
 pub mod decode;
 pub mod describe;
+pub mod encode;
 pub mod event;
 pub mod kernel;
 pub mod message;

@@ -656,9 +656,9 @@ pub(crate) mod tests {
         }
     }
 
-    #[test]
-    fn every_client_message_round_trips() {
-        for message in [
+    /// One client message of every kind, and sandbox calls with and without arguments.
+    pub(crate) fn every_client_message() -> Vec<ClientMessage> {
+        let mut messages = vec![
             ClientMessage::Play {
                 scenario: "simple-server-client".into(),
                 pause_before_calls: false,
@@ -681,7 +681,35 @@ pub(crate) mod tests {
                     option: SockOption::Linger(Some(0)),
                 },
             },
-        ] {
+            ClientMessage::Play {
+                scenario: "tcp-echo".into(),
+                pause_before_calls: false,
+                outside: Some(OutsideRole {
+                    role: "client".into(),
+                    port: 40000,
+                    timeout_secs: Some(60),
+                }),
+            },
+            ClientMessage::Play {
+                scenario: "udp-echo".into(),
+                pause_before_calls: true,
+                outside: Some(OutsideRole {
+                    role: "server".into(),
+                    port: 1,
+                    timeout_secs: None,
+                }),
+            },
+        ];
+        messages.extend(every_call().into_iter().map(|call| ClientMessage::Call {
+            endpoint: "s.conn".into(),
+            call,
+        }));
+        messages
+    }
+
+    #[test]
+    fn every_client_message_round_trips() {
+        for message in every_client_message() {
             let json = serde_json::to_string(&message).unwrap();
             assert_eq!(
                 serde_json::from_str::<ClientMessage>(&json).unwrap(),

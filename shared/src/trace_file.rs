@@ -68,9 +68,10 @@ impl TraceFile {
         Ok(file)
     }
 
-    /// The file as JSON.
+    /// The file as JSON, as serde would write it (written by [`crate::encode`], which the
+    /// page uses to keep serde's writer out of its wasm).
     pub fn to_json(&self) -> String {
-        serde_json::to_string(self).unwrap_or_default()
+        crate::encode::to_string(self)
     }
 }
 
