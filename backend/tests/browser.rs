@@ -1135,7 +1135,9 @@ async fn page_performance(client: &Client, base: SocketAddr) -> Result<(), Strin
     let total_ms: f64 = appends.iter().map(|(_, ms)| ms).sum();
     let slowest_ms = appends.iter().map(|(_, ms)| *ms).fold(0.0, f64::max);
     let per_100_ms = total_ms / appended.max(1) as f64 * 100.0;
-    let figures = serde_json::json!({
+    let firehose = firehose_into_the_page(client, base).await?;
+    println!("page under a firehose: {firehose}");
+    let mut figures = serde_json::json!({
         "page_transferred_bytes": page_transferred,
         "page_bytes": page_size,
         "trace_events": in_trace,
@@ -1150,6 +1152,11 @@ async fn page_performance(client: &Client, base: SocketAddr) -> Result<(), Strin
         "slowest_append_message_ms": slowest_ms,
         "step_forward_ms": step_ms,
     });
+    if let (Some(figures), serde_json::Value::Object(firehose)) =
+        (figures.as_object_mut(), firehose)
+    {
+        figures.extend(firehose);
+    }
     println!("page performance: {figures}");
     let dir = repo_root().join("e2e-artifacts");
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
@@ -1167,6 +1174,186 @@ async fn page_performance(client: &Client, base: SocketAddr) -> Result<(), Strin
         ));
     }
     Ok(())
+}
+
+/// A student's client that sends as fast as it can (a firehose) into a live run: the page
+/// goes on drawing frames while the events pour in, says how many were not sent to it whole,
+/// and accounts for every event of the run. Returns its figures: the frames' gaps while the
+/// run lasted, the browser's long tasks, and what the page received.
+async fn firehose_into_the_page(
+    client: &Client,
+    base: SocketAddr,
+) -> Result<serde_json::Value, String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let port = common::free_port();
+    client
+        .goto(&format!(
+            "http://{base}/?scenario=tcp-echo&play=1&outside=client&port={port}"
+        ))
+        .await
+        .map_err(|e| e.to_string())?;
+    wait_for_text(client, "outside-instructions", "Waiting for your client").await?;
+    // Every animation frame's distance from the one before, and every task the browser found
+    // too long (over 50 ms), from now until the run has ended.
+    client
+        .execute(
+            "window.frameGaps = [];
+             window.longTasks = [];
+             let last = performance.now();
+             const tick = now => {
+                 frameGaps.push(now - last);
+                 last = now;
+                 if (!window.stopFrames) requestAnimationFrame(tick);
+             };
+             requestAnimationFrame(tick);
+             new PerformanceObserver(list => list.getEntries().forEach(task => longTasks.push(task.duration)))
+                 .observe({type: 'longtask'});",
+            vec![],
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    // First, that these would see a freeze: a task that keeps the page busy for 200 ms. (A
+    // frame's time is when the browser began it, which can be before the task ended, so
+    // the gap may read a little less.)
+    let seen = client
+        .execute(
+            "setTimeout(() => { const until = performance.now() + 200; while (performance.now() < until) {} }, 0);
+             await new Promise(done => setTimeout(done, 400));
+             const seen = [Math.max(...frameGaps), longTasks.length];
+             frameGaps.length = 0;
+             longTasks.length = 0;
+             return seen;",
+            vec![],
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    let (busy_gap, busy_tasks): (f64, usize) =
+        serde_json::from_value(seen.clone()).map_err(|e| e.to_string())?;
+    if busy_gap < 150.0 || busy_tasks == 0 {
+        return Err(format!(
+            "the page's frame and long-task records missed a 200 ms freeze: {seen}"
+        ));
+    }
+    let (mut reader, mut writer) = echo_client(port).await?.into_split();
+    let began = Instant::now();
+    // 1 KiB at a time as fast as the kernel takes it, reading the echoes as fast as they
+    // come, until the echo loop's bound of 100,000 rounds ends the run (about 2 s).
+    let sending = tokio::spawn(async move {
+        let chunk = [b'x'; 1024];
+        while began.elapsed() < Duration::from_secs(20) {
+            if writer.write_all(&chunk).await.is_err() {
+                break;
+            }
+        }
+        let _ = writer.shutdown().await;
+    });
+    let reading = tokio::spawn(async move {
+        let mut buffer = vec![0; 64 * 1024];
+        while matches!(reader.read(&mut buffer).await, Ok(n) if n > 0) {}
+    });
+    let _ = reading.await;
+    let _ = sending.await;
+    let firehose_secs = began.elapsed().as_secs_f64();
+    wait_for_text(client, "run-status", "finished").await?;
+    let frames = client
+        .execute(
+            "window.stopFrames = true;
+             await new Promise(done => setTimeout(done, 100));
+             return [frameGaps, longTasks];",
+            vec![],
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    let (mut gaps, long_tasks): (Vec<f64>, Vec<f64>) =
+        serde_json::from_value(frames).map_err(|e| e.to_string())?;
+    save_screenshot(client, "page-firehose.png").await;
+    // A kilobyte received at once (or a megabyte) is shown by its first bytes: the cards
+    // stay a card wide, and the page no wider than the window.
+    let widths = client
+        .execute(
+            "const page = document.documentElement;
+             const received = document.querySelector(\"[data-testid='endpoint-server.con'] .received\");
+             return [page.scrollWidth, page.clientWidth, received ? received.textContent : ''];",
+            vec![],
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    let (page_width, window_width, received): (u64, u64, String) =
+        serde_json::from_value(widths).map_err(|e| e.to_string())?;
+    if page_width > window_width || !received.ends_with("… (1024 bytes)") {
+        return Err(format!(
+            "after the firehose the page is {page_width} px wide in a {window_width} px window; \
+             server.con's card says {received:?}"
+        ));
+    }
+
+    // The page accounts for every event: those it shows, and those it says were not sent
+    // to it whole, are the run's events numbered from 0 to the last.
+    let label = wait_for_text(client, "step-label", "event ").await?;
+    let shown: u64 = label
+        .split_whitespace()
+        .nth(3)
+        .and_then(|number| number.parse().ok())
+        .ok_or_else(|| format!("the step label reads {label:?}"))?;
+    let dropped_text =
+        wait_for_text(client, "events-dropped", "events of this run were not sent").await?;
+    let dropped: u64 = dropped_text
+        .split_whitespace()
+        .next()
+        .and_then(|number| number.parse().ok())
+        .ok_or_else(|| format!("the page says {dropped_text:?}"))?;
+    let last_seq = client
+        .execute(
+            "const rows = document.querySelectorAll(\"[data-testid='event-log'] tbody tr:not(.spacer)\");
+             return rows.length ? rows[rows.length - 1].cells[0].textContent : null;",
+            vec![],
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    let last_seq: u64 = last_seq
+        .as_str()
+        .and_then(|seq| seq.trim().parse().ok())
+        .ok_or_else(|| format!("the log's last row has seq {last_seq}"))?;
+    if shown + dropped != last_seq + 1 {
+        return Err(format!(
+            "the page shows {shown} events and says {dropped} were not sent whole, but the \
+             run's last event is number {last_seq}"
+        ));
+    }
+    // A firehose it was: more events than a page is sent whole.
+    if dropped == 0 {
+        return Err(format!(
+            "the firehose's {shown} events all came whole: it was not a firehose"
+        ));
+    }
+    if !dropped_text.contains("server.con recv") {
+        return Err(format!(
+            "the page does not say what the dropped calls did: {dropped_text}"
+        ));
+    }
+    gaps.sort_by(f64::total_cmp);
+    let longest_gap = gaps.last().copied().unwrap_or(0.0);
+    let p95_gap = gaps
+        .get((gaps.len() * 95 / 100).min(gaps.len().saturating_sub(1)))
+        .copied()
+        .unwrap_or(0.0);
+    // Frozen would be no frame for a second or more; the figures say how smooth it was.
+    if gaps.is_empty() || longest_gap >= 1000.0 {
+        return Err(format!(
+            "the page drew {} frames during the firehose, the longest gap {longest_gap:.0} ms",
+            gaps.len()
+        ));
+    }
+    Ok(serde_json::json!({
+        "firehose_secs": firehose_secs,
+        "firehose_events_shown": shown,
+        "firehose_events_dropped": dropped,
+        "firehose_frames": gaps.len(),
+        "firehose_longest_frame_gap_ms": longest_gap,
+        "firehose_p95_frame_gap_ms": p95_gap,
+        "firehose_long_tasks": long_tasks.len(),
+        "firehose_long_tasks_ms": long_tasks.iter().fold(0.0, |sum, task| sum + task),
+    }))
 }
 
 /// The bytes of the page's wasm and JS as they came over the wire, and as they are, by the

@@ -1249,7 +1249,7 @@ fn RunPanel(
                 }).collect_view()}
                 {diagram.arrows.iter().map(|arrow| {
                     let class = if arrow.datagram { "message datagram" } else { "message" };
-                    let label = if hex { format!("{} B: {}", arrow.hex.len() / 2, arrow.hex) } else { arrow.label.clone() };
+                    let label = if hex { arrow.hex.clone() } else { arrow.label.clone() };
                     view! {
                         <line x1=arrow.from.0 y1=arrow.from.1 x2=arrow.to.0 y2=arrow.to.1 class=class marker-end="url(#arrowhead)"/>
                         <text x=(arrow.from.0 + arrow.to.0) / 2 y=(arrow.from.1 + arrow.to.1) / 2 - 6
@@ -1555,8 +1555,13 @@ fn RunPanel(
     }
 }
 
-/// One endpoint's card: its fd, addresses and the kernel's view of it.
-/// An endpoint's card; `waiting` is the call it waits in, as Python writes it.
+/// How many of the bytes an endpoint last received its card shows: a card is a few hundred
+/// pixels wide, and a student's program may send a megabyte at once (the log and the diagram
+/// show the call, the trace file has every byte).
+const CARD_RECEIVED_BYTES: usize = 32;
+
+/// An endpoint's card: its fd, addresses and the kernel's view of it; `waiting` is the call
+/// it waits in, as Python writes it.
 fn endpoint_card(e: crate::model::EndpointView, waiting: Option<String>) -> impl IntoView {
     let testid = format!("endpoint-{}", e.id);
     let address = e
@@ -1583,7 +1588,7 @@ fn endpoint_card(e: crate::model::EndpointView, waiting: Option<String>) -> impl
                 {queues.into_iter().map(|(name, value)| view! { <dt>{name}</dt><dd>{value}</dd> }).collect_view()}
             </dl>
             {waiting.map(|call| view! { <p class="waiting">"called, no answer yet: " <code>{call}</code></p> })}
-            {e.last_received.map(|data| view! { <p class="received">"received " <code>{data.to_string()}</code></p> })}
+            {e.last_received.map(|data| view! { <p class="received">"received " <code>{data.preview(CARD_RECEIVED_BYTES)}</code></p> })}
             {e.last_error.map(|error| view! { <p class="error">{error}</p> })}
         </div>
     }

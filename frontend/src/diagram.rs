@@ -12,6 +12,10 @@ use std::ops::Range;
 use shared::describe::call_text;
 use shared::{Event, Phase};
 
+/// How many of a message's bytes its arrow's label shows: an arrow is a few hundred pixels
+/// long, and a student's program may send a megabyte at once.
+const ARROW_LABEL_BYTES: usize = 48;
+
 use crate::model::RunView;
 
 /// A coordinate or length in the diagram, in pixels.
@@ -63,7 +67,7 @@ pub struct Arrow {
     pub to: (Px, Px),
     /// The bytes, as Python prints them.
     pub label: String,
-    /// The same bytes in hexadecimal, for the page's "hex" view.
+    /// The same bytes in hexadecimal with their count, for the page's "hex" view.
     pub hex: String,
     /// Whether the bytes went as one datagram rather than into a byte stream.
     pub datagram: bool,
@@ -181,12 +185,14 @@ pub fn layout_window(run: &RunView, upto: usize, rows: Range<usize>) -> Diagram 
                 from: (lane_x(&message.from), row_y(message.sent_at)),
                 to: (lane_x(to), row_y(message.received_at?)),
                 label: match message.truncated_to {
-                    Some(kept) => {
-                        format!("{} ✂ kept {kept} of {}", message.data, message.data.len())
-                    }
-                    None => message.data.to_string(),
+                    Some(kept) => format!(
+                        "{} ✂ kept {kept} of {}",
+                        message.data.preview(ARROW_LABEL_BYTES),
+                        message.data.len()
+                    ),
+                    None => message.data.preview(ARROW_LABEL_BYTES),
                 },
-                hex: message.data.hex(),
+                hex: message.data.hex_preview(ARROW_LABEL_BYTES),
                 datagram: message.datagram,
             })
         })

@@ -455,6 +455,49 @@ fn each_recvfrom_takes_one_datagram_even_when_truncated() {
 }
 
 #[test]
+fn a_long_message_is_labelled_by_its_first_bytes_and_its_length() {
+    let client = SockAddr::Inet {
+        host: Ipv4Addr::new(127, 0, 0, 1),
+        port: 5000,
+    };
+    let data = Bytes(vec![b'x'; 1000]);
+    let mut s = udp_server_bound();
+    s.enter(
+        "client.s",
+        Call::Sendto {
+            data: data.clone(),
+            address: SERVER,
+        },
+    )
+    .ret(
+        "client.s",
+        ReturnValue::Sent { count: 1000 },
+        Some(client.clone()),
+        None,
+    )
+    .enter("server.s", Call::Recvfrom { bufsize: 600 })
+    .ret(
+        "server.s",
+        ReturnValue::Received {
+            data: Bytes(vec![b'x'; 600]),
+            from: Some(client),
+            truncated_from: Some(1000),
+        },
+        Some(SERVER),
+        None,
+    );
+    let model = model_with(s.0);
+    let diagram = layout(model.run.as_ref().unwrap());
+    let arrow = &diagram.arrows[0];
+    let first_bytes = format!("b'{}'…", "x".repeat(48));
+    assert_eq!(
+        arrow.label,
+        format!("{first_bytes} (1000 bytes) ✂ kept 600 of 1000")
+    );
+    assert_eq!(arrow.hex, format!("1000 B: {}…", "78".repeat(48)));
+}
+
+#[test]
 fn times_are_milliseconds_to_the_microsecond() {
     use crate::model::millis_text;
     for t_us in [0, 7, 999, 1_000, 12_045, 1_234_567, 98_765_432_100] {

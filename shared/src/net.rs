@@ -327,6 +327,26 @@ impl Bytes {
         escape_bytes(&self.0)
     }
 
+    /// The bytes as Python prints them, at most the first `max` of them, for a place with
+    /// room for a glance (an endpoint's card, an arrow of the diagram): `b'Hello'`, or, when
+    /// there are more, `b'xxxxxxxx'… (1024 bytes)`.
+    pub fn preview(&self, max: usize) -> String {
+        match self.0.get(..max) {
+            Some(head) if head.len() < self.len() => {
+                format!("b'{}'… ({} bytes)", escape_bytes(head), self.len())
+            }
+            _ => self.to_string(),
+        }
+    }
+
+    /// The bytes in hexadecimal with their count, at most the first `max` of them:
+    /// `5 B: 68656c6c6f`, or `1024 B: 7878…`.
+    pub fn hex_preview(&self, max: usize) -> String {
+        let shown = Bytes::from(&self.0[..max.min(self.len())]).hex();
+        let more = if max < self.len() { "…" } else { "" };
+        format!("{} B: {shown}{more}", self.len())
+    }
+
     /// The bytes as lowercase hexadecimal, two digits a byte.
     pub fn hex(&self) -> String {
         const DIGITS: &[u8; 16] = b"0123456789abcdef";
@@ -438,6 +458,22 @@ fn escape_bytes(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn previews_show_the_first_bytes_and_how_many_there_are() {
+        let hello = Bytes(b"hello".to_vec());
+        assert_eq!(hello.preview(5), "b'hello'");
+        assert_eq!(hello.preview(100), "b'hello'");
+        assert_eq!(hello.preview(2), "b'he'… (5 bytes)");
+        assert_eq!(
+            Bytes(vec![0, b'\n', 200]).preview(2),
+            "b'\\x00\\n'… (3 bytes)"
+        );
+        assert_eq!(Bytes::default().preview(0), "b''");
+        assert_eq!(hello.hex_preview(5), "5 B: 68656c6c6f");
+        assert_eq!(hello.hex_preview(2), "5 B: 6865…");
+        assert_eq!(Bytes::default().hex_preview(4), "0 B: ");
+    }
 
     #[test]
     fn every_family_type_and_shutdown_is_listed_once_and_reads_back_by_its_name() {
