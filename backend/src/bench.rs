@@ -731,26 +731,8 @@ async fn firehose(
         read_while_starting,
         ..
     } = EchoSession::start(server.addr, free_port()?).await?;
-    let (mut reader, mut writer) = tcp.into_split();
     let stop = Arc::new(AtomicBool::new(false));
-    // The client sends as fast as the kernel takes its bytes and reads the echoes back as fast
-    // as they come, so the server's recv and sendall never wait for it.
-    let sending = tokio::spawn({
-        let stop = Arc::clone(&stop);
-        async move {
-            let chunk = [b'x'; 1024];
-            while !stop.load(Ordering::Relaxed) {
-                if writer.write_all(&chunk).await.is_err() {
-                    break;
-                }
-            }
-            let _ = writer.shutdown().await;
-        }
-    });
-    let reading = tokio::spawn(async move {
-        let mut buffer = vec![0; 64 * 1024];
-        while matches!(reader.read(&mut buffer).await, Ok(n) if n > 0) {}
-    });
+    let (sending, reading) = pour_into_echo(tcp, Arc::clone(&stop));
 
     let mut seqs: Vec<u64> = read_while_starting;
     let mut dropped: Vec<Dropped> = Vec::new();
@@ -878,6 +860,32 @@ async fn firehose(
         )
         .note("every seq from 0 to the last must arrive once or lie in one dropped range"),
     ])
+}
+
+/// A firehose into an echo server: sends 1 KiB at a time, as fast as the kernel takes it,
+/// until `stop` is set or the connection fails (the server ended the run), then shuts its
+/// side; reads the echoes back as fast as they come, so the server's `recv` and `sendall`
+/// never wait for it. Returns the sending and the reading task. The browser tests pour the
+/// same into a page.
+pub fn pour_into_echo(
+    tcp: TcpStream,
+    stop: Arc<AtomicBool>,
+) -> (tokio::task::JoinHandle<()>, tokio::task::JoinHandle<()>) {
+    let (mut reader, mut writer) = tcp.into_split();
+    let sending = tokio::spawn(async move {
+        let chunk = [b'x'; 1024];
+        while !stop.load(Ordering::Relaxed) {
+            if writer.write_all(&chunk).await.is_err() {
+                break;
+            }
+        }
+        let _ = writer.shutdown().await;
+    });
+    let reading = tokio::spawn(async move {
+        let mut buffer = vec![0; 64 * 1024];
+        while matches!(reader.read(&mut buffer).await, Ok(n) if n > 0) {}
+    });
+    (sending, reading)
 }
 
 /// The calls tallied in `dropped`, added up by endpoint and call, in words.

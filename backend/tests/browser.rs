@@ -1184,7 +1184,6 @@ async fn firehose_into_the_page(
     client: &Client,
     base: SocketAddr,
 ) -> Result<serde_json::Value, String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let port = common::free_port();
     client
         .goto(&format!(
@@ -1234,24 +1233,13 @@ async fn firehose_into_the_page(
             "the page's frame and long-task records missed a 200 ms freeze: {seen}"
         ));
     }
-    let (mut reader, mut writer) = echo_client(port).await?.into_split();
     let began = Instant::now();
-    // 1 KiB at a time as fast as the kernel takes it, reading the echoes as fast as they
-    // come, until the echo loop's bound of 100,000 rounds ends the run (about 2 s).
-    let sending = tokio::spawn(async move {
-        let chunk = [b'x'; 1024];
-        while began.elapsed() < Duration::from_secs(20) {
-            if writer.write_all(&chunk).await.is_err() {
-                break;
-            }
-        }
-        let _ = writer.shutdown().await;
-    });
-    let reading = tokio::spawn(async move {
-        let mut buffer = vec![0; 64 * 1024];
-        while matches!(reader.read(&mut buffer).await, Ok(n) if n > 0) {}
-    });
-    let _ = reading.await;
+    // Until the echo loop's bound of 100,000 rounds ends the run (about 4 s beside the
+    // browser), or at most 20 s.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (sending, reading) = backend::bench::pour_into_echo(echo_client(port).await?, stop.clone());
+    let _ = tokio::time::timeout(Duration::from_secs(20), reading).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let _ = sending.await;
     let firehose_secs = began.elapsed().as_secs_f64();
     wait_for_text(client, "run-status", "finished").await?;

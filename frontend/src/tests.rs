@@ -41,6 +41,23 @@ impl Script {
         self
     }
 
+    /// `client.s` sends `data` to the UDP server at [`SERVER`] with `sendto`, from `client`.
+    fn client_sends_datagram(&mut self, data: &Bytes, client: &SockAddr) -> &mut Self {
+        self.enter(
+            "client.s",
+            Call::Sendto {
+                data: data.clone(),
+                address: SERVER,
+            },
+        )
+        .ret(
+            "client.s",
+            ReturnValue::Sent { count: data.len() },
+            Some(client.clone()),
+            None,
+        )
+    }
+
     /// Gives the last event the kernel's view of its endpoint.
     fn kernel(&mut self, state: SocketState, recv_queue: u32) -> &mut Self {
         let last = self.0.last_mut().unwrap();
@@ -416,20 +433,7 @@ fn each_recvfrom_takes_one_datagram_even_when_truncated() {
     };
     let mut s = udp_server_bound();
     for part in ["one", "three three three"] {
-        let data = Bytes(part.as_bytes().to_vec());
-        s.enter(
-            "client.s",
-            Call::Sendto {
-                data: data.clone(),
-                address: SERVER,
-            },
-        )
-        .ret(
-            "client.s",
-            ReturnValue::Sent { count: data.len() },
-            Some(client.clone()),
-            None,
-        );
+        s.client_sends_datagram(&Bytes(part.as_bytes().to_vec()), &client);
     }
     for (bufsize, got, whole) in [(1024, "one", None), (8, "three th", Some(17))] {
         s.enter("server.s", Call::Recvfrom { bufsize }).ret(
@@ -460,32 +464,19 @@ fn a_long_message_is_labelled_by_its_first_bytes_and_its_length() {
         host: Ipv4Addr::new(127, 0, 0, 1),
         port: 5000,
     };
-    let data = Bytes(vec![b'x'; 1000]);
     let mut s = udp_server_bound();
-    s.enter(
-        "client.s",
-        Call::Sendto {
-            data: data.clone(),
-            address: SERVER,
-        },
-    )
-    .ret(
-        "client.s",
-        ReturnValue::Sent { count: 1000 },
-        Some(client.clone()),
-        None,
-    )
-    .enter("server.s", Call::Recvfrom { bufsize: 600 })
-    .ret(
-        "server.s",
-        ReturnValue::Received {
-            data: Bytes(vec![b'x'; 600]),
-            from: Some(client),
-            truncated_from: Some(1000),
-        },
-        Some(SERVER),
-        None,
-    );
+    s.client_sends_datagram(&Bytes(vec![b'x'; 1000]), &client)
+        .enter("server.s", Call::Recvfrom { bufsize: 600 })
+        .ret(
+            "server.s",
+            ReturnValue::Received {
+                data: Bytes(vec![b'x'; 600]),
+                from: Some(client),
+                truncated_from: Some(1000),
+            },
+            Some(SERVER),
+            None,
+        );
     let model = model_with(s.0);
     let diagram = layout(model.run.as_ref().unwrap());
     let arrow = &diagram.arrows[0];
