@@ -194,6 +194,11 @@ mod tests {
                 event(r#""call": "close", "args": 1, "phase": "enter""#),
                 "no arguments",
             ),
+            // serde reads `-0` as the float -0.0, which no integer field takes.
+            (
+                event(r#""call": "listen", "args": {"backlog": -0}, "phase": "enter""#),
+                "whole number",
+            ),
             (
                 event(r#""call": "close", "phase": "left""#),
                 "unknown phase",

@@ -252,7 +252,9 @@ impl<'a> Reader<'a> {
         if digits > 1 && bytes[digits_start] == b'0' {
             return Err(self.error("a number may not start with 0"));
         }
-        if matches!(bytes.get(end), Some(b'.' | b'e' | b'E')) {
+        // `-0` is JSON, but serde reads it as the float -0.0 and refuses it for an integer
+        // field; so does this.
+        if matches!(bytes.get(end), Some(b'.' | b'e' | b'E')) || (negative && magnitude == 0) {
             return Err(self.error("expected a whole number"));
         }
         self.pos = end;
@@ -552,7 +554,16 @@ mod tests {
         assert_eq!(read("0").unwrap(), 0);
         assert_eq!(read("-12").unwrap(), -12);
         assert_eq!(read("18446744073709551615").unwrap(), i128::from(u64::MAX));
-        for bad in ["", "-", "01", "1.5", "1e3", "123456789012345678901", "x"] {
+        for bad in [
+            "",
+            "-",
+            "-0",
+            "01",
+            "1.5",
+            "1e3",
+            "123456789012345678901",
+            "x",
+        ] {
             assert!(read(bad).is_err(), "{bad} was read");
         }
     }
