@@ -51,7 +51,7 @@ pub struct BenchOptions {
 /// A part of the benchmark, to run alone with `--only`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Part {
-    /// Backend start to serving the page.
+    /// Backend start to serving the page, and the page's size as browsers download it.
     Start,
     /// Event latency with one session.
     Latency,
@@ -180,6 +180,10 @@ pub async fn run(options: BenchOptions) -> Result<Report, BenchError> {
     .await
     .map_err(|error| fail("starting the server", error))??;
 
+    if options.runs(Part::Start) {
+        eprintln!("bench: the page's size as browsers download it");
+        figures.extend(page_size(&server)?);
+    }
     if options.runs(Part::Latency) {
         eprintln!("bench: latency with one session");
         figures.extend(single_session_latency(&server, &options).await?);
@@ -367,6 +371,12 @@ impl Drop for ServerProcess {
 
 /// A whole HTTP/1.1 response to `GET path`, as text.
 fn http_get(addr: SocketAddr, path: &str) -> Result<String, BenchError> {
+    let response = http_get_bytes(addr, path, "identity")?;
+    Ok(String::from_utf8_lossy(&response).into_owned())
+}
+
+/// A whole HTTP/1.1 response to `GET path` with `Accept-Encoding: accept`, as bytes.
+fn http_get_bytes(addr: SocketAddr, path: &str, accept: &str) -> Result<Vec<u8>, BenchError> {
     let mut stream =
         std::net::TcpStream::connect(addr).map_err(|error| fail("connecting for GET", error))?;
     stream
@@ -374,14 +384,105 @@ fn http_get(addr: SocketAddr, path: &str) -> Result<String, BenchError> {
         .map_err(|error| fail("GET", error))?;
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept-Encoding: {accept}\r\nConnection: close\r\n\r\n"
     )
     .map_err(|error| fail("sending GET", error))?;
     let mut response = Vec::new();
     stream
         .read_to_end(&mut response)
         .map_err(|error| fail("reading the response to GET", error))?;
-    Ok(String::from_utf8_lossy(&response).into_owned())
+    Ok(response)
+}
+
+/// The page's code as a browser that accepts `encoding` downloads it: the wasm and the JS
+/// that `index.html` loads, each fetched from the server, in bytes of body. `None` if the
+/// server sent any of them in another encoding (a build without compressed copies).
+fn page_download(addr: SocketAddr, encoding: &str) -> Result<Option<u64>, BenchError> {
+    let index = http_get(addr, "/")?;
+    let mut files: Vec<&str> = index
+        .split(['\'', '"'])
+        .filter(|token| {
+            token.starts_with('/') && (token.ends_with(".js") || token.ends_with(".wasm"))
+        })
+        .collect();
+    files.sort_unstable();
+    files.dedup();
+    if !files.iter().any(|file| file.ends_with(".wasm")) {
+        return Err(BenchError(format!(
+            "the page's index.html names no wasm: {files:?}"
+        )));
+    }
+    let mut total = 0;
+    for file in files {
+        let response = http_get_bytes(addr, file, encoding)?;
+        let Some(split) = response.windows(4).position(|window| window == b"\r\n\r\n") else {
+            return Err(BenchError(format!(
+                "the response to GET {file} has no body"
+            )));
+        };
+        let head = String::from_utf8_lossy(&response[..split]).to_ascii_lowercase();
+        if !head.starts_with("http/1.1 200") {
+            return Err(BenchError(format!(
+                "GET {file}: {}",
+                head.lines().next().unwrap_or_default()
+            )));
+        }
+        if !head.contains(&format!("\r\ncontent-encoding: {encoding}")) {
+            return Ok(None);
+        }
+        total += (response.len() - split - 4) as u64;
+    }
+    Ok(Some(total))
+}
+
+/// The page's size as browsers download it, against the goal for gzip (which every browser
+/// accepts; brotli, which browsers ask for over HTTPS, beside it).
+fn page_size(server: &ServerProcess) -> Result<Vec<Figure>, BenchError> {
+    if !server.page_built {
+        return Ok(vec![
+            Figure::new(
+                "page_gzip_kb",
+                "the page's wasm and JS, as downloaded with gzip",
+                None,
+                "KB",
+                Some(Goal::AtMost(150.0)),
+            )
+            .note("no built page: run `trunk build --release` first"),
+        ]);
+    }
+    let sizes = |encoding| -> Result<Option<f64>, BenchError> {
+        Ok(page_download(server.addr, encoding)?.map(|bytes| bytes as f64 / 1000.0))
+    };
+    let uncompressed_note = "the server sent the page uncompressed: a release build (`trunk \
+                             build --release`) writes its compressed copies";
+    let gzip = sizes("gzip")?;
+    let brotli = sizes("br")?;
+    Ok(vec![
+        Figure::new(
+            "page_gzip_kb",
+            "the page's wasm and JS, as downloaded with gzip",
+            gzip,
+            "KB",
+            Some(Goal::AtMost(150.0)),
+        )
+        .note(if gzip.is_some() {
+            "fetched from the server as a browser does, with Accept-Encoding: gzip"
+        } else {
+            uncompressed_note
+        }),
+        Figure::new(
+            "page_brotli_kb",
+            "the same, downloaded with brotli",
+            brotli,
+            "KB",
+            None,
+        )
+        .note(if brotli.is_some() {
+            "what browsers ask for over HTTPS and from localhost"
+        } else {
+            "no brotli copies: the build had no `brotli` tool"
+        }),
+    ])
 }
 
 async fn start_time(options: &BenchOptions) -> Result<Vec<Figure>, BenchError> {

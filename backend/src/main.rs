@@ -45,8 +45,9 @@ enum Command {
         #[arg(long, default_value_t = 60.0, requires = "external")]
         timeout: f64,
     },
-    /// Measure latency, throughput, sessions, memory and the cost of watching on this
-    /// machine, against a server this command starts (build with --release for true figures).
+    /// Measure start, the page's size as served, latency, throughput, sessions, memory and the
+    /// cost of watching on this machine, against a server this command starts (build with
+    /// --release for true figures; the page's timings come from its browser script).
     Bench {
         /// Print the figures as one JSON object instead of a table.
         #[arg(long)]

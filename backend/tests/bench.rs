@@ -58,6 +58,21 @@ fn a_quick_bench_measures_every_figure() {
     assert!(value("firehose_events_per_sec") > 0.0);
     assert_eq!(figures["firehose_unaccounted"].value, Some(0.0));
     assert_eq!(figures["firehose_unaccounted"].met, Some(true));
+    // The page's size is what the server sent: measured whenever a page is built (test.sh
+    // builds it first), smaller with brotli than with gzip.
+    let page_built =
+        std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../dist/index.html")).is_file();
+    let gzip = figures["page_gzip_kb"].value;
+    if page_built {
+        let gzip = gzip.expect("the built page's size was measured");
+        assert!(gzip > 10.0, "the page is {gzip} KB with gzip");
+        if let Some(brotli) = figures["page_brotli_kb"].value {
+            assert!(
+                brotli > 10.0 && brotli < gzip,
+                "brotli {brotli} KB, gzip {gzip} KB"
+            );
+        }
+    }
     // Goals decide `met`, and the table prints every figure.
     for figure in &report.figures {
         if figure.goal.is_some() && figure.value.is_some() {
