@@ -12,11 +12,11 @@ use std::ops::Range;
 use shared::describe::call_text;
 use shared::{Event, Phase};
 
+use crate::model::RunView;
+
 /// How many of a message's bytes its arrow's label shows: an arrow is a few hundred pixels
 /// long, and a student's program may send a megabyte at once.
 const ARROW_LABEL_BYTES: usize = 48;
-
-use crate::model::RunView;
 
 /// A coordinate or length in the diagram, in pixels.
 pub type Px = i64;
