@@ -9,8 +9,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
-use axum::http::StatusCode;
-use axum::response::{Html, IntoResponse};
+use axum::extract::Request;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::serve::ListenerExt as _;
 use tokio::net::TcpListener;
@@ -150,11 +152,14 @@ fn app(
         // A release build of the page has brotli and gzip copies of its files beside them
         // (scripts/precompress.sh): a browser that accepts one gets it, about a third of the
         // bytes, and the server compresses nothing per request.
-        router.fallback_service(
-            ServeDir::new(&config.static_dir)
-                .precompressed_br()
-                .precompressed_gzip(),
-        )
+        let page = Router::new()
+            .fallback_service(
+                ServeDir::new(&config.static_dir)
+                    .precompressed_br()
+                    .precompressed_gzip(),
+            )
+            .layer(middleware::from_fn(cache_control));
+        router.fallback_service(page)
     } else {
         tracing::warn!(
             dir = %config.static_dir.display(),
@@ -162,6 +167,42 @@ fn app(
         );
         router.fallback(frontend_missing)
     }
+}
+
+/// Says how long browsers may keep each file of the page. Trunk names the page's code and
+/// styles after a hash of their contents (`frontend-3f2a…_bg.wasm`), so a file of that name
+/// never changes: a browser keeps it for a year without asking again, and a lab's hundred
+/// students reloading the page fetch only `index.html`. That one, which names the files of
+/// the current build, is asked for again each time (`no-cache`: the server answers 304 Not
+/// Modified when it has not changed).
+async fn cache_control(request: Request, next: Next) -> Response {
+    let immutable = is_content_hashed(request.uri().path());
+    let mut response = next.run(request).await;
+    if response.status().is_success() {
+        let value = if immutable {
+            "public, max-age=31536000, immutable"
+        } else {
+            "no-cache"
+        };
+        response
+            .headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static(value));
+    }
+    response
+}
+
+/// Whether a path names a file trunk named after its contents: a name whose stem ends in `-`
+/// and 16 hex digits, before `_bg` for the wasm (`/frontend-3f2a9c0d1e2b4a5c_bg.wasm`,
+/// `/style-915ca887c59ac253.css`).
+fn is_content_hashed(path: &str) -> bool {
+    let name = path.rsplit('/').next().unwrap_or_default();
+    let Some((stem, _extension)) = name.rsplit_once('.') else {
+        return false;
+    };
+    let stem = stem.strip_suffix("_bg").unwrap_or(stem);
+    stem.rsplit_once('-').is_some_and(|(base, hash)| {
+        !base.is_empty() && hash.len() == 16 && hash.bytes().all(|byte| byte.is_ascii_hexdigit())
+    })
 }
 
 /// How long, after shutdown begins, sessions have to close before the server stops waiting
@@ -243,5 +284,34 @@ pub fn raise_descriptor_limit() {
         && let Err(error) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard)
     {
         tracing::debug!(%error, "could not raise the descriptor limit");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_content_hashed;
+
+    #[test]
+    fn only_files_named_after_their_contents_are_kept_for_good() {
+        for hashed in [
+            "/frontend-3f2a9c0d1e2b4a5c_bg.wasm",
+            "/frontend-3f2a9c0d1e2b4a5c.js",
+            "/style-915ca887c59ac253.css",
+        ] {
+            assert!(is_content_hashed(hashed), "{hashed}");
+        }
+        for plain in [
+            "/",
+            "/index.html",
+            "/frontend_bg.wasm",
+            "/frontend.js",
+            "/-3f2a9c0d1e2b4a5c.js",
+            "/frontend-3f2a9c0d1e2b4a5.js",
+            "/frontend-3f2a9c0d1e2b4a5cc.js",
+            "/frontend-3f2a9c0d1e2b4a5g.js",
+            "/frontend-3f2a9c0d1e2b4a5c",
+        ] {
+            assert!(!is_content_hashed(plain), "{plain}");
+        }
     }
 }

@@ -192,6 +192,29 @@ async fn deep_link_plays_the_simple_scenario(
         return Err(format!("the log has {} rows, not 24", rows.len()));
     }
     save_screenshot(client, "simple-server-client.png").await;
+
+    // Opened again, the page's code comes from the browser's cache, without a request: its
+    // files are named after their contents and kept for good.
+    client
+        .goto(&format!("http://{base}/?scenario=simple-server-client"))
+        .await
+        .map_err(|e| e.to_string())?;
+    wait_for_text(client, "connection-status", "connected").await?;
+    let code = client
+        .execute(
+            "return performance.getEntriesByType('resource')
+                 .filter(e => e.name.endsWith('.wasm') || e.name.endsWith('.js'))
+                 .map(e => [e.name, e.transferSize, e.decodedBodySize]);",
+            vec![],
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    let code: Vec<(String, u64, u64)> = serde_json::from_value(code).map_err(|e| e.to_string())?;
+    if code.len() != 2 || code.iter().any(|(_, sent, size)| *sent != 0 || *size == 0) {
+        return Err(format!(
+            "opened again, the page's code came as (name, bytes over the wire, size): {code:?}"
+        ));
+    }
     Ok(())
 }
 

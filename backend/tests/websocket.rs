@@ -519,3 +519,49 @@ async fn the_page_is_served_compressed_to_browsers_that_accept_it() {
     let _ = stop_tx.send(());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn the_pages_code_is_kept_by_browsers_and_its_index_asked_for_again() {
+    // Trunk names the code after its contents; index.html names the current build's files.
+    let dir = std::env::temp_dir().join(format!("socket-lab-cached-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (name, contents) in [
+        ("index.html", "<!doctype html><title>Socket Lab</title>"),
+        ("frontend-0123456789abcdef_bg.wasm", "\0asm the page's code"),
+        ("frontend-0123456789abcdef_bg.wasm.gz", "gzip of the code"),
+    ] {
+        std::fs::write(dir.join(name), contents).unwrap();
+    }
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(backend::serve(
+        listener,
+        backend::Config::new(dir.clone()),
+        async {
+            let _ = stop_rx.await;
+        },
+    ));
+
+    for accept in ["gzip", ""] {
+        let (status, head, _) =
+            get_encoded(addr, "/frontend-0123456789abcdef_bg.wasm", accept).await;
+        assert_eq!(status, 200);
+        assert!(
+            head.contains("cache-control: public, max-age=31536000, immutable"),
+            "{head}"
+        );
+    }
+    for path in ["/", "/index.html"] {
+        let (status, head, _) = get_encoded(addr, path, "gzip").await;
+        assert_eq!(status, 200);
+        assert!(head.contains("cache-control: no-cache"), "{path}: {head}");
+    }
+    // A file that is not there is not cached as anything.
+    let (status, head, _) = get_encoded(addr, "/frontend-fedcba9876543210.js", "").await;
+    assert_eq!(status, 404);
+    assert!(!head.contains("cache-control"), "{head}");
+
+    let _ = stop_tx.send(());
+    let _ = std::fs::remove_dir_all(&dir);
+}
