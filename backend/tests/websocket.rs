@@ -468,31 +468,62 @@ async fn get_encoded(
     (status, head, response[split + 4..].to_vec())
 }
 
+/// A built page in a directory of its own, served by a real server until dropped.
+struct BuiltPage {
+    addr: std::net::SocketAddr,
+    dir: std::path::PathBuf,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl BuiltPage {
+    /// Writes `files` (name, contents) into a new directory and serves it.
+    async fn serve(name: &str, files: &[(&str, &str)]) -> Self {
+        let dir = std::env::temp_dir().join(format!("socket-lab-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for (file, contents) in files {
+            std::fs::write(dir.join(file), contents).unwrap();
+        }
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(backend::serve(
+            listener,
+            backend::Config::new(dir.clone()),
+            async {
+                let _ = stopped.await;
+            },
+        ));
+        BuiltPage {
+            addr,
+            dir,
+            _stop: stop,
+        }
+    }
+}
+
+impl Drop for BuiltPage {
+    fn drop(&mut self) {
+        // Dropping `_stop` stops the server.
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 #[tokio::test]
 async fn the_page_is_served_compressed_to_browsers_that_accept_it() {
     // A built page as scripts/precompress.sh leaves it: each file with its brotli and gzip
     // copies (their contents here only need to be told apart).
-    let dir = std::env::temp_dir().join(format!("socket-lab-precompressed-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    for (name, contents) in [
-        ("index.html", "<!doctype html><title>Socket Lab</title>"),
-        ("index.html.gz", "gzip of the page"),
-        ("app_bg.wasm", "\0asm the page's code"),
-        ("app_bg.wasm.gz", "gzip of the code"),
-        ("app_bg.wasm.br", "brotli of the code"),
-    ] {
-        std::fs::write(dir.join(name), contents).unwrap();
-    }
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(backend::serve(
-        listener,
-        backend::Config::new(dir.clone()),
-        async {
-            let _ = stop_rx.await;
-        },
-    ));
+    let page = BuiltPage::serve(
+        "precompressed",
+        &[
+            ("index.html", "<!doctype html><title>Socket Lab</title>"),
+            ("index.html.gz", "gzip of the page"),
+            ("app_bg.wasm", "\0asm the page's code"),
+            ("app_bg.wasm.gz", "gzip of the code"),
+            ("app_bg.wasm.br", "brotli of the code"),
+        ],
+    )
+    .await;
+    let addr = page.addr;
 
     let (status, head, body) = get_encoded(addr, "/app_bg.wasm", "gzip, deflate, br, zstd").await;
     assert_eq!(status, 200);
@@ -515,33 +546,21 @@ async fn the_page_is_served_compressed_to_browsers_that_accept_it() {
     let (_, head, body) = get_encoded(addr, "/", "gzip").await;
     assert!(head.contains("content-encoding: gzip"), "{head}");
     assert_eq!(body, b"gzip of the page");
-
-    let _ = stop_tx.send(());
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test]
 async fn the_pages_code_is_kept_by_browsers_and_its_index_asked_for_again() {
     // Trunk names the code after its contents; index.html names the current build's files.
-    let dir = std::env::temp_dir().join(format!("socket-lab-cached-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    for (name, contents) in [
-        ("index.html", "<!doctype html><title>Socket Lab</title>"),
-        ("frontend-0123456789abcdef_bg.wasm", "\0asm the page's code"),
-        ("frontend-0123456789abcdef_bg.wasm.gz", "gzip of the code"),
-    ] {
-        std::fs::write(dir.join(name), contents).unwrap();
-    }
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(backend::serve(
-        listener,
-        backend::Config::new(dir.clone()),
-        async {
-            let _ = stop_rx.await;
-        },
-    ));
+    let page = BuiltPage::serve(
+        "cached",
+        &[
+            ("index.html", "<!doctype html><title>Socket Lab</title>"),
+            ("frontend-0123456789abcdef_bg.wasm", "\0asm the page's code"),
+            ("frontend-0123456789abcdef_bg.wasm.gz", "gzip of the code"),
+        ],
+    )
+    .await;
+    let addr = page.addr;
 
     for accept in ["gzip", ""] {
         let (status, head, _) =
@@ -561,7 +580,4 @@ async fn the_pages_code_is_kept_by_browsers_and_its_index_asked_for_again() {
     let (status, head, _) = get_encoded(addr, "/frontend-fedcba9876543210.js", "").await;
     assert_eq!(status, 404);
     assert!(!head.contains("cache-control"), "{head}");
-
-    let _ = stop_tx.send(());
-    let _ = std::fs::remove_dir_all(&dir);
 }
