@@ -438,25 +438,32 @@ fn page_download(addr: SocketAddr, encoding: &str) -> Result<Option<u64>, BenchE
 /// The page's size as browsers download it, against the goal for gzip (which every browser
 /// accepts; brotli, which browsers ask for over HTTPS, beside it).
 fn page_size(server: &ServerProcess) -> Result<Vec<Figure>, BenchError> {
-    if !server.page_built {
-        return Ok(vec![
-            Figure::new(
-                "page_gzip_kb",
-                "the page's wasm and JS, as downloaded with gzip",
-                None,
-                "KB",
-                Some(Goal::AtMost(150.0)),
-            )
-            .note("no built page: run `trunk build --release` first"),
-        ]);
-    }
-    let sizes = |encoding| -> Result<Option<f64>, BenchError> {
+    let size = |encoding| -> Result<Option<f64>, BenchError> {
+        if !server.page_built {
+            return Ok(None);
+        }
         Ok(page_download(server.addr, encoding)?.map(|bytes| bytes as f64 / 1000.0))
     };
-    let uncompressed_note = "the server sent the page uncompressed: a release build (`trunk \
-                             build --release`) writes its compressed copies";
-    let gzip = sizes("gzip")?;
-    let brotli = sizes("br")?;
+    let (gzip, brotli) = (size("gzip")?, size("br")?);
+    let (gzip_note, brotli_note) = match (server.page_built, gzip, brotli) {
+        (false, _, _) => (
+            "no built page: run `trunk build --release` first",
+            "no built page",
+        ),
+        (true, None, _) => (
+            "the server sent the page uncompressed: a release build (`trunk build \
+             --release`) writes its compressed copies",
+            "no compressed copies",
+        ),
+        (true, Some(_), None) => (
+            "fetched from the server as a browser does, with Accept-Encoding: gzip",
+            "no brotli copies: the build had no `brotli` tool",
+        ),
+        (true, Some(_), Some(_)) => (
+            "fetched from the server as a browser does, with Accept-Encoding: gzip",
+            "what browsers ask for over HTTPS and from localhost",
+        ),
+    };
     Ok(vec![
         Figure::new(
             "page_gzip_kb",
@@ -465,11 +472,7 @@ fn page_size(server: &ServerProcess) -> Result<Vec<Figure>, BenchError> {
             "KB",
             Some(Goal::AtMost(150.0)),
         )
-        .note(if gzip.is_some() {
-            "fetched from the server as a browser does, with Accept-Encoding: gzip"
-        } else {
-            uncompressed_note
-        }),
+        .note(gzip_note),
         Figure::new(
             "page_brotli_kb",
             "the same, downloaded with brotli",
@@ -477,11 +480,7 @@ fn page_size(server: &ServerProcess) -> Result<Vec<Figure>, BenchError> {
             "KB",
             None,
         )
-        .note(if brotli.is_some() {
-            "what browsers ask for over HTTPS and from localhost"
-        } else {
-            "no brotli copies: the build had no `brotli` tool"
-        }),
+        .note(brotli_note),
     ])
 }
 

@@ -888,6 +888,25 @@ async fn a_session_closed_for_a_limit_says_which() {
 
 /// Connects to the echo server an outside-client run is waiting with on 127.0.0.1:`port`,
 /// retrying while it does not listen yet.
+/// Opens a live `tcp-echo` run by a link that leaves its client to the student's program
+/// (which the test then plays), with `extra` added to the link; returns the port the
+/// server waits on once the page says it waits.
+async fn open_echo_for_outside_client(
+    client: &Client,
+    base: SocketAddr,
+    extra: &str,
+) -> Result<u16, String> {
+    let port = common::free_port();
+    client
+        .goto(&format!(
+            "http://{base}/?scenario=tcp-echo&play=1&outside=client&port={port}{extra}"
+        ))
+        .await
+        .map_err(|e| e.to_string())?;
+    wait_for_text(client, "outside-instructions", "Waiting for your client").await?;
+    Ok(port)
+}
+
 async fn echo_client(port: u16) -> Result<tokio::net::TcpStream, String> {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
@@ -1089,15 +1108,7 @@ async fn page_performance(client: &Client, base: SocketAddr) -> Result<(), Strin
 
     // A live run: the same 10,000 events arrive as the run makes them, then bursts of 25
     // echoes (100 events) a quarter of a second apart, each appended to what is there.
-    let port = common::free_port();
-    client
-        .goto(&format!(
-            "http://{base}/?scenario=tcp-echo&play=1&outside=client&port={port}&perf=1"
-        ))
-        .await
-        .map_err(|e| e.to_string())?;
-    // The link left the client to the student's program: the page says so and waits.
-    wait_for_text(client, "outside-instructions", "Waiting for your client").await?;
+    let port = open_echo_for_outside_client(client, base, "&perf=1").await?;
     let mut stream = echo_client(port).await?;
     echo_rounds(&mut stream, EVENTS / 4).await?;
     tokio::time::sleep(Duration::from_millis(1000)).await;
@@ -1207,14 +1218,7 @@ async fn firehose_into_the_page(
     client: &Client,
     base: SocketAddr,
 ) -> Result<serde_json::Value, String> {
-    let port = common::free_port();
-    client
-        .goto(&format!(
-            "http://{base}/?scenario=tcp-echo&play=1&outside=client&port={port}"
-        ))
-        .await
-        .map_err(|e| e.to_string())?;
-    wait_for_text(client, "outside-instructions", "Waiting for your client").await?;
+    let port = open_echo_for_outside_client(client, base, "").await?;
     // Every animation frame's distance from the one before, and every task the browser found
     // too long (over 50 ms), from now until the run has ended.
     client

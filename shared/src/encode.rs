@@ -3,7 +3,8 @@
 //! The page reads messages with [`crate::decode`] rather than serde, to keep the wasm small;
 //! this is the same for writing. serde's derived `Serialize` for the protocol's enums and its
 //! JSON writer were about 6 KB of the page's gzipped wasm, for a message a click and a trace
-//! file now and then. Written out by hand, with nothing that can fail, it is a fraction of that.
+//! file now and then. Written out by hand, with nothing that can fail, the page is 3.3 KB
+//! smaller than with them.
 //!
 //! The JSON is exactly what `serde_json::to_string` writes for the same value (the same fields
 //! in the same order, the same escapes): the tests below hold it to serde for every message,
