@@ -80,6 +80,20 @@ async fn start_browser() -> (Driver, Client) {
         }
     }))
     .unwrap();
+    // More arguments for Chromium, for a look inside it: PERFORMANCE.md's traces were made
+    // with CHROMIUM_EXTRA="--trace-startup=devtools.timeline,blink.user_timing
+    // --trace-startup-file=/tmp/trace.json --trace-startup-format=json".
+    let mut capabilities = capabilities;
+    if let Ok(extra) = std::env::var("CHROMIUM_EXTRA") {
+        let args = capabilities["goog:chromeOptions"]["args"]
+            .as_array_mut()
+            .unwrap();
+        args.extend(
+            extra
+                .split_whitespace()
+                .map(|a| serde_json::Value::String(a.into())),
+        );
+    }
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let connector = hyper_util::client::legacy::connect::HttpConnector::new();
@@ -440,7 +454,7 @@ async fn a_saved_trace_replays_without_the_backend(client: &Client) -> Result<()
         .map_err(|e| e.to_string())?
         .len();
     click(client, "save-trace").await?;
-    let saved = read_download(client).await?;
+    let saved = read_download(client, ".json").await?;
     let file = shared::TraceFile::parse(&saved).map_err(|e| format!("the saved trace: {e}"))?;
     if file.events.len() != events || file.scenario.id != "half-close" {
         return Err(format!(
@@ -451,7 +465,7 @@ async fn a_saved_trace_replays_without_the_backend(client: &Client) -> Result<()
     }
     // The diagram exports as a standalone SVG, with its styles inside.
     click(client, "export-svg").await?;
-    let svg = read_download(client).await?;
+    let svg = read_download(client, ".svg").await?;
     if !(svg.starts_with("<?xml")
         && svg.contains("<svg")
         && svg.contains("<style>")
@@ -757,14 +771,60 @@ async fn pausing_before_each_call_shows_the_next_call_first() {
     in_browser(pausing_before_each_call).await;
 }
 
-/// What the page last offered to download, read back through its download link.
-async fn read_download(client: &Client) -> Result<String, String> {
+/// In a short window the diagram is far below it while a student's client sends, so the page
+/// does not draw it; exported then, it is drawn first, and the file has the last message.
+async fn a_diagram_off_screen_exports_as_it_is_now(
+    client: &Client,
+    base: SocketAddr,
+) -> Result<(), String> {
+    client
+        .set_window_size(1400, 500)
+        .await
+        .map_err(|e| e.to_string())?;
+    let port = open_echo_for_outside_client(client, base, "").await?;
+    let mut stream = echo_client(port).await?;
+    echo_rounds(&mut stream, 3).await?;
+    wait_for_text(client, "endpoint-server.con", "received b'00000002'").await?;
+    let below = client
+        .execute(
+            "return document.querySelector('.diagram').getBoundingClientRect().top - innerHeight;",
+            vec![],
+        )
+        .await
+        .map_err(|e| e.to_string())?
+        .as_f64()
+        .unwrap_or_default();
+    if below < 400.0 {
+        return Err(format!(
+            "the diagram is {below} px below the window: near enough to be drawn"
+        ));
+    }
+    click(client, "export-svg").await?;
+    let svg = read_download(client, ".svg").await?;
+    if !(svg.contains("<svg") && svg.contains("b'00000002'")) {
+        return Err(format!("the exported SVG has no last message: {svg}"));
+    }
+    Ok(())
+}
+
+#[tokio::test]
+#[ignore = "needs dist/ and chromedriver: run scripts/test.sh"]
+async fn a_diagram_scrolled_away_exports_the_whole_run() {
+    in_browser(a_diagram_off_screen_exports_as_it_is_now).await;
+}
+
+/// What the page last offered to download, a file whose name ends with `extension` (waited
+/// for up to 5 s), read back through its download link.
+async fn read_download(client: &Client, extension: &str) -> Result<String, String> {
     let contents = client
         .execute_async(
-            "const done = arguments[arguments.length - 1];
+            "const [extension, done] = arguments;
              const link = document.querySelector(\"[data-testid='download-link']\");
-             fetch(link.href).then(r => r.text()).then(done, e => done('failed: ' + e));",
-            vec![],
+             const read = tries => link.download.endsWith(extension) || tries == 0
+                 ? fetch(link.href).then(r => r.text()).then(done, e => done('failed: ' + e))
+                 : setTimeout(() => read(tries - 1), 50);
+             read(100);",
+            vec![serde_json::Value::String(extension.into())],
         )
         .await
         .map_err(|e| e.to_string())?;
@@ -1127,8 +1187,26 @@ async fn page_performance(client: &Client, base: SocketAddr) -> Result<(), Strin
         .filter_map(|(name, ms)| Some((name.strip_prefix("events:")?.parse().ok()?, ms)))
         .collect();
     drop(stream);
-    wait_for_text(client, "run-status", "finished").await?;
+    let status = wait_for_text(client, "run-status", "finished").await?;
     save_screenshot(client, "page-performance-live.png").await;
+    // The log, below the window, was not drawn while the events came; printed, the page
+    // shows it as it is now.
+    let label = wait_for_text(client, "step-label", "event ").await?;
+    let events: u64 = label
+        .split_whitespace()
+        .nth(3)
+        .and_then(|number| number.parse().ok())
+        .ok_or_else(|| format!("the step label reads {label:?} ({status})"))?;
+    client
+        .execute("window.dispatchEvent(new Event('beforeprint'));", vec![])
+        .await
+        .map_err(|e| e.to_string())?;
+    let last_seq = log_shows_last(client, events - 1).await?;
+    if last_seq != events - 1 {
+        return Err(format!(
+            "printed, the log's last row is event {last_seq} of {events}"
+        ));
+    }
     // Zoomed out, the echo's sends and receives are one folded row that counts them (kept
     // as the events came, not made again each frame).
     let folded = wait_for_text(client, "diagram", "zoom in to see each call").await?;
@@ -1208,6 +1286,35 @@ async fn page_performance(client: &Client, base: SocketAddr) -> Result<(), Strin
         ));
     }
     Ok(())
+}
+
+/// Waits up to 5 s for the event log's last row to be event `want` and in view in the log's
+/// box (scrolled to its end); returns the last row's seq either way.
+async fn log_shows_last(client: &Client, want: u64) -> Result<u64, String> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let last_row = client
+            .execute(
+                "const rows = document.querySelectorAll(\"[data-testid='event-log'] tbody tr:not(.spacer)\");
+                 if (!rows.length) return null;
+                 const row = rows[rows.length - 1].getBoundingClientRect();
+                 const box = document.querySelector('.log-box').getBoundingClientRect();
+                 return [rows[rows.length - 1].cells[0].textContent, row.bottom <= box.bottom + 1 && row.top >= box.top];",
+                vec![],
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        let (last_seq, in_view): (String, bool) = serde_json::from_value(last_row.clone())
+            .map_err(|_| format!("the log's last row: {last_row}"))?;
+        let last_seq: u64 = last_seq
+            .trim()
+            .parse()
+            .map_err(|_| format!("the log's last row has seq {last_seq:?}"))?;
+        if (last_seq == want && in_view) || Instant::now() > deadline {
+            return Ok(last_seq);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// A student's client that sends as fast as it can (a firehose) into a live run: the page
@@ -1317,18 +1424,17 @@ async fn firehose_into_the_page(
         .next()
         .and_then(|number| number.parse().ok())
         .ok_or_else(|| format!("the page says {dropped_text:?}"))?;
-    let last_seq = client
+    // The log is below the window here, so the page has not drawn it while the events came;
+    // scrolled to, it shows the newest of them, at its end.
+    client
         .execute(
-            "const rows = document.querySelectorAll(\"[data-testid='event-log'] tbody tr:not(.spacer)\");
-             return rows.length ? rows[rows.length - 1].cells[0].textContent : null;",
+            "document.querySelector(\"[data-testid='event-log']\").scrollIntoView();",
             vec![],
         )
         .await
         .map_err(|e| e.to_string())?;
-    let last_seq: u64 = last_seq
-        .as_str()
-        .and_then(|seq| seq.trim().parse().ok())
-        .ok_or_else(|| format!("the log's last row has seq {last_seq}"))?;
+    let last_seq = log_shows_last(client, shown + dropped - 1).await?;
+    save_screenshot(client, "page-firehose-log.png").await;
     if shown + dropped != last_seq + 1 {
         return Err(format!(
             "the page shows {shown} events and says {dropped} were not sent whole, but the \

@@ -6,8 +6,8 @@ use std::rc::Rc;
 use leptos::prelude::*;
 use shared::describe::{call_text, explain, outcome_text};
 use shared::{ClientMessage, OutsideRole, Phase, ServerMessage, TraceFile};
-use wasm_bindgen::JsCast;
 use wasm_bindgen::closure::Closure;
+use wasm_bindgen::{JsCast, JsValue};
 use web_sys::{CloseEvent, MessageEvent, WebSocket};
 
 use crate::diagram::{HEADER_HEIGHT, Px, ROW_HEIGHT};
@@ -935,6 +935,71 @@ fn rows_as_px(rows: usize) -> Px {
     Px::try_from(rows).unwrap_or(Px::MAX / LOG_ROW_HEIGHT)
 }
 
+/// How far outside the window a box counts as on screen: it is drawn a little before it is
+/// scrolled into view.
+const ON_SCREEN_MARGIN: &str = "300px";
+
+/// Keeps each flag saying whether its box is on screen (within [`ON_SCREEN_MARGIN`] of the
+/// window), as the browser's IntersectionObserver reports it. The flags start true, so that
+/// the boxes are drawn until the browser first says otherwise.
+fn watch_on_screen(boxes: [(NodeRef<leptos::html::Div>, RwSignal<bool>); 2]) {
+    // A printed page shows both boxes as they are now, wherever the window is scrolled.
+    let _print = window_event_listener(leptos::ev::beforeprint, move |_| {
+        for (_, on_screen) in boxes {
+            on_screen.set(true);
+        }
+    });
+    Effect::new(move |_| {
+        let [(first, _), (second, _)] = boxes;
+        let (Some(first), Some(second)) = (first.get(), second.get()) else {
+            return;
+        };
+        let report = Closure::<dyn Fn(js_sys::Array)>::new(move |entries: js_sys::Array| {
+            // In order: a box's last entry is its state now.
+            for entry in entries.iter() {
+                let entry: web_sys::IntersectionObserverEntry = entry.unchecked_into();
+                let target: JsValue = entry.target().into();
+                for (node, on_screen) in boxes {
+                    if node
+                        .get_untracked()
+                        .is_some_and(|element| JsValue::from(element) == target)
+                    {
+                        on_screen.set(entry.is_intersecting());
+                    }
+                }
+            }
+        });
+        let options = web_sys::IntersectionObserverInit::new();
+        options.set_root_margin(ON_SCREEN_MARGIN);
+        if let Ok(observer) = web_sys::IntersectionObserver::new_with_options(
+            report.as_ref().unchecked_ref(),
+            &options,
+        ) {
+            observer.observe(&first);
+            observer.observe(&second);
+            // The run panel, and so its boxes, stay for the page's life (the page shows it
+            // once there is a run, and always has one after), and so does the observer.
+            report.forget();
+        }
+    });
+}
+
+/// A flag that flips with each change of `model` while `on_screen` is true, and holds still
+/// while it is false: a part of the page that reads the model through it is not drawn again
+/// while it is off screen, and is drawn once when it comes back, with whatever changed
+/// meanwhile. Read it with `get`: a memo's `track` subscribes without computing it.
+fn changes_while_on_screen(model: RwSignal<Model>, on_screen: RwSignal<bool>) -> Memo<bool> {
+    Memo::new(move |flag: Option<&bool>| {
+        let flag = flag.copied().unwrap_or_default();
+        if on_screen.get() {
+            model.track();
+            !flag
+        } else {
+            flag
+        }
+    })
+}
+
 /// Where the event log is scrolled to, in rows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct LogScroll {
@@ -1041,6 +1106,10 @@ fn RunPanel(
             download(&name, &json, "application/json");
         }
     };
+    // The diagram and the log are drawn only while on screen: a student watching one of them
+    // while a busy run pours in does not pay for laying out the other.
+    let diagram_box: NodeRef<leptos::html::Div> = NodeRef::new();
+    let diagram_on_screen = RwSignal::new(true);
     let export = move |_| {
         let id = model.with_untracked(|m| {
             m.run
@@ -1048,7 +1117,14 @@ fn RunPanel(
                 .map(|run| run.scenario.id.clone())
                 .unwrap_or_default()
         });
-        export_svg(&format!("socket-lab-{id}.svg"));
+        let file_name = format!("socket-lab-{id}.svg");
+        if diagram_on_screen.get_untracked() {
+            export_svg(&file_name);
+        } else {
+            // Scrolled away, the diagram may be behind the run: drawn first, as it is now.
+            diagram_on_screen.set(true);
+            request_animation_frame(move || export_svg(&file_name));
+        }
     };
 
     // The programs are drawn once a run; only the marks on their lines follow the events.
@@ -1140,7 +1216,7 @@ fn RunPanel(
         })
     };
 
-    let diagram_box: NodeRef<leptos::html::Div> = NodeRef::new();
+    let diagram_changes = changes_while_on_screen(model, diagram_on_screen);
     let diagram_scroll = RwSignal::new(DiagramScroll {
         top: 0,
         height: 600,
@@ -1168,7 +1244,8 @@ fn RunPanel(
                 (HEADER_HEIGHT + (rows_as_px(rows) + 1) * ROW_HEIGHT - height).max(0)
             })
         };
-        model.with(|m| {
+        let _ = diagram_changes.get();
+        model.with_untracked(|m| {
             let run = m.run.as_ref()?;
             let upto = run.selected().map_or(0, |index| index + 1);
             let selected_index = run.cursor.and(run.selected());
@@ -1289,6 +1366,9 @@ fn RunPanel(
     };
 
     let log_box: NodeRef<leptos::html::Div> = NodeRef::new();
+    let log_on_screen = RwSignal::new(true);
+    watch_on_screen([(diagram_box, diagram_on_screen), (log_box, log_on_screen)]);
+    let log_changes = changes_while_on_screen(model, log_on_screen);
     let log_scroll = RwSignal::new(LogScroll {
         first_row: 0,
         rows_shown: 15,
@@ -1324,7 +1404,8 @@ fn RunPanel(
         let (scrolled_to, rows_shown) = log_anchor.get();
         let filter = filter.get();
         let newest_first = newest_first.get();
-        model.with(|m| {
+        let _ = log_changes.get();
+        model.with_untracked(|m| {
             let run = m.run.as_ref()?;
             let rows = run.log_rows(filter.as_deref(), newest_first);
             let first_row = match scrolled_to {
@@ -1390,46 +1471,65 @@ fn RunPanel(
     };
     // Keep the selected event in view in the diagram and the log: the newest one while
     // following, the one stepped to otherwise.
-    Effect::new(move |_| {
+    let diagram_to_selected = move |index: usize, following: bool| {
+        let Some(element) = diagram_box.get_untracked() else {
+            return;
+        };
+        let row = frame
+            .with_untracked(|frame| frame.as_ref().and_then(|frame| frame.selected_row))
+            .unwrap_or(index);
+        // After the diagram has been redrawn at its new height (zooming changes it).
+        request_animation_frame(move || {
+            keep_in_view(
+                &element,
+                crate::diagram::row_y(row as u64) - ROW_HEIGHT / 2,
+                ROW_HEIGHT,
+                following,
+            );
+        });
+    };
+    let log_to_selected = move |index: usize, following: bool| {
+        let Some(element) = log_box.get_untracked() else {
+            return;
+        };
+        let row = model.with_untracked(|m| {
+            m.run.as_ref().and_then(|run| {
+                run.log_rows(
+                    filter.get_untracked().as_deref(),
+                    newest_first.get_untracked(),
+                )
+                .row_of(index)
+            })
+        });
+        if let Some(row) = row {
+            let to_end = following && !newest_first.get_untracked();
+            keep_in_view(
+                &element,
+                rows_as_px(row) * LOG_ROW_HEIGHT,
+                LOG_ROW_HEIGHT,
+                to_end,
+            );
+        }
+    };
+    // A box that comes back on screen is drawn anew first: the log is scrolled in the next
+    // frame, once its new rows are there to scroll to (the diagram always is).
+    Effect::new(move |was_on_screen: Option<(bool, bool)>| {
         let _span = perf::span("keep-in-view");
         let (selected, _, following) = position.get();
-        let Some(index) = selected else { return };
-        if let Some(element) = diagram_box.get() {
-            // Read, not peeked: zooming in or out keeps the selected event in view too.
-            zoomed_in.track();
-            let row = frame
-                .with_untracked(|frame| frame.as_ref().and_then(|frame| frame.selected_row))
-                .unwrap_or(index);
-            // After the diagram has been redrawn at its new height (zooming changes it).
-            request_animation_frame(move || {
-                keep_in_view(
-                    &element,
-                    crate::diagram::row_y(row as u64) - ROW_HEIGHT / 2,
-                    ROW_HEIGHT,
-                    following,
-                );
-            });
-        }
-        if let Some(element) = log_box.get() {
-            let row = model.with_untracked(|m| {
-                m.run.as_ref().and_then(|run| {
-                    run.log_rows(
-                        filter.get_untracked().as_deref(),
-                        newest_first.get_untracked(),
-                    )
-                    .row_of(index)
-                })
-            });
-            if let Some(row) = row {
-                let to_end = following && !newest_first.get_untracked();
-                keep_in_view(
-                    &element,
-                    rows_as_px(row) * LOG_ROW_HEIGHT,
-                    LOG_ROW_HEIGHT,
-                    to_end,
-                );
+        // Read, not peeked: zooming in or out keeps the selected event in view too.
+        zoomed_in.track();
+        let on_screen = (diagram_on_screen.get(), log_on_screen.get());
+        if let Some(index) = selected {
+            if on_screen.0 {
+                diagram_to_selected(index, following);
+            }
+            if on_screen.1 && was_on_screen.is_some_and(|(_, log)| !log) {
+                request_animation_frame(move || log_to_selected(index, following));
+            } else if on_screen.1 {
+                log_to_selected(index, following);
             }
         }
+        on_screen
     });
 
     view! {
