@@ -1181,11 +1181,44 @@ async fn page_performance(client: &Client, base: SocketAddr) -> Result<(), Strin
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let appends: Vec<(usize, f64)> = page_measures(client)
+    let appends = appended_events(client).await?;
+    let applied_ms: f64 = page_measures(client)
         .await?
         .into_iter()
-        .filter_map(|(name, ms)| Some((name.strip_prefix("events:")?.parse().ok()?, ms)))
-        .collect();
+        .filter(|(name, _)| name.starts_with("applied:"))
+        .map(|(_, ms)| ms)
+        .sum();
+    let mut parts = std::collections::BTreeMap::<String, (usize, f64)>::new();
+    for (name, ms) in page_measures(client).await? {
+        if !name.contains(':') && !name.starts_with("open-trace") {
+            let part = parts.entry(name).or_default();
+            part.0 += 1;
+            part.1 += ms;
+        }
+    }
+    println!("page parts while appending (count, ms in all): {parts:?}");
+
+    // The same with the window scrolled down to the log: the log is drawn too, and the diagram
+    // (above it, in view in part) still is.
+    scroll_into_view(client, "event-log").await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    client
+        .execute("performance.clearMeasures();", vec![])
+        .await
+        .map_err(|e| e.to_string())?;
+    for _ in 0..APPEND_BURSTS / 2 {
+        echo_rounds(&mut stream, 25).await?;
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let appends_log_in_view = appended_events(client).await?;
+    save_screenshot(client, "page-performance-log-in-view.png").await;
+    // Back at the top, the log is below the window again when the run ends.
+    client
+        .execute("window.scrollTo(0, 0);", vec![])
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
     drop(stream);
     let status = wait_for_text(client, "run-status", "finished").await?;
     save_screenshot(client, "page-performance-live.png").await;
@@ -1215,38 +1248,21 @@ async fn page_performance(client: &Client, base: SocketAddr) -> Result<(), Strin
             "the folded row does not count the echo's calls: {folded}"
         ));
     }
-    client
-        .execute(
-            "document.querySelector(\"[data-testid='diagram']\").scrollIntoView();",
-            vec![],
-        )
-        .await
-        .map_err(|e| e.to_string())?;
+    scroll_into_view(client, "diagram").await?;
     save_screenshot(client, "page-performance-folded.png").await;
     // Following the run with every call drawn, the diagram draws its last rows, where the
     // server closes its sockets, out of 12,000.
     click(client, "zoom-in").await?;
     wait_for_text(client, "diagram", "close()").await?;
 
-    let applied_ms: f64 = page_measures(client)
-        .await?
-        .into_iter()
-        .filter(|(name, _)| name.starts_with("applied:"))
-        .map(|(_, ms)| ms)
-        .sum();
-    let mut parts = std::collections::BTreeMap::<String, (usize, f64)>::new();
-    for (name, ms) in page_measures(client).await? {
-        if !name.contains(':') && !name.starts_with("open-trace") {
-            let part = parts.entry(name).or_default();
-            part.0 += 1;
-            part.1 += ms;
-        }
-    }
-    println!("page parts while appending (count, ms in all): {parts:?}");
     let appended: usize = appends.iter().map(|(events, _)| events).sum();
     let total_ms: f64 = appends.iter().map(|(_, ms)| ms).sum();
     let slowest_ms = appends.iter().map(|(_, ms)| *ms).fold(0.0, f64::max);
     let per_100_ms = total_ms / appended.max(1) as f64 * 100.0;
+    let appended_log_in_view: usize = appends_log_in_view.iter().map(|(events, _)| events).sum();
+    let per_100_log_in_view_ms = appends_log_in_view.iter().map(|(_, ms)| ms).sum::<f64>()
+        / appended_log_in_view.max(1) as f64
+        * 100.0;
     let firehose = firehose_into_the_page(client, base).await?;
     println!("page under a firehose: {firehose}");
     let mut figures = serde_json::json!({
@@ -1260,6 +1276,8 @@ async fn page_performance(client: &Client, base: SocketAddr) -> Result<(), Strin
         "appended_events": appended,
         "append_messages": appends.len(),
         "append_ms_per_100_events": per_100_ms,
+        "append_frames_per_100_events": appends.len() as f64 / appended.max(1) as f64 * 100.0,
+        "append_ms_per_100_events_log_in_view": per_100_log_in_view_ms,
         "append_model_ms_per_100_events": applied_ms / appended.max(1) as f64 * 100.0,
         "slowest_append_message_ms": slowest_ms,
         "step_forward_ms": step_ms,
@@ -1279,13 +1297,37 @@ async fn page_performance(client: &Client, base: SocketAddr) -> Result<(), Strin
         return Err(format!("the trace has {in_trace} events, not {EVENTS}"));
     }
     // Every appended event was measured: 25 echoes of 4 events in each burst.
-    if appended != APPEND_BURSTS * 100 {
+    if appended != APPEND_BURSTS * 100 || appended_log_in_view != APPEND_BURSTS / 2 * 100 {
         return Err(format!(
-            "the page measured {appended} appended events, not {}",
-            APPEND_BURSTS * 100
+            "the page measured {appended} and {appended_log_in_view} appended events, not {} \
+             and {}",
+            APPEND_BURSTS * 100,
+            APPEND_BURSTS / 2 * 100
         ));
     }
     Ok(())
+}
+
+/// The events the page appended since its measures were last cleared, and how long each
+/// frame's took to show: (events, ms) a frame.
+async fn appended_events(client: &Client) -> Result<Vec<(usize, f64)>, String> {
+    Ok(page_measures(client)
+        .await?
+        .into_iter()
+        .filter_map(|(name, ms)| Some((name.strip_prefix("events:")?.parse().ok()?, ms)))
+        .collect())
+}
+
+/// Scrolls the window to the element with the test id.
+async fn scroll_into_view(client: &Client, testid: &str) -> Result<(), String> {
+    client
+        .execute(
+            "document.querySelector(`[data-testid='${arguments[0]}']`).scrollIntoView();",
+            vec![serde_json::Value::String(testid.into())],
+        )
+        .await
+        .map(drop)
+        .map_err(|e| e.to_string())
 }
 
 /// Waits up to 5 s for the event log's last row to be event `want` and in view in the log's
@@ -1426,13 +1468,7 @@ async fn firehose_into_the_page(
         .ok_or_else(|| format!("the page says {dropped_text:?}"))?;
     // The log is below the window here, so the page has not drawn it while the events came;
     // scrolled to, it shows the newest of them, at its end.
-    client
-        .execute(
-            "document.querySelector(\"[data-testid='event-log']\").scrollIntoView();",
-            vec![],
-        )
-        .await
-        .map_err(|e| e.to_string())?;
+    scroll_into_view(client, "event-log").await?;
     let last_seq = log_shows_last(client, shown + dropped - 1).await?;
     save_screenshot(client, "page-firehose-log.png").await;
     if shown + dropped != last_seq + 1 {
