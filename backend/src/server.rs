@@ -192,8 +192,10 @@ async fn cache_control(request: Request, next: Next) -> Response {
 }
 
 /// Whether a path names a file trunk named after its contents: a name whose stem ends in `-`
-/// and 16 hex digits, before `_bg` for the wasm (`/frontend-3f2a9c0d1e2b4a5c_bg.wasm`,
-/// `/style-915ca887c59ac253.css`).
+/// and a 64-bit hash in hex, before `_bg` for the wasm (`/frontend-3f2a9c0d1e2b4a5c_bg.wasm`,
+/// `/style-915ca887c59ac253.css`). Trunk writes the hash without leading zeros (`{:x}`), so
+/// one name in sixteen has 15 digits, one in 256 has 14; fewer than 8 (one in four billion)
+/// are taken for a name of another kind.
 fn is_content_hashed(path: &str) -> bool {
     let name = path.rsplit('/').next().unwrap_or_default();
     let Some((stem, _extension)) = name.rsplit_once('.') else {
@@ -201,7 +203,9 @@ fn is_content_hashed(path: &str) -> bool {
     };
     let stem = stem.strip_suffix("_bg").unwrap_or(stem);
     stem.rsplit_once('-').is_some_and(|(base, hash)| {
-        !base.is_empty() && hash.len() == 16 && hash.bytes().all(|byte| byte.is_ascii_hexdigit())
+        !base.is_empty()
+            && (8..=16).contains(&hash.len())
+            && hash.bytes().all(|byte| byte.is_ascii_hexdigit())
     })
 }
 
@@ -297,6 +301,10 @@ mod tests {
             "/frontend-3f2a9c0d1e2b4a5c_bg.wasm",
             "/frontend-3f2a9c0d1e2b4a5c.js",
             "/style-915ca887c59ac253.css",
+            // A hash with a leading zero, as trunk named a build of 2026-11-30.
+            "/frontend-727df29056cba06.js",
+            "/frontend-727df29056cba06_bg.wasm",
+            "/frontend-f29056cba06_bg.wasm",
         ] {
             assert!(is_content_hashed(hashed), "{hashed}");
         }
@@ -306,7 +314,8 @@ mod tests {
             "/frontend_bg.wasm",
             "/frontend.js",
             "/-3f2a9c0d1e2b4a5c.js",
-            "/frontend-3f2a9c0d1e2b4a5.js",
+            "/frontend-3f2a9c0.js",
+            "/frontend-1.js",
             "/frontend-3f2a9c0d1e2b4a5cc.js",
             "/frontend-3f2a9c0d1e2b4a5g.js",
             "/frontend-3f2a9c0d1e2b4a5c",

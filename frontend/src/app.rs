@@ -1000,26 +1000,55 @@ fn changes_while_on_screen(model: RwSignal<Model>, on_screen: RwSignal<bool>) ->
     })
 }
 
-/// Where the event log is scrolled to, in rows.
+/// Where a scrolling box (the diagram's, the log's) is scrolled to, in pixels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct LogScroll {
-    /// The first row on screen.
-    first_row: usize,
-    /// How many rows the log's box shows.
-    rows_shown: usize,
+struct BoxScroll {
+    /// The top of what the box shows.
+    top: Px,
+    /// How tall the box is.
+    height: Px,
     /// Scrolled to the end.
     at_end: bool,
 }
 
-/// Where the diagram is scrolled to, in pixels.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct DiagramScroll {
-    /// The top of what its box shows.
-    top: Px,
-    /// How tall its box is.
-    height: Px,
-    /// Scrolled to the end.
-    at_end: bool,
+impl BoxScroll {
+    /// Where `element` is scrolled to now.
+    fn of(element: &web_sys::Element) -> Self {
+        let (top, height) = (element.scroll_top(), element.client_height());
+        BoxScroll {
+            top: Px::from(top),
+            height: Px::from(height),
+            at_end: top + height >= element.scroll_height() - 1,
+        }
+    }
+
+    /// Of rows `row_height` tall, the first the box shows and how many it shows.
+    fn rows(self, row_height: Px) -> (usize, usize) {
+        let rows = |px: Px, round_up: bool| {
+            let px = px.max(0).unsigned_abs();
+            let row_height = row_height.unsigned_abs();
+            let rows = if round_up {
+                px.div_ceil(row_height)
+            } else {
+                px / row_height
+            };
+            usize::try_from(rows).unwrap_or(usize::MAX)
+        };
+        (rows(self.top, false), rows(self.height, true))
+    }
+}
+
+/// A scroll handler that keeps `scroll` saying where the box `node` is scrolled to.
+fn keep_scroll(
+    node: NodeRef<leptos::html::Div>,
+    scroll: RwSignal<BoxScroll>,
+) -> impl Fn(leptos::ev::Event) + Copy {
+    move |_| {
+        if let Some(element) = node.get_untracked() {
+            let now = BoxScroll::of(&element);
+            scroll.maybe_update(|current| std::mem::replace(current, now) != now);
+        }
+    }
 }
 
 /// Scrolls a box so that the row at `y` (`row_height` tall) is in view: to the end when
@@ -1217,7 +1246,7 @@ fn RunPanel(
     };
 
     let diagram_changes = changes_while_on_screen(model, diagram_on_screen);
-    let diagram_scroll = RwSignal::new(DiagramScroll {
+    let diagram_scroll = RwSignal::new(BoxScroll {
         top: 0,
         height: 600,
         at_end: true,
@@ -1353,25 +1382,14 @@ fn RunPanel(
             </svg>
         })
     };
-    let on_diagram_scroll = move |_| {
-        if let Some(element) = diagram_box.get_untracked() {
-            let (top, height) = (element.scroll_top(), element.client_height());
-            let scroll = DiagramScroll {
-                top: Px::from(top),
-                height: Px::from(height),
-                at_end: top + height >= element.scroll_height() - 1,
-            };
-            diagram_scroll.maybe_update(|current| std::mem::replace(current, scroll) != scroll);
-        }
-    };
 
     let log_box: NodeRef<leptos::html::Div> = NodeRef::new();
     let log_on_screen = RwSignal::new(true);
     watch_on_screen([(diagram_box, diagram_on_screen), (log_box, log_on_screen)]);
     let log_changes = changes_while_on_screen(model, log_on_screen);
-    let log_scroll = RwSignal::new(LogScroll {
-        first_row: 0,
-        rows_shown: 15,
+    let log_scroll = RwSignal::new(BoxScroll {
+        top: 0,
+        height: 15 * LOG_ROW_HEIGHT,
         at_end: true,
     });
     // Where the log is scrolled to, unless it is at its end: there, while it follows a live
@@ -1379,12 +1397,9 @@ fn RunPanel(
     // are the last ones all the same; drawing them once is enough, not again when the scroll
     // catches up. Anywhere else, every row scrolled to is drawn.
     let log_anchor = Memo::new(move |_| {
-        log_scroll.with(|scroll| {
-            (
-                (!scroll.at_end).then_some(scroll.first_row),
-                scroll.rows_shown,
-            )
-        })
+        let scroll = log_scroll.get();
+        let (first_row, rows_shown) = scroll.rows(LOG_ROW_HEIGHT);
+        ((!scroll.at_end).then_some(first_row), rows_shown)
     });
     let endpoint_ids = move || {
         model.with(|m| {
@@ -1413,7 +1428,7 @@ fn RunPanel(
                 None if run.cursor.is_none() && !newest_first => {
                     rows.len().saturating_sub(rows_shown)
                 }
-                None => log_scroll.with_untracked(|scroll| scroll.first_row),
+                None => log_scroll.get_untracked().rows(LOG_ROW_HEIGHT).0,
             };
             let window = visible_rows(
                 rows_as_px(first_row) * LOG_ROW_HEIGHT,
@@ -1451,23 +1466,6 @@ fn RunPanel(
                 <tr class="spacer" style=format!("height: {below}px")></tr>
             })
         })
-    };
-    let on_log_scroll = move |_| {
-        if let Some(element) = log_box.get_untracked() {
-            let (top, height) = (element.scroll_top(), element.client_height());
-            let scroll = LogScroll {
-                first_row: usize::try_from(Px::from(top).max(0) / LOG_ROW_HEIGHT).unwrap_or(0),
-                rows_shown: usize::try_from(
-                    Px::from(height)
-                        .max(0)
-                        .unsigned_abs()
-                        .div_ceil(LOG_ROW_HEIGHT.unsigned_abs()),
-                )
-                .unwrap_or(0),
-                at_end: top + height >= element.scroll_height() - 1,
-            };
-            log_scroll.maybe_update(|current| std::mem::replace(current, scroll) != scroll);
-        }
     };
     // Keep the selected event in view in the diagram and the log: the newest one while
     // following, the one stepped to otherwise.
@@ -1625,7 +1623,7 @@ fn RunPanel(
             <div class="programs">{programs}</div>
             <div class="endpoints">{cards}</div>
         </section>
-        <div class="diagram" node_ref=diagram_box on:scroll=on_diagram_scroll>{diagram}</div>
+        <div class="diagram" node_ref=diagram_box on:scroll=keep_scroll(diagram_box, diagram_scroll)>{diagram}</div>
         <section class="log">
             <h2>"Events"</h2>
             <div class="log-tools">
@@ -1645,7 +1643,7 @@ fn RunPanel(
                     {move || if newest_first.get() { "newest first ↓" } else { "oldest first ↑" }}
                 </button>
             </div>
-            <div class="log-box" node_ref=log_box on:scroll=on_log_scroll>
+            <div class="log-box" node_ref=log_box on:scroll=keep_scroll(log_box, log_scroll)>
                 <table data-testid="event-log">
                     <thead><tr><th>"seq"</th><th>"ms"</th><th>"endpoint"</th><th>"phase"</th><th>"call"</th><th>"result"</th><th>"what it means"</th></tr></thead>
                     <tbody>{log}</tbody>
