@@ -1138,12 +1138,7 @@ async fn page_performance(client: &Client, base: SocketAddr) -> Result<(), Strin
     scroll_and_click_the_log(client, 2000).await?;
     // Stepping forwards from there, as the → key and a replay do: each step, the page shows
     // the run as it stood at the new event.
-    let label = wait_for_text(client, "step-label", "event ").await?;
-    let at: usize = label
-        .split_whitespace()
-        .nth(1)
-        .and_then(|number| number.parse().ok())
-        .ok_or_else(|| format!("the step label reads {label:?}"))?;
+    let at = usize::try_from(step_label(client).await?.0).map_err(|e| e.to_string())?;
     let step_ms = client
         .execute(
             "const started = performance.now();
@@ -1213,6 +1208,14 @@ async fn page_performance(client: &Client, base: SocketAddr) -> Result<(), Strin
     tokio::time::sleep(Duration::from_millis(500)).await;
     let appends_log_in_view = appended_events(client).await?;
     save_screenshot(client, "page-performance-log-in-view.png").await;
+    // The log, followed while the events poured in, ends at the newest of them.
+    let newest = step_label(client).await?.1;
+    let last_seq = log_shows_last(client, newest - 1).await?;
+    if last_seq != newest - 1 {
+        return Err(format!(
+            "after the bursts the log's last row in view is event {last_seq} of {newest}"
+        ));
+    }
     // Back at the top, the log is below the window again when the run ends.
     client
         .execute("window.scrollTo(0, 0);", vec![])
@@ -1220,16 +1223,11 @@ async fn page_performance(client: &Client, base: SocketAddr) -> Result<(), Strin
         .map_err(|e| e.to_string())?;
     tokio::time::sleep(Duration::from_millis(300)).await;
     drop(stream);
-    let status = wait_for_text(client, "run-status", "finished").await?;
+    wait_for_text(client, "run-status", "finished").await?;
     save_screenshot(client, "page-performance-live.png").await;
     // The log, below the window, was not drawn while the events came; printed, the page
     // shows it as it is now.
-    let label = wait_for_text(client, "step-label", "event ").await?;
-    let events: u64 = label
-        .split_whitespace()
-        .nth(3)
-        .and_then(|number| number.parse().ok())
-        .ok_or_else(|| format!("the step label reads {label:?} ({status})"))?;
+    let events = step_label(client).await?.1;
     client
         .execute("window.dispatchEvent(new Event('beforeprint'));", vec![])
         .await
@@ -1306,6 +1304,19 @@ async fn page_performance(client: &Client, base: SocketAddr) -> Result<(), Strin
         ));
     }
     Ok(())
+}
+
+/// What the step label says: the event shown and how many the page has ("event 5 of 12").
+async fn step_label(client: &Client) -> Result<(u64, u64), String> {
+    let label = wait_for_text(client, "step-label", "event ").await?;
+    let number = |index| {
+        label
+            .split_whitespace()
+            .nth(index)
+            .and_then(|number| number.parse().ok())
+            .ok_or_else(|| format!("the step label reads {label:?}"))
+    };
+    Ok((number(1)?, number(3)?))
 }
 
 /// The events the page appended since its measures were last cleared, and how long each
@@ -1453,12 +1464,7 @@ async fn firehose_into_the_page(
 
     // The page accounts for every event: those it shows, and those it says were not sent
     // to it whole, are the run's events numbered from 0 to the last.
-    let label = wait_for_text(client, "step-label", "event ").await?;
-    let shown: u64 = label
-        .split_whitespace()
-        .nth(3)
-        .and_then(|number| number.parse().ok())
-        .ok_or_else(|| format!("the step label reads {label:?}"))?;
+    let shown = step_label(client).await?.1;
     let dropped_text =
         wait_for_text(client, "events-dropped", "events of this run were not sent").await?;
     let dropped: u64 = dropped_text
