@@ -804,6 +804,19 @@ async fn a_diagram_off_screen_exports_as_it_is_now(
     if !(svg.contains("<svg") && svg.contains("b'00000002'")) {
         return Err(format!("the exported SVG has no last message: {svg}"));
     }
+    // Exported, the diagram is again not drawn while it is scrolled away.
+    echo_rounds(&mut stream, 5).await?;
+    wait_for_text(client, "endpoint-server.con", "received b'00000004'").await?;
+    let drawn = client
+        .execute(
+            "return document.querySelector(\"[data-testid='diagram']\").textContent;",
+            vec![],
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    if drawn.as_str().is_some_and(|text| text.contains("00000004")) {
+        return Err("after the export, the diagram is drawn while scrolled away".into());
+    }
     Ok(())
 }
 

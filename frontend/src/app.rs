@@ -941,14 +941,15 @@ const ON_SCREEN_MARGIN: &str = "300px";
 
 /// Keeps each flag saying whether its box is on screen (within [`ON_SCREEN_MARGIN`] of the
 /// window), as the browser's IntersectionObserver reports it. The flags start true, so that
-/// the boxes are drawn until the browser first says otherwise.
-fn watch_on_screen(boxes: [(NodeRef<leptos::html::Div>, RwSignal<bool>); 2]) {
-    // A printed page shows both boxes as they are now, wherever the window is scrolled.
-    let _print = window_event_listener(leptos::ev::beforeprint, move |_| {
-        for (_, on_screen) in boxes {
-            on_screen.set(true);
-        }
-    });
+/// the boxes are drawn until the browser first says otherwise. `draw_all` is set while the
+/// page is printed: a printed page shows both boxes as they are now, wherever the window is
+/// scrolled.
+fn watch_on_screen(
+    boxes: [(NodeRef<leptos::html::Div>, RwSignal<bool>); 2],
+    draw_all: RwSignal<bool>,
+) {
+    let _print = window_event_listener(leptos::ev::beforeprint, move |_| draw_all.set(true));
+    let _printed = window_event_listener(leptos::ev::afterprint, move |_| draw_all.set(false));
     Effect::new(move |_| {
         let [(first, _), (second, _)] = boxes;
         let (Some(first), Some(second)) = (first.get(), second.get()) else {
@@ -984,14 +985,19 @@ fn watch_on_screen(boxes: [(NodeRef<leptos::html::Div>, RwSignal<bool>); 2]) {
     });
 }
 
-/// A flag that flips with each change of `model` while `on_screen` is true, and holds still
-/// while it is false: a part of the page that reads the model through it is not drawn again
-/// while it is off screen, and is drawn once when it comes back, with whatever changed
-/// meanwhile. Read it with `get`: a memo's `track` subscribes without computing it.
-fn changes_while_on_screen(model: RwSignal<Model>, on_screen: RwSignal<bool>) -> Memo<bool> {
+/// A flag that flips with each change of `model` while `on_screen` (or `draw_all`) is true,
+/// and holds still while it is false: a part of the page that reads the model through it is
+/// not drawn again while it is off screen, and is drawn once when it comes back, with
+/// whatever changed meanwhile. Read it with `get`: a memo's `track` subscribes without
+/// computing it.
+fn changes_while_on_screen(
+    model: RwSignal<Model>,
+    on_screen: RwSignal<bool>,
+    draw_all: RwSignal<bool>,
+) -> Memo<bool> {
     Memo::new(move |flag: Option<&bool>| {
         let flag = flag.copied().unwrap_or_default();
-        if on_screen.get() {
+        if on_screen.get() || draw_all.get() {
             model.track();
             !flag
         } else {
@@ -1139,6 +1145,9 @@ fn RunPanel(
     // while a busy run pours in does not pay for laying out the other.
     let diagram_box: NodeRef<leptos::html::Div> = NodeRef::new();
     let diagram_on_screen = RwSignal::new(true);
+    // Set while the page is printed or the diagram exported: both boxes are drawn wherever
+    // they are.
+    let draw_all = RwSignal::new(false);
     let export = move |_| {
         let id = model.with_untracked(|m| {
             m.run
@@ -1151,8 +1160,11 @@ fn RunPanel(
             export_svg(&file_name);
         } else {
             // Scrolled away, the diagram may be behind the run: drawn first, as it is now.
-            diagram_on_screen.set(true);
-            request_animation_frame(move || export_svg(&file_name));
+            draw_all.set(true);
+            request_animation_frame(move || {
+                export_svg(&file_name);
+                draw_all.set(false);
+            });
         }
     };
 
@@ -1245,7 +1257,7 @@ fn RunPanel(
         })
     };
 
-    let diagram_changes = changes_while_on_screen(model, diagram_on_screen);
+    let diagram_changes = changes_while_on_screen(model, diagram_on_screen, draw_all);
     let diagram_scroll = RwSignal::new(BoxScroll {
         top: 0,
         height: 600,
@@ -1385,8 +1397,11 @@ fn RunPanel(
 
     let log_box: NodeRef<leptos::html::Div> = NodeRef::new();
     let log_on_screen = RwSignal::new(true);
-    watch_on_screen([(diagram_box, diagram_on_screen), (log_box, log_on_screen)]);
-    let log_changes = changes_while_on_screen(model, log_on_screen);
+    watch_on_screen(
+        [(diagram_box, diagram_on_screen), (log_box, log_on_screen)],
+        draw_all,
+    );
+    let log_changes = changes_while_on_screen(model, log_on_screen, draw_all);
     let log_scroll = RwSignal::new(BoxScroll {
         top: 0,
         height: 15 * LOG_ROW_HEIGHT,
@@ -1516,7 +1531,11 @@ fn RunPanel(
         let (selected, _, following) = position.get();
         // Read, not peeked: zooming in or out keeps the selected event in view too.
         zoomed_in.track();
-        let on_screen = (diagram_on_screen.get(), log_on_screen.get());
+        let draw_all = draw_all.get();
+        let on_screen = (
+            diagram_on_screen.get() || draw_all,
+            log_on_screen.get() || draw_all,
+        );
         if let Some(index) = selected {
             if on_screen.0 {
                 diagram_to_selected(index, following);
