@@ -152,6 +152,11 @@ async fn wait_for_text(client: &Client, testid: &str, want: &str) -> Result<Stri
     ))
 }
 
+/// Runs `js` in the page (WebDriver's execute) and returns what it returns.
+async fn script(client: &Client, js: &str) -> Result<serde_json::Value, String> {
+    client.execute(js, vec![]).await.map_err(|e| e.to_string())
+}
+
 /// Serves the app, opens a browser, runs `test` on the two, and closes the browser before
 /// the test fails, so that no browser is left behind.
 async fn in_browser(test: impl AsyncFnOnce(&Client, SocketAddr) -> Result<(), String>) {
@@ -214,15 +219,13 @@ async fn deep_link_plays_the_simple_scenario(
         .await
         .map_err(|e| e.to_string())?;
     wait_for_text(client, "connection-status", "connected").await?;
-    let code = client
-        .execute(
-            "return performance.getEntriesByType('resource')
+    let code = script(
+        client,
+        "return performance.getEntriesByType('resource')
                  .filter(e => e.name.endsWith('.wasm') || e.name.endsWith('.js'))
                  .map(e => [e.name, e.transferSize, e.decodedBodySize]);",
-            vec![],
-        )
-        .await
-        .map_err(|e| e.to_string())?;
+    )
+    .await?;
     let code: Vec<(String, u64, u64)> = serde_json::from_value(code).map_err(|e| e.to_string())?;
     if code.len() != 2 || code.iter().any(|(_, sent, size)| *sent != 0 || *size == 0) {
         return Err(format!(
@@ -419,13 +422,11 @@ async fn stepping_moves_the_code_and_the_diagram(
     wait_for_text(client, "step-label", "event 5 of 24").await?;
     // The diagram's own styles stay inside the diagram (an inline SVG's <style> applies to
     // the whole page; a clash once faded the title).
-    let opacity = client
-        .execute(
-            "return getComputedStyle(document.querySelector('section.summary')).opacity;",
-            vec![],
-        )
-        .await
-        .map_err(|e| e.to_string())?;
+    let opacity = script(
+        client,
+        "return getComputedStyle(document.querySelector('section.summary')).opacity;",
+    )
+    .await?;
     if opacity.as_str() != Some("1") {
         return Err(format!("the summary's opacity is {opacity}"));
     }
@@ -785,15 +786,13 @@ async fn a_diagram_off_screen_exports_as_it_is_now(
     let mut stream = echo_client(port).await?;
     echo_rounds(&mut stream, 3).await?;
     wait_for_text(client, "endpoint-server.con", "received b'00000002'").await?;
-    let below = client
-        .execute(
-            "return document.querySelector('.diagram').getBoundingClientRect().top - innerHeight;",
-            vec![],
-        )
-        .await
-        .map_err(|e| e.to_string())?
-        .as_f64()
-        .unwrap_or_default();
+    let below = script(
+        client,
+        "return document.querySelector('.diagram').getBoundingClientRect().top - innerHeight;",
+    )
+    .await?
+    .as_f64()
+    .unwrap_or_default();
     if below < 400.0 {
         return Err(format!(
             "the diagram is {below} px below the window: near enough to be drawn"
@@ -807,13 +806,11 @@ async fn a_diagram_off_screen_exports_as_it_is_now(
     // Exported, the diagram is again not drawn while it is scrolled away.
     echo_rounds(&mut stream, 5).await?;
     wait_for_text(client, "endpoint-server.con", "received b'00000004'").await?;
-    let drawn = client
-        .execute(
-            "return document.querySelector(\"[data-testid='diagram']\").textContent;",
-            vec![],
-        )
-        .await
-        .map_err(|e| e.to_string())?;
+    let drawn = script(
+        client,
+        "return document.querySelector(\"[data-testid='diagram']\").textContent;",
+    )
+    .await?;
     if drawn.as_str().is_some_and(|text| text.contains("00000004")) {
         return Err("after the export, the diagram is drawn while scrolled away".into());
     }
@@ -1081,13 +1078,11 @@ async fn record_big_trace(addr: SocketAddr, events: usize) -> Result<String, Str
 
 /// The page's own measures (see `perf` in frontend/src/app.rs): name and duration in ms.
 async fn page_measures(client: &Client) -> Result<Vec<(String, f64)>, String> {
-    let entries = client
-        .execute(
-            "return performance.getEntriesByType('measure').map(m => [m.name, m.duration]);",
-            vec![],
-        )
-        .await
-        .map_err(|e| e.to_string())?;
+    let entries = script(
+        client,
+        "return performance.getEntriesByType('measure').map(m => [m.name, m.duration]);",
+    )
+    .await?;
     serde_json::from_value(entries).map_err(|e| e.to_string())
 }
 
@@ -1152,9 +1147,9 @@ async fn page_performance(client: &Client, base: SocketAddr) -> Result<(), Strin
     // Stepping forwards from there, as the → key and a replay do: each step, the page shows
     // the run as it stood at the new event.
     let at = usize::try_from(step_label(client).await?.0).map_err(|e| e.to_string())?;
-    let step_ms = client
-        .execute(
-            "const started = performance.now();
+    let step_ms = script(
+        client,
+        "const started = performance.now();
              for (let step = 0; step < 100; step++) {
                  window.dispatchEvent(new KeyboardEvent('keydown', {key: 'ArrowRight'}));
                  // A task of its own, after the step's reactive updates (a timer would be
@@ -1166,12 +1161,10 @@ async fn page_performance(client: &Client, base: SocketAddr) -> Result<(), Strin
                  });
              }
              return (performance.now() - started) / 100;",
-            vec![],
-        )
-        .await
-        .map_err(|e| e.to_string())?
-        .as_f64()
-        .ok_or("the page's script measured no step")?;
+    )
+    .await?
+    .as_f64()
+    .ok_or("the page's script measured no step")?;
     wait_for_text(client, "step-label", &format!("event {} of", at + 100)).await?;
 
     // A live run: the same 10,000 events arrive as the run makes them, then bursts of 25
@@ -1180,10 +1173,7 @@ async fn page_performance(client: &Client, base: SocketAddr) -> Result<(), Strin
     let mut stream = echo_client(port).await?;
     echo_rounds(&mut stream, EVENTS / 4).await?;
     tokio::time::sleep(Duration::from_millis(1000)).await;
-    client
-        .execute("performance.clearMeasures();", vec![])
-        .await
-        .map_err(|e| e.to_string())?;
+    script(client, "performance.clearMeasures();").await?;
     for _ in 0..APPEND_BURSTS {
         echo_rounds(&mut stream, 25).await?;
         tokio::time::sleep(Duration::from_millis(250)).await;
@@ -1210,10 +1200,7 @@ async fn page_performance(client: &Client, base: SocketAddr) -> Result<(), Strin
     // (above it, in view in part) still is.
     scroll_into_view(client, "event-log").await?;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    client
-        .execute("performance.clearMeasures();", vec![])
-        .await
-        .map_err(|e| e.to_string())?;
+    script(client, "performance.clearMeasures();").await?;
     for _ in 0..APPEND_BURSTS / 2 {
         echo_rounds(&mut stream, 25).await?;
         tokio::time::sleep(Duration::from_millis(250)).await;
@@ -1227,10 +1214,7 @@ async fn page_performance(client: &Client, base: SocketAddr) -> Result<(), Strin
         .await
         .map_err(|e| format!("after the bursts with the log in view, {e}"))?;
     // Back at the top, the log is below the window again when the run ends.
-    client
-        .execute("window.scrollTo(0, 0);", vec![])
-        .await
-        .map_err(|e| e.to_string())?;
+    script(client, "window.scrollTo(0, 0);").await?;
     tokio::time::sleep(Duration::from_millis(300)).await;
     drop(stream);
     wait_for_text(client, "run-status", "finished").await?;
@@ -1238,10 +1222,7 @@ async fn page_performance(client: &Client, base: SocketAddr) -> Result<(), Strin
     // The log, below the window, was not drawn while the events came; printed, the page
     // shows it as it is now.
     let events = step_label(client).await?.1;
-    client
-        .execute("window.dispatchEvent(new Event('beforeprint'));", vec![])
-        .await
-        .map_err(|e| e.to_string())?;
+    script(client, "window.dispatchEvent(new Event('beforeprint'));").await?;
     log_shows_last(client, events - 1)
         .await
         .map_err(|e| format!("printed, {e}"))?;
@@ -1353,17 +1334,11 @@ async fn scroll_into_view(client: &Client, testid: &str) -> Result<(), String> {
 async fn log_shows_last(client: &Client, want: u64) -> Result<(), String> {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        let last_row = client
-            .execute(
-                "const rows = document.querySelectorAll(\"[data-testid='event-log'] tbody tr:not(.spacer)\");
+        let last_row = script(client, "const rows = document.querySelectorAll(\"[data-testid='event-log'] tbody tr:not(.spacer)\");
                  if (!rows.length) return null;
                  const row = rows[rows.length - 1].getBoundingClientRect();
                  const box = document.querySelector('.log-box').getBoundingClientRect();
-                 return [rows[rows.length - 1].cells[0].textContent, row.bottom <= box.bottom + 1 && row.top >= box.top];",
-                vec![],
-            )
-            .await
-            .map_err(|e| e.to_string())?;
+                 return [rows[rows.length - 1].cells[0].textContent, row.bottom <= box.bottom + 1 && row.top >= box.top];").await?;
         let (last_seq, in_view): (String, bool) = serde_json::from_value(last_row.clone())
             .map_err(|_| format!("the log's last row: {last_row}"))?;
         let last_seq: u64 = last_seq
@@ -1393,9 +1368,7 @@ async fn firehose_into_the_page(
     let port = open_echo_for_outside_client(client, base, "").await?;
     // Every animation frame's distance from the one before, and every task the browser found
     // too long (over 50 ms), from now until the run has ended.
-    client
-        .execute(
-            "window.frameGaps = [];
+    script(client, "window.frameGaps = [];
              window.longTasks = [];
              let last = performance.now();
              const tick = now => {
@@ -1405,26 +1378,16 @@ async fn firehose_into_the_page(
              };
              requestAnimationFrame(tick);
              new PerformanceObserver(list => list.getEntries().forEach(task => longTasks.push(task.duration)))
-                 .observe({type: 'longtask'});",
-            vec![],
-        )
-        .await
-        .map_err(|e| e.to_string())?;
+                 .observe({type: 'longtask'});").await?;
     // First, that these would see a freeze: a task that keeps the page busy for 200 ms. (A
     // frame's time is when the browser began it, which can be before the task ended, so
     // the gap may read a little less.)
-    let seen = client
-        .execute(
-            "setTimeout(() => { const until = performance.now() + 200; while (performance.now() < until) {} }, 0);
+    let seen = script(client, "setTimeout(() => { const until = performance.now() + 200; while (performance.now() < until) {} }, 0);
              await new Promise(done => setTimeout(done, 400));
              const seen = [Math.max(...frameGaps), longTasks.length];
              frameGaps.length = 0;
              longTasks.length = 0;
-             return seen;",
-            vec![],
-        )
-        .await
-        .map_err(|e| e.to_string())?;
+             return seen;").await?;
     let (busy_gap, busy_tasks): (f64, usize) =
         serde_json::from_value(seen.clone()).map_err(|e| e.to_string())?;
     if busy_gap < 150.0 || busy_tasks == 0 {
@@ -1442,29 +1405,21 @@ async fn firehose_into_the_page(
     let _ = sending.await;
     let firehose_secs = began.elapsed().as_secs_f64();
     wait_for_text(client, "run-status", "finished").await?;
-    let frames = client
-        .execute(
-            "window.stopFrames = true;
+    let frames = script(
+        client,
+        "window.stopFrames = true;
              await new Promise(done => setTimeout(done, 100));
              return [frameGaps, longTasks];",
-            vec![],
-        )
-        .await
-        .map_err(|e| e.to_string())?;
+    )
+    .await?;
     let (mut gaps, long_tasks): (Vec<f64>, Vec<f64>) =
         serde_json::from_value(frames).map_err(|e| e.to_string())?;
     save_screenshot(client, "page-firehose.png").await;
     // A kilobyte received at once (or a megabyte) is shown by its first bytes: the cards
     // stay a card wide, and the page no wider than the window.
-    let widths = client
-        .execute(
-            "const page = document.documentElement;
+    let widths = script(client, "const page = document.documentElement;
              const received = document.querySelector(\"[data-testid='endpoint-server.con'] .received\");
-             return [page.scrollWidth, page.clientWidth, received ? received.textContent : ''];",
-            vec![],
-        )
-        .await
-        .map_err(|e| e.to_string())?;
+             return [page.scrollWidth, page.clientWidth, received ? received.textContent : ''];").await?;
     let (page_width, window_width, received): (u64, u64, String) =
         serde_json::from_value(widths).map_err(|e| e.to_string())?;
     if page_width > window_width || !received.ends_with("… (1024 bytes)") {
@@ -1531,15 +1486,9 @@ async fn firehose_into_the_page(
 /// The bytes of the page's wasm and JS as they came over the wire, and as they are, by the
 /// Resource Timing API.
 async fn page_download(client: &Client) -> Result<(u64, u64), String> {
-    let sizes = client
-        .execute(
-            "return performance.getEntriesByType('resource')
+    let sizes = script(client, "return performance.getEntriesByType('resource')
                  .filter(e => e.name.endsWith('.wasm') || e.name.endsWith('.js'))
-                 .reduce((sum, e) => [sum[0] + e.encodedBodySize, sum[1] + e.decodedBodySize], [0, 0]);",
-            vec![],
-        )
-        .await
-        .map_err(|e| e.to_string())?;
+                 .reduce((sum, e) => [sum[0] + e.encodedBodySize, sum[1] + e.decodedBodySize], [0, 0]);").await?;
     let (transferred, size): (u64, u64) =
         serde_json::from_value(sizes).map_err(|e| e.to_string())?;
     if size == 0 {
