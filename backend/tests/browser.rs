@@ -1180,6 +1180,7 @@ async fn page_performance(client: &Client, base: SocketAddr) -> Result<(), Strin
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     let appends = appended_events(client).await?;
+    let waits = arrival_to_shown(client).await?;
     let applied_ms: f64 = page_measures(client)
         .await?
         .into_iter()
@@ -1266,6 +1267,8 @@ async fn page_performance(client: &Client, base: SocketAddr) -> Result<(), Strin
         "append_ms_per_100_events_log_in_view": per_100_log_in_view_ms,
         "append_model_ms_per_100_events": applied_ms / appended.max(1) as f64 * 100.0,
         "slowest_append_message_ms": slowest_ms,
+        "append_arrival_to_shown_ms_median": waits.get(waits.len() / 2),
+        "append_arrival_to_shown_ms_max": waits.last(),
         "step_forward_ms": step_ms,
     });
     if let (Some(figures), serde_json::Value::Object(firehose)) =
@@ -1315,6 +1318,19 @@ async fn appended_events(client: &Client) -> Result<Vec<(usize, f64)>, String> {
         .into_iter()
         .filter_map(|(name, ms)| Some((name.strip_prefix("events:")?.parse().ok()?, ms)))
         .collect())
+}
+
+/// How long the events of each draw since the measures were last cleared waited, from the
+/// first one's arrival to the page showing them: ms, shortest first.
+async fn arrival_to_shown(client: &Client) -> Result<Vec<f64>, String> {
+    let mut waits: Vec<f64> = page_measures(client)
+        .await?
+        .into_iter()
+        .filter(|(name, _)| name.starts_with("arrival-to-shown:"))
+        .map(|(_, ms)| ms)
+        .collect();
+    waits.sort_by(f64::total_cmp);
+    Ok(waits)
 }
 
 /// Scrolls the window to the element with the test id.

@@ -130,10 +130,15 @@ mod perf {
         fn drop(&mut self) {
             if let Some((name, start)) = self.0.take() {
                 measure_now(name, &start);
-                if let Some(performance) = window().performance() {
-                    performance.clear_marks_with_mark_name(&start);
-                }
+                forget(&start);
             }
+        }
+    }
+
+    /// Clears a mark that has been measured from, or will not be.
+    pub(super) fn forget(mark: &str) {
+        if let Some(performance) = window().performance() {
+            performance.clear_marks_with_mark_name(mark);
         }
     }
 
@@ -190,29 +195,81 @@ struct Connection {
     /// The event a deep link asks to show once its run has ended.
     pending_step: RefCell<Option<usize>>,
     retries: RefCell<u32>,
-    /// Messages that came since the last frame, and whether a frame will apply them.
+    /// Messages that came since the page last drew, and whether a frame will look at them.
     inbox: RefCell<Vec<ServerMessage>>,
     flush_scheduled: std::cell::Cell<bool>,
+    /// When the oldest and the newest message in the inbox came (`performance.now()`, ms).
+    first_arrival: std::cell::Cell<f64>,
+    last_arrival: std::cell::Cell<f64>,
+    /// With `&perf=1`, the mark of the oldest message in the inbox: how long events wait
+    /// before they are shown is measured from it.
+    arrival_mark: RefCell<Option<String>>,
+}
+
+/// How long the events of a burst may pour in without a pause before the page draws them
+/// anyway: drawn at most 20 times a second while a run streams without a break, the page
+/// still moves with it.
+const BURST_MAX_WAIT_MS: f64 = 50.0;
+/// A pause this long between messages ends a burst.
+const BURST_QUIET_MS: f64 = 8.0;
+
+fn now_ms() -> f64 {
+    window()
+        .performance()
+        .map_or_else(js_sys::Date::now, |performance| performance.now())
 }
 
 impl Connection {
-    /// Queues a message for the next frame. A busy run sends dozens of messages in the time
-    /// of one frame; the page applies them together and draws once, not once each.
+    /// Queues a message for a frame. A busy run sends dozens of messages in the time of one
+    /// frame, and its bursts (a student's loop of sends, an echo) last a few frames; the page
+    /// applies a burst's messages together and draws once, when the burst pauses or after
+    /// [`BURST_MAX_WAIT_MS`], rather than once a frame: each draw costs the browser about 2 ms
+    /// whatever it brings (PERFORMANCE.md, "Appending"). A lone message is drawn in the next
+    /// frame, as before.
     fn deliver(self: &Rc<Self>, message: ServerMessage) {
+        let now = now_ms();
+        if self.inbox.borrow().is_empty() {
+            self.first_arrival.set(now);
+            if self.perf {
+                *self.arrival_mark.borrow_mut() = Some(perf::start());
+            }
+        }
+        self.last_arrival.set(now);
         self.inbox.borrow_mut().push(message);
         if self.flush_scheduled.replace(true) {
             return;
         }
+        self.flush_when_due();
+    }
+
+    /// Applies the inbox in this frame if its burst has paused (or waited long enough), else
+    /// looks again in the next frame.
+    fn flush_when_due(self: &Rc<Self>) {
         // A hidden tab gets no animation frames: it applies each message as it comes.
         let hidden = window()
             .document()
             .is_some_and(|document| document.hidden());
         if hidden {
             self.flush();
-        } else {
-            let this = Rc::clone(self);
-            request_animation_frame(move || this.flush());
+            return;
         }
+        let this = Rc::clone(self);
+        request_animation_frame(move || {
+            let now = now_ms();
+            // Anything but events (a run starting or ending, a reply) is shown at once.
+            let only_events = this
+                .inbox
+                .borrow()
+                .iter()
+                .all(|message| matches!(message, ServerMessage::Events { .. }));
+            let burst_goes_on = now - this.last_arrival.get() < BURST_QUIET_MS
+                && now - this.first_arrival.get() < BURST_MAX_WAIT_MS;
+            if only_events && burst_goes_on {
+                this.flush_when_due();
+            } else {
+                this.flush();
+            }
+        });
     }
 
     /// Applies every queued message, in order, in one update of the model.
@@ -246,6 +303,13 @@ impl Connection {
         {
             perf::measure_now(&format!("applied:{events}"), &start);
             perf::measure_when_shown(format!("events:{events}"), start);
+        }
+        if let Some(arrived) = self.arrival_mark.borrow_mut().take() {
+            if events > 0 {
+                perf::measure_when_shown(format!("arrival-to-shown:{events}"), arrived);
+            } else {
+                perf::forget(&arrived);
+            }
         }
         if finished && let Some(step) = self.pending_step.borrow_mut().take() {
             self.model
@@ -607,6 +671,9 @@ fn App() -> impl IntoView {
         retries: RefCell::new(0),
         inbox: RefCell::new(Vec::new()),
         flush_scheduled: std::cell::Cell::new(false),
+        first_arrival: std::cell::Cell::new(0.0),
+        last_arrival: std::cell::Cell::new(0.0),
+        arrival_mark: RefCell::new(None),
     });
     connection.open();
     let replay = Replay::new();
