@@ -1196,6 +1196,13 @@ async fn page_performance(client: &Client, base: SocketAddr) -> Result<(), Strin
         }
     }
     println!("page parts while appending (count, ms in all): {parts:?}");
+    // One echo at a time, as a student types: each is shown without waiting for more.
+    script(client, "performance.clearMeasures();").await?;
+    for _ in 0..5 {
+        echo_rounds(&mut stream, 1).await?;
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let lone_waits = arrival_to_shown(client).await?;
 
     // The same with the window scrolled down to the log: the log is drawn too, and the diagram
     // (above it, in view in part) still is.
@@ -1269,6 +1276,7 @@ async fn page_performance(client: &Client, base: SocketAddr) -> Result<(), Strin
         "slowest_append_message_ms": slowest_ms,
         "append_arrival_to_shown_ms_median": waits.get(waits.len() / 2),
         "append_arrival_to_shown_ms_max": waits.last(),
+        "lone_echo_arrival_to_shown_ms_max": lone_waits.last(),
         "step_forward_ms": step_ms,
     });
     if let (Some(figures), serde_json::Value::Object(firehose)) =
