@@ -11,6 +11,7 @@ use wasm_bindgen::{JsCast, JsValue};
 use web_sys::{CloseEvent, MessageEvent, WebSocket};
 
 use crate::diagram::{HEADER_HEIGHT, Px, ROW_HEIGHT};
+use crate::inbox::Inbox;
 use crate::manual::{self, CallForm};
 use crate::model::{Link, Model, RunView, Source, role_colour};
 
@@ -196,22 +197,12 @@ struct Connection {
     pending_step: RefCell<Option<usize>>,
     retries: RefCell<u32>,
     /// Messages that came since the page last drew, and whether a frame will look at them.
-    inbox: RefCell<Vec<ServerMessage>>,
+    inbox: RefCell<Inbox>,
     flush_scheduled: std::cell::Cell<bool>,
-    /// When the oldest and the newest message in the inbox came (`performance.now()`, ms).
-    first_arrival: std::cell::Cell<f64>,
-    last_arrival: std::cell::Cell<f64>,
     /// With `&perf=1`, the mark of the oldest message in the inbox: how long events wait
     /// before they are shown is measured from it.
     arrival_mark: RefCell<Option<String>>,
 }
-
-/// How long the events of a burst may pour in without a pause before the page draws them
-/// anyway: drawn at most 20 times a second while a run streams without a break, the page
-/// still moves with it.
-const BURST_MAX_WAIT_MS: f64 = 50.0;
-/// A pause this long between messages ends a burst.
-const BURST_QUIET_MS: f64 = 8.0;
 
 fn now_ms() -> f64 {
     window()
@@ -220,30 +211,20 @@ fn now_ms() -> f64 {
 }
 
 impl Connection {
-    /// Queues a message for a frame. A busy run sends dozens of messages in the time of one
-    /// frame, and its bursts (a student's loop of sends, an echo) last a few frames; the page
-    /// applies a burst's messages together and draws once, when the burst pauses or after
-    /// [`BURST_MAX_WAIT_MS`], rather than once a frame: each draw costs the browser about 2 ms
-    /// whatever it brings (PERFORMANCE.md, "Appending"). A lone message is drawn in the next
-    /// frame, as before.
+    /// Queues a message, to be applied with the rest of its burst (see [`Inbox`]).
     fn deliver(self: &Rc<Self>, message: ServerMessage) {
-        let now = now_ms();
-        if self.inbox.borrow().is_empty() {
-            self.first_arrival.set(now);
-            if self.perf {
-                *self.arrival_mark.borrow_mut() = Some(perf::start());
-            }
+        let first = self.inbox.borrow_mut().push(message, now_ms());
+        if first && self.perf {
+            *self.arrival_mark.borrow_mut() = Some(perf::start());
         }
-        self.last_arrival.set(now);
-        self.inbox.borrow_mut().push(message);
         if self.flush_scheduled.replace(true) {
             return;
         }
         self.flush_when_due();
     }
 
-    /// Applies the inbox in this frame if its burst has paused (or waited long enough), else
-    /// looks again in the next frame.
+    /// Applies the inbox in the next frame if it is due then, else looks again in the frame
+    /// after.
     fn flush_when_due(self: &Rc<Self>) {
         // A hidden tab gets no animation frames: it applies each message as it comes.
         let hidden = window()
@@ -255,19 +236,10 @@ impl Connection {
         }
         let this = Rc::clone(self);
         request_animation_frame(move || {
-            let now = now_ms();
-            // Anything but events (a run starting or ending, a reply) is shown at once.
-            let only_events = this
-                .inbox
-                .borrow()
-                .iter()
-                .all(|message| matches!(message, ServerMessage::Events { .. }));
-            let burst_goes_on = now - this.last_arrival.get() < BURST_QUIET_MS
-                && now - this.first_arrival.get() < BURST_MAX_WAIT_MS;
-            if only_events && burst_goes_on {
-                this.flush_when_due();
-            } else {
+            if this.inbox.borrow().due(now_ms()) {
                 this.flush();
+            } else {
+                this.flush_when_due();
             }
         });
     }
@@ -275,7 +247,7 @@ impl Connection {
     /// Applies every queued message, in order, in one update of the model.
     fn flush(self: &Rc<Self>) {
         self.flush_scheduled.set(false);
-        let messages = std::mem::take(&mut *self.inbox.borrow_mut());
+        let messages = self.inbox.borrow_mut().take();
         if messages.is_empty() {
             return;
         }
@@ -669,10 +641,8 @@ fn App() -> impl IntoView {
         perf: link.perf,
         pending_step: RefCell::new(link.step),
         retries: RefCell::new(0),
-        inbox: RefCell::new(Vec::new()),
+        inbox: RefCell::new(Inbox::default()),
         flush_scheduled: std::cell::Cell::new(false),
-        first_arrival: std::cell::Cell::new(0.0),
-        last_arrival: std::cell::Cell::new(0.0),
         arrival_mark: RefCell::new(None),
     });
     connection.open();
