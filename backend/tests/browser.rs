@@ -1147,25 +1147,11 @@ async fn page_performance(client: &Client, base: SocketAddr) -> Result<(), Strin
     // Stepping forwards from there, as the → key and a replay do: each step, the page shows
     // the run as it stood at the new event.
     let at = usize::try_from(step_label(client).await?.0).map_err(|e| e.to_string())?;
-    let step_ms = script(
-        client,
-        "const started = performance.now();
-             for (let step = 0; step < 100; step++) {
-                 window.dispatchEvent(new KeyboardEvent('keydown', {key: 'ArrowRight'}));
-                 // A task of its own, after the step's reactive updates (a timer would be
-                 // held back 4 ms once nested).
-                 await new Promise(done => {
-                     const channel = new MessageChannel();
-                     channel.port1.onmessage = done;
-                     channel.port2.postMessage(0);
-                 });
-             }
-             return (performance.now() - started) / 100;",
-    )
-    .await?
-    .as_f64()
-    .ok_or("the page's script measured no step")?;
+    let step_ms = steps(client, "ArrowRight").await?;
     wait_for_text(client, "step-label", &format!("event {} of", at + 100)).await?;
+    // And back, as the ← key does.
+    let step_back_ms = steps(client, "ArrowLeft").await?;
+    wait_for_text(client, "step-label", &format!("event {at} of")).await?;
 
     // A live run: the same 10,000 events arrive as the run makes them, then bursts of 25
     // echoes (100 events) a quarter of a second apart, each appended to what is there.
@@ -1278,6 +1264,7 @@ async fn page_performance(client: &Client, base: SocketAddr) -> Result<(), Strin
         "append_arrival_to_shown_ms_max": waits.last(),
         "lone_echo_arrival_to_shown_ms_max": lone_waits.last(),
         "step_forward_ms": step_ms,
+        "step_back_ms": step_back_ms,
     });
     if let (Some(figures), serde_json::Value::Object(firehose)) =
         (figures.as_object_mut(), firehose)
@@ -1303,6 +1290,31 @@ async fn page_performance(client: &Client, base: SocketAddr) -> Result<(), Strin
         ));
     }
     Ok(())
+}
+
+/// Presses `key` (ArrowRight or ArrowLeft) 100 times, each in a task of its own after the
+/// step's reactive updates; the page's script time a step, in ms.
+async fn steps(client: &Client, key: &str) -> Result<f64, String> {
+    client
+        .execute(
+            "const started = performance.now();
+             for (let step = 0; step < 100; step++) {
+                 window.dispatchEvent(new KeyboardEvent('keydown', {key: arguments[0]}));
+                 // A task of its own, after the step's reactive updates (a timer would be
+                 // held back 4 ms once nested).
+                 await new Promise(done => {
+                     const channel = new MessageChannel();
+                     channel.port1.onmessage = done;
+                     channel.port2.postMessage(0);
+                 });
+             }
+             return (performance.now() - started) / 100;",
+            vec![serde_json::Value::String(key.into())],
+        )
+        .await
+        .map_err(|e| e.to_string())?
+        .as_f64()
+        .ok_or_else(|| format!("the page's script measured no step with {key}"))
 }
 
 /// What the step label says: the event shown and how many the page has ("event 5 of 12").
