@@ -204,6 +204,7 @@ struct Connection {
     arrival_mark: RefCell<Option<String>>,
 }
 
+/// The page's clock (`performance.now()`, ms), which the inbox times bursts by.
 fn now_ms() -> f64 {
     window()
         .performance()
