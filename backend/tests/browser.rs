@@ -1158,6 +1158,8 @@ async fn page_performance(client: &Client, base: SocketAddr) -> Result<(), Strin
     let port = open_echo_for_outside_client(client, base, "&perf=1").await?;
     let mut stream = echo_client(port).await?;
     echo_rounds(&mut stream, EVENTS / 4).await?;
+    // The line that asked for the student's client now says it came.
+    wait_for_text(client, "outside-instructions", "Your client has connected").await?;
     tokio::time::sleep(Duration::from_millis(1000)).await;
     script(client, "performance.clearMeasures();").await?;
     for _ in 0..APPEND_BURSTS {

@@ -1643,10 +1643,15 @@ fn RunPanel(
                 return None;
             }
             let (role, other) = if theirs.role == "client" { ("client", "server") } else { ("server", "client") };
+            // Once their program has connected, the line says so in place (the page does not
+            // jump under the student's eyes).
+            let text = if run.has_connected() {
+                format!("Your {role} has connected. Socket Lab plays the {other} and shows every call it makes.")
+            } else {
+                format!("Waiting for your {role}: run {role}.py below (it uses host '127.0.0.1' and the port written in it). Socket Lab plays the {other} and shows every call it makes.")
+            };
             Some(view! {
-                <p class="outside-wait" data-testid="outside-instructions">
-                    {format!("Waiting for your {role}: run {role}.py below (it uses host '127.0.0.1' and the port written in it). Socket Lab plays the {other} and shows every call it makes.")}
-                </p>
+                <p class="outside-wait" data-testid="outside-instructions">{text}</p>
             })
         })}
         {move || model.with(|m| {

@@ -531,6 +531,18 @@ impl RunView {
         self.origin == run.origin && self.events.len() <= index + 1
     }
 
+    /// Whether a connection has been made in this run: an `accept` or a `connect` returned.
+    /// In a run that leaves a role to the student's program (only TCP scenarios do), that
+    /// is when their program has come. These calls are among a run's first, so this looks
+    /// no further than them once they have come.
+    pub fn has_connected(&self) -> bool {
+        self.events.iter().any(|event| {
+            event.phase == Phase::Return
+                && event.result.is_some()
+                && matches!(event.call, Call::Accept | Call::Connect { .. })
+        })
+    }
+
     /// For each program, the line to highlight at the selected event: the selected event's own
     /// line for its role (`true`), and for the other roles the line of their latest event
     /// until then (`false`).

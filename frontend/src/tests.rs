@@ -190,6 +190,35 @@ fn a_backend_of_another_protocol_version_is_named_not_trusted() {
 }
 
 #[test]
+fn a_run_has_connected_once_an_accept_or_a_connect_returns() {
+    let events = simple_run();
+    let connected_at = events
+        .iter()
+        .position(|event| {
+            event.phase == Phase::Return && event.call == Call::Connect { address: SERVER }
+        })
+        .unwrap();
+    let before = model_with(events[..connected_at].to_vec());
+    assert!(!before.run.as_ref().unwrap().has_connected());
+    let after = model_with(events[..=connected_at].to_vec());
+    assert!(after.run.as_ref().unwrap().has_connected());
+    // A connect that fails is no connection.
+    let mut refused = Script::default();
+    refused.enter("client.s", Call::Connect { address: SERVER });
+    let mut failed = refused.0[0].clone();
+    failed.seq = 1;
+    failed.phase = Phase::Return;
+    failed.error = Some(CallError {
+        errno: "ECONNREFUSED".into(),
+        code: 111,
+        message: "Connection refused".into(),
+        origin: ErrorOrigin::Kernel,
+    });
+    refused.0.push(failed);
+    assert!(!model_with(refused.0).run.as_ref().unwrap().has_connected());
+}
+
+#[test]
 fn endpoints_follow_their_calls() {
     let model = model_with(simple_run());
     let run = model.run.as_ref().unwrap();
