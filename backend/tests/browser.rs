@@ -886,6 +886,64 @@ async fn a_students_own_client_plays_against_the_page() {
     in_browser(a_students_client_meets_the_pages_server).await;
 }
 
+async fn a_students_server_meets_the_pages_client(
+    client: &Client,
+    base: SocketAddr,
+) -> Result<(), String> {
+    let port = common::free_port();
+    client
+        .goto(&format!(
+            "http://{base}/?scenario=simple-server-client&play=1&outside=server&port={port}"
+        ))
+        .await
+        .map_err(|e| e.to_string())?;
+    wait_for_text(client, "outside-instructions", "Waiting for your server").await?;
+    wait_for_text(client, "code-server", &format!("port = {port}")).await?;
+    // Before the student's server runs there is no call to explain, and the line says so.
+    wait_for_text(client, "explanation", "No calls yet").await?;
+    // Nor anything to save or export yet.
+    for button in ["save-trace", "export-svg"] {
+        let enabled = client
+            .find(Locator::Css(&format!("[data-testid='{button}']")))
+            .await
+            .map_err(|e| e.to_string())?
+            .is_enabled()
+            .await
+            .map_err(|e| e.to_string())?;
+        if enabled {
+            return Err(format!(
+                "{button} can be pressed before the run's first call"
+            ));
+        }
+    }
+    save_screenshot(client, "outside-server-waiting.png").await;
+    // The student runs the tutorial's server; the page's client connects to it.
+    let student = std::process::Command::new("python3")
+        .arg(common::peer("simple_server.py"))
+        .arg(port.to_string())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let output = tokio::task::spawn_blocking(move || student.wait_with_output())
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    if !String::from_utf8_lossy(&output.stdout).contains("Connecting with") {
+        return Err(format!("the student's server printed {:?}", output.stdout));
+    }
+    wait_for_text(client, "run-status", "finished").await?;
+    wait_for_text(client, "endpoint-client.s", "Connection is successful").await?;
+    wait_for_text(client, "diagram", "python3[").await?;
+    save_screenshot(client, "outside-server.png").await;
+    Ok(())
+}
+
+#[tokio::test]
+#[ignore = "needs dist/ and chromedriver: run scripts/test.sh"]
+async fn a_students_own_server_plays_against_the_page() {
+    in_browser(a_students_server_meets_the_pages_client).await;
+}
+
 async fn the_page_passes_the_servers_token(client: &Client) -> Result<(), String> {
     let listener = TcpListener::bind("127.0.0.1:0")
         .await

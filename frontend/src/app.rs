@@ -1163,7 +1163,12 @@ fn RunPanel(
                     next.line.map_or_else(|| "?".to_owned(), |line| line.to_string())
                 ));
             }
-            let event = &run.events[run.selected()?];
+            // A run waiting for the student's program, or just started, has no call yet: the
+            // line says what will come there rather than stand empty.
+            let Some(selected) = run.selected() else {
+                return Some("No calls yet: each call is explained here as it happens.".to_owned());
+            };
+            let event = &run.events[selected];
             Some(format!("{}: {}", event.endpoint, explain(event)))
         })
     };
@@ -1325,7 +1330,8 @@ fn RunPanel(
         };
         let _ = diagram_changes.get();
         model.with_untracked(|m| {
-            let run = m.run.as_ref()?;
+            // A run with no call yet has nothing to draw; the box says what will come there.
+            let run = m.run.as_ref().filter(|run| !run.events.is_empty())?;
             let upto = run.selected().map_or(0, |index| index + 1);
             let selected_index = run.cursor.and(run.selected());
             // Long stretches of sends and receives are folded into one row each, unless the
@@ -1625,8 +1631,9 @@ fn RunPanel(
                     }).collect_view()}
                 </select>
             </label>
-            <button data-testid="save-trace" on:click=save_trace title="Save the run as a trace file">"Save trace"</button>
-            <button data-testid="export-svg" on:click=export title="Save the diagram as SVG">"Export SVG"</button>
+            // Before the first call there is nothing to save or export.
+            <button data-testid="save-trace" on:click=save_trace title="Save the run as a trace file" disabled=move || total() == 0>"Save trace"</button>
+            <button data-testid="export-svg" on:click=export title="Save the diagram as SVG" disabled=move || total() == 0>"Export SVG"</button>
             <label title="Draw every call, instead of folding long stretches of sends and receives into one row">
                 <input type="checkbox" data-testid="zoom-in" prop:checked=move || zoomed_in.get()
                     on:change=move |ev| zoomed_in.set(event_target_checked(&ev))/>" every call"
