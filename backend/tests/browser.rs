@@ -918,12 +918,7 @@ async fn a_students_server_meets_the_pages_client(
     }
     save_screenshot(client, "outside-server-waiting.png").await;
     // The student runs the tutorial's server; the page's client connects to it.
-    let student = std::process::Command::new("python3")
-        .arg(common::peer("simple_server.py"))
-        .arg(port.to_string())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .map_err(|e| e.to_string())?;
+    let student = common::tutorial_server(port);
     let output = tokio::task::spawn_blocking(move || student.wait_with_output())
         .await
         .map_err(|e| e.to_string())?

@@ -338,12 +338,7 @@ async fn the_sessions_client_plays_against_an_outside_server() {
     let mut client = connect(addr).await;
     next_message(&mut client).await; // hello
     let port = common::free_port();
-    let student = std::process::Command::new("python3")
-        .arg(common::peer("simple_server.py"))
-        .arg(port.to_string())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let student = common::tutorial_server(port);
     send(
         &mut client,
         &ClientMessage::Play {

@@ -49,6 +49,17 @@ pub(crate) fn tutorial_client(port: u16) -> Output {
     })
 }
 
+/// The tutorial's Simple Server, as a student runs it, on 127.0.0.1:`port`: started, with
+/// its output piped, for the test to wait for once the page's client has met it.
+pub(crate) fn tutorial_server(port: u16) -> std::process::Child {
+    Command::new("python3")
+        .arg(peer("simple_server.py"))
+        .arg(port.to_string())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("the tutorial's server could not start")
+}
+
 /// A sandbox call's message, written as raw JSON as a page sends it: the call's `call` and
 /// `args` beside `type` and `endpoint`.
 pub(crate) fn call_message(endpoint: &str, call: serde_json::Value) -> serde_json::Value {
