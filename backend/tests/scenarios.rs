@@ -137,6 +137,13 @@ async fn simple_server_client_makes_every_call_for_real() {
     assert_eq!(trace.received("client.s"), ["Connection is successful"]);
     // Each line a step names is the line that makes the call.
     assert_eq!(trace.one("server.s", "accept").line, Some(10));
+    // Closing the connection, the server's kernel keeps it to end it with FIN, and the page
+    // says the client will see end of stream.
+    let con_closed = shared::describe::explain(trace.one("server.con", "close"));
+    assert!(
+        con_closed.contains("the peer sees end of stream"),
+        "{con_closed}"
+    );
 }
 
 #[tokio::test]
@@ -363,6 +370,7 @@ async fn half_close_shows_the_tcp_states_in_order() {
     let lingering = kernel(close, "client.s");
     assert!(lingering.lingering);
     assert_eq!(lingering.state, SocketState::TimeWait);
+    assert!(shared::describe::explain(close).contains("TIME_WAIT"));
 }
 
 #[tokio::test]
@@ -431,6 +439,32 @@ async fn so_linger_zero_resets_the_connection() {
         ]
     );
     assert!(trace.one("client.s", "close").seq < trace.one("server.con", "recv").seq);
+    // The reset connection is gone from the kernel's table: server.con is CLOSED while its
+    // descriptor is open, not the listener that owns the same port (a lookup of a connection
+    // the kernel no longer holds answers with the listener), and no event shows it lingering.
+    // Nor does the page tell the student that the peer will see end of stream: it saw a reset.
+    let closed = "The socket is closed and its file descriptor released.";
+    assert_eq!(
+        shared::describe::explain(trace.one("client.s", "close")),
+        closed
+    );
+    // Closing the listener ends no connection either.
+    assert_eq!(
+        shared::describe::explain(trace.one("server.s", "close")),
+        closed
+    );
+    let reset = trace.one("server.con", "recv");
+    let view = kernel(reset, "server.con");
+    assert_eq!((view.state, view.lingering), (SocketState::Closed, false));
+    for event in &trace.events {
+        for view in &event.kernel {
+            assert!(
+                view.endpoint == "server.s" || view.state != SocketState::Listen,
+                "seq {}: {view:?}",
+                event.seq
+            );
+        }
+    }
 }
 
 #[tokio::test]

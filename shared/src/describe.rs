@@ -3,6 +3,7 @@
 
 use crate::call::{Call, CallError, CallResult, ErrorOrigin, ReturnValue, SockOption};
 use crate::event::{Event, Phase};
+use crate::kernel::SocketState;
 
 /// The call as a line of Python: `bind(('127.64.0.1', 12345))`.
 pub fn call_text(call: &Call) -> String {
@@ -120,6 +121,7 @@ pub fn explain(event: &Event) -> String {
     match (event.phase, event.outcome()) {
         (Phase::Enter, _) => explain_enter(&event.call),
         (Phase::Return, Some(Err(error))) => explain_error(error),
+        (Phase::Return, Some(Ok(_))) if event.call == Call::Close => explain_close(event),
         (Phase::Return, Some(Ok(result))) => explain_result(&event.call, result),
         (Phase::Return, None) => String::new(),
     }
@@ -264,12 +266,39 @@ fn explain_result(call: &Call, result: &CallResult) -> String {
             "Calls on this socket now wait at most {} s, then raise TimeoutError.",
             seconds_text(*millis)
         ),
-        (Call::Close, _) => {
-            "The socket is closed and its file descriptor released; the peer will see end of \
-             stream."
-                .to_owned()
-        }
         _ => format!("{} returned.", call_text(call)),
+    }
+}
+
+/// What a `close()` did, told from the kernel's views just after it, which show whether the
+/// kernel kept the connection to end it. A listener, a datagram socket or a connection reset
+/// (SO_LINGER 0) is simply gone, and then nothing more is said than is known.
+fn explain_close(event: &Event) -> String {
+    let closed = "The socket is closed and its file descriptor released";
+    let kept = event
+        .kernel
+        .iter()
+        .find(|view| view.lingering && view.endpoint == event.endpoint);
+    match kept.map(|view| view.state) {
+        None => format!("{closed}."),
+        Some(SocketState::TimeWait) => format!(
+            "{closed}. The connection has ended; the kernel keeps it in TIME_WAIT for a while, \
+             so that its late packets are not taken for a new connection's."
+        ),
+        Some(
+            state @ (SocketState::FinWait1
+            | SocketState::FinWait2
+            | SocketState::LastAck
+            | SocketState::Closing),
+        ) => format!(
+            "{closed}. The kernel keeps the connection ({}) until its FIN exchange is done: \
+             the peer sees end of stream.",
+            state.name()
+        ),
+        Some(state) => format!(
+            "{closed}; the kernel still keeps its connection ({}).",
+            state.name()
+        ),
     }
 }
 

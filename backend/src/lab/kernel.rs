@@ -317,7 +317,10 @@ mod diag {
                 cookie: [0xff; 8],
             };
             let rows = self.ask(family(pair.local), StateFlags::all(), socket_id, false)?;
-            Ok(rows.into_iter().next())
+            // The kernel looks the addresses up as it does for an arriving packet: when it
+            // holds no such connection (a reset one, say), it answers with the socket that
+            // listens on the local port, which is not this connection.
+            Ok(rows.into_iter().find(|row| row.pair == pair))
         }
 
         /// Every listening socket of one family.
