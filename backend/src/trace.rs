@@ -106,7 +106,8 @@ pub fn kernel_text(view: &SocketView) -> String {
         let _ = write!(text, " send-q {queued}");
     }
     if view.lingering {
-        text.push_str(" (socket closed, kept by the kernel)");
+        // After a close, or after the FIN exchange of a socket still open (TIME_WAIT).
+        text.push_str(" (the connection, kept by the kernel)");
     }
     text
 }

@@ -1737,9 +1737,15 @@ fn endpoint_card(e: crate::model::EndpointView, waiting: Option<String>) -> impl
         .map_or_else(|| "no address yet".to_owned(), |a| a.to_string());
     let peer = e.peer.as_ref().map(|a| a.to_string());
     let (state, state_title) = match &e.kernel {
+        // The kernel keeps a connection after a close, and also after its FIN exchange
+        // while the program still holds the socket (TIME_WAIT): the words follow the calls.
         Some(kernel) if kernel.lingering => (
             kernel.state.name().to_owned(),
-            "closed by the program; the kernel still keeps the connection",
+            if e.state == crate::model::EndpointState::Closed {
+                "closed by the program; the kernel still keeps the connection"
+            } else {
+                "the connection has ended, though the program still holds the socket; the kernel keeps the connection"
+            },
         ),
         Some(kernel) => (kernel.state.name().to_owned(), "as the kernel reports it"),
         None => (e.state.label().to_owned(), "from the calls so far"),
