@@ -341,6 +341,19 @@ async fn every_scenario_plays(client: &Client, base: SocketAddr) -> Result<(), S
         }
         save_screenshot(client, &format!("scenario-{id}.png")).await;
     }
+    // Stepped to the server's first recvfrom, the UDP card names the kernel's figure for what
+    // it is: the size of the next datagram waiting (7 bytes of 'two two'), not of both.
+    client
+        .goto(&format!(
+            "http://{base}/?scenario=datagram-boundaries&play=1&step=15"
+        ))
+        .await
+        .map_err(|e| e.to_string())?;
+    wait_for_text(client, "step-label", "event 16 of").await?;
+    let card = wait_for_text(client, "endpoint-server.s", "next datagram").await?;
+    if !card.contains("next datagram\n7 B") && !card.contains("next datagram 7 B") {
+        return Err(format!("the UDP card reads {card:?}"));
+    }
     Ok(())
 }
 

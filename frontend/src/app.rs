@@ -1750,7 +1750,7 @@ fn endpoint_card(e: crate::model::EndpointView, waiting: Option<String>) -> impl
         Some(kernel) => (kernel.state.name().to_owned(), "as the kernel reports it"),
         None => (e.state.label().to_owned(), "from the calls so far"),
     };
-    let queues = e.kernel.as_ref().map(queue_rows).unwrap_or_default();
+    let queues = e.queue_rows();
     view! {
         <div class=format!("card role-{}", role_colour(&e.role)) data-testid=testid>
             <h3>{e.id.clone()} <span class="state" title=state_title data-testid="state">{state}</span></h3>
@@ -1765,19 +1765,4 @@ fn endpoint_card(e: crate::model::EndpointView, waiting: Option<String>) -> impl
             {e.last_error.map(|error| view! { <p class="error">{error}</p> })}
         </div>
     }
-}
-
-/// The kernel's queue figures for a card, as label and value.
-fn queue_rows(kernel: &shared::SocketView) -> Vec<(&'static str, String)> {
-    let mut rows = Vec::new();
-    if let (Some(queued), Some(backlog)) = (kernel.accept_queue, kernel.backlog) {
-        rows.push(("accept queue", format!("{queued} of {backlog}")));
-    }
-    if let Some(bytes) = kernel.recv_queue {
-        rows.push(("recv queue", format!("{bytes} B")));
-    }
-    if let Some(bytes) = kernel.send_queue {
-        rows.push(("send queue", format!("{bytes} B")));
-    }
-    rows
 }

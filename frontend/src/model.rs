@@ -7,8 +7,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use shared::describe::{call_text, outcome_text};
 use shared::{
-    Bytes, Call, Event, NextCall, PROTOCOL_VERSION, Phase, ReturnValue, RoleProgram, RunOutcome,
-    ScenarioInfo, ServerMessage, SockAddr, SocketView, TRACE_FORMAT, TraceFile,
+    Bytes, Call, Event, Family, NextCall, PROTOCOL_VERSION, Phase, ReturnValue, RoleProgram,
+    RunOutcome, ScenarioInfo, ServerMessage, SockAddr, SockType, SocketView, TRACE_FORMAT,
+    TraceFile,
 };
 
 /// The colour a role's endpoints are drawn in: clients (`client`, `client2`) in the client
@@ -258,6 +259,47 @@ pub struct EndpointView {
     /// The kernel's view of it at the latest event (state, queues), if the kernel still
     /// knows it.
     pub kernel: Option<SocketView>,
+    /// What `socket()` made it (an accepted socket is its listener's kind), when known: the
+    /// kernel's queue figures mean other things for other kinds of socket.
+    pub kind: Option<(Family, SockType)>,
+}
+
+impl EndpointView {
+    /// The kernel's queue figures as the card shows them, named for what the kernel counts.
+    /// For a TCP socket the queues are bytes: unread, and sent but not yet acknowledged. For
+    /// a datagram socket Linux reports the size of the next datagram waiting, not of all of
+    /// them; and for UDP and Unix sockets the send figure is the memory that sent data still
+    /// takes in the kernel (a Unix socket's until the peer reads it), not its bytes.
+    pub fn queue_rows(&self) -> Vec<(&'static str, String)> {
+        let Some(kernel) = &self.kernel else {
+            return Vec::new();
+        };
+        let mut rows = Vec::new();
+        if let (Some(queued), Some(backlog)) = (kernel.accept_queue, kernel.backlog) {
+            rows.push(("accept queue", format!("{queued} of {backlog}")));
+        }
+        let datagrams = matches!(self.kind, Some((_, SockType::Dgram)));
+        let tcp = matches!(
+            self.kind,
+            None | Some((Family::Inet | Family::Inet6, SockType::Stream))
+        );
+        if let Some(bytes) = kernel.recv_queue {
+            let name = if datagrams {
+                "next datagram"
+            } else {
+                "recv queue"
+            };
+            rows.push((name, format!("{bytes} B")));
+        }
+        if let Some(bytes) = kernel.send_queue {
+            if tcp {
+                rows.push(("send queue", format!("{bytes} B")));
+            } else {
+                rows.push(("send buffers", format!("{bytes} B in use")));
+            }
+        }
+        rows
+    }
 }
 
 /// The log's rows, and the event each shows.
@@ -621,6 +663,7 @@ impl RunView {
                     last_error: None,
                     first_event,
                     kernel: None,
+                    kind: None,
                 });
                 self.endpoints.len() - 1
             }
@@ -674,6 +717,9 @@ impl RunView {
                         }
                         if result.peer.is_some() {
                             endpoint.peer = result.peer.clone();
+                        }
+                        if let Call::Socket { family, sock_type } = &event.call {
+                            endpoint.kind = Some((*family, *sock_type));
                         }
                         endpoint.state = match &event.call {
                             Call::Bind { .. } if endpoint.state == EndpointState::Created => {
@@ -752,8 +798,11 @@ impl RunView {
             } => {
                 // The new socket's own local address comes with its first call's result; its
                 // listener's local address is the same.
-                let local = self.endpoint(&event.endpoint).and_then(|l| l.local.clone());
+                let listener = self.endpoint(&event.endpoint);
+                let local = listener.and_then(|l| l.local.clone());
+                let kind = listener.and_then(|l| l.kind);
                 let conn = self.endpoint_mut(endpoint, &event.role);
+                conn.kind = kind;
                 conn.fd = Some(*fd);
                 conn.peer = Some(address.clone());
                 conn.state = EndpointState::Connected;

@@ -455,6 +455,55 @@ fn udp_server_bound() -> Script {
 }
 
 #[test]
+fn the_queues_are_named_for_what_the_kernel_counts() {
+    // A UDP socket: Linux reports the next datagram's size, and the memory its sends take.
+    let mut udp = udp_server_bound();
+    udp.kernel(SocketState::Unconnected, 7);
+    let model = model_with(udp.0);
+    let rows = model.run.as_ref().unwrap().endpoints[0].queue_rows();
+    assert_eq!(
+        rows,
+        [
+            ("next datagram", "7 B".to_owned()),
+            ("send buffers", "0 B in use".to_owned())
+        ]
+    );
+    // A TCP connection, accepted from a TCP listener: bytes, unread and unacknowledged.
+    let mut tcp = Script::default();
+    tcp.enter(
+        "server.s",
+        Call::Socket {
+            family: shared::Family::Inet,
+            sock_type: SockType::Stream,
+        },
+    )
+    .ret("server.s", ReturnValue::Socket, None, None);
+    tcp.0.extend(simple_run().into_iter().map(|mut event| {
+        event.seq += 2;
+        event
+    }));
+    tcp.0.last_mut().unwrap().kernel = vec![SocketView {
+        endpoint: "server.con".into(),
+        state: SocketState::Established,
+        recv_queue: Some(13),
+        send_queue: Some(0),
+        accept_queue: None,
+        backlog: None,
+        lingering: false,
+    }];
+    let model = model_with(tcp.0);
+    let con = model.run.as_ref().unwrap().endpoint("server.con").unwrap();
+    assert_eq!(con.kind, Some((shared::Family::Inet, SockType::Stream)));
+    assert_eq!(
+        con.queue_rows(),
+        [
+            ("recv queue", "13 B".to_owned()),
+            ("send queue", "0 B".to_owned())
+        ]
+    );
+}
+
+#[test]
 fn each_recvfrom_takes_one_datagram_even_when_truncated() {
     let client = SockAddr::Inet {
         host: Ipv4Addr::new(127, 0, 0, 1),
