@@ -7,6 +7,7 @@ use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
+use shared::describe::explain;
 use shared::{
     Bytes, Call, ClientMessage, ErrorCode, ErrorOrigin, Event, Family, Phase, ReturnValue,
     RunOutcome, SANDBOX_ID, ServerMessage, SockAddr, SockOption, SockType,
@@ -258,6 +259,64 @@ async fn wrong_orders_get_the_kernels_errors() {
     user.socket.send(Message::Text(raw.into())).await.unwrap();
     let sendto = user.returned("d", "sendto", 0).await;
     assert_eq!(sendto.error.unwrap().errno, "EMSGSIZE");
+}
+
+#[tokio::test]
+async fn connect_is_explained_for_the_kind_of_socket_it_is_on() {
+    let mut user = User::connect().await;
+    // UDP: connect sends nothing; the page must not speak of a handshake.
+    user.ok("u", socket(Family::Inet, SockType::Dgram)).await;
+    let connected = user
+        .call(
+            "u",
+            Call::Connect {
+                address: inet(own_host(90), 9),
+            },
+        )
+        .await;
+    assert!(connected.result.is_some(), "{connected:?}");
+    let enter = user
+        .events
+        .iter()
+        .rev()
+        .find(|event| event.endpoint == "u" && event.phase == Phase::Enter)
+        .unwrap()
+        .clone();
+    assert!(
+        explain(&enter).contains("sends nothing"),
+        "{}",
+        explain(&enter)
+    );
+    assert!(
+        explain(&connected).contains("No packet was sent"),
+        "{}",
+        explain(&connected)
+    );
+    // TCP: a handshake, and the local address the kernel picked.
+    let listener = socket(Family::Inet, SockType::Stream);
+    user.ok("l", listener.clone()).await;
+    user.ok(
+        "l",
+        Call::Bind {
+            address: inet(own_host(91), 12345),
+        },
+    )
+    .await;
+    user.ok("l", Call::Listen { backlog: 1 }).await;
+    user.ok("t", listener).await;
+    let connected = user
+        .call(
+            "t",
+            Call::Connect {
+                address: inet(own_host(91), 12345),
+            },
+        )
+        .await;
+    let text = explain(&connected);
+    assert!(
+        text.starts_with("Connected. This end's local address is"),
+        "{text}"
+    );
 }
 
 #[tokio::test]

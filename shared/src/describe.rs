@@ -119,6 +119,16 @@ pub fn outcome_text(event: &Event) -> String {
 /// One sentence in plain words on what the event means, for a student.
 pub fn explain(event: &Event) -> String {
     match (event.phase, event.outcome()) {
+        (_, Some(Ok(_)) | None) if udp_connect(event) => {
+            if event.phase == Phase::Enter {
+                "On a UDP socket connect() sends nothing: the kernel only records the peer."
+                    .to_owned()
+            } else {
+                "The peer is recorded: send() now goes to it, and recv() takes only its \
+                 datagrams. No packet was sent."
+                    .to_owned()
+            }
+        }
         (Phase::Enter, _) => explain_enter(&event.call),
         (Phase::Return, Some(Err(error))) => explain_error(error),
         (Phase::Return, Some(Ok(_))) if event.call == Call::Close => explain_close(event),
@@ -179,7 +189,8 @@ fn explain_result(call: &Call, result: &CallResult) -> String {
         ),
         (Call::Connect { .. }, _) => match (&result.local, &result.peer) {
             (Some(local), Some(_)) => format!(
-                "Connected. The kernel picked the local address {local} for this end by itself."
+                "Connected. This end's local address is {local}: for a socket not bound \
+                 before, the kernel picks one itself."
             ),
             _ => "Connected.".to_owned(),
         },
@@ -268,6 +279,29 @@ fn explain_result(call: &Call, result: &CallResult) -> String {
         ),
         _ => format!("{} returned.", call_text(call)),
     }
+}
+
+/// Whether the event is a `connect` on a UDP socket, which sends nothing: an IP address
+/// asked of a socket the kernel reports no TCP state for.
+fn udp_connect(event: &Event) -> bool {
+    let Call::Connect { address } = &event.call else {
+        return false;
+    };
+    let not_tcp = event
+        .kernel
+        .iter()
+        .find(|view| view.endpoint == event.endpoint)
+        .is_some_and(|view| {
+            matches!(
+                view.state,
+                SocketState::Unconnected | SocketState::Connected
+            )
+        });
+    not_tcp
+        && matches!(
+            address,
+            crate::net::SockAddr::Inet { .. } | crate::net::SockAddr::Inet6 { .. }
+        )
 }
 
 /// What a `close()` did, told from the kernel's views just after it, which show whether the
