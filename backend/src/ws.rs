@@ -681,6 +681,10 @@ const RATE_WINDOW: Duration = Duration::from_millis(100);
 /// dropped in the message, so that a student's firehose never freezes the page.
 const MAX_FRAME_BYTES: usize = 256 * 1024;
 
+/// The bytes of a message that only calls other than sends and receives may take: room for
+/// a few dozen of them, whatever a firehose's data calls have filled.
+const FRAME_RESERVE_BYTES: usize = 16 * 1024;
+
 /// The events and dropped ranges of one message, gathered in `seq` order.
 #[derive(Debug, Default)]
 struct Frame {
@@ -691,10 +695,17 @@ struct Frame {
 }
 
 impl Frame {
-    /// Adds an event, or counts it as dropped if the message is full.
+    /// Adds an event, or counts it as dropped if the message is full. Sends and receives
+    /// leave the last [`FRAME_RESERVE_BYTES`] to the other calls, so that an accept or a
+    /// close in the middle or at the end of a firehose still reaches the page whole.
     fn push(&mut self, event: shared::Event) {
         let size = json_size_estimate(&event);
-        if self.events.is_empty() || self.bytes + size <= MAX_FRAME_BYTES {
+        let limit = if event.call.moves_data() {
+            MAX_FRAME_BYTES - FRAME_RESERVE_BYTES
+        } else {
+            MAX_FRAME_BYTES
+        };
+        if self.events.is_empty() || self.bytes + size <= limit {
             self.bytes += size;
             self.events.push(event);
             return;
@@ -834,6 +845,56 @@ fn frame_of(item: Outgoing) -> Option<Message> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn event(seq: u64, call: shared::Call) -> shared::Event {
+        shared::Event {
+            seq,
+            t_us: 0,
+            role: "server".into(),
+            endpoint: "server.con".into(),
+            line: None,
+            call,
+            phase: shared::Phase::Enter,
+            result: None,
+            error: None,
+            kernel: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_full_message_still_takes_the_calls_that_are_not_data() {
+        let mut frame = Frame::default();
+        let data = shared::Bytes(vec![b'x'; 1024]);
+        let mut seq = 0;
+        // A firehose's sends fill the message, and then its receives (smaller, without
+        // data) fill what is left, until no data call fits: those are counted.
+        let mut first_dropped = None;
+        for call in [
+            shared::Call::Sendall { data: data.clone() },
+            shared::Call::Recv { bufsize: 1024 },
+        ] {
+            while frame.dropped.iter().map(|range| range.count).sum::<u64>() < 2 {
+                frame.push(event(seq, call.clone()));
+                first_dropped = first_dropped.or(frame.dropped.first().map(|r| r.first_seq));
+                seq += 1;
+            }
+            frame.dropped.clear();
+        }
+        // The close still comes whole, and the sends after it are counted.
+        frame.push(event(seq, shared::Call::Close));
+        frame.push(event(seq + 1, shared::Call::Sendall { data }));
+        assert_eq!(frame.events.last().map(|event| event.seq), Some(seq));
+        assert_eq!(
+            frame
+                .dropped
+                .iter()
+                .map(|range| range.first_seq)
+                .collect::<Vec<_>>(),
+            [seq + 1]
+        );
+        assert!(first_dropped.is_some());
+        assert!(frame.bytes <= MAX_FRAME_BYTES);
+    }
 
     /// Counts `count` events spread evenly over `span`, starting at `start`.
     fn spread(pacer: &mut Pacer, start: Instant, span: Duration, count: u32) -> Instant {

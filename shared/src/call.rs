@@ -120,6 +120,19 @@ impl Call {
         }
     }
 
+    /// Whether the call only moves data (what a firehose repeats), rather than making,
+    /// naming, connecting, configuring or ending a socket. A busy run may summarise these.
+    pub fn moves_data(&self) -> bool {
+        matches!(
+            self,
+            Call::Send { .. }
+                | Call::Sendall { .. }
+                | Call::Sendto { .. }
+                | Call::Recv { .. }
+                | Call::Recvfrom { .. }
+        )
+    }
+
     /// Whether the call creates its endpoint rather than acting on one that exists.
     pub fn creates_endpoint(&self) -> bool {
         matches!(self, Call::Socket { .. })

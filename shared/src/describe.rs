@@ -139,9 +139,12 @@ pub fn explain(event: &Event) -> String {
 
 fn explain_enter(call: &Call) -> String {
     match call {
+        // Each says what a blocking socket does when nothing is ready, since a non-blocking
+        // one fails at once instead (EAGAIN, explained on its return).
         Call::Accept => {
-            "accept() waits until a client has connected; the kernel completes the handshake \
-             on its own and queues the connection for accept to take."
+            "accept() takes the next connection from the accept queue, where the kernel puts \
+             each one once it has completed its handshake on its own; with none there, a \
+             blocking socket waits for a client."
                 .to_owned()
         }
         Call::Connect { .. } => {
@@ -149,8 +152,14 @@ fn explain_enter(call: &Call) -> String {
              with the listener is done."
                 .to_owned()
         }
-        Call::Recv { .. } | Call::Recvfrom { .. } => {
-            "It waits until bytes arrive in the socket's receive queue or the peer closes."
+        Call::Recv { .. } => {
+            "recv() takes what is in the socket's receive queue; with nothing there, a blocking \
+             socket waits until bytes arrive or the peer closes."
+                .to_owned()
+        }
+        Call::Recvfrom { .. } => {
+            "recvfrom() takes the next datagram from the receive queue; with none there, a \
+             blocking socket waits for one."
                 .to_owned()
         }
         Call::Sendall { .. } => {

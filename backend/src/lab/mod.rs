@@ -111,6 +111,11 @@ pub(crate) struct EventSink {
 struct SinkState {
     next_seq: u64,
     events: mpsc::Sender<RunItem>,
+    /// Places of the queue that only calls other than sends and receives may take: a
+    /// firehose fills the queue with its data calls, and the calls that change what a socket
+    /// is (an accept, a close) still reach the page whole, so its endpoints and states stay
+    /// right and a busy run's last calls are seen.
+    reserve: usize,
     /// Events dropped since the last one queued. The receiver takes the count itself when
     /// it finds the queue empty.
     dropped: Arc<Mutex<Option<shared::Dropped>>>,
@@ -128,6 +133,7 @@ impl EventSink {
             state: Mutex::new(SinkState {
                 next_seq: 0,
                 events,
+                reserve: capacity / 8,
                 dropped: Arc::clone(&dropped),
             }),
             watched: true,
@@ -150,8 +156,14 @@ impl EventSink {
         event.seq = state.next_seq;
         event.t_us = u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX);
         state.next_seq += 1;
-        // The last place is kept for a pause notice; a drop count needs one of its own.
-        if state.flush_dropped(2) && state.events.capacity() >= 2 {
+        // The last place is kept for a pause notice; a drop count needs one of its own; and
+        // sends and receives leave the reserve to the other calls.
+        let keep = if event.call.moves_data() {
+            2 + state.reserve
+        } else {
+            2
+        };
+        if state.flush_dropped(keep) && state.events.capacity() >= keep {
             // A closed receiver means nobody watches any more (the browser left); the run
             // is being torn down and its remaining events have nowhere to go.
             let _ = state.events.try_send(RunItem::Event(event.clone()));

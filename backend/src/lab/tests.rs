@@ -1,4 +1,5 @@
-//! A property test of the lab: random calls on random sockets, in any order.
+//! A property test of the lab: random calls on random sockets, in any order; and the event
+//! sink's queue under a firehose.
 //!
 //! Whatever a user sends, the lab must answer every call that finishes with exactly one of a
 //! result and an errno, must never panic, and once it is dropped must leave no descriptor
@@ -227,5 +228,56 @@ fn accept_on_a_shut_down_listener_waits_without_spinning() {
     assert!(
         done_rx.recv_timeout(Duration::from_secs(10)).is_ok(),
         "accept on a shut-down listener spun instead of waiting"
+    );
+}
+
+/// A firehose fills the queue with sends and receives, which are then counted as dropped;
+/// the calls that change what a socket is still go whole, after the count of what was
+/// dropped before them, and in order.
+#[test]
+fn a_full_queue_keeps_room_for_the_calls_that_are_not_data() {
+    let (sink, mut items) = EventSink::new(16);
+    let event = |call: Call| shared::Event {
+        seq: 0,
+        t_us: 0,
+        role: "server".into(),
+        endpoint: "server.con".into(),
+        line: None,
+        call,
+        phase: Phase::Enter,
+        result: None,
+        error: None,
+        kernel: Vec::new(),
+    };
+    for _ in 0..40 {
+        sink.emit(event(Call::Recv { bufsize: 1024 }));
+    }
+    sink.emit(event(Call::Close));
+    let mut taken = Vec::new();
+    while let Some(item) = items.try_recv() {
+        taken.push(item);
+    }
+    let kinds: Vec<String> = taken
+        .iter()
+        .map(|item| match item {
+            super::RunItem::Event(event) => format!("{} {}", event.seq, event.call.name()),
+            super::RunItem::Dropped(dropped) => {
+                format!(
+                    "dropped {}..{}",
+                    dropped.first_seq,
+                    dropped.first_seq + dropped.count
+                )
+            }
+            super::RunItem::Paused(_) => "paused".to_owned(),
+        })
+        .collect();
+    // 16 places and one for a pause notice: 14 receives leave 3 (2 reserved, 1 for a pause),
+    // the other 26 are counted, and the close comes whole after the count.
+    let receives = kinds.iter().filter(|kind| kind.ends_with("recv")).count();
+    assert_eq!(receives, 14, "{kinds:?}");
+    assert_eq!(
+        kinds[receives..],
+        ["dropped 14..40".to_owned(), "40 close".to_owned()],
+        "{kinds:?}"
     );
 }
