@@ -2,7 +2,7 @@
 # The page every student downloads: its wasm and JS, gzipped as the server sends them, against
 # the budget. Fails the build above it. Run after `trunk build --release` (scripts/test.sh does).
 #
-# Issue 7 asks for 150 KB; the page is about 186 KB today (PERFORMANCE.md says where the
+# Issue 7 asks for 150 KB; the page is about 187 KB today (PERFORMANCE.md says where the
 # bytes are and what it would take). The budget is set just above today's size so that the
 # page cannot grow unnoticed while the 150 KB goal is worked towards; lower it as it shrinks.
 #
