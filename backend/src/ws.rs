@@ -849,15 +849,7 @@ mod tests {
     fn event(seq: u64, call: shared::Call) -> shared::Event {
         shared::Event {
             seq,
-            t_us: 0,
-            role: "server".into(),
-            endpoint: "server.con".into(),
-            line: None,
-            call,
-            phase: shared::Phase::Enter,
-            result: None,
-            error: None,
-            kernel: Vec::new(),
+            ..shared::Event::enter("server", "server.con", None, call)
         }
     }
 

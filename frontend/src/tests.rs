@@ -26,17 +26,11 @@ struct Script(Vec<Event>);
 impl Script {
     fn enter(&mut self, endpoint: &str, call: Call) -> &mut Self {
         let seq = self.0.len() as u64;
+        let role = endpoint.split('.').next().unwrap();
         self.0.push(Event {
             seq,
             t_us: seq * 10,
-            role: endpoint.split('.').next().unwrap().to_owned(),
-            endpoint: endpoint.to_owned(),
-            line: None,
-            call,
-            phase: Phase::Enter,
-            result: None,
-            error: None,
-            kernel: Vec::new(),
+            ..Event::enter(role, endpoint, None, call)
         });
         self
     }

@@ -63,6 +63,23 @@ pub struct Event {
 }
 
 impl Event {
+    /// A call entering on `endpoint` of `role`'s program, at `line`: numbered and timed
+    /// (`seq`, `t_us`) when it is sent, and with the kernel's views then.
+    pub fn enter(role: &str, endpoint: &str, line: Option<u32>, call: Call) -> Self {
+        Event {
+            seq: 0,
+            t_us: 0,
+            role: role.to_owned(),
+            endpoint: endpoint.to_owned(),
+            line,
+            call,
+            phase: Phase::Enter,
+            result: None,
+            error: None,
+            kernel: Vec::new(),
+        }
+    }
+
     /// The outcome of a returned call; `None` for an enter event.
     pub fn outcome(&self) -> Option<Result<&CallResult, &CallError>> {
         match (&self.result, &self.error) {

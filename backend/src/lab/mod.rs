@@ -321,18 +321,7 @@ impl Lab {
         // events woke (the session's forwarder, held in this thread's LIFO slot, which no
         // other thread may steal) gets to run.
         tokio::task::consume_budget().await;
-        let enter = Event {
-            seq: 0,
-            t_us: 0,
-            role: caller.role.to_owned(),
-            endpoint: caller.endpoint.to_owned(),
-            line: caller.line,
-            call,
-            phase: Phase::Enter,
-            result: None,
-            error: None,
-            kernel: Vec::new(),
-        };
+        let enter = Event::enter(caller.role, caller.endpoint, caller.line, call);
         let mut event = self.emit(enter);
         on_enter();
         let executing = self.execute(caller.endpoint, &event.call, conn_endpoint);

@@ -237,18 +237,7 @@ fn accept_on_a_shut_down_listener_waits_without_spinning() {
 #[test]
 fn a_full_queue_keeps_room_for_the_calls_that_are_not_data() {
     let (sink, mut items) = EventSink::new(16);
-    let event = |call: Call| shared::Event {
-        seq: 0,
-        t_us: 0,
-        role: "server".into(),
-        endpoint: "server.con".into(),
-        line: None,
-        call,
-        phase: Phase::Enter,
-        result: None,
-        error: None,
-        kernel: Vec::new(),
-    };
+    let event = |call: Call| shared::Event::enter("server", "server.con", None, call);
     for _ in 0..40 {
         sink.emit(event(Call::Recv { bufsize: 1024 }));
     }
