@@ -1758,7 +1758,7 @@ fn endpoint_card(e: crate::model::EndpointView, waiting: Option<String>) -> impl
                 <dt>"fd"</dt><dd>{e.fd.map_or_else(|| "-".to_owned(), |fd| fd.to_string())}</dd>
                 <dt>"local"</dt><dd>{address}</dd>
                 <dt>"peer"</dt><dd>{peer.unwrap_or_else(|| "-".to_owned())}</dd>
-                {queues.into_iter().map(|(name, value)| view! { <dt>{name}</dt><dd>{value}</dd> }).collect_view()}
+                {queues.into_iter().map(|(name, value)| view! { <dt title=crate::model::queue_meaning(name)>{name}</dt><dd>{value}</dd> }).collect_view()}
             </dl>
             {waiting.map(|call| view! { <p class="waiting">"called, no answer yet: " <code>{call}</code></p> })}
             {e.last_received.map(|data| view! { <p class="received">"received " <code>{data.preview(CARD_RECEIVED_BYTES)}</code></p> })}

@@ -302,6 +302,27 @@ impl EndpointView {
     }
 }
 
+/// What a queue figure of [`EndpointView::queue_rows`] counts, in a sentence for the card's
+/// tooltip.
+pub fn queue_meaning(name: &str) -> &'static str {
+    match name {
+        "accept queue" => {
+            "Connections the kernel has completed, waiting for accept(), of the most listen() lets it queue"
+        }
+        "recv queue" => "Bytes that arrived and the program has not read yet",
+        "send queue" => {
+            "Bytes sent and not yet acknowledged by the peer; a SYN or a FIN counts as one"
+        }
+        "next datagram" => {
+            "The size of the next datagram waiting to be read: Linux reports that one, not all of them"
+        }
+        "send buffers" => {
+            "Kernel memory that sent data still takes (a Unix socket's, until the peer reads it)"
+        }
+        _ => "",
+    }
+}
+
 /// The log's rows, and the event each shows.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LogRows {

@@ -488,6 +488,10 @@ fn the_queues_are_named_for_what_the_kernel_counts() {
     let model = model_with(tcp.0);
     let con = model.run.as_ref().unwrap().endpoint("server.con").unwrap();
     assert_eq!(con.kind, Some((shared::Family::Inet, SockType::Stream)));
+    // Each figure says on the card what it counts.
+    for (name, _) in rows.iter().chain(&con.queue_rows()) {
+        assert!(!crate::model::queue_meaning(name).is_empty(), "{name}");
+    }
     assert_eq!(
         con.queue_rows(),
         [
