@@ -189,8 +189,8 @@ fn explain_result(call: &Call, result: &CallResult) -> String {
             None => "The socket now owns its local address.".to_owned(),
         },
         (Call::Listen { backlog }, _) => format!(
-            "The socket is now a listener: the kernel will accept connections for it and queue \
-             up to {backlog} of them until the program calls accept()."
+            "The socket is now a listener: the kernel completes connections for it on its own \
+             and queues them for accept(), up to {backlog} (Linux queues one more)."
         ),
         (_, ReturnValue::Accepted { address, .. }) => format!(
             "A client at {address} connected; accept() returned a new socket for that one \
