@@ -199,18 +199,14 @@ async fn deep_link_plays_the_simple_scenario(
     // Both endpoints and the accepted connection, with the real port, are on the page.
     wait_for_text(client, "endpoint-server.s", "12345").await?;
     wait_for_text(client, "endpoint-server.con", "12345").await?;
-    // The diagram draws the message, and the log has all 24 events.
+    // The diagram draws the message, and the log, scrolled to (the page draws it only while
+    // it is on screen), has all 24 events.
     wait_for_text(client, "diagram", "b'Connection is successful'").await?;
-    let rows = client
-        .find_all(Locator::Css(
-            "[data-testid='event-log'] tbody tr:not(.spacer)",
-        ))
-        .await
-        .map_err(|e| e.to_string())?;
-    if rows.len() != 24 {
-        return Err(format!("the log has {} rows, not 24", rows.len()));
-    }
     save_screenshot(client, "simple-server-client.png").await;
+    let rows = log_rows_in_view(client, 24).await?;
+    if rows != 24 {
+        return Err(format!("the log has {rows} rows, not 24"));
+    }
 
     // Opened again, the page's code comes from the browser's cache, without a request: its
     // files are named after their contents and kept for good.
@@ -319,14 +315,9 @@ async fn every_scenario_plays(client: &Client, base: SocketAddr) -> Result<(), S
         wait_for_text(client, testid, text)
             .await
             .map_err(|error| format!("{id}: {error}"))?;
-        let rows = client
-            .find_all(Locator::Css(
-                "[data-testid='event-log'] tbody tr:not(.spacer)",
-            ))
-            .await
-            .map_err(|e| e.to_string())?;
-        if rows.len() < 4 {
-            return Err(format!("{id}: the log has only {} rows", rows.len()));
+        let rows = log_rows_in_view(client, 4).await?;
+        if rows < 4 {
+            return Err(format!("{id}: the log has only {rows} rows"));
         }
         // The scenario picker names the scenario that is playing.
         let chosen = client
@@ -339,6 +330,8 @@ async fn every_scenario_plays(client: &Client, base: SocketAddr) -> Result<(), S
         if chosen.as_deref() != Some(*id) {
             return Err(format!("{id}: the scenario picker shows {chosen:?}"));
         }
+        // The screenshot shows the page as it opens, from its top.
+        script(client, "window.scrollTo(0, 0);").await?;
         save_screenshot(client, &format!("scenario-{id}.png")).await;
     }
     // Stepped to the server's first recvfrom, the UDP card names the kernel's figure for what
@@ -460,13 +453,7 @@ async fn a_saved_trace_replays_without_the_backend(client: &Client) -> Result<()
         .await
         .map_err(|e| e.to_string())?;
     wait_for_text(client, "run-status", "finished").await?;
-    let events = client
-        .find_all(Locator::Css(
-            "[data-testid='event-log'] tbody tr:not(.spacer)",
-        ))
-        .await
-        .map_err(|e| e.to_string())?
-        .len();
+    let events = usize::try_from(step_label(client).await?.1).map_err(|e| e.to_string())?;
     click(client, "save-trace").await?;
     let saved = read_download(client, ".json").await?;
     let file = shared::TraceFile::parse(&saved).map_err(|e| format!("the saved trace: {e}"))?;
@@ -1419,6 +1406,26 @@ async fn arrival_to_shown(client: &Client) -> Result<Vec<f64>, String> {
         .collect();
     waits.sort_by(f64::total_cmp);
     Ok(waits)
+}
+
+/// The event log's rows once it is scrolled into view (the page draws it only while it is on
+/// screen), waiting up to 5 s for at least `want` of them.
+async fn log_rows_in_view(client: &Client, want: usize) -> Result<usize, String> {
+    scroll_into_view(client, "event-log").await?;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let rows = client
+            .find_all(Locator::Css(
+                "[data-testid='event-log'] tbody tr:not(.spacer)",
+            ))
+            .await
+            .map_err(|e| e.to_string())?
+            .len();
+        if rows >= want || Instant::now() > deadline {
+            return Ok(rows);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// Scrolls the window to the element with the test id.
