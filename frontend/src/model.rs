@@ -276,7 +276,7 @@ impl EndpointView {
         };
         let mut rows = Vec::new();
         if let (Some(queued), Some(backlog)) = (kernel.accept_queue, kernel.backlog) {
-            rows.push(("accept queue", format!("{queued} of {backlog}")));
+            rows.push((ACCEPT_QUEUE, format!("{queued} of {backlog}")));
         }
         let datagrams = matches!(self.kind, Some((_, SockType::Dgram)));
         let tcp = matches!(
@@ -284,43 +284,57 @@ impl EndpointView {
             None | Some((Family::Inet | Family::Inet6, SockType::Stream))
         );
         if let Some(bytes) = kernel.recv_queue {
-            let name = if datagrams {
-                "next datagram"
-            } else {
-                "recv queue"
-            };
+            let name = if datagrams { NEXT_DATAGRAM } else { RECV_QUEUE };
             rows.push((name, format!("{bytes} B")));
         }
         if let Some(bytes) = kernel.send_queue {
             if tcp {
-                rows.push(("send queue", format!("{bytes} B")));
+                rows.push((SEND_QUEUE, format!("{bytes} B")));
             } else {
-                rows.push(("send buffers", format!("{bytes} B in use")));
+                rows.push((SEND_BUFFERS, format!("{bytes} B in use")));
             }
         }
         rows
     }
 }
 
-/// What a queue figure of [`EndpointView::queue_rows`] counts, in a sentence for the card's
-/// tooltip.
+/// The names of the kernel's queue figures on a card.
+const ACCEPT_QUEUE: &str = "accept queue";
+const RECV_QUEUE: &str = "recv queue";
+const SEND_QUEUE: &str = "send queue";
+const NEXT_DATAGRAM: &str = "next datagram";
+const SEND_BUFFERS: &str = "send buffers";
+
+/// Each queue figure's name with what it counts, in a sentence for the card's tooltip.
+const QUEUE_MEANINGS: [(&str, &str); 5] = [
+    (
+        ACCEPT_QUEUE,
+        "Connections the kernel has completed, waiting for accept(), of the most listen() lets it queue",
+    ),
+    (
+        RECV_QUEUE,
+        "Bytes that arrived and the program has not read yet",
+    ),
+    (
+        SEND_QUEUE,
+        "Bytes sent and not yet acknowledged by the peer; a SYN or a FIN counts as one",
+    ),
+    (
+        NEXT_DATAGRAM,
+        "The size of the next datagram waiting to be read: Linux reports that one, not all of them",
+    ),
+    (
+        SEND_BUFFERS,
+        "Kernel memory that sent data still takes (a Unix socket's, until the peer reads it)",
+    ),
+];
+
+/// What a queue figure of [`EndpointView::queue_rows`] counts, for the card's tooltip.
 pub fn queue_meaning(name: &str) -> &'static str {
-    match name {
-        "accept queue" => {
-            "Connections the kernel has completed, waiting for accept(), of the most listen() lets it queue"
-        }
-        "recv queue" => "Bytes that arrived and the program has not read yet",
-        "send queue" => {
-            "Bytes sent and not yet acknowledged by the peer; a SYN or a FIN counts as one"
-        }
-        "next datagram" => {
-            "The size of the next datagram waiting to be read: Linux reports that one, not all of them"
-        }
-        "send buffers" => {
-            "Kernel memory that sent data still takes (a Unix socket's, until the peer reads it)"
-        }
-        _ => "",
-    }
+    QUEUE_MEANINGS
+        .iter()
+        .find(|(figure, _)| *figure == name)
+        .map_or("", |(_, meaning)| meaning)
 }
 
 /// The log's rows, and the event each shows.
