@@ -1,18 +1,21 @@
 #!/usr/bin/env bash
 # Installs, idempotently, everything a fresh machine lacks to build and test Socket Lab.
 #
-#   scripts/setup.sh          tools to build and run the app (wasm target, trunk, wasm-bindgen, wasm-opt)
+#   scripts/setup.sh          tools to build and run the app (wasm target, trunk, wasm-bindgen, wasm-opt,
+#                             esbuild)
 #   scripts/setup.sh --test   the same, plus what the tests use: headless Chromium and chromedriver,
 #                             Python 3 and netcat as outside peers, nightly Rust and cargo-fuzz
 #
 # Every step first checks whether its tool is already there at the right version, so a prepared
 # machine passes through in a second or two. See ../shared/TOOLCHAIN.md for why each pin exists.
 # The script prints, as its last line, a PATH to export: wasm-opt comes from npm's binaryen
-# (Debian's version 108 writes wasm that crashes in the browser) and must come first on PATH.
+# (Debian's version 108 writes wasm that crashes in the browser) and must come first on PATH;
+# esbuild, which minifies the page's JavaScript glue (scripts/post-build.sh), from npm too.
 set -euo pipefail
 
 TRUNK_VERSION=0.21.14
 BINARYEN_VERSION=132.0.0
+ESBUILD_VERSION=0.28.2
 CARGO_FUZZ_VERSION=0.13.2
 TOOLS_DIR="${SOCKET_LAB_TOOLS:-$HOME/.cache/socket-lab-tools}"
 
@@ -65,6 +68,14 @@ if [ ! -x "$binaryen_bin/wasm-opt" ]; then
   npm install --silent --no-audit --no-fund --prefix "$TOOLS_DIR/binaryen-$BINARYEN_VERSION" "binaryen@$BINARYEN_VERSION"
 fi
 
+# esbuild from npm, beside it: trunk's post-build hook minifies the JavaScript glue with it.
+esbuild_bin="$TOOLS_DIR/esbuild-$ESBUILD_VERSION/node_modules/.bin"
+if [ ! -x "$esbuild_bin/esbuild" ]; then
+  log "installing esbuild $ESBUILD_VERSION from npm"
+  mkdir -p "$TOOLS_DIR/esbuild-$ESBUILD_VERSION"
+  npm install --silent --no-audit --no-fund --prefix "$TOOLS_DIR/esbuild-$ESBUILD_VERSION" "esbuild@$ESBUILD_VERSION"
+fi
+
 if [ "$want_browser" = 1 ]; then
   if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
     log "installing chromium and chromedriver from Debian"
@@ -84,7 +95,7 @@ if [ "$want_browser" = 1 ]; then
   # Python 3 and netcat are outside peers in the integration tests (the tutorial's own
   # programs, and `nc` as a student would use it); strace is what `backend bench` compares
   # the cost of watching with. Debian's python3 is the one at /usr/bin, which the bench uses.
-  # brotli and zopfli compress the built page (scripts/precompress.sh; without them, gzip -9
+  # brotli and zopfli compress the built page (scripts/post-build.sh; without them, gzip -9
   # only): zopfli writes gzip that any browser reads, about 5% smaller than gzip -9's.
   if [ ! -x /usr/bin/python3 ] || ! command -v nc >/dev/null || ! command -v strace >/dev/null \
     || ! command -v brotli >/dev/null || ! command -v zopfli >/dev/null; then
@@ -94,4 +105,4 @@ if [ "$want_browser" = 1 ]; then
   fi
 fi
 
-echo "$binaryen_bin:$HOME/.cargo/bin:$PATH"
+echo "$binaryen_bin:$esbuild_bin:$HOME/.cargo/bin:$PATH"

@@ -150,7 +150,7 @@ fn app(
         .with_state(state);
     if config.static_dir.join("index.html").is_file() {
         // A release build of the page has brotli and gzip copies of its files beside them
-        // (scripts/precompress.sh): a browser that accepts one gets it, about a third of the
+        // (scripts/post-build.sh): a browser that accepts one gets it, about a third of the
         // bytes, and the server compresses nothing per request.
         let page = Router::new()
             .fallback_service(

@@ -1158,7 +1158,7 @@ async fn page_performance(client: &Client, base: SocketAddr) -> Result<(), Strin
         .map_err(|e| e.to_string())?;
     wait_for_text(client, "connection-status", "connected").await?;
     let (page_transferred, page_size) = page_download(client).await?;
-    // The server sent the compressed copies that the build wrote (scripts/precompress.sh).
+    // The server sent the compressed copies that the build wrote (scripts/post-build.sh).
     if page_transferred * 2 > page_size {
         return Err(format!(
             "the page's code came as {page_transferred} bytes for {page_size}: not compressed"

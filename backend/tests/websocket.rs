@@ -505,7 +505,7 @@ impl Drop for BuiltPage {
 
 #[tokio::test]
 async fn the_page_is_served_compressed_to_browsers_that_accept_it() {
-    // A built page as scripts/precompress.sh leaves it: each file with its brotli and gzip
+    // A built page as scripts/post-build.sh leaves it: each file with its brotli and gzip
     // copies (their contents here only need to be told apart).
     let page = BuiltPage::serve(
         "precompressed",
