@@ -143,11 +143,18 @@ pub fn check_endpoint_name(endpoint: &str, new_socket: bool) -> Result<(), Strin
             && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
     };
     if !names.iter().all(identifier) || names.len() > 2 || (new_socket && names.len() != 1) {
+        // The name is shown as given, but only its printable ASCII and at most 40 characters
+        // of it, so that no control character or screenful of text reaches a log or the page.
+        let shown: String = endpoint
+            .chars()
+            .take(40)
+            .map(|c| if c == ' ' || c.is_ascii_graphic() { c } else { '?' })
+            .collect();
+        let more = if endpoint.chars().nth(40).is_some() { "…" } else { "" };
         return Err(format!(
-            "'{}' is not a socket name: use 1 to {MAX_ENDPOINT_NAME} letters, digits or '_', \
-             not starting with a digit, such as 's' or 'server' (an accepted connection is \
-             named like 's.conn')",
-            endpoint.escape_default()
+            "'{shown}{more}' is not a socket name: use 1 to {MAX_ENDPOINT_NAME} letters, digits \
+             or '_', not starting with a digit, such as 's' or 'server' (an accepted connection \
+             is named like 's.conn')"
         ));
     }
     Ok(())
@@ -411,6 +418,22 @@ pub(crate) mod tests {
             host: Ipv4Addr::new(127, 64, 0, 1),
             port,
         }
+    }
+
+    #[test]
+    fn a_bad_socket_name_is_shown_printable_and_short() {
+        for good in ["s", "server", "_x1", "s.conn"] {
+            assert_eq!(check_endpoint_name(good, good != "s.conn"), Ok(()), "{good}");
+        }
+        let error = check_endpoint_name("my sock\n\u{7}", true).unwrap_err();
+        assert!(error.starts_with("'my sock??' is not a socket name"), "{error}");
+        let error = check_endpoint_name(&"x".repeat(10_000), true).unwrap_err();
+        assert!(
+            error.starts_with(&format!("'{}…' is not a socket name", "x".repeat(40))),
+            "{error}"
+        );
+        let error = check_endpoint_name("s.conn", true).unwrap_err();
+        assert!(error.starts_with("'s.conn' is not a socket name"), "{error}");
     }
 
     fn event(call: Call, phase: Phase) -> Event {
