@@ -347,6 +347,37 @@ async fn every_scenario_plays(client: &Client, base: SocketAddr) -> Result<(), S
     if !card.contains("next datagram\n7 B") && !card.contains("next datagram 7 B") {
         return Err(format!("the UDP card reads {card:?}"));
     }
+    // In a phone's or a split screen's narrow window, a program's long lines scroll inside
+    // its box, and the page is no wider than the window.
+    client
+        .set_window_size(400, 900)
+        .await
+        .map_err(|e| e.to_string())?;
+    client
+        .goto(&format!("http://{base}/?scenario=tcp-echo&play=1&step=12"))
+        .await
+        .map_err(|e| e.to_string())?;
+    wait_for_text(client, "step-label", "event 13 of").await?;
+    let widths = script(
+        client,
+        "const page = document.documentElement, code = document.querySelector(\"[data-testid='code-server']\");
+         return [page.scrollWidth, page.clientWidth, code.scrollWidth, code.clientWidth];",
+    )
+    .await?;
+    save_screenshot(client, "narrow-window.png").await;
+    client
+        .set_window_size(1400, 1300)
+        .await
+        .map_err(|e| e.to_string())?;
+    let width = |index: usize| widths[index].as_i64().unwrap_or(i64::MAX);
+    if width(0) > width(1) {
+        return Err(format!("a narrow window scrolls sideways: {widths}"));
+    }
+    if width(2) <= width(3) {
+        return Err(format!(
+            "the server's program should be wider than its box, to scroll in it: {widths}"
+        ));
+    }
     Ok(())
 }
 

@@ -148,9 +148,19 @@ pub fn check_endpoint_name(endpoint: &str, new_socket: bool) -> Result<(), Strin
         let shown: String = endpoint
             .chars()
             .take(40)
-            .map(|c| if c == ' ' || c.is_ascii_graphic() { c } else { '?' })
+            .map(|c| {
+                if c == ' ' || c.is_ascii_graphic() {
+                    c
+                } else {
+                    '?'
+                }
+            })
             .collect();
-        let more = if endpoint.chars().nth(40).is_some() { "…" } else { "" };
+        let more = if endpoint.chars().nth(40).is_some() {
+            "…"
+        } else {
+            ""
+        };
         return Err(format!(
             "'{shown}{more}' is not a socket name: use 1 to {MAX_ENDPOINT_NAME} letters, digits \
              or '_', not starting with a digit, such as 's' or 'server' (an accepted connection \
@@ -423,17 +433,27 @@ pub(crate) mod tests {
     #[test]
     fn a_bad_socket_name_is_shown_printable_and_short() {
         for good in ["s", "server", "_x1", "s.conn"] {
-            assert_eq!(check_endpoint_name(good, good != "s.conn"), Ok(()), "{good}");
+            assert_eq!(
+                check_endpoint_name(good, good != "s.conn"),
+                Ok(()),
+                "{good}"
+            );
         }
         let error = check_endpoint_name("my sock\n\u{7}", true).unwrap_err();
-        assert!(error.starts_with("'my sock??' is not a socket name"), "{error}");
+        assert!(
+            error.starts_with("'my sock??' is not a socket name"),
+            "{error}"
+        );
         let error = check_endpoint_name(&"x".repeat(10_000), true).unwrap_err();
         assert!(
             error.starts_with(&format!("'{}…' is not a socket name", "x".repeat(40))),
             "{error}"
         );
         let error = check_endpoint_name("s.conn", true).unwrap_err();
-        assert!(error.starts_with("'s.conn' is not a socket name"), "{error}");
+        assert!(
+            error.starts_with("'s.conn' is not a socket name"),
+            "{error}"
+        );
     }
 
     fn event(call: Call, phase: Phase) -> Event {
