@@ -282,15 +282,16 @@ async fn connect_is_explained_for_the_kind_of_socket_it_is_on() {
         .find(|event| event.endpoint == "u" && event.phase == Phase::Enter)
         .unwrap()
         .clone();
+    let udp = Some(SockType::Dgram);
     assert!(
-        explain(&enter).contains("sends nothing"),
+        explain(&enter, udp).contains("sends nothing"),
         "{}",
-        explain(&enter)
+        explain(&enter, udp)
     );
     assert!(
-        explain(&connected).contains("No packet was sent"),
+        explain(&connected, udp).contains("No packet was sent"),
         "{}",
-        explain(&connected)
+        explain(&connected, udp)
     );
     // TCP: a handshake, and the local address the kernel picked.
     let listener = socket(Family::Inet, SockType::Stream);
@@ -312,11 +313,50 @@ async fn connect_is_explained_for_the_kind_of_socket_it_is_on() {
             },
         )
         .await;
-    let text = explain(&connected);
+    let text = explain(&connected, Some(SockType::Stream));
     assert!(
         text.starts_with("Connected. This end's local address is"),
         "{text}"
     );
+}
+
+#[tokio::test]
+async fn an_empty_datagram_is_received_as_no_bytes_and_is_not_end_of_stream() {
+    let mut user = User::connect().await;
+    let address = inet(own_host(92), 12345);
+    user.ok("r", socket(Family::Inet, SockType::Dgram)).await;
+    user.ok(
+        "r",
+        Call::Bind {
+            address: address.clone(),
+        },
+    )
+    .await;
+    user.ok("w", socket(Family::Inet, SockType::Dgram)).await;
+    let sent = user
+        .call(
+            "w",
+            Call::Sendto {
+                data: Bytes(Vec::new()),
+                address,
+            },
+        )
+        .await;
+    assert_eq!(
+        sent.result.as_ref().map(|result| &result.value),
+        Some(&ReturnValue::Sent { count: 0 }),
+        "{sent:?}"
+    );
+    // The kernel queued a datagram of no bytes, and recv() takes it whole.
+    let received = user.call("r", Call::Recv { bufsize: 1024 }).await;
+    let Some(ReturnValue::Received { data, .. }) = received.result.as_ref().map(|r| &r.value)
+    else {
+        panic!("recv did not return bytes: {received:?}");
+    };
+    assert!(data.is_empty(), "{data:?}");
+    let text = explain(&received, Some(SockType::Dgram));
+    assert!(text.starts_with("An empty datagram"), "{text}");
+    assert!(!text.contains("closed its side"), "{text}");
 }
 
 #[tokio::test]

@@ -139,7 +139,7 @@ async fn simple_server_client_makes_every_call_for_real() {
     assert_eq!(trace.one("server.s", "accept").line, Some(10));
     // Closing the connection, the server's kernel keeps it to end it with FIN, and the page
     // says the client will see end of stream.
-    let con_closed = shared::describe::explain(trace.one("server.con", "close"));
+    let con_closed = shared::describe::explain(trace.one("server.con", "close"), None);
     assert!(
         con_closed.contains("the peer sees end of stream"),
         "{con_closed}"
@@ -370,7 +370,7 @@ async fn half_close_shows_the_tcp_states_in_order() {
     let lingering = kernel(close, "client.s");
     assert!(lingering.lingering);
     assert_eq!(lingering.state, SocketState::TimeWait);
-    assert!(shared::describe::explain(close).contains("TIME_WAIT"));
+    assert!(shared::describe::explain(close, None).contains("TIME_WAIT"));
 }
 
 #[tokio::test]
@@ -445,12 +445,12 @@ async fn so_linger_zero_resets_the_connection() {
     // Nor does the page tell the student that the peer will see end of stream: it saw a reset.
     let closed = "The socket is closed and its file descriptor released.";
     assert_eq!(
-        shared::describe::explain(trace.one("client.s", "close")),
+        shared::describe::explain(trace.one("client.s", "close"), None),
         closed
     );
     // Closing the listener ends no connection either.
     assert_eq!(
-        shared::describe::explain(trace.one("server.s", "close")),
+        shared::describe::explain(trace.one("server.s", "close"), None),
         closed
     );
     let reset = trace.one("server.con", "recv");

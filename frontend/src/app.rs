@@ -4,7 +4,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use leptos::prelude::*;
-use shared::describe::{call_text, explain, outcome_text};
+use shared::describe::{call_text, outcome_text};
 use shared::{ClientMessage, OutsideRole, Phase, ServerMessage, TraceFile};
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::{JsCast, JsValue};
@@ -1169,7 +1169,7 @@ fn RunPanel(
                 return Some("No calls yet: each call is explained here as it happens.".to_owned());
             };
             let event = &run.events[selected];
-            Some(format!("{}: {}", event.endpoint, explain(event)))
+            Some(format!("{}: {}", event.endpoint, run.explain(event)))
         })
     };
     let save_trace = move |_| {
@@ -1504,7 +1504,7 @@ fn RunPanel(
                     let index = rows.event(row);
                     let event = &run.events[index];
                     let result = if event.phase == Phase::Return { outcome_text(event) } else { String::new() };
-                    let meaning = explain(event);
+                    let meaning = run.explain(event);
                     let (result_title, meaning_title) = (result.clone(), meaning.clone());
                     let mut class = if event.error.is_some() { "failed".to_owned() } else { String::new() };
                     if Some(index) == highlight {

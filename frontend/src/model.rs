@@ -387,6 +387,9 @@ struct Receiver {
     id: String,
     local: Option<SockAddr>,
     peer: Option<SockAddr>,
+    /// A datagram socket takes one datagram a recv, an empty one too; a stream's recv that
+    /// gets no bytes took nothing (the peer has closed).
+    datagram: bool,
 }
 
 /// Bytes that went from one endpoint to another.
@@ -412,6 +415,18 @@ pub struct MessageView {
     /// For a datagram longer than the buffer that took it: how many bytes the receiver got
     /// (the kernel dropped the rest).
     pub truncated_to: Option<usize>,
+}
+
+impl MessageView {
+    /// Whether a recv has taken all of it: a datagram once a recv took it (an empty datagram
+    /// is taken too, by a recv that returns `b''`), stream bytes once they have all been read.
+    fn is_taken(&self) -> bool {
+        if self.datagram {
+            self.received_at.is_some()
+        } else {
+            self.taken == self.data.len()
+        }
+    }
 }
 
 /// Where a run's events come from.
@@ -676,6 +691,15 @@ impl RunView {
         }
     }
 
+    /// What an event means, in plain words, told for the kind of socket it was made on.
+    pub fn explain(&self, event: &Event) -> String {
+        let sock_type = self
+            .endpoint(&event.endpoint)
+            .and_then(|endpoint| endpoint.kind)
+            .map(|(_, sock_type)| sock_type);
+        shared::describe::explain(event, sock_type)
+    }
+
     /// The endpoint with this id.
     pub fn endpoint(&self, id: &str) -> Option<&EndpointView> {
         self.endpoints.iter().find(|endpoint| endpoint.id == id)
@@ -868,6 +892,7 @@ impl RunView {
                     id: receiver.id.clone(),
                     local: receiver.local.clone(),
                     peer: receiver.peer.clone(),
+                    datagram: matches!(receiver.kind, Some((_, SockType::Dgram))),
                 };
                 let index = self.events.len() as u64;
                 self.take(&receiver, data, from.as_ref(), index);
@@ -904,7 +929,7 @@ impl RunView {
         // Bytes for an outside program: it reads them where Socket Lab cannot see, so the
         // arrow ends at its lifeline at once.
         let outside = self.outside_peer_of(&event.endpoint);
-        if to_address.is_some() && outside.is_none() && !data.is_empty() {
+        if to_address.is_some() && outside.is_none() {
             self.untaken_sent_to += 1;
         }
         // The event is about to be pushed: its index is the number of events so far.
@@ -934,7 +959,7 @@ impl RunView {
     /// Marks what a recv took: the oldest datagram meant for the receiver, or as many stream
     /// bytes as it got, from the sends of the endpoint whose address pair mirrors its own.
     fn take(&mut self, receiver: &Receiver, data: &Bytes, from: Option<&SockAddr>, seq: u64) {
-        if data.is_empty() {
+        if data.is_empty() && !receiver.datagram {
             return;
         }
         let sender_ids: Vec<String> = self
@@ -970,7 +995,7 @@ impl RunView {
         }
         let mut left = data.len();
         for message in &mut self.messages[self.first_untaken..] {
-            if left == 0 || message.taken == message.data.len() {
+            if (left == 0 && !receiver.datagram) || message.is_taken() {
                 continue;
             }
             let meant_for_receiver = message
@@ -1004,7 +1029,7 @@ impl RunView {
         while self
             .messages
             .get(self.first_untaken)
-            .is_some_and(|message| message.taken == message.data.len())
+            .is_some_and(MessageView::is_taken)
         {
             self.first_untaken += 1;
         }

@@ -1039,6 +1039,70 @@ fn a_plain_recv_takes_the_datagrams_sent_to_its_address() {
     );
 }
 
+#[test]
+fn an_empty_datagram_is_taken_by_a_recv_and_drawn() {
+    let client = SockAddr::Inet {
+        host: Ipv4Addr::new(127, 0, 0, 1),
+        port: 40001,
+    };
+    let mut s = udp_server_bound();
+    s.enter(
+        "client.s",
+        Call::Socket {
+            family: shared::Family::Inet,
+            sock_type: SockType::Dgram,
+        },
+    )
+    .ret("client.s", ReturnValue::Socket, None, None);
+    for part in ["", "two"] {
+        s.client_sends_datagram(&Bytes(part.as_bytes().to_vec()), &client);
+    }
+    for part in ["", "two"] {
+        s.enter("server.s", Call::Recv { bufsize: 1024 }).ret(
+            "server.s",
+            ReturnValue::Received {
+                data: Bytes(part.as_bytes().to_vec()),
+                from: None,
+                truncated_from: None,
+            },
+            Some(SERVER),
+            None,
+        );
+    }
+    let model = model_with(s.0);
+    let run = model.run.as_ref().unwrap();
+    // Each recv took one datagram, the empty one first: both are drawn as arrows.
+    let routes: Vec<(usize, Option<&str>, Option<u64>)> = run
+        .messages
+        .iter()
+        .map(|m| (m.data.len(), m.to.as_deref(), m.received_at))
+        .collect();
+    assert_eq!(
+        routes,
+        [
+            (0, Some("server.s"), Some(11)),
+            (3, Some("server.s"), Some(13))
+        ]
+    );
+    let diagram = layout(run);
+    let labels: Vec<&str> = diagram.arrows.iter().map(|a| a.label.as_str()).collect();
+    assert_eq!(labels, ["b''", "b'two'"]);
+    // On a datagram socket b'' is an empty datagram, not the peer closing, and a recv takes
+    // one datagram, not what a stream has gathered.
+    let empty_recv = &run.events[11];
+    assert!(
+        run.explain(empty_recv).starts_with("An empty datagram"),
+        "{}",
+        run.explain(empty_recv)
+    );
+    let recv = &run.events[13];
+    assert!(
+        run.explain(recv).starts_with("One datagram of 3 bytes"),
+        "{}",
+        run.explain(recv)
+    );
+}
+
 /// A run's first events: `server.s` bound to `SERVER` and its accept returned `server.con`,
 /// connected to `peer` (a program outside Socket Lab, named by `process` when it could be).
 fn server_accepted(peer: &SockAddr, process: Option<shared::PeerProcess>) -> Script {

@@ -4,6 +4,7 @@
 use crate::call::{Call, CallError, CallResult, ErrorOrigin, ReturnValue, SockOption};
 use crate::event::{Event, Phase};
 use crate::kernel::SocketState;
+use crate::net::SockType;
 
 /// The call as a line of Python: `bind(('127.64.0.1', 12345))`.
 pub fn call_text(call: &Call) -> String {
@@ -116,8 +117,11 @@ pub fn outcome_text(event: &Event) -> String {
     }
 }
 
-/// One sentence in plain words on what the event means, for a student.
-pub fn explain(event: &Event) -> String {
+/// One sentence in plain words on what the event means, for a student. `sock_type` is the
+/// kind of socket the call was made on, where known (the `socket()` that made it): a recv
+/// that returns no bytes means end of stream on a stream socket, an empty datagram on a
+/// datagram socket.
+pub fn explain(event: &Event, sock_type: Option<SockType>) -> String {
     match (event.phase, event.outcome()) {
         (_, Some(Ok(_)) | None) if udp_connect(event) => {
             if event.phase == Phase::Enter {
@@ -132,7 +136,7 @@ pub fn explain(event: &Event) -> String {
         (Phase::Enter, _) => explain_enter(&event.call),
         (Phase::Return, Some(Err(error))) => explain_error(error),
         (Phase::Return, Some(Ok(_))) if event.call == Call::Close => explain_close(event),
-        (Phase::Return, Some(Ok(result))) => explain_result(&event.call, result),
+        (Phase::Return, Some(Ok(result))) => explain_result(&event.call, result, sock_type),
         (Phase::Return, None) => String::new(),
     }
 }
@@ -173,7 +177,7 @@ fn explain_enter(call: &Call) -> String {
     }
 }
 
-fn explain_result(call: &Call, result: &CallResult) -> String {
+fn explain_result(call: &Call, result: &CallResult, sock_type: Option<SockType>) -> String {
     match (call, &result.value) {
         (Call::Socket { .. }, _) => format!(
             "The kernel created a socket and gave it file descriptor {}; it has no address yet.",
@@ -243,9 +247,22 @@ fn explain_result(call: &Call, result: &CallResult) -> String {
             data.len()
         ),
         (_, ReturnValue::Received { data, .. }) if data.is_empty() => {
-            "No bytes: the peer has closed its side and nothing more will come (end of stream)."
-                .to_owned()
+            if sock_type == Some(SockType::Dgram) {
+                "An empty datagram: a datagram may hold no bytes at all, and recv() returns b'' \
+                 for it. On a datagram socket b'' is not end of stream: there is no connection \
+                 to end."
+                    .to_owned()
+            } else {
+                "No bytes: the peer has closed its side and nothing more will come (end of \
+                 stream)."
+                    .to_owned()
+            }
         }
+        (_, ReturnValue::Received { data, .. }) if sock_type == Some(SockType::Dgram) => format!(
+            "One datagram of {} bytes: on a datagram socket recv() takes exactly one datagram, \
+             whatever its size, as it was sent.",
+            data.len()
+        ),
         (_, ReturnValue::Received { data, .. }) => format!(
             "{} bytes were waiting in the receive queue and the call took them; a stream keeps \
              no message boundaries, so they may come from several sends.",
