@@ -133,7 +133,7 @@ pub fn explain(event: &Event, sock_type: Option<SockType>) -> String {
                     .to_owned()
             }
         }
-        (Phase::Enter, _) => explain_enter(&event.call),
+        (Phase::Enter, _) => explain_enter(&event.call, sock_type),
         (Phase::Return, Some(Err(error))) => explain_error(error),
         (Phase::Return, Some(Ok(_))) if event.call == Call::Close => explain_close(event),
         (Phase::Return, Some(Ok(result))) => explain_result(&event.call, result, sock_type),
@@ -141,7 +141,7 @@ pub fn explain(event: &Event, sock_type: Option<SockType>) -> String {
     }
 }
 
-fn explain_enter(call: &Call) -> String {
+fn explain_enter(call: &Call, sock_type: Option<SockType>) -> String {
     match call {
         // Each says what a blocking socket does when nothing is ready, since a non-blocking
         // one fails at once instead (EAGAIN, explained on its return).
@@ -154,6 +154,11 @@ fn explain_enter(call: &Call) -> String {
         Call::Connect { .. } => {
             "connect() asks the kernel to open a connection; it returns once the handshake \
              with the listener is done."
+                .to_owned()
+        }
+        Call::Recv { .. } if sock_type == Some(SockType::Dgram) => {
+            "recv() takes the next datagram from the receive queue, as recvfrom() does without \
+             telling its sender; with none there, a blocking socket waits for one."
                 .to_owned()
         }
         Call::Recv { .. } => {
@@ -215,6 +220,10 @@ fn explain_result(call: &Call, result: &CallResult, sock_type: Option<SockType>)
         (Call::Sendto { address, .. }, ReturnValue::Sent { count }) => format!(
             "The kernel sent one datagram of {count} bytes to {address}; nothing tells the \
              sender whether anyone received it."
+        ),
+        (_, ReturnValue::Sent { count }) if sock_type == Some(SockType::Dgram) => format!(
+            "The kernel sent one datagram of {count} bytes to the socket's connected peer; \
+             nothing tells the sender whether anyone received it."
         ),
         (_, ReturnValue::Sent { count }) => format!(
             "The kernel took {count} bytes into the socket's send queue; send() does not wait \
@@ -429,6 +438,57 @@ mod tests {
             }),
             "setsockopt(SOL_SOCKET, SO_LINGER, struct.pack('ii', 1, 0))"
         );
+    }
+
+    /// `call` on `client.s` entering, and returning `value`.
+    fn call_and_return(call: Call, value: ReturnValue) -> (Event, Event) {
+        let enter = Event::enter("client", "client.s", None, call);
+        let mut returned = enter.clone();
+        returned.phase = Phase::Return;
+        returned.result = Some(CallResult {
+            value,
+            fd: Some(3),
+            local: None,
+            peer: None,
+            peer_process: None,
+        });
+        (enter, returned)
+    }
+
+    #[test]
+    fn sends_and_receives_are_explained_for_the_kind_of_socket() {
+        let dgram = Some(SockType::Dgram);
+        let stream = Some(SockType::Stream);
+        let (enter, sent) = call_and_return(
+            Call::Send {
+                data: Bytes(b"hi".to_vec()),
+            },
+            ReturnValue::Sent { count: 2 },
+        );
+        assert!(explain(&sent, dgram).starts_with("The kernel sent one datagram of 2 bytes"));
+        assert!(explain(&sent, stream).contains("send queue"));
+        assert!(explain(&sent, None).contains("send queue"));
+        assert!(explain(&enter, dgram).starts_with("The program calls send"));
+        let received = |data: &[u8]| {
+            call_and_return(
+                Call::Recv { bufsize: 1024 },
+                ReturnValue::Received {
+                    data: Bytes(data.to_vec()),
+                    from: None,
+                    truncated_from: None,
+                },
+            )
+        };
+        let (enter, two) = received(b"hi");
+        assert!(explain(&enter, dgram).starts_with("recv() takes the next datagram"));
+        assert!(explain(&enter, stream).contains("until bytes arrive or the peer closes"));
+        assert!(explain(&two, dgram).starts_with("One datagram of 2 bytes"));
+        assert!(explain(&two, stream).contains("no message boundaries"));
+        let (_, none) = received(b"");
+        assert!(explain(&none, dgram).starts_with("An empty datagram"));
+        assert!(explain(&none, stream).contains("end of stream"));
+        // Not knowing the kind, a recv is taken as a stream's, as most are.
+        assert!(explain(&none, None).contains("end of stream"));
     }
 
     #[test]
