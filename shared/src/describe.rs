@@ -217,6 +217,17 @@ fn explain_result(call: &Call, result: &CallResult, sock_type: Option<SockType>)
              read them.",
             data.len()
         ),
+        (
+            Call::Sendto {
+                address: address @ crate::net::SockAddr::Unix { .. },
+                ..
+            },
+            ReturnValue::Sent { count },
+        ) => format!(
+            "The kernel put one datagram of {count} bytes into the receive queue of the socket \
+             bound to {address}: on one machine a Unix datagram is not lost (with that queue \
+             full, the sender waits)."
+        ),
         (Call::Sendto { address, .. }, ReturnValue::Sent { count }) => format!(
             "The kernel sent one datagram of {count} bytes to {address}; nothing tells the \
              sender whether anyone received it."
@@ -469,6 +480,30 @@ mod tests {
         assert!(explain(&sent, stream).contains("send queue"));
         assert!(explain(&sent, None).contains("send queue"));
         assert!(explain(&enter, dgram).starts_with("The program calls send"));
+        let to = |address: SockAddr| {
+            call_and_return(
+                Call::Sendto {
+                    data: Bytes(b"hi".to_vec()),
+                    address,
+                },
+                ReturnValue::Sent { count: 2 },
+            )
+            .1
+        };
+        let udp = to(SockAddr::Inet {
+            host: Ipv4Addr::new(127, 0, 0, 1),
+            port: 9,
+        });
+        assert!(explain(&udp, dgram).contains("nothing tells the sender"));
+        let unix = to(SockAddr::Unix {
+            path: "/tmp/s".into(),
+            r#abstract: false,
+        });
+        assert!(
+            explain(&unix, dgram).contains("a Unix datagram is not lost"),
+            "{}",
+            explain(&unix, dgram)
+        );
         let received = |data: &[u8]| {
             call_and_return(
                 Call::Recv { bufsize: 1024 },
