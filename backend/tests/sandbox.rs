@@ -293,6 +293,8 @@ async fn connect_is_explained_for_the_kind_of_socket_it_is_on() {
         "{}",
         explain(&connected, udp)
     );
+    // Not told the socket's type, the words follow the kernel's view: no TCP state.
+    assert!(explain(&connected, None).contains("No packet was sent"));
     // TCP: a handshake, and the local address the kernel picked.
     let listener = socket(Family::Inet, SockType::Stream);
     user.ok("l", listener.clone()).await;

@@ -123,7 +123,7 @@ pub fn outcome_text(event: &Event) -> String {
 /// datagram socket.
 pub fn explain(event: &Event, sock_type: Option<SockType>) -> String {
     match (event.phase, event.outcome()) {
-        (_, Some(Ok(_)) | None) if udp_connect(event) => {
+        (_, Some(Ok(_)) | None) if udp_connect(event, sock_type) => {
             if event.phase == Phase::Enter {
                 "On a UDP socket connect() sends nothing: the kernel only records the peer."
                     .to_owned()
@@ -327,23 +327,27 @@ fn explain_result(call: &Call, result: &CallResult, sock_type: Option<SockType>)
     }
 }
 
-/// Whether the event is a `connect` on a UDP socket, which sends nothing: an IP address
-/// asked of a socket the kernel reports no TCP state for.
-fn udp_connect(event: &Event) -> bool {
+/// Whether the event is a `connect()` on a UDP socket, which sends nothing: a datagram
+/// socket, when its type is known, else one the kernel reports no TCP state for, connecting
+/// to an IP address.
+fn udp_connect(event: &Event, sock_type: Option<SockType>) -> bool {
     let Call::Connect { address } = &event.call else {
         return false;
     };
-    let not_tcp = event
-        .kernel
-        .iter()
-        .find(|view| view.endpoint == event.endpoint)
-        .is_some_and(|view| {
-            matches!(
-                view.state,
-                SocketState::Unconnected | SocketState::Connected
-            )
-        });
-    not_tcp
+    let datagram = match sock_type {
+        Some(sock_type) => sock_type == SockType::Dgram,
+        None => event
+            .kernel
+            .iter()
+            .find(|view| view.endpoint == event.endpoint)
+            .is_some_and(|view| {
+                matches!(
+                    view.state,
+                    SocketState::Unconnected | SocketState::Connected
+                )
+            }),
+    };
+    datagram
         && matches!(
             address,
             crate::net::SockAddr::Inet { .. } | crate::net::SockAddr::Inet6 { .. }
