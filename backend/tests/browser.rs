@@ -468,6 +468,27 @@ async fn stepping_moves_the_code_and_the_diagram(
         return Err(format!("the summary's opacity is {opacity}"));
     }
     save_screenshot(client, "stepping.png").await;
+    // Once the server's program has ended (after con.close(), it breaks out of its loop),
+    // its listener is closed though no close() was called: the kernel no longer has it.
+    client
+        .goto(&format!(
+            "http://{base}/?scenario=simple-server-client&play=1&step=21"
+        ))
+        .await
+        .map_err(|e| e.to_string())?;
+    wait_for_text(client, "step-label", "event 22 of 24").await?;
+    let state = client
+        .find(Locator::Css(
+            "[data-testid='endpoint-server.s'] [data-testid='state']",
+        ))
+        .await
+        .map_err(|e| e.to_string())?
+        .text()
+        .await
+        .map_err(|e| e.to_string())?;
+    if state != "closed" {
+        return Err(format!("server.s after its program ended reads {state:?}"));
+    }
     Ok(())
 }
 

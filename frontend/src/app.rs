@@ -1748,7 +1748,14 @@ fn endpoint_card(e: crate::model::EndpointView, waiting: Option<String>) -> impl
             },
         ),
         Some(kernel) => (kernel.state.name().to_owned(), "as the kernel reports it"),
-        None => (e.state.label().to_owned(), "from the calls so far"),
+        None => (
+            e.state.label().to_owned(),
+            if e.state == crate::model::EndpointState::Closed {
+                "the kernel no longer has the socket"
+            } else {
+                "from the calls so far"
+            },
+        ),
     };
     let queues = e.queue_rows();
     view! {

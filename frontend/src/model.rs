@@ -753,6 +753,12 @@ impl RunView {
                 .find(|view| view.endpoint == endpoint.id);
             // Most events leave most sockets as they were: copied only when changed.
             if endpoint.kernel.as_ref() != view {
+                // Every event has a view of every socket the kernel still has. One it no
+                // longer reports is closed: by this close(), or by the end of its program,
+                // which closes its sockets without a call.
+                if view.is_none() {
+                    endpoint.state = EndpointState::Closed;
+                }
                 endpoint.kernel = view.cloned();
             }
         }

@@ -235,6 +235,37 @@ fn endpoints_follow_their_calls() {
 }
 
 #[test]
+fn a_socket_the_kernel_no_longer_reports_is_closed() {
+    // The listener is reported while it listens; then its program ends without calling
+    // close(), and the next event's views (of every socket the kernel still has) leave it out.
+    let mut s = Script::default();
+    s.enter("server.s", Call::Bind { address: SERVER })
+        .ret("server.s", ReturnValue::None, Some(SERVER), None)
+        .enter("server.s", Call::Listen { backlog: 5 })
+        .ret("server.s", ReturnValue::None, Some(SERVER), None)
+        .kernel(SocketState::Listen, 0)
+        .enter("client.s", Call::Recv { bufsize: 1024 })
+        .kernel(SocketState::Established, 0);
+    let model = model_with(s.0);
+    let run = model.run.as_ref().unwrap();
+    let listener = run.endpoint("server.s").unwrap();
+    assert_eq!(
+        (listener.state, &listener.kernel),
+        (EndpointState::Closed, &None)
+    );
+    // Stepped back to the listen, it is listening, as the kernel said then.
+    let mut run = run.clone();
+    run.seek(3);
+    let past = run.as_selected_from(None);
+    let listener = past.endpoint("server.s").unwrap();
+    assert_eq!(listener.state, EndpointState::Listening);
+    assert_eq!(
+        listener.kernel.as_ref().map(|view| view.state),
+        Some(SocketState::Listen)
+    );
+}
+
+#[test]
 fn a_waiting_call_shows_until_it_returns() {
     let events = simple_run();
     // Stop right after the server entered accept().
