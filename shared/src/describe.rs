@@ -4,7 +4,7 @@
 use crate::call::{Call, CallError, CallResult, ErrorOrigin, ReturnValue, SockOption};
 use crate::event::{Event, Phase};
 use crate::kernel::SocketState;
-use crate::net::SockType;
+use crate::net::{SockAddr, SockType};
 
 /// The call as a line of Python: `bind(('127.64.0.1', 12345))`.
 pub fn call_text(call: &Call) -> String {
@@ -123,9 +123,9 @@ pub fn outcome_text(event: &Event) -> String {
 /// datagram socket.
 pub fn explain(event: &Event, sock_type: Option<SockType>) -> String {
     match (event.phase, event.outcome()) {
-        (_, Some(Ok(_)) | None) if udp_connect(event, sock_type) => {
+        (_, Some(Ok(_)) | None) if datagram_connect(event, sock_type) => {
             if event.phase == Phase::Enter {
-                "On a UDP socket connect() sends nothing: the kernel only records the peer."
+                "On a datagram socket connect() sends nothing: the kernel only records the peer."
                     .to_owned()
             } else {
                 "The peer is recorded: send() now goes to it, and recv() takes only its \
@@ -151,6 +151,12 @@ fn explain_enter(call: &Call, sock_type: Option<SockType>) -> String {
              blocking socket waits for a client."
                 .to_owned()
         }
+        Call::Connect {
+            address: SockAddr::Unix { .. },
+        } => "connect() asks the kernel for a connection to the socket listening at that \
+              address. No packets: both ends are in this kernel, which queues the connection for \
+              the listener's accept() at once (waiting only while that queue is full)."
+            .to_owned(),
         Call::Connect { .. } => {
             "connect() asks the kernel to open a connection; it returns once the handshake \
              with the listener is done."
@@ -201,10 +207,21 @@ fn explain_result(call: &Call, result: &CallResult, sock_type: Option<SockType>)
             "The socket is now a listener: the kernel completes connections for it on its own \
              and queues them for accept(), up to {backlog} (Linux queues one more)."
         ),
+        (_, ReturnValue::Accepted { address, .. }) if unnamed(address) => {
+            "A client connected from an unbound Unix socket, which has no address (''); \
+             accept() returned a new socket for that one connection, while the listener goes on \
+             listening."
+                .to_owned()
+        }
         (_, ReturnValue::Accepted { address, .. }) => format!(
             "A client at {address} connected; accept() returned a new socket for that one \
              connection, while the listener goes on listening."
         ),
+        (Call::Connect { .. }, _) if result.local.as_ref().is_some_and(unnamed) => {
+            "Connected. This end has no address (''): a Unix socket not bound before stays \
+             unnamed, and its peer sees '' as its address."
+                .to_owned()
+        }
         (Call::Connect { .. }, _) => match (&result.local, &result.peer) {
             (Some(local), Some(_)) => format!(
                 "Connected. This end's local address is {local}: for a socket not bound \
@@ -219,7 +236,7 @@ fn explain_result(call: &Call, result: &CallResult, sock_type: Option<SockType>)
         ),
         (
             Call::Sendto {
-                address: address @ crate::net::SockAddr::Unix { .. },
+                address: address @ SockAddr::Unix { .. },
                 ..
             },
             ReturnValue::Sent { count },
@@ -327,31 +344,34 @@ fn explain_result(call: &Call, result: &CallResult, sock_type: Option<SockType>)
     }
 }
 
-/// Whether the event is a `connect()` on a UDP socket, which sends nothing: a datagram
-/// socket, when its type is known, else one the kernel reports no TCP state for, connecting
-/// to an IP address.
-fn udp_connect(event: &Event, sock_type: Option<SockType>) -> bool {
+/// Whether an address is that of an unbound Unix socket, which has none (Python shows `''`).
+fn unnamed(address: &SockAddr) -> bool {
+    matches!(address, SockAddr::Unix { path, .. } if path.is_empty())
+}
+
+/// Whether the event is a `connect()` on a datagram socket, which sends nothing: a datagram
+/// socket, when its type is known, else one the kernel reports no TCP state for connecting
+/// to an IP address (UDP; a Unix socket's state does not tell stream from datagram).
+fn datagram_connect(event: &Event, sock_type: Option<SockType>) -> bool {
     let Call::Connect { address } = &event.call else {
         return false;
     };
-    let datagram = match sock_type {
+    match sock_type {
         Some(sock_type) => sock_type == SockType::Dgram,
-        None => event
-            .kernel
-            .iter()
-            .find(|view| view.endpoint == event.endpoint)
-            .is_some_and(|view| {
-                matches!(
-                    view.state,
-                    SocketState::Unconnected | SocketState::Connected
-                )
-            }),
-    };
-    datagram
-        && matches!(
-            address,
-            crate::net::SockAddr::Inet { .. } | crate::net::SockAddr::Inet6 { .. }
-        )
+        None => {
+            matches!(address, SockAddr::Inet { .. } | SockAddr::Inet6 { .. })
+                && event
+                    .kernel
+                    .iter()
+                    .find(|view| view.endpoint == event.endpoint)
+                    .is_some_and(|view| {
+                        matches!(
+                            view.state,
+                            SocketState::Unconnected | SocketState::Connected
+                        )
+                    })
+        }
+    }
 }
 
 /// What a `close()` did, told from the kernel's views just after it, which show whether the
@@ -528,6 +548,54 @@ mod tests {
         assert!(explain(&none, stream).contains("end of stream"));
         // Not knowing the kind, a recv is taken as a stream's, as most are.
         assert!(explain(&none, None).contains("end of stream"));
+    }
+
+    #[test]
+    fn unix_connections_are_explained_without_packets_or_ports() {
+        let path = SockAddr::Unix {
+            path: "/tmp/server.sock".into(),
+            r#abstract: false,
+        };
+        let unnamed = SockAddr::Unix {
+            path: String::new(),
+            r#abstract: false,
+        };
+        let (enter, mut connected) = call_and_return(
+            Call::Connect {
+                address: path.clone(),
+            },
+            ReturnValue::None,
+        );
+        connected.result.as_mut().unwrap().local = Some(unnamed.clone());
+        let stream = Some(SockType::Stream);
+        for sock_type in [stream, None] {
+            let text = explain(&enter, sock_type);
+            assert!(text.contains("No packets"), "{text}");
+            assert!(!text.contains("handshake"), "{text}");
+            let text = explain(&connected, sock_type);
+            assert!(
+                text.starts_with("Connected. This end has no address ('')"),
+                "{text}"
+            );
+            assert!(!text.contains("picks"), "{text}");
+        }
+        // A Unix datagram socket's connect() only records its peer, as UDP's does.
+        let dgram = Some(SockType::Dgram);
+        assert!(explain(&enter, dgram).contains("sends nothing"));
+        let (_, accepted) = call_and_return(
+            Call::Accept,
+            ReturnValue::Accepted {
+                fd: 5,
+                address: unnamed,
+                endpoint: "server.con".into(),
+                process: None,
+            },
+        );
+        let text = explain(&accepted, stream);
+        assert!(
+            text.starts_with("A client connected from an unbound Unix socket"),
+            "{text}"
+        );
     }
 
     #[test]
