@@ -489,6 +489,19 @@ async fn stepping_moves_the_code_and_the_diagram(
     if state != "closed" {
         return Err(format!("server.s after its program ended reads {state:?}"));
     }
+    // At the accept's return the new connection's card has the kernel's view already.
+    client
+        .goto(&format!(
+            "http://{base}/?scenario=simple-server-client&play=1&step=16"
+        ))
+        .await
+        .map_err(|e| e.to_string())?;
+    wait_for_text(client, "step-label", "event 17 of 24").await?;
+    wait_for_text(client, "explanation", "accept() returned a new socket").await?;
+    let card = wait_for_text(client, "endpoint-server.con", "ESTABLISHED").await?;
+    if !card.contains("recv queue") {
+        return Err(format!("at its accept, server.con's card reads {card:?}"));
+    }
     Ok(())
 }
 

@@ -746,22 +746,6 @@ impl RunView {
                 self.endpoints.remove(index);
             }
         }
-        for endpoint in &mut self.endpoints {
-            let view = event
-                .kernel
-                .iter()
-                .find(|view| view.endpoint == endpoint.id);
-            // Most events leave most sockets as they were: copied only when changed.
-            if endpoint.kernel.as_ref() != view {
-                // Every event has a view of every socket the kernel still has. One it no
-                // longer reports is closed: by this close(), or by the end of its program,
-                // which closes its sockets without a call.
-                if view.is_none() {
-                    endpoint.state = EndpointState::Closed;
-                }
-                endpoint.kernel = view.cloned();
-            }
-        }
         // The event is about to be pushed: its index is the number of events so far.
         let index = self.events.len();
         let endpoint = self.endpoint_mut(&event.endpoint, &event.role);
@@ -795,14 +779,6 @@ impl RunView {
                             Call::Close => EndpointState::Closed,
                             _ => endpoint.state,
                         };
-                        if let Some(kernel) = event
-                            .kernel
-                            .iter()
-                            .find(|view| view.endpoint == event.endpoint)
-                            && endpoint.kernel.as_ref() != Some(kernel)
-                        {
-                            endpoint.kernel = Some(kernel.clone());
-                        }
                         // Connected to a program outside Socket Lab: it gets a lifeline.
                         if let Some(process) = &result.peer_process {
                             let (theirs, ours) = (result.peer.clone(), result.local.clone());
@@ -817,6 +793,24 @@ impl RunView {
                     Some(Err(_)) => endpoint.last_error = Some(outcome_text(&event)),
                     None => {}
                 }
+            }
+        }
+        // After the call's own changes, so that a socket the event made (an accepted
+        // connection) has the kernel's view from its first event on.
+        for endpoint in &mut self.endpoints {
+            let view = event
+                .kernel
+                .iter()
+                .find(|view| view.endpoint == endpoint.id);
+            // Most events leave most sockets as they were: copied only when changed.
+            if endpoint.kernel.as_ref() != view {
+                // Every event has a view of every socket the kernel still has. One it no
+                // longer reports is closed: by this close(), or by the end of its program,
+                // which closes its sockets without a call.
+                if view.is_none() {
+                    endpoint.state = EndpointState::Closed;
+                }
+                endpoint.kernel = view.cloned();
             }
         }
         self.overview.push(index, &event);

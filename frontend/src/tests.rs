@@ -266,6 +266,40 @@ fn a_socket_the_kernel_no_longer_reports_is_closed() {
 }
 
 #[test]
+fn an_accepted_socket_shows_the_kernels_view_from_its_accept() {
+    let mut events = simple_run();
+    // The accept's return (event 7) reports the new connection with the 24 bytes the client
+    // had sent before it; the card shows them at once, not from the connection's first call.
+    let accept = events
+        .iter_mut()
+        .find(|e| e.phase == Phase::Return && e.call == Call::Accept)
+        .unwrap();
+    accept.kernel = vec![SocketView {
+        endpoint: "server.con".into(),
+        state: SocketState::Established,
+        recv_queue: Some(24),
+        send_queue: Some(0),
+        accept_queue: None,
+        backlog: None,
+        lingering: false,
+    }];
+    let upto = events
+        .iter()
+        .position(|e| e.call == Call::Accept && e.phase == Phase::Return);
+    events.truncate(upto.unwrap() + 1);
+    let model = model_with(events);
+    let conn = model.run.as_ref().unwrap().endpoint("server.con").unwrap();
+    let view = conn
+        .kernel
+        .as_ref()
+        .expect("the kernel's view of the accepted socket");
+    assert_eq!(
+        (view.state, view.recv_queue),
+        (SocketState::Established, Some(24))
+    );
+}
+
+#[test]
 fn a_waiting_call_shows_until_it_returns() {
     let events = simple_run();
     // Stop right after the server entered accept().
