@@ -152,6 +152,11 @@ async fn wait_for_text(client: &Client, testid: &str, want: &str) -> Result<Stri
     ))
 }
 
+/// Opens `url` in the browser.
+async fn goto(client: &Client, url: &str) -> Result<(), String> {
+    client.goto(url).await.map_err(|e| format!("{url}: {e}"))
+}
+
 /// Runs `js` in the page (WebDriver's execute) and returns what it returns.
 async fn script(client: &Client, js: &str) -> Result<serde_json::Value, String> {
     client.execute(js, vec![]).await.map_err(|e| e.to_string())
@@ -187,12 +192,11 @@ async fn deep_link_plays_the_simple_scenario(
     client: &Client,
     base: SocketAddr,
 ) -> Result<(), String> {
-    client
-        .goto(&format!(
-            "http://{base}/?scenario=simple-server-client&play=1"
-        ))
-        .await
-        .map_err(|e| e.to_string())?;
+    goto(
+        client,
+        &format!("http://{base}/?scenario=simple-server-client&play=1"),
+    )
+    .await?;
     // The client side shows the bytes the server sent.
     wait_for_text(client, "endpoint-client.s", "Connection is successful").await?;
     wait_for_text(client, "run-status", "finished").await?;
@@ -210,10 +214,11 @@ async fn deep_link_plays_the_simple_scenario(
 
     // Opened again, the page's code comes from the browser's cache, without a request: its
     // files are named after their contents and kept for good.
-    client
-        .goto(&format!("http://{base}/?scenario=simple-server-client"))
-        .await
-        .map_err(|e| e.to_string())?;
+    goto(
+        client,
+        &format!("http://{base}/?scenario=simple-server-client"),
+    )
+    .await?;
     wait_for_text(client, "connection-status", "connected").await?;
     let code = script(
         client,
@@ -239,10 +244,7 @@ async fn the_deep_link_plays_and_shows_the_message() {
 
 async fn page_reconnects(client: &Client) -> Result<(), String> {
     let (addr, stop) = start_backend("127.0.0.1:0".parse().unwrap()).await;
-    client
-        .goto(&format!("http://{addr}/"))
-        .await
-        .map_err(|e| e.to_string())?;
+    goto(client, &format!("http://{addr}/")).await?;
     wait_for_text(client, "connection-status", "connected").await?;
     stop.send(())
         .map_err(|()| "the server had already stopped".to_owned())?;
@@ -302,10 +304,7 @@ async fn every_scenario_plays(client: &Client, base: SocketAddr) -> Result<(), S
         return Err(format!("scenarios {listed:?} but checks for {checked:?}"));
     }
     for (id, testid, text) in WHAT_EACH_SCENARIO_SHOWS {
-        client
-            .goto(&format!("http://{base}/?scenario={id}&play=1"))
-            .await
-            .map_err(|e| e.to_string())?;
+        goto(client, &format!("http://{base}/?scenario={id}&play=1")).await?;
         let status = wait_for_text(client, "run-status", "finished")
             .await
             .map_err(|error| format!("{id}: {error}"))?;
@@ -336,12 +335,11 @@ async fn every_scenario_plays(client: &Client, base: SocketAddr) -> Result<(), S
     }
     // Stepped to the server's first recvfrom, the UDP card names the kernel's figure for what
     // it is: the size of the next datagram waiting (7 bytes of 'two two'), not of both.
-    client
-        .goto(&format!(
-            "http://{base}/?scenario=datagram-boundaries&play=1&step=15"
-        ))
-        .await
-        .map_err(|e| e.to_string())?;
+    goto(
+        client,
+        &format!("http://{base}/?scenario=datagram-boundaries&play=1&step=15"),
+    )
+    .await?;
     wait_for_text(client, "step-label", "event 16 of").await?;
     let card = wait_for_text(client, "endpoint-server.s", "next datagram").await?;
     if !card.contains("next datagram\n7 B") && !card.contains("next datagram 7 B") {
@@ -353,10 +351,11 @@ async fn every_scenario_plays(client: &Client, base: SocketAddr) -> Result<(), S
         .set_window_size(400, 900)
         .await
         .map_err(|e| e.to_string())?;
-    client
-        .goto(&format!("http://{base}/?scenario=tcp-echo&play=1&step=12"))
-        .await
-        .map_err(|e| e.to_string())?;
+    goto(
+        client,
+        &format!("http://{base}/?scenario=tcp-echo&play=1&step=12"),
+    )
+    .await?;
     wait_for_text(client, "step-label", "event 13 of").await?;
     let widths = script(
         client,
@@ -414,12 +413,11 @@ async fn stepping_moves_the_code_and_the_diagram(
     client: &Client,
     base: SocketAddr,
 ) -> Result<(), String> {
-    client
-        .goto(&format!(
-            "http://{base}/?scenario=simple-server-client&play=1"
-        ))
-        .await
-        .map_err(|e| e.to_string())?;
+    goto(
+        client,
+        &format!("http://{base}/?scenario=simple-server-client&play=1"),
+    )
+    .await?;
     wait_for_text(client, "run-status", "finished").await?;
     click(client, "step-first").await?;
     wait_for_text(client, "step-label", "event 1 of 24").await?;
@@ -470,12 +468,11 @@ async fn stepping_moves_the_code_and_the_diagram(
     save_screenshot(client, "stepping.png").await;
     // Once the server's program has ended (after con.close(), it breaks out of its loop),
     // its listener is closed though no close() was called: the kernel no longer has it.
-    client
-        .goto(&format!(
-            "http://{base}/?scenario=simple-server-client&play=1&step=21"
-        ))
-        .await
-        .map_err(|e| e.to_string())?;
+    goto(
+        client,
+        &format!("http://{base}/?scenario=simple-server-client&play=1&step=21"),
+    )
+    .await?;
     wait_for_text(client, "step-label", "event 22 of 24").await?;
     let state = client
         .find(Locator::Css(
@@ -490,12 +487,11 @@ async fn stepping_moves_the_code_and_the_diagram(
         return Err(format!("server.s after its program ended reads {state:?}"));
     }
     // At the accept's return the new connection's card has the kernel's view already.
-    client
-        .goto(&format!(
-            "http://{base}/?scenario=simple-server-client&play=1&step=16"
-        ))
-        .await
-        .map_err(|e| e.to_string())?;
+    goto(
+        client,
+        &format!("http://{base}/?scenario=simple-server-client&play=1&step=16"),
+    )
+    .await?;
     wait_for_text(client, "step-label", "event 17 of 24").await?;
     wait_for_text(client, "explanation", "accept() returned a new socket").await?;
     let card = wait_for_text(client, "endpoint-server.con", "ESTABLISHED").await?;
@@ -513,10 +509,11 @@ async fn stepping_back_and_forth_highlights_the_code_line() {
 
 async fn a_saved_trace_replays_without_the_backend(client: &Client) -> Result<(), String> {
     let (addr, stop) = start_backend("127.0.0.1:0".parse().unwrap()).await;
-    client
-        .goto(&format!("http://{addr}/?scenario=half-close&play=1"))
-        .await
-        .map_err(|e| e.to_string())?;
+    goto(
+        client,
+        &format!("http://{addr}/?scenario=half-close&play=1"),
+    )
+    .await?;
     wait_for_text(client, "run-status", "finished").await?;
     let events = usize::try_from(step_label(client).await?.1).map_err(|e| e.to_string())?;
     click(client, "save-trace").await?;
@@ -649,10 +646,7 @@ async fn ten_thousand_events_stay_usable(client: &Client, base: SocketAddr) -> R
     let path =
         std::env::temp_dir().join(format!("socket-lab-e2e-long-{}.json", std::process::id()));
     std::fs::write(&path, long_trace(5_000).to_json()).map_err(|e| e.to_string())?;
-    client
-        .goto(&format!("http://{base}/"))
-        .await
-        .map_err(|e| e.to_string())?;
+    goto(client, &format!("http://{base}/")).await?;
     wait_for_text(client, "connection-status", "connected").await?;
     open_trace_file(client, &path).await?;
     wait_for_text(client, "step-label", "event 1 of 10002").await?;
@@ -736,10 +730,7 @@ async fn choose(client: &Client, testid: &str, value: &str) -> Result<(), String
 }
 
 async fn manual_mode_shows_errors(client: &Client, base: SocketAddr) -> Result<(), String> {
-    client
-        .goto(&format!("http://{base}/"))
-        .await
-        .map_err(|e| e.to_string())?;
+    goto(client, &format!("http://{base}/")).await?;
     wait_for_text(client, "connection-status", "connected").await?;
     client
         .find(Locator::Css("[data-testid='manual'] summary"))
@@ -785,12 +776,11 @@ async fn manual_mode_shows_the_forms_and_the_kernels_errors() {
 }
 
 async fn pausing_before_each_call(client: &Client, base: SocketAddr) -> Result<(), String> {
-    client
-        .goto(&format!(
-            "http://{base}/?scenario=simple-server-client&play=1&pause=1"
-        ))
-        .await
-        .map_err(|e| e.to_string())?;
+    goto(
+        client,
+        &format!("http://{base}/?scenario=simple-server-client&play=1&pause=1"),
+    )
+    .await?;
     // The first call is named before it is made, with its line marked in the code.
     wait_for_text(
         client,
@@ -911,10 +901,11 @@ async fn a_students_client_meets_the_pages_server(
     base: SocketAddr,
 ) -> Result<(), String> {
     let port = common::free_port();
-    client
-        .goto(&format!("http://{base}/?scenario=simple-server-client"))
-        .await
-        .map_err(|e| e.to_string())?;
+    goto(
+        client,
+        &format!("http://{base}/?scenario=simple-server-client"),
+    )
+    .await?;
     wait_for_text(client, "connection-status", "connected").await?;
     choose(client, "outside-role", "client").await?;
     fill(client, "outside-port", &port.to_string()).await?;
@@ -956,12 +947,11 @@ async fn a_students_server_meets_the_pages_client(
     base: SocketAddr,
 ) -> Result<(), String> {
     let port = common::free_port();
-    client
-        .goto(&format!(
-            "http://{base}/?scenario=simple-server-client&play=1&outside=server&port={port}"
-        ))
-        .await
-        .map_err(|e| e.to_string())?;
+    goto(
+        client,
+        &format!("http://{base}/?scenario=simple-server-client&play=1&outside=server&port={port}"),
+    )
+    .await?;
     wait_for_text(client, "outside-instructions", "Waiting for your server").await?;
     wait_for_text(client, "code-server", &format!("port = {port}")).await?;
     // Before the student's server runs there is no call to explain, and the line says so.
@@ -1014,10 +1004,7 @@ async fn the_page_passes_the_servers_token(client: &Client) -> Result<(), String
     tokio::spawn(backend::serve(listener, config, std::future::pending()));
     // Without the token the page cannot open a session, and says why: not a lost backend,
     // but the URL without its token.
-    client
-        .goto(&format!("http://{addr}/"))
-        .await
-        .map_err(|e| e.to_string())?;
+    goto(client, &format!("http://{addr}/")).await?;
     wait_for_text(
         client,
         "connection-status",
@@ -1026,12 +1013,11 @@ async fn the_page_passes_the_servers_token(client: &Client) -> Result<(), String
     .await?;
     save_screenshot(client, "token-missing.png").await;
     // With the URL the server printed, it can.
-    client
-        .goto(&format!(
-            "http://{addr}/?token=lab-token-1234&scenario=simple-server-client&play=1"
-        ))
-        .await
-        .map_err(|e| e.to_string())?;
+    goto(
+        client,
+        &format!("http://{addr}/?token=lab-token-1234&scenario=simple-server-client&play=1"),
+    )
+    .await?;
     wait_for_text(client, "connection-status", "connected").await?;
     wait_for_text(client, "run-status", "finished").await?;
     Ok(())
@@ -1051,10 +1037,7 @@ async fn the_page_says_which_limit_closed_its_session(client: &Client) -> Result
     let mut config = backend::Config::new(repo_root().join("dist"));
     config.limits.idle_timeout = 2;
     tokio::spawn(backend::serve(listener, config, std::future::pending()));
-    client
-        .goto(&format!("http://{addr}/"))
-        .await
-        .map_err(|e| e.to_string())?;
+    goto(client, &format!("http://{addr}/")).await?;
     wait_for_text(client, "connection-status", "connected").await?;
     // Nothing is sent for two seconds: the server closes the session and says why, and the
     // page shows it instead of reconnecting behind the student's back.
@@ -1085,12 +1068,11 @@ async fn open_echo_for_outside_client(
     extra: &str,
 ) -> Result<u16, String> {
     let port = common::free_port();
-    client
-        .goto(&format!(
-            "http://{base}/?scenario=tcp-echo&play=1&outside=client&port={port}{extra}"
-        ))
-        .await
-        .map_err(|e| e.to_string())?;
+    goto(
+        client,
+        &format!("http://{base}/?scenario=tcp-echo&play=1&outside=client&port={port}{extra}"),
+    )
+    .await?;
     wait_for_text(client, "outside-instructions", "Waiting for your client").await?;
     Ok(port)
 }
@@ -1217,10 +1199,7 @@ async fn page_performance(client: &Client, base: SocketAddr) -> Result<(), Strin
     std::fs::write(&path, &trace).map_err(|e| e.to_string())?;
     let in_trace = shared::TraceFile::parse(&trace)?.events.len();
 
-    client
-        .goto(&format!("http://{base}/?perf=1"))
-        .await
-        .map_err(|e| e.to_string())?;
+    goto(client, &format!("http://{base}/?perf=1")).await?;
     wait_for_text(client, "connection-status", "connected").await?;
     let (page_transferred, page_size) = page_download(client).await?;
     // The server sent the compressed copies that the build wrote (scripts/post-build.sh).

@@ -52,6 +52,20 @@ impl Script {
         )
     }
 
+    /// `server.s`, at [`SERVER`], takes `data` with `recv(1024)`.
+    fn server_receives(&mut self, data: &[u8]) -> &mut Self {
+        self.enter("server.s", Call::Recv { bufsize: 1024 }).ret(
+            "server.s",
+            ReturnValue::Received {
+                data: Bytes(data.to_vec()),
+                from: None,
+                truncated_from: None,
+            },
+            Some(SERVER),
+            None,
+        )
+    }
+
     /// Gives the last event the kernel's view of its endpoint.
     fn kernel(&mut self, state: SocketState, recv_queue: u32) -> &mut Self {
         let last = self.0.last_mut().unwrap();
@@ -1080,16 +1094,7 @@ fn a_plain_recv_takes_the_datagrams_sent_to_its_address() {
         .ret("client.s", ReturnValue::Sent { count: 3 }, None, None);
     }
     for part in ["one", "two"] {
-        s.enter("server.s", Call::Recv { bufsize: 1024 }).ret(
-            "server.s",
-            ReturnValue::Received {
-                data: Bytes(part.as_bytes().to_vec()),
-                from: None,
-                truncated_from: None,
-            },
-            Some(SERVER),
-            None,
-        );
+        s.server_receives(part.as_bytes());
     }
     let model = model_with(s.0);
     let run = model.run.as_ref().unwrap();
@@ -1123,16 +1128,7 @@ fn an_empty_datagram_is_taken_by_a_recv_and_drawn() {
         s.client_sends_datagram(&Bytes(part.as_bytes().to_vec()), &client);
     }
     for part in ["", "two"] {
-        s.enter("server.s", Call::Recv { bufsize: 1024 }).ret(
-            "server.s",
-            ReturnValue::Received {
-                data: Bytes(part.as_bytes().to_vec()),
-                from: None,
-                truncated_from: None,
-            },
-            Some(SERVER),
-            None,
-        );
+        s.server_receives(part.as_bytes());
     }
     let model = model_with(s.0);
     let run = model.run.as_ref().unwrap();
