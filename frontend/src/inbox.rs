@@ -7,8 +7,12 @@
 
 use shared::ServerMessage;
 
-/// A pause between messages this long ends a burst (ms).
-pub const BURST_QUIET_MS: f64 = 8.0;
+/// A pause between messages this long ends a burst (ms). Longer than the 16.7 ms the server
+/// leaves between the messages of a busy run (one a frame, `FRAME_INTERVAL` in the backend's
+/// `ws.rs`), so that a burst the server spreads over two or three messages is still drawn
+/// once, and a run that keeps pouring in is drawn every [`BURST_MAX_WAIT_MS`], not at every
+/// message. A quiet run's lone event waits this long to be shown.
+pub const BURST_QUIET_MS: f64 = 20.0;
 
 /// How long a burst may pour in without a pause before the page draws what came anyway
 /// (ms): at least 20 draws a second, so the page still moves with a run that never pauses.
