@@ -36,6 +36,10 @@ for file in "${wasm[0]}" "${js[0]}"; do
 done
 # The hook minifies the JavaScript glue after trunk hashed it: the browser refuses a file whose
 # hash is not the one index.html gives, so each must still match.
+if ! command -v openssl >/dev/null 2>&1; then
+  echo "bundle: openssl is needed to check the integrity hashes in dist/index.html (scripts/setup.sh --test installs it)" >&2
+  exit 1
+fi
 sha384() { openssl dgst -sha384 -binary "$1" | base64 | tr -d '\n'; }
 for file in "${wasm[0]}" "${js[0]}"; do
   name="$(basename "$file")"

@@ -6,7 +6,8 @@
 #    scripts/setup.sh from npm): 8.0 KB gzipped instead of 6.0. Trunk's own `--minify` cannot
 #    parse this glue and leaves it as it is (PERFORMANCE.md). Trunk has already written the
 #    file's integrity hash into index.html, so the hash is written anew for the minified file.
-#    Without esbuild the glue stays as trunk wrote it, and scripts/bundle-size.sh says so.
+#    Without esbuild, or without openssl to hash the result, the glue stays as trunk wrote it,
+#    and scripts/bundle-size.sh says so.
 # 2. Each of the page's files gets a gzip and, where the `brotli` tool is installed, a brotli
 #    copy beside it, which the backend serves to browsers that accept them (tower-http's
 #    ServeDir, `precompressed_br` and `precompressed_gzip`). Compressed once here at the
@@ -20,14 +21,14 @@ dir="${TRUNK_STAGING_DIR:?trunk sets TRUNK_STAGING_DIR for its hooks}"
 
 sha384() { openssl dgst -sha384 -binary "$1" | base64 | tr -d '\n'; }
 
-if command -v esbuild >/dev/null 2>&1; then
+if command -v esbuild >/dev/null 2>&1 && command -v openssl >/dev/null 2>&1; then
   for file in "$dir"/*.js; do
     [ -f "$file" ] || continue
     before="$(sha384 "$file")"
     esbuild "$file" --minify --format=esm --log-level=warning --outfile="$file.min"
     mv "$file.min" "$file"
     after="$(sha384 "$file")"
-    if grep -q "sha384-$before" "$dir/index.html"; then
+    if [ -n "$before" ] && [ -n "$after" ] && grep -q "sha384-$before" "$dir/index.html"; then
       sed -i "s|sha384-$before|sha384-$after|" "$dir/index.html"
     fi
   done
