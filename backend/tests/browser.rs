@@ -924,15 +924,25 @@ async fn a_students_client_meets_the_pages_server(
     let output = tokio::task::spawn_blocking(move || common::tutorial_client(port))
         .await
         .map_err(|e| e.to_string())?;
-    if !String::from_utf8_lossy(&output.stdout).contains("Connection is successful") {
-        return Err(format!("the student's client printed {:?}", output.stdout));
+    the_students_program_ran(client, &output, "Connection is successful").await?;
+    // The connection to the student's client is an endpoint with the client's address.
+    wait_for_text(client, "endpoint-server.con", "127.0.0.1").await?;
+    save_screenshot(client, "outside-client.png").await;
+    Ok(())
+}
+
+/// After the student's program has ended: it printed `printed`, the page's run finished,
+/// and the student's program has a lifeline of its own, named as `ps` names it.
+async fn the_students_program_ran(
+    client: &Client,
+    output: &std::process::Output,
+    printed: &str,
+) -> Result<(), String> {
+    if !String::from_utf8_lossy(&output.stdout).contains(printed) {
+        return Err(format!("the student's program printed {:?}", output.stdout));
     }
     wait_for_text(client, "run-status", "finished").await?;
-    // The connection to the student's client is an endpoint with the client's address, and
-    // the student's program has a lifeline of its own, named as `ps` names it.
-    wait_for_text(client, "endpoint-server.con", "127.0.0.1").await?;
     wait_for_text(client, "diagram", "python3[").await?;
-    save_screenshot(client, "outside-client.png").await;
     Ok(())
 }
 
@@ -978,12 +988,8 @@ async fn a_students_server_meets_the_pages_client(
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;
-    if !String::from_utf8_lossy(&output.stdout).contains("Connecting with") {
-        return Err(format!("the student's server printed {:?}", output.stdout));
-    }
-    wait_for_text(client, "run-status", "finished").await?;
+    the_students_program_ran(client, &output, "Connecting with").await?;
     wait_for_text(client, "endpoint-client.s", "Connection is successful").await?;
-    wait_for_text(client, "diagram", "python3[").await?;
     save_screenshot(client, "outside-server.png").await;
     Ok(())
 }

@@ -52,6 +52,18 @@ impl Script {
         )
     }
 
+    /// `endpoint` is made by `socket(AF_INET, sock_type)`.
+    fn socket(&mut self, endpoint: &str, sock_type: SockType) -> &mut Self {
+        self.enter(
+            endpoint,
+            Call::Socket {
+                family: shared::Family::Inet,
+                sock_type,
+            },
+        )
+        .ret(endpoint, ReturnValue::Socket, None, None)
+    }
+
     /// `server.s`, at [`SERVER`], takes `data` with `recv(1024)`.
     fn server_receives(&mut self, data: &[u8]) -> &mut Self {
         self.enter("server.s", Call::Recv { bufsize: 1024 }).ret(
@@ -514,16 +526,9 @@ fn a_send_taken_in_parts_ends_at_the_recv_that_took_its_last_byte() {
 /// A run's first events: `server.s` made as a UDP socket and bound to `SERVER`.
 fn udp_server_bound() -> Script {
     let mut s = Script::default();
-    s.enter(
-        "server.s",
-        Call::Socket {
-            family: shared::Family::Inet,
-            sock_type: SockType::Dgram,
-        },
-    )
-    .ret("server.s", ReturnValue::Socket, None, None)
-    .enter("server.s", Call::Bind { address: SERVER })
-    .ret("server.s", ReturnValue::None, Some(SERVER), None);
+    s.socket("server.s", SockType::Dgram)
+        .enter("server.s", Call::Bind { address: SERVER })
+        .ret("server.s", ReturnValue::None, Some(SERVER), None);
     s
 }
 
@@ -543,14 +548,7 @@ fn the_queues_are_named_for_what_the_kernel_counts() {
     );
     // A TCP connection, accepted from a TCP listener: bytes, unread and unacknowledged.
     let mut tcp = Script::default();
-    tcp.enter(
-        "server.s",
-        Call::Socket {
-            family: shared::Family::Inet,
-            sock_type: SockType::Stream,
-        },
-    )
-    .ret("server.s", ReturnValue::Socket, None, None);
+    tcp.socket("server.s", SockType::Stream);
     tcp.0.extend(simple_run().into_iter().map(|mut event| {
         event.seq += 2;
         event
@@ -1116,14 +1114,7 @@ fn an_empty_datagram_is_taken_by_a_recv_and_drawn() {
         port: 40001,
     };
     let mut s = udp_server_bound();
-    s.enter(
-        "client.s",
-        Call::Socket {
-            family: shared::Family::Inet,
-            sock_type: SockType::Dgram,
-        },
-    )
-    .ret("client.s", ReturnValue::Socket, None, None);
+    s.socket("client.s", SockType::Dgram);
     for part in ["", "two"] {
         s.client_sends_datagram(&Bytes(part.as_bytes().to_vec()), &client);
     }
