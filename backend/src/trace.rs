@@ -105,6 +105,9 @@ pub fn kernel_text(view: &SocketView) -> String {
     if let Some(queued) = view.send_queue {
         let _ = write!(text, " send-q {queued}");
     }
+    if view.peer_closed {
+        text.push_str(" (peer closed)");
+    }
     if view.lingering {
         // After a close, or after the FIN exchange of a socket still open (TIME_WAIT).
         text.push_str(" (the connection, kept by the kernel)");

@@ -345,6 +345,19 @@ async fn every_scenario_plays(client: &Client, base: SocketAddr) -> Result<(), S
     if !card.contains("next datagram\n7 B") && !card.contains("next datagram 7 B") {
         return Err(format!("the UDP card reads {card:?}"));
     }
+    // The Unix server closes first. One step before the end (the client's close() called),
+    // the client's socket is still connected, and its card says that the peer will send
+    // nothing more, where a TCP card would read CLOSE_WAIT.
+    goto(
+        client,
+        &format!("http://{base}/?scenario=unix-stream&play=1"),
+    )
+    .await?;
+    wait_for_text(client, "run-status", "finished").await?;
+    click(client, "step-back").await?;
+    wait_for_text(client, "explanation", "close()").await?;
+    wait_for_text(client, "endpoint-client.s", "CONNECTED · peer closed").await?;
+    save_screenshot(client, "unix-peer-closed.png").await;
     // In a phone's or a split screen's narrow window, a program's long lines scroll inside
     // its box, and the page is no wider than the window.
     client

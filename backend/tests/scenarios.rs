@@ -222,6 +222,21 @@ async fn unix_stream_names_a_file_in_the_runs_own_directory_and_removes_it() {
         }
     );
     assert_eq!(trace.received("client.s"), ["HELLO OVER A UNIX SOCKET"]);
+    // Where TCP would say CLOSE_WAIT, the client's socket stays connected once the server has
+    // closed, and its view says that the peer will send nothing more.
+    let server_closed = trace.one("server.con", "close").seq;
+    let client_views: Vec<(u64, &SocketView)> = trace
+        .events
+        .iter()
+        .filter_map(|e| Some((e.seq, e.kernel.iter().find(|v| v.endpoint == "client.s")?)))
+        .collect();
+    assert!(client_views.iter().any(|(seq, _)| *seq > server_closed));
+    for (seq, view) in client_views {
+        assert_eq!(view.peer_closed, seq >= server_closed, "event {seq}");
+        if view.peer_closed {
+            assert_eq!(view.state, SocketState::Connected, "event {seq}");
+        }
+    }
 }
 
 #[tokio::test]

@@ -1747,6 +1747,11 @@ fn endpoint_card(e: crate::model::EndpointView, waiting: Option<String>) -> impl
                 "the connection has ended, though the program still holds the socket; the kernel keeps the connection"
             },
         ),
+        // A Unix stream socket stays connected when its peer closes; TCP would say CLOSE_WAIT.
+        Some(kernel) if kernel.peer_closed => (
+            format!("{} · peer closed", kernel.state.name()),
+            "as the kernel reports it: still connected, and the peer will send nothing more (it closed, or shut down its sending side); recv() returns b'' once the queue is read",
+        ),
         Some(kernel) => (kernel.state.name().to_owned(), "as the kernel reports it"),
         None => (
             e.state.label().to_owned(),

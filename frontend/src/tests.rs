@@ -89,6 +89,7 @@ impl Script {
             accept_queue: None,
             backlog: None,
             lingering: false,
+            peer_closed: false,
         }];
         self
     }
@@ -308,6 +309,7 @@ fn an_accepted_socket_shows_the_kernels_view_from_its_accept() {
         accept_queue: None,
         backlog: None,
         lingering: false,
+        peer_closed: false,
     }];
     let upto = events
         .iter()
@@ -561,6 +563,7 @@ fn the_queues_are_named_for_what_the_kernel_counts() {
         accept_queue: None,
         backlog: None,
         lingering: false,
+        peer_closed: false,
     }];
     let model = model_with(tcp.0);
     let con = model.run.as_ref().unwrap().endpoint("server.con").unwrap();

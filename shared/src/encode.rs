@@ -530,6 +530,7 @@ impl Encode for SocketView {
         writer.optional("accept_queue", self.accept_queue.as_ref());
         writer.optional("backlog", self.backlog.as_ref());
         writer.flag("lingering", self.lingering);
+        writer.flag("peer_closed", self.peer_closed);
         writer.close('}');
     }
 }
@@ -610,6 +611,7 @@ mod tests {
                 accept_queue: (index % 4 == 0).then_some(0),
                 backlog: (index % 5 == 0).then_some(number * 7),
                 lingering: index % 2 == 1,
+                peer_closed: index % 3 == 1,
             }];
         }
         events[0].line = Some(12);

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 /// One live socket as the kernel reports it at the moment of an event.
 ///
 /// For TCP the state comes from `getsockopt(TCP_INFO)`; for other sockets from
-/// `SO_ACCEPTCONN` and `getpeername`. The queues come from the `SIOCINQ` and `SIOCOUTQ`
+/// `SO_ACCEPTCONN` and `getpeername`, and for a Unix stream socket also from `poll`. The queues come from the `SIOCINQ` and `SIOCOUTQ`
 /// ioctls, and a listener's accept queue and backlog from `TCP_INFO` too. A TCP connection
 /// that outlives its socket (see [`SocketView::lingering`]) comes from `/proc/net/tcp`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -34,6 +34,12 @@ pub struct SocketView {
     /// are the connection's. Such a view goes away when the kernel forgets the connection.
     #[serde(default, skip_serializing_if = "is_false")]
     pub lingering: bool,
+    /// A Unix stream socket whose peer will send nothing more: the peer closed its socket or
+    /// shut down its sending side, and the kernel has shut this socket's receiving side
+    /// (`poll` reports `POLLRDHUP`). Once the receive queue is read, `recv` returns `b''`.
+    /// The kernel keeps such a socket connected, where TCP would say `CLOSE_WAIT`.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub peer_closed: bool,
 }
 
 fn is_false(value: &bool) -> bool {

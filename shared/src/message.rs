@@ -476,6 +476,7 @@ pub(crate) mod tests {
                     accept_queue: Some(1),
                     backlog: Some(5),
                     lingering: false,
+                    peer_closed: false,
                 },
                 SocketView {
                     endpoint: "client.s".into(),
@@ -485,6 +486,17 @@ pub(crate) mod tests {
                     accept_queue: None,
                     backlog: None,
                     lingering: true,
+                    peer_closed: false,
+                },
+                SocketView {
+                    endpoint: "client.u".into(),
+                    state: SocketState::Connected,
+                    recv_queue: Some(24),
+                    send_queue: Some(0),
+                    accept_queue: None,
+                    backlog: None,
+                    lingering: false,
+                    peer_closed: true,
                 },
             ],
         }

@@ -30,7 +30,8 @@ pub struct TraceFile {
 }
 
 /// The oldest protocol whose trace files this version reads: events have kept their shape
-/// since (protocols 3 to 5 only changed the messages around them).
+/// since (protocols 3 to 5 only changed the messages around them, and 6 added a kernel
+/// view's `peer_closed`, which older files leave out and which reads as false).
 pub const OLDEST_READABLE_PROTOCOL: u32 = 2;
 
 impl TraceFile {

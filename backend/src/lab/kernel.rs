@@ -1,7 +1,7 @@
 //! The kernel's own view of a socket: its TCP state and its queues, asked of the kernel.
 //!
-//! `getsockopt(TCP_INFO)` and the `SIOCINQ` / `SIOCOUTQ` ioctls have no safe wrapper in
-//! socket2 or nix, so this module calls libc directly. Each call passes a descriptor that the
+//! `getsockopt(TCP_INFO)`, the `SIOCINQ` / `SIOCOUTQ` ioctls and `poll` for Linux's
+//! `POLLRDHUP` have no safe wrapper in socket2 or nix, so this module calls libc directly. Each call passes a descriptor that the
 //! caller keeps open for the call's duration and a buffer of exactly the size it declares.
 //!
 //! Connections no descriptor reaches any more (`TIME_WAIT`, a closed socket's `FIN_WAIT`) and
@@ -35,6 +35,7 @@ pub(crate) fn view(
         accept_queue: None,
         backlog: None,
         lingering: false,
+        peer_closed: false,
     };
     if is_tcp {
         let Ok(info) = tcp_info(fd) else {
@@ -53,10 +54,29 @@ pub(crate) fn view(
         return view;
     } else if socket.peer_addr().is_ok() {
         view.state = SocketState::Connected;
+        // A Unix stream socket stays connected after its peer closes (the kernel keeps the
+        // peer), where TCP moves to CLOSE_WAIT; what changes is that the kernel shuts this
+        // socket's receiving side, which `poll` reports.
+        view.peer_closed = sock_type == SockType::Stream && receiving_shut(fd);
     }
     view.recv_queue = queue_length(fd, libc::FIONREAD).ok();
     view.send_queue = queue_length(fd, libc::TIOCOUTQ).ok();
     view
+}
+
+/// Whether the kernel has shut the socket's receiving side (`POLLRDHUP`): the peer closed,
+/// or shut down its sending side. `poll` with a timeout of zero only asks; it does not wait.
+#[allow(unsafe_code)] // nix's `PollFd` cannot carry POLLRDHUP, a Linux flag it does not name.
+fn receiving_shut(fd: RawFd) -> bool {
+    let mut polled = libc::pollfd {
+        fd,
+        events: libc::POLLRDHUP,
+        revents: 0,
+    };
+    // SAFETY: one live `pollfd`, and the count says one. The descriptor is the caller's open
+    // socket; poll only reads its state.
+    let ready = unsafe { libc::poll(&raw mut polled, 1, 0) };
+    ready == 1 && polled.revents & libc::POLLRDHUP != 0
 }
 
 /// The TCP states of `include/net/tcp_states.h`.
@@ -504,6 +524,39 @@ fn parse_address(text: &str) -> Option<SocketAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// TCP says CLOSE_WAIT when the peer has closed; a Unix stream socket stays connected,
+    /// and its view says that the peer will send nothing more.
+    #[test]
+    fn a_unix_stream_socket_tells_when_its_peer_closed() {
+        use socket2::{Domain, Type};
+        let stream_view = |socket: &Socket| view("s", socket, Family::Unix, SockType::Stream);
+        let (a, b) = Socket::pair(Domain::UNIX, Type::STREAM, None).unwrap();
+        let (c, d) = Socket::pair(Domain::UNIX, Type::STREAM, None).unwrap();
+        for socket in [&a, &b, &c, &d] {
+            let fresh = stream_view(socket);
+            assert_eq!(
+                (fresh.state, fresh.peer_closed),
+                (SocketState::Connected, false)
+            );
+        }
+        // The peer shuts down its sending side: this side is told, the peer is not.
+        b.shutdown(std::net::Shutdown::Write).unwrap();
+        assert!(stream_view(&a).peer_closed);
+        assert!(!stream_view(&b).peer_closed);
+        // The peer closes, with data still queued for this side.
+        d.send(b"last words").unwrap();
+        drop(d);
+        let left = stream_view(&c);
+        assert_eq!(
+            (left.state, left.peer_closed, left.recv_queue),
+            (SocketState::Connected, true, Some(10))
+        );
+        // A Unix datagram socket has no stream to end.
+        let (e, f) = Socket::pair(Domain::UNIX, Type::DGRAM, None).unwrap();
+        drop(f);
+        assert!(!view("e", &e, Family::Unix, SockType::Dgram).peer_closed);
+    }
 
     #[test]
     #[cfg(target_endian = "little")]

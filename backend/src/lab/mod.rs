@@ -749,6 +749,7 @@ fn lingering_view(endpoint: &str, entry: &kernel::TableEntry) -> SocketView {
         accept_queue: None,
         backlog: None,
         lingering: true,
+        peer_closed: false,
     }
 }
 

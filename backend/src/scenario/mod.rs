@@ -687,6 +687,7 @@ mod tests {
             accept_queue,
             backlog: None,
             lingering: false,
+            peer_closed: false,
         };
         assert_eq!(
             queue_text(&view(Some(1), Some(0))),

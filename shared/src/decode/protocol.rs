@@ -393,7 +393,7 @@ impl Decode for CallError {
 
 impl Decode for SocketView {
     fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        let (mut endpoint, mut state, mut lingering) = (None, None, None);
+        let (mut endpoint, mut state, mut lingering, mut peer_closed) = (None, None, None, None);
         let (mut recv_queue, mut send_queue, mut accept_queue, mut backlog) =
             (None, None, None, None);
         reader.object(|reader, key| match key {
@@ -404,6 +404,7 @@ impl Decode for SocketView {
             "accept_queue" => optional(reader, &mut accept_queue),
             "backlog" => optional(reader, &mut backlog),
             "lingering" => field(reader, &mut lingering),
+            "peer_closed" => field(reader, &mut peer_closed),
             _ => reader.skip(),
         })?;
         Ok(SocketView {
@@ -414,6 +415,7 @@ impl Decode for SocketView {
             accept_queue,
             backlog,
             lingering: lingering.unwrap_or_default(),
+            peer_closed: peer_closed.unwrap_or_default(),
         })
     }
 }
