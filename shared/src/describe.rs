@@ -240,19 +240,20 @@ fn explain_result(call: &Call, result: &CallResult, sock_type: Option<SockType>)
                 ..
             },
             ReturnValue::Sent { count },
-        ) => format!(
-            "The kernel put one datagram of {count} bytes into the receive queue of the socket \
-             bound to {address}: on one machine a Unix datagram is not lost (with that queue \
-             full, the sender waits)."
-        ),
+        ) => unix_datagram_sent(*count, address),
         (Call::Sendto { address, .. }, ReturnValue::Sent { count }) => format!(
             "The kernel sent one datagram of {count} bytes to {address}; nothing tells the \
              sender whether anyone received it."
         ),
-        (_, ReturnValue::Sent { count }) if sock_type == Some(SockType::Dgram) => format!(
-            "The kernel sent one datagram of {count} bytes to the socket's connected peer; \
-             nothing tells the sender whether anyone received it."
-        ),
+        (_, ReturnValue::Sent { count }) if sock_type == Some(SockType::Dgram) => {
+            match &result.peer {
+                Some(peer @ SockAddr::Unix { .. }) => unix_datagram_sent(*count, peer),
+                _ => format!(
+                    "The kernel sent one datagram of {count} bytes to the socket's connected \
+                     peer; nothing tells the sender whether anyone received it."
+                ),
+            }
+        }
         (_, ReturnValue::Sent { count }) => format!(
             "The kernel took {count} bytes into the socket's send queue; send() does not wait \
              for the peer to read them."
@@ -372,6 +373,16 @@ fn datagram_connect(event: &Event, sock_type: Option<SockType>) -> bool {
                     })
         }
     }
+}
+
+/// A Unix datagram handed to the socket bound to `address`, by `sendto` or by `send` on a
+/// connected socket.
+fn unix_datagram_sent(count: usize, address: &SockAddr) -> String {
+    format!(
+        "The kernel put one datagram of {count} bytes into the receive queue of the socket \
+         bound to {address}: on one machine a Unix datagram is not lost (with that queue \
+         full, the sender waits)."
+    )
 }
 
 /// What a `close()` did, told from the kernel's views just after it, which show whether the
@@ -527,6 +538,24 @@ mod tests {
             explain(&unix, dgram).contains("a Unix datagram is not lost"),
             "{}",
             explain(&unix, dgram)
+        );
+        // send() on a connected Unix datagram socket: the kernel names the peer.
+        let (_, mut unix_send) = call_and_return(
+            Call::Send {
+                data: Bytes(b"hi".to_vec()),
+            },
+            ReturnValue::Sent { count: 2 },
+        );
+        if let Some(result) = unix_send.result.as_mut() {
+            result.peer = Some(SockAddr::Unix {
+                path: "/tmp/s".into(),
+                r#abstract: false,
+            });
+        }
+        assert!(
+            explain(&unix_send, dgram).contains("the socket bound to '/tmp/s'"),
+            "{}",
+            explain(&unix_send, dgram)
         );
         let received = |data: &[u8]| {
             call_and_return(
