@@ -254,6 +254,10 @@ fn explain_result(call: &Call, result: &CallResult, sock_type: Option<SockType>)
                 ),
             }
         }
+        (_, ReturnValue::Sent { count }) if on_unix(result) => format!(
+            "The kernel put {count} bytes straight into the peer's receive queue: a Unix stream \
+             has no send queue of its own. send() does not wait for the peer to read them."
+        ),
         (_, ReturnValue::Sent { count }) => format!(
             "The kernel took {count} bytes into the socket's send queue; send() does not wait \
              for the peer to read them."
@@ -309,6 +313,11 @@ fn explain_result(call: &Call, result: &CallResult, sock_type: Option<SockType>)
         (_, ReturnValue::Address { address }) => format!("The kernel reports {address}."),
         (Call::Shutdown { how }, _) => match how {
             crate::call::Shutdown::Read => "This side will receive no more.".to_owned(),
+            crate::call::Shutdown::Write if on_unix(result) => {
+                "This side will send no more: once the peer has read what is queued, its recv() \
+                 returns end of stream, and this side can still receive."
+                    .to_owned()
+            }
             crate::call::Shutdown::Write => {
                 "This side has sent its FIN: the peer's recv() will return end of stream, and \
                  this side can still receive."
@@ -373,6 +382,13 @@ fn datagram_connect(event: &Event, sock_type: Option<SockType>) -> bool {
                     })
         }
     }
+}
+
+/// Whether the call was on a Unix socket, as its addresses tell (an unbound one is '').
+fn on_unix(result: &CallResult) -> bool {
+    [&result.local, &result.peer]
+        .into_iter()
+        .any(|address| matches!(address, Some(SockAddr::Unix { .. })))
 }
 
 /// A Unix datagram handed to the socket bound to `address`, by `sendto` or by `send` on a
@@ -625,6 +641,40 @@ mod tests {
             text.starts_with("A client connected from an unbound Unix socket"),
             "{text}"
         );
+        // A Unix stream has no FIN and no send queue: bytes sent go straight to the peer.
+        let on_unix = |call: Call, value: ReturnValue| {
+            let (_, mut returned) = call_and_return(call, value);
+            if let Some(result) = returned.result.as_mut() {
+                result.local = Some(path.clone());
+            }
+            explain(&returned, stream)
+        };
+        let shut = on_unix(
+            Call::Shutdown {
+                how: crate::call::Shutdown::Write,
+            },
+            ReturnValue::None,
+        );
+        assert!(shut.starts_with("This side will send no more"), "{shut}");
+        assert!(!shut.contains("FIN"), "{shut}");
+        let sent = on_unix(
+            Call::Send {
+                data: Bytes(b"hi".to_vec()),
+            },
+            ReturnValue::Sent { count: 2 },
+        );
+        assert!(
+            sent.contains("straight into the peer's receive queue"),
+            "{sent}"
+        );
+        // The same calls on TCP.
+        let (_, tcp_shut) = call_and_return(
+            Call::Shutdown {
+                how: crate::call::Shutdown::Write,
+            },
+            ReturnValue::None,
+        );
+        assert!(explain(&tcp_shut, stream).contains("FIN"));
     }
 
     #[test]
