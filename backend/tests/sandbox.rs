@@ -282,7 +282,7 @@ async fn connect_is_explained_for_the_kind_of_socket_it_is_on() {
         .find(|event| event.endpoint == "u" && event.phase == Phase::Enter)
         .unwrap()
         .clone();
-    let udp = Some(SockType::Dgram);
+    let udp = Some((Family::Inet, SockType::Dgram));
     assert!(
         explain(&enter, udp).contains("sends nothing"),
         "{}",
@@ -315,7 +315,7 @@ async fn connect_is_explained_for_the_kind_of_socket_it_is_on() {
             },
         )
         .await;
-    let text = explain(&connected, Some(SockType::Stream));
+    let text = explain(&connected, Some((Family::Inet, SockType::Stream)));
     assert!(
         text.starts_with("Connected. This end's local address is"),
         "{text}"
@@ -356,7 +356,7 @@ async fn an_empty_datagram_is_received_as_no_bytes_and_is_not_end_of_stream() {
         panic!("recv did not return bytes: {received:?}");
     };
     assert!(data.is_empty(), "{data:?}");
-    let text = explain(&received, Some(SockType::Dgram));
+    let text = explain(&received, Some((Family::Inet, SockType::Dgram)));
     assert!(text.starts_with("An empty datagram"), "{text}");
     assert!(!text.contains("closed its side"), "{text}");
 }

@@ -693,11 +693,10 @@ impl RunView {
 
     /// What an event means, in plain words, told for the kind of socket it was made on.
     pub fn explain(&self, event: &Event) -> String {
-        let sock_type = self
+        let kind = self
             .endpoint(&event.endpoint)
-            .and_then(|endpoint| endpoint.kind)
-            .map(|(_, sock_type)| sock_type);
-        shared::describe::explain(event, sock_type)
+            .and_then(|endpoint| endpoint.kind);
+        shared::describe::explain(event, kind)
     }
 
     /// The endpoint with this id.

@@ -4,7 +4,7 @@
 use crate::call::{Call, CallError, CallResult, ErrorOrigin, ReturnValue, SockOption};
 use crate::event::{Event, Phase};
 use crate::kernel::SocketState;
-use crate::net::{SockAddr, SockType};
+use crate::net::{Family, SockAddr, SockType};
 
 /// The call as a line of Python: `bind(('127.64.0.1', 12345))`.
 pub fn call_text(call: &Call) -> String {
@@ -117,11 +117,17 @@ pub fn outcome_text(event: &Event) -> String {
     }
 }
 
-/// One sentence in plain words on what the event means, for a student. `sock_type` is the
-/// kind of socket the call was made on, where known (the `socket()` that made it): a recv
-/// that returns no bytes means end of stream on a stream socket, an empty datagram on a
-/// datagram socket.
-pub fn explain(event: &Event, sock_type: Option<SockType>) -> String {
+/// One sentence in plain words on what the event means, for a student. `kind` is the family
+/// and type of the socket the call was made on, where known (the `socket()` that made it): a
+/// recv that returns no bytes means end of stream on a stream socket, an empty datagram on a
+/// datagram socket; a Unix socket has no packets, ports or handshakes.
+pub fn explain(event: &Event, kind: Option<(Family, SockType)>) -> String {
+    let sock_type = kind.map(|(_, sock_type)| sock_type);
+    // Without the socket() that made it, a result's addresses tell a Unix socket.
+    let unix = kind.map_or_else(
+        || event.result.as_ref().is_some_and(on_unix),
+        |(family, _)| family == Family::Unix,
+    );
     match (event.phase, event.outcome()) {
         (_, Some(Ok(_)) | None) if datagram_connect(event, sock_type) => {
             if event.phase == Phase::Enter {
@@ -133,18 +139,24 @@ pub fn explain(event: &Event, sock_type: Option<SockType>) -> String {
                     .to_owned()
             }
         }
-        (Phase::Enter, _) => explain_enter(&event.call, sock_type),
-        (Phase::Return, Some(Err(error))) => explain_error(error),
+        (Phase::Enter, _) => explain_enter(&event.call, sock_type, unix),
+        (Phase::Return, Some(Err(error))) => explain_error(error, sock_type, unix),
         (Phase::Return, Some(Ok(_))) if event.call == Call::Close => explain_close(event),
-        (Phase::Return, Some(Ok(result))) => explain_result(&event.call, result, sock_type),
+        (Phase::Return, Some(Ok(result))) => explain_result(&event.call, result, sock_type, unix),
         (Phase::Return, None) => String::new(),
     }
 }
 
-fn explain_enter(call: &Call, sock_type: Option<SockType>) -> String {
+fn explain_enter(call: &Call, sock_type: Option<SockType>, unix: bool) -> String {
     match call {
         // Each says what a blocking socket does when nothing is ready, since a non-blocking
         // one fails at once instead (EAGAIN, explained on its return).
+        Call::Accept if unix => {
+            "accept() takes the next connection from the accept queue, where the kernel puts \
+             each one as soon as a client connects; with none there, a blocking socket waits \
+             for a client."
+                .to_owned()
+        }
         Call::Accept => {
             "accept() takes the next connection from the accept queue, where the kernel puts \
              each one once it has completed its handshake on its own; with none there, a \
@@ -188,7 +200,12 @@ fn explain_enter(call: &Call, sock_type: Option<SockType>) -> String {
     }
 }
 
-fn explain_result(call: &Call, result: &CallResult, sock_type: Option<SockType>) -> String {
+fn explain_result(
+    call: &Call,
+    result: &CallResult,
+    sock_type: Option<SockType>,
+    unix: bool,
+) -> String {
     match (call, &result.value) {
         (Call::Socket { .. }, _) => format!(
             "The kernel created a socket and gave it file descriptor {}; it has no address yet.",
@@ -254,7 +271,7 @@ fn explain_result(call: &Call, result: &CallResult, sock_type: Option<SockType>)
                 ),
             }
         }
-        (_, ReturnValue::Sent { count }) if on_unix(result) => format!(
+        (_, ReturnValue::Sent { count }) if unix => format!(
             "The kernel put {count} bytes straight into the peer's receive queue: a Unix stream \
              has no send queue of its own. send() does not wait for the peer to read them."
         ),
@@ -313,7 +330,7 @@ fn explain_result(call: &Call, result: &CallResult, sock_type: Option<SockType>)
         (_, ReturnValue::Address { address }) => format!("The kernel reports {address}."),
         (Call::Shutdown { how }, _) => match how {
             crate::call::Shutdown::Read => "This side will receive no more.".to_owned(),
-            crate::call::Shutdown::Write if on_unix(result) => {
+            crate::call::Shutdown::Write if unix => {
                 "This side will send no more: once the peer has read what is queued, its recv() \
                  returns end of stream, and this side can still receive."
                     .to_owned()
@@ -433,8 +450,20 @@ fn explain_close(event: &Event) -> String {
     }
 }
 
-fn explain_error(error: &CallError) -> String {
+fn explain_error(error: &CallError, sock_type: Option<SockType>, unix: bool) -> String {
     let meaning = match error.errno.as_str() {
+        "ECONNREFUSED" if unix => {
+            "No socket is there to take it: the file at that path remains, but its socket is \
+             closed or not listening."
+        }
+        "ECONNREFUSED" if sock_type == Some(SockType::Dgram) => {
+            "An earlier datagram was answered with ICMP port unreachable: nothing was bound to \
+             the port it went to."
+        }
+        "EADDRINUSE" if unix => {
+            "A file already exists at that path: bind() makes the socket's file and will not \
+             take one that exists (the file stays after its socket closes, until removed)."
+        }
         "ECONNREFUSED" => {
             "Nothing is listening at that address: the kernel answered the connection attempt \
              with a reset."
@@ -519,8 +548,8 @@ mod tests {
 
     #[test]
     fn sends_and_receives_are_explained_for_the_kind_of_socket() {
-        let dgram = Some(SockType::Dgram);
-        let stream = Some(SockType::Stream);
+        let dgram = Some((Family::Inet, SockType::Dgram));
+        let stream = Some((Family::Inet, SockType::Stream));
         let (enter, sent) = call_and_return(
             Call::Send {
                 data: Bytes(b"hi".to_vec()),
@@ -568,10 +597,11 @@ mod tests {
                 r#abstract: false,
             });
         }
+        let unix_dgram = Some((Family::Unix, SockType::Dgram));
         assert!(
-            explain(&unix_send, dgram).contains("the socket bound to '/tmp/s'"),
+            explain(&unix_send, unix_dgram).contains("the socket bound to '/tmp/s'"),
             "{}",
-            explain(&unix_send, dgram)
+            explain(&unix_send, unix_dgram)
         );
         let received = |data: &[u8]| {
             call_and_return(
@@ -612,7 +642,7 @@ mod tests {
             ReturnValue::None,
         );
         connected.result.as_mut().unwrap().local = Some(unnamed.clone());
-        let stream = Some(SockType::Stream);
+        let stream = Some((Family::Unix, SockType::Stream));
         for sock_type in [stream, None] {
             let text = explain(&enter, sock_type);
             assert!(text.contains("No packets"), "{text}");
@@ -625,7 +655,7 @@ mod tests {
             assert!(!text.contains("picks"), "{text}");
         }
         // A Unix datagram socket's connect() only records its peer, as UDP's does.
-        let dgram = Some(SockType::Dgram);
+        let dgram = Some((Family::Unix, SockType::Dgram));
         assert!(explain(&enter, dgram).contains("sends nothing"));
         let (_, accepted) = call_and_return(
             Call::Accept,
@@ -674,7 +704,29 @@ mod tests {
             },
             ReturnValue::None,
         );
-        assert!(explain(&tcp_shut, stream).contains("FIN"));
+        let tcp = Some((Family::Inet, SockType::Stream));
+        assert!(explain(&tcp_shut, tcp).contains("FIN"));
+        // Accepting and the errors of Unix names, told without handshakes, resets or ports.
+        let accept = Event::enter("server", "server.s", None, Call::Accept);
+        assert!(!explain(&accept, stream).contains("handshake"));
+        assert!(explain(&accept, tcp).contains("handshake"));
+        let failed = |errno: &str, kind| {
+            let mut event = accept.clone();
+            event.phase = Phase::Return;
+            event.error = Some(CallError {
+                errno: errno.to_owned(),
+                code: 0,
+                message: String::new(),
+                origin: ErrorOrigin::Kernel,
+            });
+            explain(&event, kind)
+        };
+        assert!(failed("ECONNREFUSED", stream).contains("the file at that path remains"));
+        assert!(failed("ECONNREFUSED", tcp).contains("reset"));
+        let udp = Some((Family::Inet, SockType::Dgram));
+        assert!(failed("ECONNREFUSED", udp).contains("ICMP port unreachable"));
+        assert!(failed("EADDRINUSE", stream).contains("A file already exists"));
+        assert!(failed("EADDRINUSE", tcp).contains("port"));
     }
 
     #[test]
@@ -689,6 +741,8 @@ mod tests {
             error_text(&error),
             "ConnectionRefusedError: [Errno 111] Connection refused (ECONNREFUSED)"
         );
-        assert!(explain_error(&error).contains("Nothing is listening"));
+        assert!(
+            explain_error(&error, Some(SockType::Stream), false).contains("Nothing is listening")
+        );
     }
 }
