@@ -37,7 +37,8 @@ pub struct SocketView {
     /// A Unix stream socket whose peer will send nothing more: the peer closed its socket or
     /// shut down its sending side, and the kernel has shut this socket's receiving side
     /// (`poll` reports `POLLRDHUP`). Once the receive queue is read, `recv` returns `b''`.
-    /// The kernel keeps such a socket connected, where TCP would say `CLOSE_WAIT`.
+    /// The kernel keeps such a socket connected, where TCP would say `CLOSE_WAIT`. Not set
+    /// after the program shut down its own receiving side, which the kernel marks the same way.
     #[serde(default, skip_serializing_if = "is_false")]
     pub peer_closed: bool,
 }

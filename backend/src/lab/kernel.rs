@@ -525,39 +525,6 @@ fn parse_address(text: &str) -> Option<SocketAddr> {
 mod tests {
     use super::*;
 
-    /// TCP says CLOSE_WAIT when the peer has closed; a Unix stream socket stays connected,
-    /// and its view says that the peer will send nothing more.
-    #[test]
-    fn a_unix_stream_socket_tells_when_its_peer_closed() {
-        use socket2::{Domain, Type};
-        let stream_view = |socket: &Socket| view("s", socket, Family::Unix, SockType::Stream);
-        let (a, b) = Socket::pair(Domain::UNIX, Type::STREAM, None).unwrap();
-        let (c, d) = Socket::pair(Domain::UNIX, Type::STREAM, None).unwrap();
-        for socket in [&a, &b, &c, &d] {
-            let fresh = stream_view(socket);
-            assert_eq!(
-                (fresh.state, fresh.peer_closed),
-                (SocketState::Connected, false)
-            );
-        }
-        // The peer shuts down its sending side: this side is told, the peer is not.
-        b.shutdown(std::net::Shutdown::Write).unwrap();
-        assert!(stream_view(&a).peer_closed);
-        assert!(!stream_view(&b).peer_closed);
-        // The peer closes, with data still queued for this side.
-        d.send(b"last words").unwrap();
-        drop(d);
-        let left = stream_view(&c);
-        assert_eq!(
-            (left.state, left.peer_closed, left.recv_queue),
-            (SocketState::Connected, true, Some(10))
-        );
-        // A Unix datagram socket has no stream to end.
-        let (e, f) = Socket::pair(Domain::UNIX, Type::DGRAM, None).unwrap();
-        drop(f);
-        assert!(!view("e", &e, Family::Unix, SockType::Dgram).peer_closed);
-    }
-
     #[test]
     #[cfg(target_endian = "little")]
     fn connection_table_rows_parse_as_the_kernel_prints_them() {

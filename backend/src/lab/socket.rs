@@ -13,6 +13,7 @@
 
 use std::io::{self, IoSliceMut};
 use std::os::fd::{AsRawFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -81,6 +82,10 @@ pub(crate) struct LabSocket {
     /// The TCP connection's address pair, once it had one, to find the connection in the
     /// kernel's table after the socket lets go of it.
     last_pair: Mutex<Option<AddressPair>>,
+    /// Set once the program has shut down the socket's receiving side (`SHUT_RD`,
+    /// `SHUT_RDWR`): the kernel's sign that a Unix stream's peer is done then says nothing
+    /// of the peer.
+    shut_reading: AtomicBool,
     socket: Socket,
     family: Family,
     sock_type: SockType,
@@ -118,6 +123,7 @@ impl LabSocket {
             blocking: Mutex::new(Blocking::Wait),
             closing: watch::Sender::new(false),
             last_pair: Mutex::new(None),
+            shut_reading: AtomicBool::new(false),
             socket,
             family,
             sock_type,
@@ -154,7 +160,13 @@ impl LabSocket {
 
     /// The kernel's view of the socket now.
     pub(crate) fn view(&self, endpoint: &str) -> SocketView {
-        kernel::view(endpoint, &self.socket, self.family, self.sock_type)
+        let mut view = kernel::view(endpoint, &self.socket, self.family, self.sock_type);
+        // The kernel shuts the receiving side for the program's own SHUT_RD as it does when
+        // the peer closes; after the program's own, the page's shutdown() call tells it.
+        if self.shut_reading.load(Ordering::Relaxed) {
+            view.peer_closed = false;
+        }
+        view
     }
 
     /// Stream or datagram: with an IP family, whether the socket speaks TCP or UDP.
@@ -260,7 +272,11 @@ impl LabSocket {
 
     /// `shutdown(how)`.
     pub(crate) fn shutdown(&self, how: std::net::Shutdown) -> io::Result<()> {
-        self.socket.shutdown(how)
+        self.socket.shutdown(how)?;
+        if how != std::net::Shutdown::Write {
+            self.shut_reading.store(true, Ordering::Relaxed);
+        }
+        Ok(())
     }
 
     /// `accept()`: waits for a connection in the accept queue. The new socket waits in its

@@ -1,10 +1,10 @@
-//! A property test of the lab: random calls on random sockets, in any order; and the event
-//! sink's queue under a firehose.
+//! A property test of the lab: random calls on random sockets, in any order; the event
+//! sink's queue under a firehose; and what the kernel's views say of Unix streams.
 //!
 //! Whatever a user sends, the lab must answer every call that finishes with exactly one of a
 //! result and an errno, must never panic, and once it is dropped must leave no descriptor
-//! open and no file behind. The test counts this process's descriptors, so it is the only
-//! test in the backend's unit tests that opens sockets.
+//! open and no file behind. The property test counts this process's descriptors, so the
+//! backend's unit tests that open sockets are all here, each holding [`DESCRIPTORS`].
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
@@ -269,4 +269,90 @@ fn a_full_queue_keeps_room_for_the_calls_that_are_not_data() {
         ["dropped 14..40".to_owned(), "40 close".to_owned()],
         "{kinds:?}"
     );
+}
+
+/// TCP says CLOSE_WAIT once the peer has closed; a Unix stream socket stays connected, and
+/// its view says that the peer will send nothing more. The kernel marks the program's own
+/// `shutdown(SHUT_RD)` the same way, which is not the peer's doing and is not told as such.
+#[test]
+fn a_unix_stream_socket_tells_when_its_peer_closed() {
+    let _alone = descriptors_to_myself();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (sink, _events_rx) = EventSink::new(1_000);
+    let lab = Lab::new(sink, Places::new(), Default::default());
+    let view_of = |endpoint: &str| {
+        let sockets = lab.sockets.lock();
+        let (name, socket) = sockets.iter().find(|(name, _)| name == endpoint).unwrap();
+        socket.view(name)
+    };
+    let peer_closed = |endpoint: &str| {
+        let view = view_of(endpoint);
+        assert_eq!(view.state, shared::SocketState::Connected, "{view:?}");
+        view.peer_closed
+    };
+    let unix_stream = || Call::Socket {
+        family: Family::Unix,
+        sock_type: SockType::Stream,
+    };
+    let path = SockAddr::Unix {
+        path: "p.sock".into(),
+        r#abstract: false,
+    };
+    runtime.block_on(async {
+        let perform = |endpoint: &'static str, call: Call| {
+            let lab = &lab;
+            async move {
+                let caller = Caller {
+                    role: "user",
+                    endpoint,
+                    line: None,
+                };
+                let conn = format!("{endpoint}.conn");
+                lab.perform(&caller, call, Some(&conn), || {}).await
+            }
+        };
+        perform("s", unix_stream()).await.unwrap();
+        perform(
+            "s",
+            Call::Bind {
+                address: path.clone(),
+            },
+        )
+        .await
+        .unwrap();
+        perform("s", Call::Listen { backlog: 2 }).await.unwrap();
+        for client in ["a", "b"] {
+            perform(client, unix_stream()).await.unwrap();
+            perform(
+                client,
+                Call::Connect {
+                    address: path.clone(),
+                },
+            )
+            .await
+            .unwrap();
+            perform("s", Call::Accept).await.unwrap();
+        }
+        let (a_server_side, b_server_side) = ("s.conn", "s.conn2");
+        for endpoint in ["a", "b", a_server_side, b_server_side] {
+            assert!(!peer_closed(endpoint), "{endpoint}");
+        }
+        // The peer shuts down its sending side: this side is told, the peer is not.
+        let shut = |how| Call::Shutdown { how };
+        perform("a", shut(shared::Shutdown::Write)).await.unwrap();
+        assert!(peer_closed(a_server_side));
+        assert!(!peer_closed("a"));
+        // The peer closes, with bytes still queued for this side.
+        let data = Bytes(b"last words".to_vec());
+        perform("b", Call::Send { data }).await.unwrap();
+        perform("b", Call::Close).await.unwrap();
+        let left = view_of(b_server_side);
+        assert_eq!((left.peer_closed, left.recv_queue), (true, Some(10)));
+        // This side shuts down its own receiving side: the peer has not closed.
+        perform("a", shut(shared::Shutdown::Read)).await.unwrap();
+        assert!(!peer_closed("a"));
+    });
 }
