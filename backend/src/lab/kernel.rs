@@ -1,8 +1,9 @@
 //! The kernel's own view of a socket: its TCP state and its queues, asked of the kernel.
 //!
 //! `getsockopt(TCP_INFO)`, the `SIOCINQ` / `SIOCOUTQ` ioctls and `poll` for Linux's
-//! `POLLRDHUP` have no safe wrapper in socket2 or nix, so this module calls libc directly. Each call passes a descriptor that the
-//! caller keeps open for the call's duration and a buffer of exactly the size it declares.
+//! `POLLRDHUP` have no safe wrapper in socket2 or nix, so this module calls libc directly.
+//! Each call passes a descriptor that the caller keeps open for the call's duration and a
+//! buffer of exactly the size it declares.
 //!
 //! Connections no descriptor reaches any more (`TIME_WAIT`, a closed socket's `FIN_WAIT`) and
 //! the sockets of other programs are asked of the kernel over sock_diag netlink, one
