@@ -189,6 +189,11 @@ fn explain_enter(call: &Call, sock_type: Option<SockType>, unix: bool) -> String
              blocking socket waits for one."
                 .to_owned()
         }
+        Call::Sendall { .. } if unix => {
+            "sendall() hands every byte to the kernel, waiting whenever too much of what this \
+             socket sent is still unread by the peer."
+                .to_owned()
+        }
         Call::Sendall { .. } => {
             "sendall() hands every byte to the kernel, waiting whenever the send queue is full."
                 .to_owned()
@@ -707,6 +712,16 @@ mod tests {
         let tcp = Some((Family::Inet, SockType::Stream));
         assert!(explain(&tcp_shut, tcp).contains("FIN"));
         // Accepting and the errors of Unix names, told without handshakes, resets or ports.
+        let sendall = Event::enter(
+            "client",
+            "client.s",
+            None,
+            Call::Sendall {
+                data: Bytes(b"hi".to_vec()),
+            },
+        );
+        assert!(explain(&sendall, stream).contains("unread by the peer"));
+        assert!(explain(&sendall, tcp).contains("send queue"));
         let accept = Event::enter("server", "server.s", None, Call::Accept);
         assert!(!explain(&accept, stream).contains("handshake"));
         assert!(explain(&accept, tcp).contains("handshake"));
