@@ -4,7 +4,8 @@
 #   scripts/setup.sh          tools to build and run the app (wasm target, trunk, wasm-bindgen, wasm-opt,
 #                             esbuild)
 #   scripts/setup.sh --test   the same, plus what the tests use: headless Chromium and chromedriver,
-#                             Python 3 and netcat as outside peers, nightly Rust and cargo-fuzz
+#                             axe-core (the accessibility audit), Python 3 and netcat as outside
+#                             peers, nightly Rust and cargo-fuzz
 #
 # Every step first checks whether its tool is already there at the right version, so a prepared
 # machine passes through in a second or two. See ../shared/TOOLCHAIN.md for why each pin exists.
@@ -16,6 +17,7 @@ set -euo pipefail
 TRUNK_VERSION=0.21.14
 BINARYEN_VERSION=132.0.0
 ESBUILD_VERSION=0.28.2
+AXE_CORE_VERSION=4.14.1
 CARGO_FUZZ_VERSION=0.13.2
 TOOLS_DIR="${SOCKET_LAB_TOOLS:-$HOME/.cache/socket-lab-tools}"
 
@@ -83,6 +85,15 @@ if [ "$want_browser" = 1 ]; then
     apt-get update -qq
     apt-get install -y -qq chromium chromium-driver >/dev/null
   fi
+  # axe-core, from npm, audits the page's accessibility in the browser tests, which read it
+  # from $TOOLS_DIR/axe.min.js (a link to the pinned version's file).
+  axe_dir="$TOOLS_DIR/axe-core-$AXE_CORE_VERSION"
+  if [ ! -f "$axe_dir/node_modules/axe-core/axe.min.js" ]; then
+    log "installing axe-core $AXE_CORE_VERSION from npm"
+    mkdir -p "$axe_dir"
+    npm install --silent --no-audit --no-fund --prefix "$axe_dir" "axe-core@$AXE_CORE_VERSION"
+  fi
+  ln -sfn "$axe_dir/node_modules/axe-core/axe.min.js" "$TOOLS_DIR/axe.min.js"
   # The fuzz target of the protocol decoders needs nightly Rust and cargo-fuzz.
   if ! rustup run nightly rustc --version >/dev/null 2>&1; then
     log "installing the nightly toolchain (for cargo fuzz)"

@@ -840,6 +840,119 @@ async fn pausing_before_each_call_shows_the_next_call_first() {
     in_browser(pausing_before_each_call).await;
 }
 
+/// axe-core's script, which `scripts/setup.sh --test` installs (`AXE_CORE_JS` names another).
+fn axe_core_script() -> Result<String, String> {
+    let path = std::env::var_os("AXE_CORE_JS").map_or_else(
+        || {
+            let tools = std::env::var_os("SOCKET_LAB_TOOLS").map_or_else(
+                || {
+                    PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+                        .join(".cache/socket-lab-tools")
+                },
+                PathBuf::from,
+            );
+            tools.join("axe.min.js")
+        },
+        PathBuf::from,
+    );
+    std::fs::read_to_string(&path).map_err(|error| {
+        format!(
+            "axe-core is not at {} ({error}): run scripts/setup.sh --test",
+            path.display()
+        )
+    })
+}
+
+/// What axe-core finds wrong in the page as it is now: each rule broken, with where.
+async fn accessibility_violations(client: &Client, axe: &str) -> Result<Vec<String>, String> {
+    script(client, &format!("{axe}\nreturn typeof axe;")).await?;
+    let found = client
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             axe.run(document, { resultTypes: ['violations'] })
+                .then(result => done(result.violations.map(rule =>
+                    `${rule.id} (${rule.impact}): ${rule.help}, at ` +
+                    rule.nodes.map(node => node.target.join(' ')).join('; '))))
+                .catch(error => done([`axe failed: ${error}`]));",
+            vec![],
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    serde_json::from_value(found).map_err(|e| e.to_string())
+}
+
+/// The page passes axe-core's audit (WCAG 2.1 A and AA, and axe's best practices) as it
+/// opens with the manual form shown, paused with a call waiting, and after a run in the dark
+/// theme: text readable on a lab's projector, every control named, every part of the page in
+/// a landmark, and the scrolling boxes reachable from the keyboard.
+async fn the_page_passes_an_accessibility_audit(
+    client: &Client,
+    base: SocketAddr,
+) -> Result<(), String> {
+    let axe = axe_core_script()?;
+    let mut problems = Vec::new();
+    goto(client, &format!("http://{base}/")).await?;
+    wait_for_text(client, "connection-status", "connected").await?;
+    client
+        .find(Locator::Css("[data-testid='manual'] summary"))
+        .await
+        .map_err(|e| e.to_string())?
+        .click()
+        .await
+        .map_err(|e| e.to_string())?;
+    for found in accessibility_violations(client, &axe).await? {
+        problems.push(format!("as it opens: {found}"));
+    }
+    // Paused before each call, until the server waits in accept(): the next line marked, and
+    // a card saying that its call has no answer yet.
+    goto(
+        client,
+        &format!("http://{base}/?scenario=simple-server-client&play=1&pause=1"),
+    )
+    .await?;
+    wait_for_text(client, "explanation", "Next, server.s calls").await?;
+    for _ in 0..10 {
+        let card = script(
+            client,
+            "const card = document.querySelector(\"[data-testid='endpoint-server.s']\");
+             return card ? card.textContent : '';",
+        )
+        .await?;
+        if card
+            .as_str()
+            .is_some_and(|text| text.contains("no answer yet"))
+        {
+            break;
+        }
+        click(client, "next-call").await?;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    wait_for_text(client, "endpoint-server.s", "no answer yet").await?;
+    for found in accessibility_violations(client, &axe).await? {
+        problems.push(format!("paused: {found}"));
+    }
+    // A whole run, in the dark theme (the button goes auto, light, dark).
+    goto(client, &format!("http://{base}/?scenario=tcp-echo&play=1")).await?;
+    wait_for_text(client, "run-status", "finished").await?;
+    click(client, "theme").await?;
+    click(client, "theme").await?;
+    wait_for_text(client, "theme", "dark").await?;
+    for found in accessibility_violations(client, &axe).await? {
+        problems.push(format!("after a run, dark: {found}"));
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("\n"))
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs dist/, chromedriver and axe-core: run scripts/test.sh"]
+async fn the_page_is_accessible() {
+    in_browser(the_page_passes_an_accessibility_audit).await;
+}
+
 /// In a short window the diagram is far below it while a student's client sends, so the page
 /// does not draw it; exported then, it is drawn first, and the file has the last message.
 async fn a_diagram_off_screen_exports_as_it_is_now(

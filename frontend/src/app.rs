@@ -604,7 +604,7 @@ svg .bar-label { font: 12px ui-monospace, monospace; fill: var(--fg, #1d1d1f); }
 svg .message { stroke: var(--client, #d95f02); stroke-width: 1.5; }
 svg .message.datagram { stroke-dasharray: 7 4; }
 svg .arrowhead { fill: var(--client, #d95f02); }
-svg .message-label { font: 600 12px ui-monospace, monospace; fill: var(--client, #d95f02); }
+svg .message-label { font: 600 12px ui-monospace, monospace; fill: var(--client-text, #b84f00); }
 svg .selected-row { fill: var(--wait, #b58900); opacity: .15; }
 svg .fold { fill: var(--client, #d95f02); opacity: .25; stroke: var(--client, #d95f02); stroke-dasharray: 3 3; }
 ";
@@ -847,11 +847,11 @@ fn App() -> impl IntoView {
             }>{move || format!("theme: {}", theme.get())}</button>
             <a data-testid="download-link" class="hidden" href="#">"download"</a>
         </header>
-        <Show when=move || model.with(|m| m.error.is_some())>
-            <p class="error" data-testid="error">{move || model.with(|m| m.error.clone().unwrap_or_default())}</p>
-        </Show>
-        <ManualPanel connection=Rc::clone(&connection) model=model/>
         <main>
+            <Show when=move || model.with(|m| m.error.is_some())>
+                <p class="error" data-testid="error">{move || model.with(|m| m.error.clone().unwrap_or_default())}</p>
+            </Show>
+            <ManualPanel connection=Rc::clone(&connection) model=model/>
             <Show when=move || model.with(|m| m.run.is_some())
                 fallback=|| view! {
                     <p class="intro">"Pick a scenario and press Play: the backend performs every socket call on the kernel's real sockets, and this page draws each one as it enters and returns. Step through the events with ← and →, replay them with the space bar, and save a run as a trace file to open later, with no backend."</p>
@@ -1692,7 +1692,9 @@ fn RunPanel(
             <div class="programs">{programs}</div>
             <div class="endpoints">{cards}</div>
         </section>
-        <div class="diagram" node_ref=diagram_box on:scroll=keep_scroll(diagram_box, diagram_scroll)>{diagram}</div>
+        // Both boxes scroll, so keyboard users can reach them with Tab and scroll them with
+        // the keys (← and → still step, as everywhere on the page).
+        <div class="diagram" tabindex="0" node_ref=diagram_box on:scroll=keep_scroll(diagram_box, diagram_scroll)>{diagram}</div>
         <section class="log">
             <h2>"Events"</h2>
             <div class="log-tools">
@@ -1712,7 +1714,7 @@ fn RunPanel(
                     {move || if newest_first.get() { "newest first ↓" } else { "oldest first ↑" }}
                 </button>
             </div>
-            <div class="log-box" node_ref=log_box on:scroll=keep_scroll(log_box, log_scroll)>
+            <div class="log-box" tabindex="0" node_ref=log_box on:scroll=keep_scroll(log_box, log_scroll)>
                 <table data-testid="event-log">
                     <thead><tr><th>"seq"</th><th>"ms"</th><th>"endpoint"</th><th>"phase"</th><th>"call"</th><th>"result"</th><th>"what it means"</th></tr></thead>
                     <tbody>{log}</tbody>
