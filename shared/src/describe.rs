@@ -350,6 +350,9 @@ fn explain_result(
             }
         },
         (Call::Setsockopt { option }, _) => match option {
+            SockOption::ReuseAddr(true) if unix => "SO_REUSEADDR changes nothing for a Unix \
+                socket: bind() takes a path only once its file is removed."
+                .to_owned(),
             SockOption::ReuseAddr(true) => "bind() may now take an address that a closed \
                 connection still holds in TIME_WAIT."
                 .to_owned(),
@@ -742,6 +745,19 @@ mod tests {
         assert!(failed("ECONNREFUSED", udp).contains("ICMP port unreachable"));
         assert!(failed("EADDRINUSE", stream).contains("A file already exists"));
         assert!(failed("EADDRINUSE", tcp).contains("port"));
+        let (_, mut reuse) = call_and_return(
+            Call::Setsockopt {
+                option: SockOption::ReuseAddr(true),
+            },
+            ReturnValue::None,
+        );
+        assert!(explain(&reuse, stream).contains("changes nothing for a Unix socket"));
+        assert!(explain(&reuse, tcp).contains("TIME_WAIT"));
+        // Known from the socket's own address alone.
+        if let Some(result) = reuse.result.as_mut() {
+            result.local = Some(path.clone());
+        }
+        assert!(explain(&reuse, None).contains("Unix"));
     }
 
     #[test]
