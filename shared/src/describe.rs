@@ -356,6 +356,9 @@ fn explain_result(
             SockOption::ReuseAddr(true) => "bind() may now take an address that a closed \
                 connection still holds in TIME_WAIT."
                 .to_owned(),
+            SockOption::Linger(_) if unix => "SO_LINGER changes nothing for a Unix socket: \
+                close() neither waits nor resets."
+                .to_owned(),
             SockOption::Linger(Some(0)) => "close() will now reset the connection (RST) \
                 instead of ending it with FIN, dropping anything unsent."
                 .to_owned(),
@@ -758,6 +761,14 @@ mod tests {
             result.local = Some(path.clone());
         }
         assert!(explain(&reuse, None).contains("Unix"));
+        let (_, linger) = call_and_return(
+            Call::Setsockopt {
+                option: SockOption::Linger(Some(0)),
+            },
+            ReturnValue::None,
+        );
+        assert!(explain(&linger, stream).contains("changes nothing for a Unix socket"));
+        assert!(explain(&linger, tcp).contains("RST"));
     }
 
     #[test]
