@@ -26,6 +26,14 @@ fn descriptors_to_myself() -> std::sync::MutexGuard<'static, ()> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// A runtime on the test's own thread, so that what the lab opens stays on it.
+fn current_thread_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
 fn family() -> impl Strategy<Value = Family> {
     prop_oneof![Just(Family::Inet), Just(Family::Inet6), Just(Family::Unix)]
 }
@@ -124,10 +132,7 @@ proptest! {
     ) {
         let _alone = descriptors_to_myself();
         let host = Ipv4Addr::new(127, 77, 7, last_octet);
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
+        let runtime = current_thread_runtime();
         let before = open_descriptors();
         // Room for every event of a case, so that each can be checked.
         let (sink, mut events_rx) = EventSink::new(10_000);
@@ -185,10 +190,7 @@ fn accept_on_a_shut_down_listener_waits_without_spinning() {
     let _alone = descriptors_to_myself();
     let (done_tx, done_rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
+        let runtime = current_thread_runtime();
         let (sink, _events_rx) = EventSink::new(100);
         let lab = Lab::new(sink, Places::new(), Default::default());
         let caller = Caller {
@@ -277,10 +279,7 @@ fn a_full_queue_keeps_room_for_the_calls_that_are_not_data() {
 #[test]
 fn a_unix_stream_socket_tells_when_its_peer_closed() {
     let _alone = descriptors_to_myself();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = current_thread_runtime();
     let (sink, _events_rx) = EventSink::new(1_000);
     let lab = Lab::new(sink, Places::new(), Default::default());
     let view_of = |endpoint: &str| {
