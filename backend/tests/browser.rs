@@ -742,7 +742,8 @@ async fn choose(client: &Client, testid: &str, value: &str) -> Result<(), String
         .map_err(|e| format!("{testid}: {e}"))
 }
 
-async fn manual_mode_shows_errors(client: &Client, base: SocketAddr) -> Result<(), String> {
+/// Opens the page and its manual form, once the page is connected.
+async fn open_the_manual_form(client: &Client, base: SocketAddr) -> Result<(), String> {
     goto(client, &format!("http://{base}/")).await?;
     wait_for_text(client, "connection-status", "connected").await?;
     client
@@ -751,7 +752,11 @@ async fn manual_mode_shows_errors(client: &Client, base: SocketAddr) -> Result<(
         .map_err(|e| e.to_string())?
         .click()
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| e.to_string())
+}
+
+async fn manual_mode_shows_errors(client: &Client, base: SocketAddr) -> Result<(), String> {
+    open_the_manual_form(client, base).await?;
     // A socket of the user's own.
     fill(client, "manual-endpoint", "s").await?;
     choose(client, "manual-call", "socket").await?;
@@ -891,15 +896,7 @@ async fn the_page_passes_an_accessibility_audit(
 ) -> Result<(), String> {
     let axe = axe_core_script()?;
     let mut problems = Vec::new();
-    goto(client, &format!("http://{base}/")).await?;
-    wait_for_text(client, "connection-status", "connected").await?;
-    client
-        .find(Locator::Css("[data-testid='manual'] summary"))
-        .await
-        .map_err(|e| e.to_string())?
-        .click()
-        .await
-        .map_err(|e| e.to_string())?;
+    open_the_manual_form(client, base).await?;
     for found in accessibility_violations(client, &axe).await? {
         problems.push(format!("as it opens: {found}"));
     }
