@@ -24,8 +24,6 @@ pub(crate) struct Access {
     origins: Vec<String>,
     /// Whether the server listens on loopback only.
     loopback: bool,
-    /// The port it listens on.
-    port: u16,
     /// The token a session must give, if any.
     token: Option<String>,
 }
@@ -57,7 +55,6 @@ impl Access {
         Access {
             origins,
             loopback,
-            port,
             token: config.token.clone(),
         }
     }
@@ -68,7 +65,7 @@ impl Access {
         let host = header(header::HOST)
             .unwrap_or_default()
             .to_ascii_lowercase();
-        if self.loopback && !self.is_loopback_host(&host) {
+        if self.loopback && !is_loopback_host(&host) {
             return Err(Refused {
                 status: StatusCode::FORBIDDEN,
                 reason: "this server answers only to its loopback names (127.0.0.1, localhost)",
@@ -96,20 +93,38 @@ impl Access {
         }
         Ok(())
     }
+}
 
-    fn is_loopback_host(&self, host: &str) -> bool {
-        let port = self.port;
-        [
-            format!("127.0.0.1:{port}"),
-            format!("localhost:{port}"),
-            format!("[::1]:{port}"),
-        ]
-        .contains(&host.to_owned())
-            || host
-                .strip_suffix(&format!(":{port}"))
-                .and_then(|ip| ip.parse::<std::net::Ipv4Addr>().ok())
-                .is_some_and(|ip| ip.is_loopback())
-    }
+/// Whether a `Host` header names this machine's loopback: `localhost`, an IPv4 address in
+/// 127.0.0.0/8 or `[::1]`, with any port or none.
+///
+/// The port does not matter to the DNS-rebinding defence: a rebound site sends its own name,
+/// whatever its port, and a loopback name with another port is a page on this machine, such
+/// as the trunk development server on :8080, whose proxy sends `Host: 127.0.0.1` without one.
+/// The `Origin` check decides which of those pages may open a session.
+fn is_loopback_host(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        // An IPv6 literal: `[::1]` or `[::1]:3000`.
+        Some(rest) => match rest.split_once(']') {
+            Some((address, "")) => address,
+            Some((address, port)) if is_port(port.strip_prefix(':').unwrap_or("-")) => address,
+            _ => return false,
+        },
+        None => match host.split_once(':') {
+            Some((name, port)) if is_port(port) => name,
+            Some(_) => return false,
+            None => host,
+        },
+    };
+    name == "localhost"
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Whether `text` is a port number as a `Host` header writes one.
+fn is_port(text: &str) -> bool {
+    !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) && text.parse::<u16>().is_ok()
 }
 
 /// Compares two secrets in time that depends only on their lengths, so that how long a wrong
@@ -184,6 +199,69 @@ mod tests {
             access.check(&rebound, None).unwrap_err().status,
             StatusCode::FORBIDDEN
         );
+    }
+
+    #[test]
+    fn a_loopback_name_passes_with_any_port_or_none() {
+        for loopback in [
+            "127.0.0.1",
+            "127.0.0.1:3000",
+            "127.0.0.1:8080",
+            "127.64.0.9:12345",
+            "localhost",
+            "localhost:3000",
+            "localhost:8080",
+            "[::1]",
+            "[::1]:3000",
+            "[0:0:0:0:0:0:0:1]:80",
+        ] {
+            assert!(is_loopback_host(loopback), "{loopback}");
+        }
+        for other in [
+            "",
+            "evil.example",
+            "evil.example:3000",
+            "localhost.evil.example",
+            "localhost.evil.example:3000",
+            "127.0.0.1.evil.example",
+            "localhost:3000.evil.example",
+            "127.0.0.1:",
+            "127.0.0.1:+80",
+            "127.0.0.1:65536",
+            "127.0.0.1:3000:3000",
+            "10.0.0.5:3000",
+            "0.0.0.0:3000",
+            "[::1",
+            "[::1]3000",
+            "[::1]:",
+            "[::2]:3000",
+            "[fe80::1]",
+            "::1",
+        ] {
+            assert!(!is_loopback_host(other), "{other:?}");
+        }
+    }
+
+    #[test]
+    fn the_trunk_dev_servers_proxy_opens_a_session_on_a_development_build() {
+        // trunk 0.21's WebSocket proxy sends Host without a port and the page's own origin.
+        let access = Access::new(&Config::new("dist"), "127.0.0.1:3000".parse().unwrap());
+        for origin in ["http://127.0.0.1:8080", "http://localhost:8080"] {
+            let proxied = headers("127.0.0.1", Some(origin));
+            assert_eq!(
+                access.check(&proxied, None).is_ok(),
+                cfg!(debug_assertions),
+                "{origin}"
+            );
+        }
+        // A rebound name is still refused, whatever its port or none.
+        for rebound in ["evil.example", "evil.example:8080"] {
+            let headers = headers(rebound, Some("http://127.0.0.1:8080"));
+            assert_eq!(
+                access.check(&headers, None).unwrap_err().status,
+                StatusCode::FORBIDDEN
+            );
+        }
     }
 
     #[test]

@@ -1821,3 +1821,124 @@ async fn scroll_and_click_the_log(client: &Client, row: usize) -> Result<(), Str
 async fn the_page_times_what_it_shows() {
     in_browser(page_performance).await;
 }
+
+/// A process of the development pair (`trunk serve`, `cargo run -p backend`) in a process
+/// group of its own, so that dropping it ends it with every process it started (trunk runs
+/// cargo, wasm-bindgen and wasm-opt).
+struct DevProcess {
+    name: &'static str,
+    child: Child,
+}
+
+impl DevProcess {
+    fn start(name: &'static str, mut command: Command) -> Self {
+        use std::os::unix::process::CommandExt;
+        let child = command
+            .process_group(0)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|error| panic!("{name} could not start: {error}"));
+        DevProcess { name, child }
+    }
+
+    /// Fails when the process has already ended: the other side of the pair would wait for
+    /// it in vain.
+    fn check_running(&mut self) -> Result<(), String> {
+        match self.child.try_wait() {
+            Ok(None) => Ok(()),
+            Ok(Some(status)) => Err(format!("{} ended early: {status}", self.name)),
+            Err(error) => Err(format!("{}: {error}", self.name)),
+        }
+    }
+}
+
+impl Drop for DevProcess {
+    fn drop(&mut self) {
+        let group = nix::unistd::Pid::from_raw(-(self.child.id() as i32));
+        let _ = nix::sys::signal::kill(group, nix::sys::signal::Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline && matches!(self.child.try_wait(), Ok(None)) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = nix::sys::signal::kill(group, nix::sys::signal::Signal::SIGKILL);
+        let _ = self.child.wait();
+    }
+}
+
+/// Fails with a clear message when a port the development pair needs is taken.
+fn port_is_free(port: u16, who: &str) -> Result<(), String> {
+    std::net::TcpListener::bind(("127.0.0.1", port))
+        .map(drop)
+        .map_err(|error| {
+            format!("port {port} ({who}) is taken ({error}): stop whatever serves it first")
+        })
+}
+
+/// The development pair as the README gives it: `trunk serve` (its port 8080 and its proxy of
+/// `/ws` to 127.0.0.1:3000 come from `Trunk.toml`) and the backend's development build on its
+/// default port. trunk builds with `--release`, so that it reuses the page `trunk build
+/// --release` already compiled, and into a directory of its own, so that the `dist/` the
+/// other tests serve is left as it is.
+async fn the_dev_pair_plays_through_trunks_proxy(client: &Client) -> Result<(), String> {
+    port_is_free(8080, "trunk serve")?;
+    port_is_free(3000, "the backend")?;
+    let dist = std::env::temp_dir().join(format!("socket-lab-trunk-dist-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dist);
+    let mut backend_command = Command::new(env!("CARGO_BIN_EXE_backend"));
+    backend_command.current_dir(repo_root());
+    let mut backend = DevProcess::start("cargo run -p backend", backend_command);
+    let mut trunk_command = Command::new(std::env::var("TRUNK").unwrap_or_else(|_| "trunk".into()));
+    trunk_command
+        .args(["serve", "--release", "--dist"])
+        .arg(&dist)
+        .current_dir(repo_root());
+    let mut trunk = DevProcess::start("trunk serve", trunk_command);
+    // trunk serves once its build is done: the wasm is already compiled, but wasm-bindgen,
+    // wasm-opt and the post-build hook run again.
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        trunk.check_running()?;
+        backend.check_running()?;
+        let served = std::net::TcpStream::connect(("127.0.0.1", 8080)).is_ok_and(|mut stream| {
+            use std::io::{Read, Write};
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+            let _ = stream.write_all(b"GET / HTTP/1.0\r\nHost: 127.0.0.1:8080\r\n\r\n");
+            let mut answer = String::new();
+            let _ = stream.read_to_string(&mut answer);
+            answer.starts_with("HTTP/1.0 200") || answer.starts_with("HTTP/1.1 200")
+        });
+        if served {
+            break;
+        }
+        if Instant::now() > deadline {
+            return Err("trunk serve did not serve the page within 300 s".into());
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    for origin in ["http://127.0.0.1:8080", "http://localhost:8080"] {
+        goto(
+            client,
+            &format!("{origin}/?scenario=simple-server-client&play=1"),
+        )
+        .await?;
+        wait_for_text(client, "connection-status", "connected")
+            .await
+            .map_err(|error| format!("{origin}: {error}"))?;
+        // The client's recv() shows the bytes the server sent: the run went through trunk's
+        // proxy to the backend and back.
+        wait_for_text(client, "endpoint-client.s", "Connection is successful")
+            .await
+            .map_err(|error| format!("{origin}: {error}"))?;
+        wait_for_text(client, "run-status", "finished").await?;
+    }
+    save_screenshot(client, "trunk-serve.png").await;
+    let _ = std::fs::remove_dir_all(&dist);
+    Ok(())
+}
+
+#[tokio::test]
+#[ignore = "needs trunk, a built page and chromedriver, and ports 8080 and 3000: run scripts/test.sh"]
+async fn trunk_serve_and_the_backend_play_a_scenario_together() {
+    in_browser_alone(the_dev_pair_plays_through_trunks_proxy).await;
+}
