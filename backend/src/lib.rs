@@ -14,6 +14,8 @@
 //!   [`limits`]: how much a session may use.
 //! - [`server`]: the axum app (`/ws` and the built frontend) and its graceful shutdown.
 //! - [`trace`]: the terminal's table and JSON-lines renderings of events.
+//! - [`watch`]: `watch -- PROGRAM`: a student's own program, its socket calls traced from the
+//!   kernel (ptrace and a seccomp filter).
 //!
 //! `src/main.rs` only parses the command line.
 
@@ -27,6 +29,7 @@ pub mod run;
 mod scenario;
 pub mod server;
 pub mod trace;
+pub mod watch;
 mod ws;
 
 pub use run::{UnknownScenario, record};

@@ -45,6 +45,24 @@ enum Command {
         #[arg(long, default_value_t = 60.0, requires = "external")]
         timeout: f64,
     },
+    /// Run your own program (any language) and show every socket call it makes, traced from
+    /// the kernel: `watch -- python3 server.py`. Exits with the program's own status.
+    Watch {
+        /// Write the calls to this file instead of standard error.
+        #[arg(short = 'o', long = "output", value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// Print one JSON object per event instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// The program and its arguments (after `--`).
+        #[arg(
+            required = true,
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "PROGRAM"
+        )]
+        command: Vec<std::ffi::OsString>,
+    },
     /// Measure start, the page's size as served, latency, throughput, sessions, memory and the
     /// cost of watching on this machine, against a server this command starts (build with
     /// --release for true figures; the page's timings come from its browser script).
@@ -99,7 +117,31 @@ struct ServeArgs {
 }
 
 fn main() -> ExitCode {
+    // A watched program's launcher (`watch` starts this binary again as its child) reads no
+    // command line of its own: what follows is the program to run.
+    let mut args = std::env::args_os();
+    if args
+        .nth(1)
+        .is_some_and(|first| first == backend::watch::LAUNCHER_ARG)
+    {
+        backend::watch::launch(&args.collect::<Vec<_>>());
+    }
     let cli = Cli::parse();
+    // Before any other thread starts: the tracer blocks the signals it forwards, and every
+    // thread must have them blocked, or one would die of a Ctrl-C meant for the program.
+    if let Some(Command::Watch {
+        output,
+        json,
+        command,
+    }) = cli.command
+    {
+        let status = backend::watch::run(&backend::watch::WatchOptions {
+            command,
+            output,
+            json,
+        });
+        return ExitCode::from(u8::try_from(status).unwrap_or(u8::MAX));
+    }
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
@@ -133,6 +175,7 @@ fn main() -> ExitCode {
             },
         )),
         Some(Command::Serve(args)) => runtime.block_on(run_server(args)),
+        Some(Command::Watch { .. }) => unreachable!("watch runs before the runtime starts"),
         Some(Command::Scenarios) => {
             for (id, title) in scenario_list() {
                 println!("{id:<24}  {title}");

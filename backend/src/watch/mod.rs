@@ -1,0 +1,316 @@
+//! `watch`: runs a student's own program, in any language, and shows every socket system call
+//! it makes, traced from the kernel.
+//!
+//! The program is the tracer's child: `watch` starts itself again as a small launcher
+//! ([`launch`]) that stops, waits to be seized with ptrace, loads the seccomp filter
+//! (`filter.rs`) and executes the program. From then on the kernel stops the program only at
+//! the calls the filter names, and the tracer (`tracer.rs`) reads each call's arguments and
+//! result from its registers and memory (`decode.rs`, `args.rs`) and reports it as
+//! [`event`]s; calls on files and pipes go on without a report (`fds.rs`). Nothing needs
+//! privileges: a process may trace its own child, and any process may filter itself.
+//!
+//! # Layout
+//! - `filter.rs`: the seccomp filter, the list of calls that stop the program.
+//! - `tracer.rs`: the ptrace loop: entry and return of each call, children, threads,
+//!   `exec`, signals, exits.
+//! - `decode.rs` and `args.rs`: registers and memory into named arguments.
+//! - `fds.rs`: which descriptors of each process are sockets.
+//! - `event.rs`: the events, and their JSON.
+//! - this file: the command (`run`), its output, and the forwarding of `watch`'s own signals.
+
+mod args;
+mod decode;
+mod event;
+mod fds;
+mod filter;
+mod tracer;
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{SigSet, Signal};
+use nix::unistd::Pid;
+use shared::Phase;
+
+use event::{WatchEvent, What};
+use tracer::{Live, Tracer};
+
+/// The first argument that makes the `backend` binary the launcher of a watched program
+/// instead of the command line it usually reads.
+pub const LAUNCHER_ARG: &str = "__socket-lab-launch";
+
+/// The exit status of a launcher that could not load the filter (125, as `env` and
+/// container runtimes use for "the launcher failed", apart from the program's own 126/127).
+const NO_FILTER_STATUS: i32 = 125;
+
+/// What `watch` was asked to do.
+#[derive(Debug, Clone)]
+pub struct WatchOptions {
+    /// The program and its arguments.
+    pub command: Vec<OsString>,
+    /// Where the calls go; standard error when absent.
+    pub output: Option<PathBuf>,
+    /// JSON lines instead of the table.
+    pub json: bool,
+}
+
+/// Runs the program under watch and returns the status `watch` should exit with: the
+/// program's own (128 plus the signal's number when a signal ended it), or 2 for `watch`'s
+/// own failures, each said on standard error first.
+pub fn run(options: &WatchOptions) -> i32 {
+    match run_inner(options) {
+        Ok(status) => status,
+        Err(message) => {
+            eprintln!("socket-lab watch: {message}");
+            2
+        }
+    }
+}
+
+fn run_inner(options: &WatchOptions) -> Result<i32, String> {
+    if options.command.is_empty() {
+        return Err("no program given: socket-lab watch -- PROGRAM [ARGS...]".to_owned());
+    }
+    let mut out: Box<dyn Write> = match &options.output {
+        Some(path) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(path)
+                .map_err(|error| format!("cannot write {}: {error}", path.display()))?,
+        )),
+        None => Box::new(std::io::stderr()),
+    };
+    // Checked before the program starts, so that a machine that cannot filter says so
+    // without running anything.
+    filter::program()?;
+    // `watch`'s own Ctrl-C and SIGTERM are handled by a thread of their own (below), and the
+    // program gets the usual signal mask back (std's spawn resets it in the child).
+    let signals = forwarded_signals();
+    signals
+        .thread_block()
+        .map_err(|error| format!("could not block signals: {error}"))?;
+    let exe = std::env::current_exe()
+        .map_err(|error| format!("cannot find the socket-lab binary itself: {error}"))?;
+    let started = Instant::now();
+    let child = Command::new(exe)
+        .arg(LAUNCHER_ARG)
+        .args(&options.command)
+        .spawn()
+        .map_err(|error| format!("cannot start the program's launcher: {error}"))?;
+    let root = Pid::from_raw(child.id() as i32);
+    if let Err(message) = tracer::seize(root) {
+        let _ = nix::sys::signal::kill(root, Signal::SIGKILL);
+        let _ = nix::sys::wait::waitpid(root, None);
+        return Err(message);
+    }
+    let live = Live::default();
+    forward_signals(signals, live.clone());
+    if !options.json {
+        let _ = writeln!(out, "{}", table_header());
+    }
+    let mut write_failed = false;
+    let json = options.json;
+    let mut emit = |event: WatchEvent| {
+        if write_failed {
+            return;
+        }
+        let line = if json {
+            json_line(&event)
+        } else {
+            table_row(&event)
+        };
+        // Flushed each line, so that the calls interleave with the program's own output as
+        // they happened.
+        if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
+            write_failed = true;
+        }
+    };
+    let ending = Tracer::new(root, started, live, &mut emit).run()?;
+    let _ = out.flush();
+    if let tracer::Ending::Killed(signal) = ending {
+        eprintln!(
+            "socket-lab watch: the program was killed by {} ({signal_text})",
+            signal.as_str(),
+            signal_text = signal_description(signal)
+        );
+    }
+    Ok(ending.shell_status())
+}
+
+/// The launcher's part, in the child: stop until the tracer has seized this process, load
+/// the filter, and become the program. Never returns.
+pub fn launch(command: &[OsString]) -> ! {
+    // The tracer waits for this stop, seizes the process and wakes it with SIGCONT.
+    let _ = nix::sys::signal::raise(Signal::SIGSTOP);
+    let loaded = filter::program().and_then(|program| {
+        seccompiler::apply_filter(&program).map_err(|error| {
+            format!("seccomp filters are not allowed here ({error}); watch needs them to stop the program only at its socket calls")
+        })
+    });
+    if let Err(message) = loaded {
+        eprintln!("socket-lab watch: {message}");
+        std::process::exit(NO_FILTER_STATUS);
+    }
+    let Some((program, args)) = command.split_first() else {
+        eprintln!("socket-lab watch: no program given");
+        std::process::exit(2);
+    };
+    let error = Command::new(program).args(args).exec();
+    let shown = program.to_string_lossy();
+    // A shell's statuses: 127 when there is no such program, 126 when it cannot be run.
+    let status = if error.kind() == std::io::ErrorKind::NotFound {
+        127
+    } else {
+        126
+    };
+    let reason = if status == 127 {
+        "no such program (is it on PATH, or did you mean ./".to_owned() + &shown + "?)"
+    } else {
+        error.to_string()
+    };
+    eprintln!("socket-lab watch: cannot run '{shown}': {reason}");
+    std::process::exit(status);
+}
+
+/// The signals `watch` passes on to the program rather than dying of.
+fn forwarded_signals() -> SigSet {
+    let mut set = SigSet::empty();
+    for signal in [
+        Signal::SIGINT,
+        Signal::SIGTERM,
+        Signal::SIGHUP,
+        Signal::SIGQUIT,
+    ] {
+        set.add(signal);
+    }
+    set
+}
+
+/// How long a program may take to end after `watch` is asked to stop, before it is killed.
+const GRACE: Duration = Duration::from_secs(3);
+
+/// Ends the program when `watch` itself is told to: SIGTERM (or SIGHUP) is passed on to every
+/// watched process; Ctrl-C already reached the program from the terminal. Whatever is still
+/// running after [`GRACE`] is killed, so nothing outlives `watch`.
+fn forward_signals(signals: SigSet, live: Live) {
+    std::thread::spawn(move || {
+        let Ok(signal) = signals.wait() else {
+            return;
+        };
+        let pids = |live: &Live| live.lock().map(|set| set.clone()).unwrap_or_default();
+        if signal != Signal::SIGINT {
+            for pid in pids(&live) {
+                let _ = nix::sys::signal::kill(Pid::from_raw(pid), signal);
+            }
+        }
+        std::thread::sleep(GRACE);
+        if signal == Signal::SIGINT {
+            for pid in pids(&live) {
+                let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGTERM);
+            }
+            std::thread::sleep(GRACE);
+        }
+        for pid in pids(&live) {
+            let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+    });
+}
+
+fn signal_description(signal: Signal) -> &'static str {
+    match signal {
+        Signal::SIGSEGV => "segmentation fault",
+        Signal::SIGABRT => "aborted",
+        Signal::SIGKILL => "killed",
+        Signal::SIGTERM => "terminated",
+        Signal::SIGINT => "interrupted",
+        Signal::SIGPIPE => "wrote to a connection the peer had closed",
+        Signal::SIGBUS => "bus error",
+        Signal::SIGFPE => "arithmetic error",
+        _ => "a signal",
+    }
+}
+
+/// The table's header line.
+fn table_header() -> String {
+    format!(
+        "{:>5}  {:>9}  {:>7}  {:>7}  {:<6}  CALL",
+        "SEQ", "TIME_MS", "PID", "TID", "PHASE"
+    )
+}
+
+/// One event as a line of the table, as `backend trace` writes a run's.
+fn table_row(event: &WatchEvent) -> String {
+    let (phase, text) = match &event.what {
+        What::Syscall {
+            syscall,
+            fd,
+            phase,
+            args,
+            result,
+            out,
+            error,
+        } => {
+            let mut call_args = args::Args::default();
+            if let Some(fd) = fd {
+                call_args.push("fd", args::Arg::Int((*fd).into()));
+            }
+            call_args.0.extend(args.0.iter().cloned());
+            let mut text = format!("{syscall}({})", call_args.text());
+            if let Some(result) = result {
+                text.push_str(&format!(" = {result}"));
+            }
+            if !out.is_empty() {
+                text.push_str(&format!("  [{}]", out.text()));
+            }
+            if let Some(error) = error {
+                text.push_str(&format!(" ! {}", shared::describe::error_text(error)));
+            }
+            let phase = match phase {
+                Phase::Enter => "enter",
+                Phase::Return => "return",
+            };
+            (phase, text)
+        }
+        What::Exec { program } => ("exec", program.clone()),
+        What::Spawned {
+            child,
+            thread: true,
+        } => ("thread", format!("started thread {child}")),
+        What::Spawned {
+            child,
+            thread: false,
+        } => ("fork", format!("started process {child}")),
+        What::Signal { signal } => ("signal", format!("received {signal}")),
+        What::Exited { code } => ("exit", format!("exited with status {code}")),
+        What::Killed {
+            signal,
+            core_dumped,
+        } => (
+            "killed",
+            format!(
+                "killed by {signal}{}",
+                if *core_dumped { " (core dumped)" } else { "" }
+            ),
+        ),
+    };
+    format!(
+        "{:>5}  {:>9.3}  {:>7}  {:>7}  {:<6}  {text}",
+        event.seq,
+        event.t_us as f64 / 1000.0,
+        event.pid,
+        event.tid,
+        phase
+    )
+}
+
+/// One event as a line of JSON.
+fn json_line(event: &WatchEvent) -> String {
+    serde_json::to_string(event).unwrap_or_else(|error| {
+        format!(
+            "{{\"seq\": {}, \"event\": \"unwritable\", \"message\": \"{error}\"}}",
+            event.seq
+        )
+    })
+}
