@@ -105,16 +105,17 @@ if [ "$want_browser" = 1 ]; then
   fi
   # Python 3 and netcat are outside peers in the integration tests (the tutorial's own
   # programs, and `nc` as a student would use it); strace is what `backend bench` compares
-  # the cost of watching with. Debian's python3 is the one at /usr/bin, which the bench uses.
+  # the cost of watching with, and the witness `watch`'s tests hold it to; gcc builds the C
+  # forking server those tests watch. Debian's python3 is the one at /usr/bin, which the bench uses.
   # brotli and zopfli compress the built page (scripts/post-build.sh; without them, gzip -9
   # only): zopfli writes gzip that any browser reads, about 5% smaller than gzip -9's.
   # openssl hashes the minified JavaScript glue for index.html's integrity attribute.
   if [ ! -x /usr/bin/python3 ] || ! command -v nc >/dev/null || ! command -v strace >/dev/null \
     || ! command -v brotli >/dev/null || ! command -v zopfli >/dev/null \
-    || ! command -v openssl >/dev/null; then
-    log "installing python3, netcat, strace, brotli, zopfli and openssl from Debian"
+    || ! command -v openssl >/dev/null || ! command -v cc >/dev/null; then
+    log "installing python3, netcat, strace, brotli, zopfli, openssl and gcc from Debian"
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq && apt-get install -y -qq python3 netcat-openbsd strace brotli zopfli openssl >/dev/null
+    apt-get update -qq && apt-get install -y -qq python3 netcat-openbsd strace brotli zopfli openssl gcc >/dev/null
   fi
 fi
 

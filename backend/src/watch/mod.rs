@@ -85,8 +85,8 @@ fn run_inner(options: &WatchOptions) -> Result<i32, String> {
     // Checked before the program starts, so that a machine that cannot filter says so
     // without running anything.
     filter::program()?;
-    // `watch`'s own Ctrl-C and SIGTERM are handled by a thread of their own (below), and the
-    // program gets the usual signal mask back (std's spawn resets it in the child).
+    // `watch`'s own Ctrl-C and SIGTERM are handled by a thread of their own (below); the
+    // launcher unblocks them again before it executes the program.
     let signals = forwarded_signals();
     signals
         .thread_block()
@@ -157,6 +157,9 @@ pub fn launch(command: &[OsString]) -> ! {
         eprintln!("socket-lab watch: no program given");
         std::process::exit(2);
     };
+    // `watch` blocks the signals it forwards, and a blocked mask survives exec: the program
+    // must get them as it would unwatched (Ctrl-C, SIGTERM).
+    let _ = SigSet::all().thread_unblock();
     let error = Command::new(program).args(args).exec();
     let shown = program.to_string_lossy();
     // A shell's statuses: 127 when there is no such program, 126 when it cannot be run.

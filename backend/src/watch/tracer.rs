@@ -197,13 +197,15 @@ impl<'a> Tracer<'a> {
             WaitStatus::PtraceEvent(tid, _, _) => resume(tid, None),
             WaitStatus::Stopped(tid, signal) => {
                 let pid = self.known(tid);
-                self.push(
-                    pid,
-                    tid.as_raw(),
-                    What::Signal {
-                        signal: signal.as_str().to_owned(),
-                    },
-                );
+                if self.program_started {
+                    self.push(
+                        pid,
+                        tid.as_raw(),
+                        What::Signal {
+                            signal: signal.as_str().to_owned(),
+                        },
+                    );
+                }
                 resume(tid, Some(signal));
             }
             WaitStatus::Exited(tid, code) => self.on_gone(tid, Ending::Exited(code), false),
