@@ -21,6 +21,7 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 use shared::Phase;
 
+use super::args::Args;
 use super::decode::{self, Entry, Memory};
 use super::event::{WatchEvent, What};
 use super::fds::FdTables;
@@ -264,26 +265,14 @@ impl<'a> Tracer<'a> {
         let shown = on_socket && shows(&entry);
         entry.shown = shown;
         if shown {
-            self.push(
-                pid,
-                tid_raw,
-                What::Syscall {
-                    syscall: entry.name,
-                    fd: entry.fd,
-                    phase: Phase::Enter,
-                    args: entry.args.clone(),
-                    result: None,
-                    out: Default::default(),
-                    error: None,
-                },
-            );
+            let what = syscall_event(&entry, Phase::Enter, entry.args.clone(), None, None);
+            self.push(pid, tid_raw, what);
         }
         if let Some(thread) = self.threads.get_mut(&tid_raw) {
             thread.call = Some(entry);
         }
-        if ptrace::syscall(tid, None).is_err() {
-            // Gone meanwhile: its exit follows.
-        }
+        // To its return; a thread gone meanwhile reports its exit next.
+        let _ = ptrace::syscall(tid, None);
     }
 
     fn on_return(&mut self, tid: Pid) {
@@ -306,24 +295,14 @@ impl<'a> Tracer<'a> {
             self.follow_fds(pid, &entry, value);
         }
         if entry.shown {
-            let (result, out, error) = if failed {
-                (None, Default::default(), Some(errno_error(-value as i32)))
+            let what = if failed {
+                let error = errno_error(-value as i32);
+                syscall_event(&entry, Phase::Return, Args::default(), None, Some(error))
             } else {
-                (Some(value), decode::exit(&entry, value, Memory(tid)), None)
+                let out = decode::exit(&entry, value, Memory(tid));
+                syscall_event(&entry, Phase::Return, out, Some(value), None)
             };
-            self.push(
-                pid,
-                tid_raw,
-                What::Syscall {
-                    syscall: entry.name,
-                    fd: entry.fd,
-                    phase: Phase::Return,
-                    args: Default::default(),
-                    result,
-                    out,
-                    error,
-                },
-            );
+            self.push(pid, tid_raw, what);
         }
         if entry.number == libc::SYS_close && !failed {
             self.fds.forget(pid, entry.raw[0] as i32);
@@ -431,6 +410,30 @@ impl<'a> Tracer<'a> {
         };
         self.seq += 1;
         (self.emit)(event);
+    }
+}
+
+/// The event of a shown call entering (with its arguments) or returning (with what it
+/// wrote back, and its result or error).
+fn syscall_event(
+    entry: &Entry,
+    phase: Phase,
+    decoded: Args,
+    result: Option<i64>,
+    error: Option<shared::CallError>,
+) -> What {
+    let (args, out) = match phase {
+        Phase::Enter => (decoded, Args::default()),
+        Phase::Return => (Args::default(), decoded),
+    };
+    What::Syscall {
+        syscall: entry.name,
+        fd: entry.fd,
+        phase,
+        args,
+        result,
+        out,
+        error,
     }
 }
 
