@@ -218,6 +218,17 @@ fn the_tutorials_server_makes_the_calls_strace_sees() {
         .unwrap();
     assert_eq!(sent["fd"], connection);
     assert_eq!(sent["args"]["data"]["text"], "Connection is successful");
+    // After each return, the kernel's view of the call's socket, read from the program's own.
+    let (_, listened) = calls.iter().find(|(name, _)| *name == "listen").unwrap();
+    assert_eq!(listened["kernel"][0]["state"], "LISTEN");
+    assert_eq!(listened["kernel"][0]["backlog"], 5);
+    let connection_view = accepted["kernel"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|view| view["endpoint"] == format!("fd{connection}"))
+        .expect("accept's return shows its new connection");
+    assert_eq!(connection_view["state"], "ESTABLISHED");
     // Both sockets' close() is shown; the files Python closed at start are not.
     let closes: Vec<i64> = calls
         .iter()

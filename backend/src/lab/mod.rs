@@ -12,7 +12,7 @@
 
 mod addr;
 pub(crate) mod errno;
-mod kernel;
+pub(crate) mod kernel;
 mod places;
 mod socket;
 #[cfg(test)]

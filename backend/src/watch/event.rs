@@ -17,10 +17,12 @@
 //! `result`. Bytes (`data`) are the first 256 of them; `size` counts them all. The other
 //! events: `exec` (the process now runs `program`), `spawned` (a new process or thread,
 //! `child`), `signal` (the process was sent `signal`), `exited` (with `code`) and `killed` (by
-//! `signal`).
+//! `signal`). A return also has `kernel`: the kernel's view of the call's socket (and of the
+//! connection an `accept` made), as `backend trace` has for a scenario's sockets: `state`,
+//! `recv_queue`, `send_queue`, and a listener's `accept_queue` and `backlog`.
 
 use serde::Serialize;
-use shared::{CallError, Phase};
+use shared::{CallError, Phase, SocketView};
 
 use super::args::Args;
 
@@ -65,6 +67,10 @@ pub(crate) enum What {
         /// On return: the error, with the errno the kernel gave.
         #[serde(skip_serializing_if = "Option::is_none")]
         error: Option<CallError>,
+        /// On return: the kernel's view of the call's socket and of a socket it made
+        /// (`accept`'s connection), named `fd{N}`.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        kernel: Vec<SocketView>,
     },
     /// The process executed a new program.
     Exec {

@@ -15,6 +15,7 @@
 //!   `exec`, signals, exits.
 //! - `decode.rs` and `args.rs`: registers and memory into named arguments.
 //! - `fds.rs`: which descriptors of each process are sockets.
+//! - `kernel_view.rs`: the kernel's view of the program's sockets (through `pidfd_getfd`).
 //! - `event.rs`: the events, and their JSON.
 //! - this file: the command (`run`), its output, and the forwarding of `watch`'s own signals.
 
@@ -23,6 +24,7 @@ mod decode;
 mod event;
 mod fds;
 mod filter;
+mod kernel_view;
 mod tracer;
 
 use std::ffi::OsString;
@@ -254,6 +256,7 @@ fn table_row(event: &WatchEvent) -> String {
             result,
             out,
             error,
+            kernel,
         } => {
             let mut call_args = args::Args::default();
             if let Some(fd) = fd {
@@ -269,6 +272,13 @@ fn table_row(event: &WatchEvent) -> String {
             }
             if let Some(error) = error {
                 text.push_str(&format!(" ! {}", shared::describe::error_text(error)));
+            }
+            for view in kernel {
+                text.push_str(&format!(
+                    "  {{{} {}}}",
+                    view.endpoint,
+                    crate::trace::kernel_text(view)
+                ));
             }
             let phase = match phase {
                 Phase::Enter => "enter",

@@ -19,12 +19,13 @@ use nix::sys::ptrace::{self, Options};
 use nix::sys::signal::Signal;
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
-use shared::Phase;
+use shared::{Phase, SocketView};
 
 use super::args::Args;
 use super::decode::{self, Entry, Memory};
 use super::event::{WatchEvent, What};
 use super::fds::FdTables;
+use super::kernel_view::KernelViews;
 
 /// How the root process of the watched program ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,6 +65,7 @@ pub(crate) struct Tracer<'a> {
     seq: u64,
     threads: HashMap<i32, Thread>,
     fds: FdTables,
+    views: KernelViews,
     live: Live,
     ending: Option<Ending>,
     /// Whether the root has executed the program yet: before, it is still the launcher, and
@@ -139,6 +141,7 @@ impl<'a> Tracer<'a> {
             seq: 0,
             threads,
             fds: FdTables::default(),
+            views: KernelViews::default(),
             live,
             ending: None,
             program_started: false,
@@ -295,19 +298,44 @@ impl<'a> Tracer<'a> {
             self.follow_fds(pid, &entry, value);
         }
         if entry.shown {
-            let what = if failed {
+            let mut what = if failed {
                 let error = errno_error(-value as i32);
                 syscall_event(&entry, Phase::Return, Args::default(), None, Some(error))
             } else {
                 let out = decode::exit(&entry, value, Memory(tid));
                 syscall_event(&entry, Phase::Return, out, Some(value), None)
             };
+            if let What::Syscall { kernel, .. } = &mut what {
+                *kernel = self.views_after(pid, &entry, (!failed).then_some(value));
+            }
             self.push(pid, tid_raw, what);
         }
         if entry.number == libc::SYS_close && !failed {
             self.fds.forget(pid, entry.raw[0] as i32);
         }
         resume(tid, None);
+    }
+
+    /// The kernel's view, after a call, of its socket (unless the call closed it) and of the
+    /// socket it made (`socket`, `accept`).
+    fn views_after(&mut self, pid: i32, entry: &Entry, value: Option<i64>) -> Vec<SocketView> {
+        let mut fds = Vec::new();
+        if let Some(fd) = entry.fd
+            && !(entry.number == libc::SYS_close && value.is_some())
+        {
+            fds.push(fd);
+        }
+        if let Some(made) = value
+            && matches!(
+                entry.number,
+                libc::SYS_socket | libc::SYS_accept | libc::SYS_accept4
+            )
+        {
+            fds.push(made as i32);
+        }
+        fds.into_iter()
+            .filter_map(|fd| self.views.view(pid, fd))
+            .collect()
     }
 
     /// Keeps the table of socket descriptors true after a call that made or moved one.
@@ -384,6 +412,7 @@ impl<'a> Tracer<'a> {
             return;
         }
         self.fds.remove(pid);
+        self.views.forget(pid);
         if let Ok(mut live) = self.live.lock() {
             live.remove(&pid);
         }
@@ -434,6 +463,7 @@ fn syscall_event(
         result,
         out,
         error,
+        kernel: Vec::new(),
     }
 }
 
