@@ -17,10 +17,12 @@
 //! - [`watch`]: `watch -- PROGRAM`: a student's own program, its socket calls traced from the
 //!   kernel (ptrace and a seccomp filter).
 //!
-//! `src/main.rs` only parses the command line.
+//! - [`cli`]: the command line; `src/main.rs` (`backend`) and `src/bin/socket-lab.rs`
+//!   (`socket-lab`, the name `cargo install --path backend` installs) only call it.
 
 pub mod access;
 pub mod bench;
+pub mod cli;
 mod lab;
 pub mod limits;
 mod loopback;

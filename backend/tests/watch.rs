@@ -579,3 +579,22 @@ fn netcat_reads_and_writes_its_socket() {
             .any(|e| e["syscall"] == "poll" && e["phase"] == "enter")
     );
 }
+
+#[test]
+fn socket_lab_is_the_same_command_under_the_name_students_type() {
+    let scratch = Scratch::new("name");
+    let log = scratch.path("events.jsonl");
+    let output = Command::new(env!("CARGO_BIN_EXE_socket-lab"))
+        .args(["watch", "--json", "-o"])
+        .arg(&log)
+        .args([
+            "--",
+            python(),
+            "-c",
+            "import socket; socket.socket().close()",
+        ])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    assert!(events(&log).iter().any(|e| e["syscall"] == "socket"));
+}
