@@ -218,6 +218,19 @@ fn the_tutorials_server_makes_the_calls_strace_sees() {
         .unwrap();
     assert_eq!(sent["fd"], connection);
     assert_eq!(sent["args"]["data"]["text"], "Connection is successful");
+    // Each call names the Python call and the line of the program that made it.
+    let source = std::fs::read_to_string(peer("simple_server.py")).unwrap();
+    let line_of = |text: &str| source.lines().position(|line| line.contains(text)).unwrap() + 1;
+    assert_eq!(sent["python"]["call"], "send");
+    assert_eq!(sent["python"]["line"], line_of("con.send("));
+    assert!(
+        sent["python"]["file"]
+            .as_str()
+            .unwrap()
+            .ends_with("simple_server.py")
+    );
+    assert_eq!(accepted["python"]["line"], line_of("s.accept()"));
+    assert_eq!(bind["python"]["call"], "bind");
     // After each return, the kernel's view of the call's socket, read from the program's own.
     let (_, listened) = calls.iter().find(|(name, _)| *name == "listen").unwrap();
     assert_eq!(listened["kernel"][0]["state"], "LISTEN");
@@ -597,4 +610,50 @@ fn socket_lab_is_the_same_command_under_the_name_students_type() {
         .unwrap();
     assert!(output.status.success(), "{output:?}");
     assert!(events(&log).iter().any(|e| e["syscall"] == "socket"));
+}
+
+#[test]
+fn every_system_call_of_one_python_call_names_it() {
+    let scratch = Scratch::new("sendall");
+    // sendall() on a socket with a timeout (non-blocking in the kernel) of more than the
+    // socket buffer holds makes several sendto()s, waiting in poll() between them, while a
+    // thread reads the other end; each one names the sendall() and its line.
+    let script = "import socket, threading\n\
+                  a, b = socket.socketpair()\n\
+                  a.settimeout(10)\n\
+                  def drain():\n    while b.recv(65536):\n        pass\n\
+                  t = threading.Thread(target=drain); t.start()\n\
+                  a.sendall(b'x' * 2_000_000)\n\
+                  a.close(); t.join()\n";
+    let (output, events) = under_watch(&scratch, &[python(), "-c", script], || {});
+    assert!(output.status.success(), "{output:?}");
+    let root = &events[0]["pid"];
+    let sends: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["syscall"] == "sendto" && e["phase"] == "return" && &e["tid"] == root)
+        .collect();
+    assert!(sends.len() > 1, "one sendto took it all: {}", sends.len());
+    let total: i64 = sends.iter().map(|e| e["result"].as_i64().unwrap()).sum();
+    assert_eq!(total, 2_000_000);
+    for send in &sends {
+        assert_eq!(send["python"]["call"], "sendall");
+        assert_eq!(send["python"]["line"], 8);
+    }
+    // The reading thread's calls are its own recv()'s, not the sendall's.
+    let read = events
+        .iter()
+        .find(|e| e["syscall"] == "recvfrom" && &e["tid"] != root)
+        .unwrap();
+    assert_eq!(read["python"]["call"], "recv");
+    // A program's own sys.path is as it would be unwatched.
+    let (output, _) = under_watch(
+        &scratch,
+        &[python(), "-c", "import sys; print(sys.path[1:])"],
+        || {},
+    );
+    let plain = Command::new(python())
+        .args(["-c", "import sys; print(sys.path[1:])"])
+        .output()
+        .unwrap();
+    assert_eq!(output.stdout, plain.stdout);
 }

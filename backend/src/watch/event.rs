@@ -17,7 +17,9 @@
 //! `result`. Bytes (`data`) are the first 256 of them; `size` counts them all. The other
 //! events: `exec` (the process now runs `program`), `spawned` (a new process or thread,
 //! `child`), `signal` (the process was sent `signal`), `exited` (with `code`) and `killed` (by
-//! `signal`). A return also has `kernel`: the kernel's view of the call's socket (and of the
+//! `signal`). Where the program is Python, a call also has `python`: the `file`, `line`
+//! and socket method (`call`) that made it, so that `sendall`'s three `sendto`s all name
+//! `sendall`. A return also has `kernel`: the kernel's view of the call's socket (and of the
 //! connection an `accept` made), as `backend trace` has for a scenario's sockets: `state`,
 //! `recv_queue`, `send_queue`, and a listener's `accept_queue` and `backlog`.
 
@@ -25,6 +27,7 @@ use serde::Serialize;
 use shared::{CallError, Phase, SocketView};
 
 use super::args::Args;
+use super::python::PythonCall;
 
 /// One thing a watched program did.
 #[derive(Clone, Debug, Serialize)]
@@ -67,6 +70,9 @@ pub(crate) enum What {
         /// On return: the error, with the errno the kernel gave.
         #[serde(skip_serializing_if = "Option::is_none")]
         error: Option<CallError>,
+        /// Where the program is Python: the socket method that made this call, and its line.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        python: Option<PythonCall>,
         /// On return: the kernel's view of the call's socket and of a socket it made
         /// (`accept`'s connection), named `fd{N}`.
         #[serde(skip_serializing_if = "Vec::is_empty")]

@@ -15,6 +15,8 @@
 //!   `exec`, signals, exits.
 //! - `decode.rs` and `args.rs`: registers and memory into named arguments.
 //! - `fds.rs`: which descriptors of each process are sockets.
+//! - `python.rs` and `python/sitecustomize.py`: a Python program's announcements of which
+//!   line and socket method made each call.
 //! - `kernel_view.rs`: the kernel's view of the program's sockets (through `pidfd_getfd`).
 //! - `event.rs`: the events, and their JSON.
 //! - this file: the command (`run`), its output, and the forwarding of `watch`'s own signals.
@@ -25,6 +27,7 @@ mod event;
 mod fds;
 mod filter;
 mod kernel_view;
+mod python;
 mod tracer;
 
 use std::ffi::OsString;
@@ -95,10 +98,13 @@ fn run_inner(options: &WatchOptions) -> Result<i32, String> {
         .map_err(|error| format!("could not block signals: {error}"))?;
     let exe = std::env::current_exe()
         .map_err(|error| format!("cannot find the socket-lab binary itself: {error}"))?;
+    let announcer = python::Announcer::new()
+        .map_err(|error| format!("cannot write the Python announcer: {error}"))?;
     let started = Instant::now();
     let child = Command::new(exe)
         .arg(LAUNCHER_ARG)
         .args(&options.command)
+        .env("PYTHONPATH", announcer.python_path())
         .spawn()
         .map_err(|error| format!("cannot start the program's launcher: {error}"))?;
     let root = Pid::from_raw(child.id() as i32);
@@ -256,6 +262,7 @@ fn table_row(event: &WatchEvent) -> String {
             result,
             out,
             error,
+            python,
             kernel,
         } => {
             let mut call_args = args::Args::default();
@@ -272,6 +279,9 @@ fn table_row(event: &WatchEvent) -> String {
             }
             if let Some(error) = error {
                 text.push_str(&format!(" ! {}", shared::describe::error_text(error)));
+            }
+            if let Some(python) = python {
+                text.push_str(&format!("  <{}>", python.text()));
             }
             for view in kernel {
                 text.push_str(&format!(

@@ -26,6 +26,7 @@ use super::decode::{self, Entry, Memory};
 use super::event::{WatchEvent, What};
 use super::fds::FdTables;
 use super::kernel_view::KernelViews;
+use super::python;
 
 /// How the root process of the watched program ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,6 +57,8 @@ struct Thread {
     pid: i32,
     /// The watched call it is in, between its entry and its return.
     call: Option<Entry>,
+    /// Where the thread's Python buffer is (see `python.rs`), once it has said.
+    python_slot: Option<u64>,
 }
 
 /// The tracer's state, owned by its one thread.
@@ -131,7 +134,14 @@ impl<'a> Tracer<'a> {
     ) -> Self {
         let pid = root.as_raw();
         let mut threads = HashMap::new();
-        threads.insert(pid, Thread { pid, call: None });
+        threads.insert(
+            pid,
+            Thread {
+                pid,
+                call: None,
+                python_slot: None,
+            },
+        );
         if let Ok(mut live) = live.lock() {
             live.insert(pid);
         }
@@ -227,7 +237,14 @@ impl<'a> Tracer<'a> {
             return thread.pid;
         }
         let pid = thread_group(raw).unwrap_or(raw);
-        self.threads.insert(raw, Thread { pid, call: None });
+        self.threads.insert(
+            raw,
+            Thread {
+                pid,
+                call: None,
+                python_slot: None,
+            },
+        );
         if pid == raw
             && let Ok(mut live) = self.live.lock()
         {
@@ -245,6 +262,17 @@ impl<'a> Tracer<'a> {
         let number = regs.orig_rax as i64;
         let raw = [regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8, regs.r9];
         let tid_raw = tid.as_raw();
+        if number == libc::SYS_write && raw[0] as i32 == python::ANNOUNCE_FD {
+            let bytes = Memory(tid).read(raw[1], (raw[2] as usize).min(python::MAX_ANNOUNCEMENT));
+            if let (Some(address), Some(thread)) = (
+                python::parse_announcement(&bytes),
+                self.threads.get_mut(&tid_raw),
+            ) {
+                thread.python_slot = Some(address);
+            }
+            resume(tid, None);
+            return;
+        }
         // Calls on descriptors that may be files go on at once unless the descriptor is a
         // socket; the calls that only change descriptors are followed to their return.
         let follows_fds = matches!(
@@ -268,7 +296,8 @@ impl<'a> Tracer<'a> {
         let shown = on_socket && shows(&entry);
         entry.shown = shown;
         if shown {
-            let what = syscall_event(&entry, Phase::Enter, entry.args.clone(), None, None);
+            let mut what = syscall_event(&entry, Phase::Enter, entry.args.clone(), None, None);
+            self.add_python(tid_raw, &mut what);
             self.push(pid, tid_raw, what);
         }
         if let Some(thread) = self.threads.get_mut(&tid_raw) {
@@ -308,12 +337,23 @@ impl<'a> Tracer<'a> {
             if let What::Syscall { kernel, .. } = &mut what {
                 *kernel = self.views_after(pid, &entry, (!failed).then_some(value));
             }
+            self.add_python(tid_raw, &mut what);
             self.push(pid, tid_raw, what);
         }
         if entry.number == libc::SYS_close && !failed {
             self.fds.forget(pid, entry.raw[0] as i32);
         }
         resume(tid, None);
+    }
+
+    /// Names the Python call the thread is in, read from its buffer.
+    fn add_python(&self, tid: i32, what: &mut What) {
+        if let What::Syscall { python, .. } = what
+            && let Some(address) = self.threads.get(&tid).and_then(|thread| thread.python_slot)
+        {
+            let slot = Memory(Pid::from_raw(tid)).read(address, python::SLOT_SIZE);
+            *python = python::parse_slot(&slot);
+        }
     }
 
     /// The kernel's view, after a call, of its socket (unless the call closed it) and of the
@@ -374,10 +414,22 @@ impl<'a> Tracer<'a> {
         // kernel says which.
         let child_pid = thread_group(child).unwrap_or(if clone { pid } else { child });
         let thread = child_pid == pid;
-        self.threads.entry(child).or_insert(Thread {
+        // A forked child's memory is a copy of its parent's, the forking thread's Python
+        // buffer and all; a new thread makes its own.
+        let inherited = if thread {
+            None
+        } else {
+            self.threads
+                .get(&parent.as_raw())
+                .and_then(|t| t.python_slot)
+        };
+        let entry = self.threads.entry(child).or_insert(Thread {
             pid: child_pid,
             call: None,
+            python_slot: None,
         });
+        entry.pid = child_pid;
+        entry.python_slot = inherited;
         if !thread {
             self.fds.fork(pid, child_pid);
             if let Ok(mut live) = self.live.lock() {
@@ -463,6 +515,7 @@ fn syscall_event(
         result,
         out,
         error,
+        python: None,
         kernel: Vec::new(),
     }
 }
