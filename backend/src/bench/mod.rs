@@ -11,6 +11,8 @@
 //! What each figure means is written beside it in [`Figure::what`]; `PERFORMANCE.md` records
 //! a run of it with the goals of issue 7.
 
+mod watch_cost;
+
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -31,8 +33,8 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 /// The tutorial's Simple Server and Simple Client as a student writes them, run by Python to
 /// compare the cost of watching with `strace -f`.
-const PYTHON_SERVER: &str = include_str!("../tests/peers/simple_server.py");
-const PYTHON_CLIENT: &str = include_str!("../tests/peers/simple_client.py");
+const PYTHON_SERVER: &str = include_str!("../../tests/peers/simple_server.py");
+const PYTHON_CLIENT: &str = include_str!("../../tests/peers/simple_client.py");
 
 /// How long a benchmark waits for any one thing before it gives up.
 const PATIENCE: Duration = Duration::from_secs(30);
@@ -61,6 +63,8 @@ pub enum Part {
     Sessions,
     /// The cost of watching.
     Watching,
+    /// What `watch` costs a student's own program, against strace.
+    Watch,
 }
 
 impl BenchOptions {
@@ -208,6 +212,15 @@ pub async fn run(options: BenchOptions) -> Result<Report, BenchError> {
     if options.runs(Part::Watching) {
         eprintln!("bench: the cost of watching");
         figures.extend(cost_of_watching(&server, &options).await?);
+    }
+    if options.runs(Part::Watch) {
+        eprintln!("bench: what watch costs a program, against strace");
+        let options = options.clone();
+        figures.extend(
+            tokio::task::spawn_blocking(move || watch_cost::figures(&options))
+                .await
+                .map_err(|error| fail("measuring watch", error))??,
+        );
     }
 
     Ok(Report {

@@ -1,0 +1,257 @@
+//! What `watch` costs a student's program: a Python client and server that exchange small
+//! messages, run plainly, under `strace -f` (every call stops it), under `strace -f
+//! --seccomp-bpf` (only the network calls stop it: the fastest tracer a student has), and
+//! under `watch` (the same filter, plus the calls on sockets that strace's network class
+//! leaves out, the kernel's views and the Python lines); and Python's start-up, which makes
+//! many system calls but no socket call, plainly and under `watch`. The runs of each kind
+//! alternate, so that the machine's drift falls on all of them alike, and each figure is a
+//! median; the ratios are what hold from one run of the benchmark to the next.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::{BenchError, BenchOptions, Figure, Goal, fail, free_port, median, millis};
+
+/// The server: echoes each message until the client closes.
+const ECHO_SERVER: &str = "import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(('127.0.0.1', int(sys.argv[1])))
+s.listen(1)
+print('listening', flush=True)
+con, _ = s.accept()
+while True:
+    data = con.recv(64)
+    if not data:
+        break
+    con.sendall(data)
+con.close()
+s.close()
+";
+
+/// The client: sends `count` small messages, reading each echo before the next.
+const ECHO_CLIENT: &str = "import socket, sys
+s = socket.create_connection(('127.0.0.1', int(sys.argv[1])))
+for _ in range(int(sys.argv[2])):
+    s.sendall(b'ping')
+    s.recv(64)
+s.close()
+";
+
+/// What runs a program.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Runner {
+    Plain,
+    Strace,
+    StraceSeccomp,
+    Watch,
+}
+
+impl Runner {
+    const ALL: [Runner; 4] = [
+        Runner::Plain,
+        Runner::Strace,
+        Runner::StraceSeccomp,
+        Runner::Watch,
+    ];
+
+    fn command(self, program: &[&str]) -> Result<Command, BenchError> {
+        let mut command = match self {
+            Runner::Plain => return Ok(plain(program)),
+            Runner::Strace => {
+                let mut command = Command::new("strace");
+                command.args(["-f", "-e", "trace=%network", "-o", "/dev/null"]);
+                command
+            }
+            Runner::StraceSeccomp => {
+                let mut command = Command::new("strace");
+                command.args([
+                    "-f",
+                    "--seccomp-bpf",
+                    "-e",
+                    "trace=%network",
+                    "-o",
+                    "/dev/null",
+                ]);
+                command
+            }
+            Runner::Watch => {
+                let exe =
+                    std::env::current_exe().map_err(|error| fail("finding this binary", error))?;
+                let mut command = Command::new(exe);
+                command.args(["watch", "--json", "-o", "/dev/null", "--"]);
+                command
+            }
+        };
+        command.args(program);
+        Ok(command)
+    }
+}
+
+fn plain(program: &[&str]) -> Command {
+    let mut command = Command::new(program[0]);
+    command.args(&program[1..]);
+    command
+}
+
+/// One exchange of `messages` messages, both programs under `runner`, from the server's
+/// start to both having ended.
+fn exchange(runner: Runner, dir: &Path, messages: usize) -> Result<Duration, BenchError> {
+    let python = "/usr/bin/python3";
+    let server_py = dir.join("echo_server.py");
+    let client_py = dir.join("echo_client.py");
+    let port = free_port()?.to_string();
+    let began = Instant::now();
+    let mut server = runner
+        .command(&[python, &server_py.to_string_lossy(), &port])?
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|error| fail(&format!("starting the server under {runner:?}"), error))?;
+    let mut line = String::new();
+    let mut server_out = BufReader::new(server.stdout.take().expect("stdout is piped"));
+    if server_out.read_line(&mut line).unwrap_or(0) == 0 {
+        let _ = server.kill();
+        let _ = server.wait();
+        return Err(BenchError(format!(
+            "the echo server under {runner:?} never listened"
+        )));
+    }
+    let client = runner
+        .command(&[
+            python,
+            &client_py.to_string_lossy(),
+            &port,
+            &messages.to_string(),
+        ])?
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map_err(|error| fail(&format!("running the client under {runner:?}"), error))?;
+    let server_status = server
+        .wait()
+        .map_err(|error| fail("waiting for the server", error))?;
+    if !client.success() || !server_status.success() {
+        return Err(BenchError(format!(
+            "the echo exchange under {runner:?} failed (client {client}, server {server_status})"
+        )));
+    }
+    Ok(began.elapsed())
+}
+
+/// Python's start-up, with the modules a socket program imports, under `runner`.
+fn start_up(runner: Runner) -> Result<Duration, BenchError> {
+    let program = [
+        "/usr/bin/python3",
+        "-c",
+        "import json, selectors, http.client",
+    ];
+    let began = Instant::now();
+    let status = runner
+        .command(&program)?
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map_err(|error| fail("starting Python", error))?;
+    if !status.success() {
+        return Err(BenchError(format!(
+            "Python's start-up under {runner:?} failed: {status}"
+        )));
+    }
+    Ok(began.elapsed())
+}
+
+/// The figures of `watch`'s cost.
+pub(super) fn figures(options: &BenchOptions) -> Result<Vec<Figure>, BenchError> {
+    if !Path::new("/usr/bin/python3").is_file() {
+        return Err(BenchError(
+            "no /usr/bin/python3 (scripts/setup.sh --test installs it)".into(),
+        ));
+    }
+    let dir = std::env::temp_dir().join(format!("socket-lab-bench-watch-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|error| fail("making a scratch folder", error))?;
+    std::fs::write(dir.join("echo_server.py"), ECHO_SERVER)
+        .map_err(|error| fail("writing the server", error))?;
+    std::fs::write(dir.join("echo_client.py"), ECHO_CLIENT)
+        .map_err(|error| fail("writing the client", error))?;
+    let messages = options.scaled(10_000, 300);
+    let runs = options.scaled(5, 1);
+    let mut times: Vec<Vec<Duration>> = vec![Vec::new(); Runner::ALL.len()];
+    let result = (|| {
+        for _ in 0..runs {
+            for (index, runner) in Runner::ALL.iter().enumerate() {
+                times[index].push(exchange(*runner, &dir, messages)?);
+            }
+        }
+        Ok::<(), BenchError>(())
+    })();
+    let starts = options.scaled(20, 3);
+    let mut plain_start = Vec::new();
+    let mut watched_start = Vec::new();
+    let started = (|| {
+        for _ in 0..starts {
+            plain_start.push(start_up(Runner::Plain)?);
+            watched_start.push(start_up(Runner::Watch)?);
+        }
+        Ok::<(), BenchError>(())
+    })();
+    let _ = std::fs::remove_dir_all(&dir);
+    result?;
+    started?;
+    let [plain, strace, seccomp, watch] =
+        [0, 1, 2, 3].map(|index| millis(median(&mut times[index])));
+    let each = format!("median of {runs}, {messages} messages each way, both programs under it");
+    Ok(vec![
+        Figure::new("watch_exchange_plain_ms", "a Python echo client and server, run plainly", Some(plain), "ms", None)
+            .note(each.clone()),
+        Figure::new("watch_exchange_strace_ms", "the same under strace -f -e trace=%network", Some(strace), "ms", None)
+            .note(each.clone()),
+        Figure::new(
+            "watch_exchange_strace_seccomp_ms",
+            "the same under strace -f --seccomp-bpf -e trace=%network",
+            Some(seccomp),
+            "ms",
+            None,
+        )
+        .note(each.clone()),
+        Figure::new("watch_exchange_watch_ms", "the same under socket-lab watch --json -o /dev/null", Some(watch), "ms", None)
+            .note(format!(
+                "{each}; the events go to /dev/null, since the page does not show watched programs yet"
+            )),
+        Figure::new(
+            "watch_over_strace_seccomp",
+            "watch / strace -f --seccomp-bpf",
+            Some(watch / seccomp),
+            "x",
+            Some(Goal::AtMost(1.0)),
+        )
+        .note(
+            "watch also stops at read, write and close (to show those on sockets), reads the \
+             kernel's view of each call's socket and the Python line, which strace does not",
+        ),
+        Figure::new(
+            "strace_over_watch",
+            "strace -f / watch",
+            Some(strace / watch),
+            "x",
+            Some(Goal::AtLeast(3.0)),
+        )
+        .note(
+            "in this exchange nearly every system call is a socket call, so a filter that lets \
+             the others run has little to let run",
+        ),
+        Figure::new(
+            "watch_startup_ratio",
+            "Python's start-up (import json, selectors, http.client) under watch / plainly",
+            Some(millis(median(&mut watched_start)) / millis(median(&mut plain_start))),
+            "x",
+            Some(Goal::AtMost(1.1)),
+        )
+        .note(format!(
+            "median of {starts} each: {:.1} ms plainly; watch starts a launcher and stops at every read and close",
+            millis(median(&mut plain_start))
+        )),
+    ])
+}
