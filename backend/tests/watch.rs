@@ -657,3 +657,207 @@ fn every_system_call_of_one_python_call_names_it() {
         .unwrap();
     assert_eq!(output.stdout, plain.stdout);
 }
+
+#[test]
+fn an_asyncio_server_shows_its_event_loop_waiting_on_sockets() {
+    let scratch = Scratch::new("asyncio");
+    let port = free_port();
+    let script = "import asyncio, sys\n\
+                  async def serve(reader, writer):\n    data = await reader.read(100)\n    writer.write(data.upper())\n    await writer.drain()\n    writer.close()\n    await writer.wait_closed()\n    done.set()\n\
+                  async def main():\n    global done\n    done = asyncio.Event()\n    server = await asyncio.start_server(serve, '127.0.0.1', int(sys.argv[1]))\n    print('listening', flush=True)\n    await done.wait()\n    server.close()\n    await server.wait_closed()\n\
+                  asyncio.run(main())\n";
+    let port_text = port.to_string();
+    let (output, events) = under_watch(&scratch, &[python(), "-c", script, &port_text], || {
+        use std::io::{Read, Write};
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut stream = loop {
+            match std::net::TcpStream::connect(("127.0.0.1", port)) {
+                Ok(stream) => break stream,
+                Err(error) if Instant::now() > deadline => panic!("never listened: {error}"),
+                Err(_) => std::thread::sleep(Duration::from_millis(50)),
+            }
+        };
+        stream.write_all(b"hello asyncio").unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        assert_eq!(answer, "HELLO ASYNCIO");
+    });
+    assert!(output.status.success(), "{output:?}");
+    assert!(
+        events
+            .iter()
+            .any(|e| e["syscall"] == "epoll_wait" && e["phase"] == "return")
+    );
+    let received = events
+        .iter()
+        .find(|e| e["syscall"] == "recvfrom" && e["result"] == 13)
+        .expect("the server's read of the client's bytes");
+    assert_eq!(received["out"]["data"]["text"], "hello asyncio");
+    let sent = events
+        .iter()
+        .find(|e| e["syscall"] == "sendto" && e["phase"] == "enter")
+        .unwrap();
+    assert_eq!(sent["args"]["data"]["text"], "HELLO ASYNCIO");
+    // A listener made non-blocking, as every asyncio socket is.
+    assert!(
+        events
+            .iter()
+            .any(|e| e["syscall"] == "accept4" && e["phase"] == "return")
+    );
+}
+
+#[test]
+fn a_gigabyte_is_summarised_and_watch_stays_small() {
+    let scratch = Scratch::new("gigabyte");
+    let log = scratch.path("events.jsonl");
+    let script = "import socket, threading\n\
+                  a, b = socket.socketpair()\n\
+                  got = 0\n\
+                  def drain():\n    global got\n    while True:\n        chunk = b.recv(1 << 20)\n        if not chunk:\n            break\n        got += len(chunk)\n\
+                  t = threading.Thread(target=drain); t.start()\n\
+                  block = b'x' * (1 << 20)\n\
+                  for _ in range(1024):\n    a.sendall(block)\n\
+                  a.close(); t.join()\n\
+                  print(got)\n";
+    let mut watched = watch_command(&log, &[python(), "-c", script])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = watched.id();
+    let mut most_kib = 0u64;
+    while watched.try_wait().unwrap().is_none() {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        if let Some(kib) = status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|value| value.trim().trim_end_matches(" kB").parse::<u64>().ok())
+        {
+            most_kib = most_kib.max(kib);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let output = watched.wait_with_output().unwrap();
+    assert!(output.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim(),
+        (1u64 << 30).to_string()
+    );
+    // Each event carries the first bytes and the count of all, so nothing grows with the data.
+    let events = events(&log);
+    let sent: i64 = events
+        .iter()
+        .filter(|e| e["syscall"] == "sendto" && e["phase"] == "return")
+        .map(|e| e["result"].as_i64().unwrap())
+        .sum();
+    assert_eq!(sent, 1 << 30);
+    assert!(
+        events
+            .iter()
+            .all(|e| e["args"]["data"]["len"].as_u64().unwrap_or(0) <= 256)
+    );
+    assert!(most_kib < 64 * 1024, "watch held {most_kib} KiB");
+}
+
+#[test]
+fn a_thousand_sockets_are_each_shown() {
+    let scratch = Scratch::new("thousand");
+    let script = "import socket\n\
+                  sockets = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(1000)]\n\
+                  for s in sockets:\n    s.close()\n";
+    let (output, events) = under_watch(&scratch, &[python(), "-c", script], || {});
+    let opened = returns(&events)
+        .iter()
+        .filter(|(name, _)| *name == "socket")
+        .count();
+    let closed = returns(&events)
+        .iter()
+        .filter(|(name, _)| *name == "close")
+        .count();
+    // As many as the system let the program open (its descriptor limit may be lower).
+    if output.status.success() {
+        assert_eq!((opened, closed), (1000, 1000));
+    } else {
+        assert!(String::from_utf8_lossy(&output.stderr).contains("Too many open files"));
+        assert!(events.iter().any(|e| e["error"]["errno"] == "EMFILE"));
+    }
+}
+
+#[test]
+fn ctrl_c_ends_the_program_and_watch_with_it() {
+    use std::os::unix::process::CommandExt;
+    let scratch = Scratch::new("ctrl-c");
+    let log = scratch.path("events.jsonl");
+    let script =
+        "import socket\ns = socket.socket()\ns.bind(('127.0.0.1', 0))\ns.listen(1)\ns.accept()\n";
+    // A terminal's Ctrl-C goes to its foreground process group: watch and the program.
+    let mut watched = watch_command(&log, &[python(), "-c", script])
+        .process_group(0)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !events(&log)
+        .iter()
+        .any(|e| e["syscall"] == "accept4" && e["phase"] == "enter")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the program never waited in accept"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let group = nix::unistd::Pid::from_raw(-(watched.id() as i32));
+    nix::sys::signal::kill(group, nix::sys::signal::Signal::SIGINT).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while watched.try_wait().unwrap().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "watch did not end within 10 s of Ctrl-C"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let output = watched.wait_with_output().unwrap();
+    // Python ends itself by SIGINT after its KeyboardInterrupt, as a shell reports: 130.
+    assert_eq!(output.status.code(), Some(130), "{output:?}");
+    let events = events(&log);
+    let returned = events
+        .iter()
+        .find(|e| e["syscall"] == "accept4" && e["phase"] == "return")
+        .expect("the interrupted accept returns");
+    assert!(
+        returned["error"]["errno"]
+            .as_str()
+            .unwrap()
+            .starts_with("E"),
+        "{returned}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e["event"] == "signal" && e["signal"] == "SIGINT")
+    );
+}
+
+#[test]
+fn a_program_that_traces_itself_fails_as_it_would_under_any_tracer() {
+    let scratch = Scratch::new("traced");
+    let log = scratch.path("events.jsonl");
+    // strace cannot attach to its child, which watch already traces: it says so and fails,
+    // and nothing is left running or stopped.
+    let output = watch_command(&log, &["strace", "-o", "/dev/null", "true"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success(), "{output:?}");
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("strace"),
+        "{output:?}"
+    );
+    for event in events(&log).iter().filter(|e| e["event"] == "spawned") {
+        let child = event["child"].as_i64().unwrap();
+        let state = std::fs::read_to_string(format!("/proc/{child}/stat")).unwrap_or_default();
+        assert!(
+            state.is_empty() || state.contains(") Z"),
+            "{child} outlived watch: {state}"
+        );
+    }
+}

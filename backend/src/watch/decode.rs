@@ -129,6 +129,7 @@ pub(crate) fn name(number: i64) -> &'static str {
         libc::SYS_epoll_wait => "epoll_wait",
         libc::SYS_epoll_pwait => "epoll_pwait",
         libc::SYS_epoll_pwait2 => "epoll_pwait2",
+        libc::SYS_epoll_ctl => "epoll_ctl",
         libc::SYS_dup => "dup",
         libc::SYS_dup2 => "dup2",
         libc::SYS_dup3 => "dup3",
@@ -148,6 +149,10 @@ pub(crate) fn takes_fd(number: i64) -> bool {
             | libc::SYS_select
             | libc::SYS_pselect6
             | libc::SYS_close_range
+            | libc::SYS_epoll_ctl
+            | libc::SYS_epoll_wait
+            | libc::SYS_epoll_pwait
+            | libc::SYS_epoll_pwait2
     )
 }
 
@@ -158,6 +163,7 @@ pub(crate) fn entry(
     raw: [u64; 6],
     memory: Memory,
     mut is_socket: impl FnMut(i32) -> bool,
+    epoll_sockets: impl FnOnce(i32) -> Vec<i32>,
 ) -> Entry {
     let [a0, a1, a2, a3, a4, a5] = raw;
     let fd = takes_fd(number).then_some(a0 as i32);
@@ -289,6 +295,8 @@ pub(crate) fn entry(
             args.push("writable", Arg::Fds(writable));
         }
         libc::SYS_epoll_wait | libc::SYS_epoll_pwait | libc::SYS_epoll_pwait2 => {
+            args.push("epfd", Arg::Int(a0 as i32 as i64));
+            args.push("fds", Arg::Fds(epoll_sockets(a0 as i32)));
             args.push("maxevents", Arg::Int(a2 as i32 as i64));
             if number != libc::SYS_epoll_pwait2 {
                 args.push("timeout_ms", Arg::Int(a3 as i32 as i64));
@@ -357,6 +365,30 @@ pub(crate) fn exit(entry: &Entry, value: i64, memory: Memory) -> Args {
                 args::sockopt_value(&memory.read(entry.raw[3], (len as usize).min(64))),
             );
         }
+        libc::SYS_epoll_wait | libc::SYS_epoll_pwait | libc::SYS_epoll_pwait2 => {
+            // struct epoll_event is packed on x86_64: u32 events, then u64 data, which
+            // Python's selectors (and most programs) set to the descriptor.
+            let mut ready = Vec::new();
+            for index in 0..(value.max(0) as usize).min(MAX_POLL_FDS) {
+                let event = memory.read(a1 + index as u64 * 12, 12);
+                let (Some(events), Some(data)) = (
+                    event
+                        .get(..4)
+                        .and_then(|b| b.try_into().ok())
+                        .map(u32::from_ne_bytes),
+                    event
+                        .get(4..8)
+                        .and_then(|b| b.try_into().ok())
+                        .map(i32::from_ne_bytes),
+                ) else {
+                    break;
+                };
+                ready.push(format!("{data}:{}", args::poll_events(events as i16)));
+            }
+            if !ready.is_empty() {
+                out.push("ready", Arg::Name(ready.join(" ")));
+            }
+        }
         libc::SYS_poll | libc::SYS_ppoll => {
             let mut ready = Vec::new();
             for index in 0..(a1 as usize).min(MAX_POLL_FDS) {
@@ -379,7 +411,9 @@ pub(crate) fn exit(entry: &Entry, value: i64, memory: Memory) -> Args {
                     ready.push(format!("{fd}:{}", args::poll_events(revents)));
                 }
             }
-            out.push("ready", Arg::Name(ready.join(" ")));
+            if !ready.is_empty() {
+                out.push("ready", Arg::Name(ready.join(" ")));
+            }
         }
         _ => {}
     }

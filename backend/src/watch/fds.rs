@@ -8,12 +8,15 @@
 //! one of those stops the program too (see `filter.rs`), so a kept answer is never stale.
 //! Threads share their process's table; a forked child starts with a copy of its parent's.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 /// The tables of every watched process, by process id (the thread group's id).
 #[derive(Debug, Default)]
 pub(crate) struct FdTables {
     tables: HashMap<i32, HashMap<i32, bool>>,
+    /// The descriptors each epoll instance waits on, by process and the instance's
+    /// descriptor, from the program's `epoll_ctl` calls.
+    epolls: HashMap<(i32, i32), BTreeSet<i32>>,
 }
 
 impl FdTables {
@@ -39,6 +42,39 @@ impl FdTables {
         if let Some(table) = self.tables.get_mut(&pid) {
             table.remove(&fd);
         }
+        // A closed descriptor leaves every epoll set, and a closed epoll instance is gone.
+        self.epolls.remove(&(pid, fd));
+        for ((owner, _), fds) in &mut self.epolls {
+            if *owner == pid {
+                fds.remove(&fd);
+            }
+        }
+    }
+
+    /// `epoll_ctl(epfd, op, fd)` succeeded.
+    pub(crate) fn epoll_ctl(&mut self, pid: i32, epfd: i32, op: i32, fd: i32) {
+        let set = self.epolls.entry((pid, epfd)).or_default();
+        match op {
+            libc::EPOLL_CTL_ADD | libc::EPOLL_CTL_MOD => {
+                set.insert(fd);
+            }
+            libc::EPOLL_CTL_DEL => {
+                set.remove(&fd);
+            }
+            _ => {}
+        }
+    }
+
+    /// The sockets epoll instance `epfd` of process `pid` waits on.
+    pub(crate) fn epoll_sockets(&mut self, pid: i32, tid: i32, epfd: i32) -> Vec<i32> {
+        let fds: Vec<i32> = self
+            .epolls
+            .get(&(pid, epfd))
+            .map(|set| set.iter().copied().collect())
+            .unwrap_or_default();
+        fds.into_iter()
+            .filter(|&fd| self.is_socket(pid, tid, fd))
+            .collect()
     }
 
     /// Descriptors `first..=last` were closed (`close_range`).
@@ -52,17 +88,27 @@ impl FdTables {
     /// every descriptor.
     pub(crate) fn forget_all(&mut self, pid: i32) {
         self.tables.remove(&pid);
+        self.epolls.retain(|(owner, _), _| *owner != pid);
     }
 
     /// A forked child starts with its parent's descriptors.
     pub(crate) fn fork(&mut self, parent: i32, child: i32) {
         let copy = self.tables.get(&parent).cloned().unwrap_or_default();
         self.tables.insert(child, copy);
+        // The child shares its parent's epoll instances, with what they wait on.
+        let epolls: Vec<_> = self
+            .epolls
+            .iter()
+            .filter(|((owner, _), _)| *owner == parent)
+            .map(|((_, epfd), fds)| ((child, *epfd), fds.clone()))
+            .collect();
+        self.epolls.extend(epolls);
     }
 
     /// The process ended.
     pub(crate) fn remove(&mut self, pid: i32) {
         self.tables.remove(&pid);
+        self.epolls.retain(|(owner, _), _| *owner != pid);
     }
 
     /// The socket descriptors the table knows of process `pid`, in order.
@@ -121,5 +167,16 @@ mod tests {
         assert!(tables.sockets(pid + 1_000_000).is_empty());
         tables.forget_range(pid, 999, 1001);
         assert!(tables.sockets(pid).is_empty());
+        // An epoll instance waits on what epoll_ctl gave it, of which only sockets are shown.
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let fd = socket.as_raw_fd();
+        tables.epoll_ctl(pid, 900, libc::EPOLL_CTL_ADD, fd);
+        tables.epoll_ctl(pid, 900, libc::EPOLL_CTL_ADD, file.as_raw_fd());
+        assert_eq!(tables.epoll_sockets(pid, pid, 900), vec![fd]);
+        tables.epoll_ctl(pid, 900, libc::EPOLL_CTL_DEL, fd);
+        assert!(tables.epoll_sockets(pid, pid, 900).is_empty());
+        tables.epoll_ctl(pid, 900, libc::EPOLL_CTL_ADD, fd);
+        tables.forget(pid, fd);
+        assert!(tables.epoll_sockets(pid, pid, 900).is_empty());
     }
 }

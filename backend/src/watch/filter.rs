@@ -45,7 +45,9 @@ pub(crate) const WATCHED: &[i64] = &[
     libc::SYS_epoll_wait,
     libc::SYS_epoll_pwait,
     libc::SYS_epoll_pwait2,
-    // Not shown, but they change which descriptor numbers are sockets.
+    // Not shown, but they change which descriptor numbers are sockets, or which sockets an
+    // epoll instance waits on.
+    libc::SYS_epoll_ctl,
     libc::SYS_dup,
     libc::SYS_dup2,
     libc::SYS_dup3,

@@ -282,6 +282,7 @@ impl<'a> Tracer<'a> {
                 | libc::SYS_dup3
                 | libc::SYS_close_range
                 | libc::SYS_fcntl
+                | libc::SYS_epoll_ctl
         );
         let on_socket =
             !decode::takes_fd(number) || self.fds.is_socket(pid, tid_raw, raw[0] as i32);
@@ -289,10 +290,14 @@ impl<'a> Tracer<'a> {
             resume(tid, None);
             return;
         }
-        let fds = &mut self.fds;
-        let mut entry = decode::entry(number, raw, Memory(tid), |fd| {
-            fds.is_socket(pid, tid_raw, fd)
-        });
+        let fds = std::cell::RefCell::new(&mut self.fds);
+        let mut entry = decode::entry(
+            number,
+            raw,
+            Memory(tid),
+            |fd| fds.borrow_mut().is_socket(pid, tid_raw, fd),
+            |epfd| fds.borrow_mut().epoll_sockets(pid, tid_raw, epfd),
+        );
         let shown = on_socket && shows(&entry);
         entry.shown = shown;
         if shown {
@@ -404,6 +409,10 @@ impl<'a> Tracer<'a> {
                 }
             }
             libc::SYS_close_range => self.fds.forget_range(pid, a0 as u32, a1 as u32),
+            libc::SYS_epoll_ctl => {
+                self.fds
+                    .epoll_ctl(pid, a0 as i32, a1 as i32, entry.raw[2] as i32);
+            }
             _ => {}
         }
     }
@@ -526,9 +535,19 @@ fn syscall_event(
 fn shows(entry: &Entry) -> bool {
     use super::args::Arg;
     match entry.number {
-        libc::SYS_dup | libc::SYS_dup2 | libc::SYS_dup3 | libc::SYS_close_range => false,
+        libc::SYS_dup
+        | libc::SYS_dup2
+        | libc::SYS_dup3
+        | libc::SYS_close_range
+        | libc::SYS_epoll_ctl => false,
         libc::SYS_fcntl => entry.raw[1] as i32 == libc::F_SETFL,
-        libc::SYS_poll | libc::SYS_ppoll | libc::SYS_select | libc::SYS_pselect6 => entry
+        libc::SYS_poll
+        | libc::SYS_ppoll
+        | libc::SYS_select
+        | libc::SYS_pselect6
+        | libc::SYS_epoll_wait
+        | libc::SYS_epoll_pwait
+        | libc::SYS_epoll_pwait2 => entry
             .args
             .0
             .iter()
