@@ -204,10 +204,22 @@ pub(super) fn figures(options: &BenchOptions) -> Result<Vec<Figure>, BenchError>
         [0, 1, 2, 3].map(|index| millis(median(&mut times[index])));
     let each = format!("median of {runs}, {messages} messages each way, both programs under it");
     Ok(vec![
-        Figure::new("watch_exchange_plain_ms", "a Python echo client and server, run plainly", Some(plain), "ms", None)
-            .note(each.clone()),
-        Figure::new("watch_exchange_strace_ms", "the same under strace -f -e trace=%network", Some(strace), "ms", None)
-            .note(each.clone()),
+        Figure::new(
+            "watch_exchange_plain_ms",
+            "a Python echo client and server, run plainly",
+            Some(plain),
+            "ms",
+            None,
+        )
+        .note(each.clone()),
+        Figure::new(
+            "watch_exchange_strace_ms",
+            "the same under strace -f -e trace=%network",
+            Some(strace),
+            "ms",
+            None,
+        )
+        .note(each.clone()),
         Figure::new(
             "watch_exchange_strace_seccomp_ms",
             "the same under strace -f --seccomp-bpf -e trace=%network",
@@ -216,10 +228,16 @@ pub(super) fn figures(options: &BenchOptions) -> Result<Vec<Figure>, BenchError>
             None,
         )
         .note(each.clone()),
-        Figure::new("watch_exchange_watch_ms", "the same under socket-lab watch --json -o /dev/null", Some(watch), "ms", None)
-            .note(format!(
-                "{each}; the events go to /dev/null, since the page does not show watched programs yet"
-            )),
+        Figure::new(
+            "watch_exchange_watch_ms",
+            "the same under socket-lab watch --json -o /dev/null",
+            Some(watch),
+            "ms",
+            None,
+        )
+        .note(format!(
+            "{each}; the events go to /dev/null, since the page does not show watched programs yet"
+        )),
         Figure::new(
             "watch_over_strace_seccomp",
             "watch / strace -f --seccomp-bpf",
@@ -228,8 +246,9 @@ pub(super) fn figures(options: &BenchOptions) -> Result<Vec<Figure>, BenchError>
             Some(Goal::AtMost(1.0)),
         )
         .note(
-            "watch also stops at read, write and close (to show those on sockets), reads the \
-             kernel's view of each call's socket and the Python line, which strace does not",
+            "watch also stops at read, write and close once the program has a socket (to show \
+             those on sockets), and reads the kernel's view of each call's socket and the Python \
+             line, which strace does not",
         ),
         Figure::new(
             "strace_over_watch",
@@ -250,7 +269,9 @@ pub(super) fn figures(options: &BenchOptions) -> Result<Vec<Figure>, BenchError>
             Some(Goal::AtMost(1.1)),
         )
         .note(format!(
-            "median of {starts} each: {:.1} ms plainly; watch starts a launcher and stops at every read and close",
+            "median of {starts} each: {:.1} ms plainly; watch starts itself and the program's \
+             launcher (two more executions), and stops the program at no read or close before \
+             its first socket",
             millis(median(&mut plain_start))
         )),
     ])

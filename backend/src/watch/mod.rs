@@ -10,7 +10,8 @@
 //! privileges: a process may trace its own child, and any process may filter itself.
 //!
 //! # Layout
-//! - `filter.rs`: the seccomp filter, the list of calls that stop the program.
+//! - `filter.rs`: the seccomp filters, the lists of calls that stop the program, and
+//!   `inject.rs`, which makes a process load the second one at its first socket call.
 //! - `tracer.rs`: the ptrace loop: entry and return of each call, children, threads,
 //!   `exec`, signals, exits.
 //! - `decode.rs` and `args.rs`: registers and memory into named arguments.
@@ -26,6 +27,7 @@ mod decode;
 mod event;
 mod fds;
 mod filter;
+mod inject;
 mod kernel_view;
 mod python;
 mod tracer;
@@ -89,7 +91,8 @@ fn run_inner(options: &WatchOptions) -> Result<i32, String> {
     };
     // Checked before the program starts, so that a machine that cannot filter says so
     // without running anything.
-    filter::program()?;
+    filter::first_stage()?;
+    let second_stage = filter::instructions(&filter::second_stage()?);
     // `watch`'s own Ctrl-C and SIGTERM are handled by a thread of their own (below); the
     // launcher unblocks them again before it executes the program.
     let signals = forwarded_signals();
@@ -135,7 +138,7 @@ fn run_inner(options: &WatchOptions) -> Result<i32, String> {
             write_failed = true;
         }
     };
-    let ending = Tracer::new(root, started, live, &mut emit).run()?;
+    let ending = Tracer::new(second_stage, root, started, live, &mut emit).run()?;
     let _ = out.flush();
     if let tracer::Ending::Killed(signal) = ending {
         eprintln!(
@@ -152,7 +155,7 @@ fn run_inner(options: &WatchOptions) -> Result<i32, String> {
 pub fn launch(command: &[OsString]) -> ! {
     // The tracer waits for this stop, seizes the process and wakes it with SIGCONT.
     let _ = nix::sys::signal::raise(Signal::SIGSTOP);
-    let loaded = filter::program().and_then(|program| {
+    let loaded = filter::first_stage().and_then(|program| {
         seccompiler::apply_filter(&program).map_err(|error| {
             format!("seccomp filters are not allowed here ({error}); watch needs them to stop the program only at its socket calls")
         })

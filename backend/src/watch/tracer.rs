@@ -25,6 +25,7 @@ use super::args::Args;
 use super::decode::{self, Entry, Memory};
 use super::event::{WatchEvent, What};
 use super::fds::FdTables;
+use super::inject;
 use super::kernel_view::KernelViews;
 use super::python;
 
@@ -71,6 +72,10 @@ pub(crate) struct Tracer<'a> {
     views: KernelViews,
     live: Live,
     ending: Option<Ending>,
+    /// The second stage of the filter, as the kernel reads it (see `filter.rs`).
+    second_stage: Vec<u8>,
+    /// The processes that have loaded it, or failed to (each tries once).
+    second_stage_tried: std::collections::HashSet<i32>,
     /// Whether the root has executed the program yet: before, it is still the launcher, and
     /// the SIGCONT that woke it is the tracer's, not the program's.
     program_started: bool,
@@ -127,6 +132,7 @@ pub(crate) fn seize(root: Pid) -> Result<(), String> {
 
 impl<'a> Tracer<'a> {
     pub(crate) fn new(
+        second_stage: Vec<u8>,
         root: Pid,
         started: Instant,
         live: Live,
@@ -155,6 +161,8 @@ impl<'a> Tracer<'a> {
             live,
             ending: None,
             program_started: false,
+            second_stage,
+            second_stage_tried: Default::default(),
             emit,
         }
     }
@@ -269,6 +277,18 @@ impl<'a> Tracer<'a> {
                 self.threads.get_mut(&tid_raw),
             ) {
                 thread.python_slot = Some(address);
+            }
+            resume(tid, None);
+            return;
+        }
+        if self.second_stage_tried.insert(pid) {
+            // The process's first socket call: from now on, its calls on any descriptor
+            // stop it too. The call itself is made again afterwards, and stops here again.
+            if let Err(problem) = inject::load_filter(tid, regs, &self.second_stage) {
+                eprintln!(
+                    "socket-lab watch: process {pid} could not load the filter of its read, \
+                     write and close ({problem}); those calls on its sockets are not shown"
+                );
             }
             resume(tid, None);
             return;
@@ -441,6 +461,10 @@ impl<'a> Tracer<'a> {
         entry.python_slot = inherited;
         if !thread {
             self.fds.fork(pid, child_pid);
+            // Filters are inherited: a child of a process that has the second stage has it.
+            if self.second_stage_tried.contains(&pid) {
+                self.second_stage_tried.insert(child_pid);
+            }
             if let Ok(mut live) = self.live.lock() {
                 live.insert(child_pid);
             }
