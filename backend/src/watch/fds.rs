@@ -170,6 +170,9 @@ mod tests {
         // An epoll instance waits on what epoll_ctl gave it, of which only sockets are shown.
         let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         let fd = socket.as_raw_fd();
+        // Its number may be one the table was told is closed: the tracer learns of a new
+        // socket from the call that made it.
+        tables.opened_socket(pid, fd);
         tables.epoll_ctl(pid, 900, libc::EPOLL_CTL_ADD, fd);
         tables.epoll_ctl(pid, 900, libc::EPOLL_CTL_ADD, file.as_raw_fd());
         assert_eq!(tables.epoll_sockets(pid, pid, 900), vec![fd]);
