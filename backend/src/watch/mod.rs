@@ -254,8 +254,22 @@ fn table_header() -> String {
     )
 }
 
-/// One event as a line of the table, as `backend trace` writes a run's.
+/// One event as a line of the table, as `backend trace` writes a run's, with every control
+/// character escaped: a path, a command line or a file name comes from the program, and a
+/// terminal would obey the escape sequences in it.
 fn table_row(event: &WatchEvent) -> String {
+    let mut shown = String::new();
+    for c in raw_table_row(event).chars() {
+        if c.is_control() {
+            shown.push_str(&c.escape_default().to_string());
+        } else {
+            shown.push(c);
+        }
+    }
+    shown
+}
+
+fn raw_table_row(event: &WatchEvent) -> String {
     let (phase, text) = match &event.what {
         What::Syscall {
             syscall,
@@ -339,4 +353,25 @@ fn json_line(event: &WatchEvent) -> String {
             event.seq
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_programs_text_cannot_drive_the_terminal() {
+        let event = WatchEvent {
+            seq: 1,
+            t_us: 0,
+            pid: 1,
+            tid: 1,
+            what: What::Exec {
+                program: "evil \u{1b}[2J\n\u{7}name".to_owned(),
+            },
+        };
+        let row = table_row(&event);
+        assert!(!row.chars().any(char::is_control), "{row:?}");
+        assert!(row.contains("evil \\u{1b}[2J\\n\\u{7}name"), "{row}");
+    }
 }
