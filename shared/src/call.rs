@@ -219,7 +219,16 @@ impl SockOption {
 }
 
 /// What a call returned, with the state of its socket right after it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Debug,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    shared_derive::Decode,
+    shared_derive::Encode,
+)]
 pub struct CallResult {
     /// The return value, as Python would give it.
     pub value: ReturnValue,
@@ -290,7 +299,16 @@ pub enum ReturnValue {
 }
 
 /// A process of this machine that holds the other end of a connection.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Debug,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    shared_derive::Decode,
+    shared_derive::Encode,
+)]
 pub struct PeerProcess {
     /// Its process id.
     pub pid: u32,
@@ -299,7 +317,18 @@ pub struct PeerProcess {
 }
 
 /// Who reported an error.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    shared_derive::Decode,
+    shared_derive::Encode,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorOrigin {
     /// The kernel returned the errno.
@@ -314,7 +343,16 @@ pub enum ErrorOrigin {
 }
 
 /// An error a call raised: Python's `OSError`, with its errno.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Debug,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    shared_derive::Decode,
+    shared_derive::Encode,
+)]
 pub struct CallError {
     /// The errno's symbolic name, such as `ECONNREFUSED`.
     pub errno: String,

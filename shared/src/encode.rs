@@ -11,15 +11,15 @@
 //! call, return value and outcome, and for any text. The backend, which writes events by the
 //! hundred thousand, keeps serde's writer; both read each other's JSON.
 //!
-//! Each `encode` mirrors its type's serde attributes, so a change to a type's shape must be
-//! made here as well as in `decode/protocol.rs`; the tests fail until it is.
+//! The plain structs and unit enums derive `Encode` from their serde attributes
+//! (`shared-derive`); the `encode`s here, of the tagged enums and the types with a form of
+//! their own, mirror their types' serde attributes by hand, so a change to one of those must
+//! be made here as well as in `decode/protocol.rs`; the tests fail until it is.
 
-use crate::call::{Call, CallError, CallResult, ErrorOrigin, PeerProcess, ReturnValue, SockOption};
-use crate::event::{Event, Phase};
-use crate::kernel::SocketView;
-use crate::message::{ClientMessage, OutsideRole, RoleProgram, RunOutcome, ScenarioInfo};
+use crate::call::{Call, ReturnValue, SockOption};
+use crate::kernel::SocketState;
+use crate::message::{ClientMessage, OutsideRole, RunOutcome};
 use crate::net::{Bytes, SockAddr};
-use crate::trace_file::TraceFile;
 
 /// Writes `value` as JSON.
 pub fn to_string<T: Encode + ?Sized>(value: &T) -> String {
@@ -46,12 +46,12 @@ pub struct Writer {
 }
 
 impl Writer {
-    fn open(&mut self, bracket: char) {
+    pub(crate) fn open(&mut self, bracket: char) {
         self.out.push(bracket);
         self.first = true;
     }
 
-    fn close(&mut self, bracket: char) {
+    pub(crate) fn close(&mut self, bracket: char) {
         self.out.push(bracket);
         self.first = false;
     }
@@ -65,34 +65,34 @@ impl Writer {
 
     /// Starts the field `name` of the object being written; its value comes next. Names are
     /// the protocol's own, plain ASCII with nothing to escape.
-    fn key(&mut self, name: &str) {
+    pub(crate) fn key(&mut self, name: &str) {
         self.comma();
         self.out.push('"');
         self.out.push_str(name);
         self.out.push_str("\":");
     }
 
-    fn field(&mut self, name: &str, value: &(impl Encode + ?Sized)) {
+    pub(crate) fn field(&mut self, name: &str, value: &(impl Encode + ?Sized)) {
         self.key(name);
         value.encode(self);
     }
 
     /// A field serde leaves out when it is `None` (`skip_serializing_if = "Option::is_none"`).
-    fn optional(&mut self, name: &str, value: Option<&(impl Encode + ?Sized)>) {
+    pub(crate) fn optional(&mut self, name: &str, value: Option<&(impl Encode + ?Sized)>) {
         if let Some(value) = value {
             self.field(name, value);
         }
     }
 
     /// A field serde leaves out when it is false (`skip_serializing_if = "is_false"`).
-    fn flag(&mut self, name: &str, value: bool) {
+    pub(crate) fn flag(&mut self, name: &str, value: bool) {
         if value {
             self.field(name, &true);
         }
     }
 
     /// A field serde leaves out when it is empty (`skip_serializing_if = "Vec::is_empty"`).
-    fn list<T: Encode>(&mut self, name: &str, items: &[T]) {
+    pub(crate) fn list<T: Encode>(&mut self, name: &str, items: &[T]) {
         if !items.is_empty() {
             self.field(name, items);
         }
@@ -238,40 +238,6 @@ impl<T: Encode> Encode for Vec<T> {
 
 // ----- The protocol -----
 
-impl Encode for TraceFile {
-    fn encode(&self, writer: &mut Writer) {
-        writer.open('{');
-        writer.field("format", &self.format);
-        writer.field("protocol", &self.protocol);
-        writer.field("scenario", &self.scenario);
-        writer.field("programs", &self.programs);
-        writer.field("events", &self.events);
-        writer.optional("outcome", self.outcome.as_ref());
-        writer.close('}');
-    }
-}
-
-impl Encode for ScenarioInfo {
-    fn encode(&self, writer: &mut Writer) {
-        writer.open('{');
-        writer.field("id", &self.id);
-        writer.field("title", &self.title);
-        writer.field("summary", &self.summary);
-        writer.list("outside_roles", &self.outside_roles);
-        writer.close('}');
-    }
-}
-
-impl Encode for RoleProgram {
-    fn encode(&self, writer: &mut Writer) {
-        writer.open('{');
-        writer.field("role", &self.role);
-        writer.field("code", &self.code);
-        writer.flag("outside", self.outside);
-        writer.close('}');
-    }
-}
-
 impl Encode for RunOutcome {
     fn encode(&self, writer: &mut Writer) {
         match self {
@@ -324,26 +290,22 @@ impl Encode for OutsideRole {
     }
 }
 
-impl Encode for Event {
+/// A type whose fields are written inline, into the object of the type that holds it
+/// (serde's `flatten`); the derived `Encode` of the holder calls it in the field's place.
+pub(crate) trait EncodeFlat {
+    /// Writes its fields into the object being written.
+    fn encode_fields(&self, writer: &mut Writer);
+}
+
+impl EncodeFlat for Call {
+    fn encode_fields(&self, writer: &mut Writer) {
+        call_fields(writer, self);
+    }
+}
+
+impl Encode for SocketState {
     fn encode(&self, writer: &mut Writer) {
-        writer.open('{');
-        writer.field("seq", &self.seq);
-        writer.field("t_us", &self.t_us);
-        writer.field("role", &self.role);
-        writer.field("endpoint", &self.endpoint);
-        writer.optional("line", self.line.as_ref());
-        call_fields(writer, &self.call);
-        writer.field(
-            "phase",
-            match self.phase {
-                Phase::Enter => "enter",
-                Phase::Return => "return",
-            },
-        );
-        writer.optional("result", self.result.as_ref());
-        writer.optional("error", self.error.as_ref());
-        writer.list("kernel", &self.kernel);
-        writer.close('}');
+        writer.string(self.name());
     }
 }
 
@@ -437,18 +399,6 @@ impl Encode for Bytes {
     }
 }
 
-impl Encode for CallResult {
-    fn encode(&self, writer: &mut Writer) {
-        writer.open('{');
-        writer.field("value", &self.value);
-        writer.optional("fd", self.fd.as_ref());
-        writer.optional("local", self.local.as_ref());
-        writer.optional("peer", self.peer.as_ref());
-        writer.optional("peer_process", self.peer_process.as_ref());
-        writer.close('}');
-    }
-}
-
 impl Encode for ReturnValue {
     fn encode(&self, writer: &mut Writer) {
         match self {
@@ -493,53 +443,14 @@ impl Encode for ReturnValue {
     }
 }
 
-impl Encode for PeerProcess {
-    fn encode(&self, writer: &mut Writer) {
-        writer.open('{');
-        writer.field("pid", &self.pid);
-        writer.field("name", &self.name);
-        writer.close('}');
-    }
-}
-
-impl Encode for CallError {
-    fn encode(&self, writer: &mut Writer) {
-        writer.open('{');
-        writer.field("errno", &self.errno);
-        writer.field("code", &self.code);
-        writer.field("message", &self.message);
-        writer.field(
-            "origin",
-            match self.origin {
-                ErrorOrigin::Kernel => "kernel",
-                ErrorOrigin::Python => "python",
-                ErrorOrigin::Lab => "lab",
-            },
-        );
-        writer.close('}');
-    }
-}
-
-impl Encode for SocketView {
-    fn encode(&self, writer: &mut Writer) {
-        writer.open('{');
-        writer.field("endpoint", &self.endpoint);
-        writer.field("state", self.state.name());
-        writer.optional("recv_queue", self.recv_queue.as_ref());
-        writer.optional("send_queue", self.send_queue.as_ref());
-        writer.optional("accept_queue", self.accept_queue.as_ref());
-        writer.optional("backlog", self.backlog.as_ref());
-        writer.flag("lingering", self.lingering);
-        writer.flag("peer_closed", self.peer_closed);
-        writer.close('}');
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::Event;
     use crate::message::tests::{every_client_message, every_server_message};
-    use crate::{ServerMessage, SocketState};
+    use crate::message::{RoleProgram, ScenarioInfo};
+    use crate::trace_file::TraceFile;
+    use crate::{ServerMessage, SocketState, SocketView};
 
     /// The events of the test messages (every call entering, every return value, an error),
     /// numbered in order as a run's are.

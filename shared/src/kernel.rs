@@ -8,7 +8,16 @@ use serde::{Deserialize, Serialize};
 /// `SO_ACCEPTCONN` and `getpeername`, and for a Unix stream socket also from `poll`. The queues come from the `SIOCINQ` and `SIOCOUTQ`
 /// ioctls, and a listener's accept queue and backlog from `TCP_INFO` too. A TCP connection
 /// that outlives its socket (see [`SocketView::lingering`]) comes from `/proc/net/tcp`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Debug,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    shared_derive::Decode,
+    shared_derive::Encode,
+)]
 pub struct SocketView {
     /// The endpoint, such as `server.con`.
     pub endpoint: String,

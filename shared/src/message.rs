@@ -6,7 +6,16 @@ use crate::call::Call;
 use crate::event::Event;
 
 /// A scenario the backend can play.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Debug,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    shared_derive::Decode,
+    shared_derive::Encode,
+)]
 pub struct ScenarioInfo {
     /// Its id, as used in `?scenario=` links and `backend trace <id>`.
     pub id: String,
@@ -20,7 +29,16 @@ pub struct ScenarioInfo {
 }
 
 /// One role's program in a run: the Python code a student would write to make the same calls.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Debug,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    shared_derive::Decode,
+    shared_derive::Encode,
+)]
 pub struct RoleProgram {
     /// The role, such as `server`; events name it in their `role` field.
     pub role: String,
@@ -107,7 +125,7 @@ pub struct OutsideRole {
 }
 
 /// A call a paused run is about to make, once the user says so.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, shared_derive::Decode)]
 pub struct NextCall {
     /// The program that will make it.
     pub role: String,
@@ -253,7 +271,7 @@ pub enum ServerMessage {
 /// server hold every event, and a message carries at most about 256 KiB of events. The calls
 /// happened; their events are counted, and the calls that returned are tallied by endpoint
 /// and call, so the page can still say what the run did (`recv` 98,000 times, 100 MB).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, shared_derive::Decode)]
 pub struct Dropped {
     /// How many events.
     pub count: u64,
@@ -268,7 +286,7 @@ pub struct Dropped {
 }
 
 /// How many times one endpoint's call returned within a [`Dropped`] range, and what it moved.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, shared_derive::Decode)]
 pub struct CallTally {
     /// The endpoint, such as `server.con`.
     pub endpoint: String,
@@ -388,7 +406,7 @@ pub mod close_code {
 }
 
 /// The kinds of problem [`ServerMessage::Error`] reports.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, shared_derive::Decode)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     /// The message was not JSON of a known shape.

@@ -12,7 +12,16 @@ pub const TRACE_FORMAT: &str = "socket-lab-trace";
 ///
 /// In JSON: `{"format": "socket-lab-trace", "protocol": 2, "scenario": {...}, "programs":
 /// [...], "events": [...], "outcome": {...}}`. The events are exactly those the WebSocket sent.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Debug,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    shared_derive::Decode,
+    shared_derive::Encode,
+)]
 pub struct TraceFile {
     /// Always [`TRACE_FORMAT`].
     pub format: String,

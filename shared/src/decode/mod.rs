@@ -97,25 +97,51 @@ impl<T: Decode> Decode for Vec<T> {
     }
 }
 
+/// A type whose fields are read inline, into the object of the type that holds it (serde's
+/// `flatten`): the derived `Decode` of the holder offers it every key it does not know, and
+/// asks it for the value once the object is read.
+pub(crate) trait DecodeFlat: Sized {
+    /// What it gathers while the object is read.
+    type Fields<'a>: Default;
+    /// Reads the field if it is one of its own; says whether it was.
+    fn read<'a>(
+        fields: &mut Self::Fields<'a>,
+        reader: &mut Reader<'a>,
+        key: &str,
+    ) -> Result<bool, DecodeError>;
+    /// The value, from what was gathered.
+    fn finish(fields: Self::Fields<'_>, reader: &Reader<'_>) -> Result<Self, DecodeError>;
+}
+
 /// Reads a field's value into its slot; a field that comes twice keeps its last value.
-fn field<T: Decode>(reader: &mut Reader<'_>, slot: &mut Option<T>) -> Result<(), DecodeError> {
+pub(crate) fn field<T: Decode>(
+    reader: &mut Reader<'_>,
+    slot: &mut Option<T>,
+) -> Result<(), DecodeError> {
     *slot = Some(T::decode(reader)?);
     Ok(())
 }
 
 /// Reads an optional field's value into its slot: `null` leaves it empty.
-fn optional<T: Decode>(reader: &mut Reader<'_>, slot: &mut Option<T>) -> Result<(), DecodeError> {
+pub(crate) fn optional<T: Decode>(
+    reader: &mut Reader<'_>,
+    slot: &mut Option<T>,
+) -> Result<(), DecodeError> {
     *slot = Option::<T>::decode(reader)?;
     Ok(())
 }
 
 /// The value of a required field, or an error naming it.
-fn required<T>(reader: &Reader<'_>, slot: Option<T>, name: &str) -> Result<T, DecodeError> {
+pub(crate) fn required<T>(
+    reader: &Reader<'_>,
+    slot: Option<T>,
+    name: &str,
+) -> Result<T, DecodeError> {
     slot.ok_or_else(|| reader.error(format!("missing field `{name}`")))
 }
 
 /// Reads a string that must be one of `names`, giving the value paired with it.
-fn one_of<T: Copy>(
+pub(crate) fn one_of<T: Copy>(
     reader: &mut Reader<'_>,
     names: &[(&str, T)],
     what: &str,

@@ -1,18 +1,14 @@
-//! [`Decode`] for every type the page reads, mirroring the serde attributes on the types:
-//! each `impl` reads the same fields, under the same names, as the type's derived
-//! `Deserialize` (the tests in `super::tests` check the two agree).
+//! [`Decode`] for the types the page reads whose shape `shared-derive` does not derive
+//! (tagged enums, addresses, bytes), mirroring their serde attributes: each `impl` reads the
+//! same fields, under the same names, as the type's derived `Deserialize` (the tests in
+//! `super::tests` check the two agree). The plain structs and unit enums derive `Decode`
+//! beside their serde derives.
 
-use super::{Decode, DecodeError, Reader, field, one_of, optional, required};
-use crate::call::{
-    Call, CallError, CallResult, ErrorOrigin, PeerProcess, ReturnValue, Shutdown, SockOption,
-};
-use crate::event::{Event, Phase};
-use crate::kernel::{SocketState, SocketView};
-use crate::message::{
-    CallTally, Dropped, ErrorCode, NextCall, RoleProgram, RunOutcome, ScenarioInfo, ServerMessage,
-};
+use super::{Decode, DecodeError, DecodeFlat, Reader, field, one_of, optional, required};
+use crate::call::{Call, ReturnValue, Shutdown, SockOption};
+use crate::kernel::SocketState;
+use crate::message::{RunOutcome, ServerMessage};
 use crate::net::{Bytes, Family, SockAddr, SockAddrText, SockType};
-use crate::trace_file::TraceFile;
 
 impl Decode for Family {
     fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
@@ -35,55 +31,10 @@ impl Decode for Shutdown {
     }
 }
 
-impl Decode for Phase {
-    fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        one_of(
-            reader,
-            &[("enter", Phase::Enter), ("return", Phase::Return)],
-            "phase",
-        )
-    }
-}
-
 impl Decode for SocketState {
     fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let names = SocketState::ALL.map(|state| (state.name(), state));
         one_of(reader, &names, "state")
-    }
-}
-
-impl Decode for ErrorOrigin {
-    fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        one_of(
-            reader,
-            &[
-                ("kernel", ErrorOrigin::Kernel),
-                ("python", ErrorOrigin::Python),
-                ("lab", ErrorOrigin::Lab),
-            ],
-            "error origin",
-        )
-    }
-}
-
-impl Decode for ErrorCode {
-    fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        use ErrorCode::*;
-        one_of(
-            reader,
-            &[
-                ("malformed_message", MalformedMessage),
-                ("binary_message", BinaryMessage),
-                ("unknown_scenario", UnknownScenario),
-                ("no_run_in_progress", NoRunInProgress),
-                ("scenario_in_progress", ScenarioInProgress),
-                ("invalid_endpoint", InvalidEndpoint),
-                ("limit_reached", LimitReached),
-                ("nothing_to_resume", NothingToResume),
-                ("outside_role_refused", OutsideRoleRefused),
-            ],
-            "error code",
-        )
     }
 }
 
@@ -177,7 +128,7 @@ impl Decode for SockOption {
 /// The `call` and `args` fields of an event or a paused call, gathered while its object is
 /// read: the arguments can only be read once the call's name is known, and may come first.
 #[derive(Default)]
-struct CallFields<'a> {
+pub(crate) struct CallFields<'a> {
     name: Option<String>,
     args: Option<Reader<'a>>,
 }
@@ -196,6 +147,24 @@ impl<'a> CallFields<'a> {
     fn into_call(self, reader: &Reader<'_>) -> Result<Call, DecodeError> {
         let name = required(reader, self.name, "call")?;
         decode_call(reader, &name, self.args)
+    }
+}
+
+/// A [`Call`] flattened into an event or a paused call (serde's `tag = "call", content =
+/// "args"` under `flatten`).
+impl DecodeFlat for Call {
+    type Fields<'a> = CallFields<'a>;
+
+    fn read<'a>(
+        fields: &mut CallFields<'a>,
+        reader: &mut Reader<'a>,
+        key: &str,
+    ) -> Result<bool, DecodeError> {
+        fields.read(reader, key)
+    }
+
+    fn finish(fields: CallFields<'_>, reader: &Reader<'_>) -> Result<Self, DecodeError> {
+        fields.into_call(reader)
     }
 }
 
@@ -289,21 +258,6 @@ fn decode_call(
     })
 }
 
-impl Decode for PeerProcess {
-    fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        let (mut pid, mut name) = (None, None);
-        reader.object(|reader, key| match key {
-            "pid" => field(reader, &mut pid),
-            "name" => field(reader, &mut name),
-            _ => reader.skip(),
-        })?;
-        Ok(PeerProcess {
-            pid: required(reader, pid, "pid")?,
-            name: required(reader, name, "name")?,
-        })
-    }
-}
-
 impl Decode for ReturnValue {
     fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let kind = reader.tag("kind")?;
@@ -346,145 +300,6 @@ impl Decode for ReturnValue {
                 address: required(reader, address, "address")?,
             },
             other => return Err(reader.error(format!("unknown return value kind `{other}`"))),
-        })
-    }
-}
-
-impl Decode for CallResult {
-    fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        let (mut value, mut fd, mut local, mut peer, mut peer_process) =
-            (None, None, None, None, None);
-        reader.object(|reader, key| match key {
-            "value" => field(reader, &mut value),
-            "fd" => optional(reader, &mut fd),
-            "local" => optional(reader, &mut local),
-            "peer" => optional(reader, &mut peer),
-            "peer_process" => optional(reader, &mut peer_process),
-            _ => reader.skip(),
-        })?;
-        Ok(CallResult {
-            value: required(reader, value, "value")?,
-            fd,
-            local,
-            peer,
-            peer_process,
-        })
-    }
-}
-
-impl Decode for CallError {
-    fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        let (mut errno, mut code, mut message, mut origin) = (None, None, None, None);
-        reader.object(|reader, key| match key {
-            "errno" => field(reader, &mut errno),
-            "code" => field(reader, &mut code),
-            "message" => field(reader, &mut message),
-            "origin" => field(reader, &mut origin),
-            _ => reader.skip(),
-        })?;
-        Ok(CallError {
-            errno: required(reader, errno, "errno")?,
-            code: required(reader, code, "code")?,
-            message: required(reader, message, "message")?,
-            origin: origin.unwrap_or_default(),
-        })
-    }
-}
-
-impl Decode for SocketView {
-    fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        let (mut endpoint, mut state, mut lingering, mut peer_closed) = (None, None, None, None);
-        let (mut recv_queue, mut send_queue, mut accept_queue, mut backlog) =
-            (None, None, None, None);
-        reader.object(|reader, key| match key {
-            "endpoint" => field(reader, &mut endpoint),
-            "state" => field(reader, &mut state),
-            "recv_queue" => optional(reader, &mut recv_queue),
-            "send_queue" => optional(reader, &mut send_queue),
-            "accept_queue" => optional(reader, &mut accept_queue),
-            "backlog" => optional(reader, &mut backlog),
-            "lingering" => field(reader, &mut lingering),
-            "peer_closed" => field(reader, &mut peer_closed),
-            _ => reader.skip(),
-        })?;
-        Ok(SocketView {
-            endpoint: required(reader, endpoint, "endpoint")?,
-            state: required(reader, state, "state")?,
-            recv_queue,
-            send_queue,
-            accept_queue,
-            backlog,
-            lingering: lingering.unwrap_or_default(),
-            peer_closed: peer_closed.unwrap_or_default(),
-        })
-    }
-}
-
-impl Decode for Event {
-    fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        let (mut seq, mut t_us, mut role, mut endpoint, mut line) = (None, None, None, None, None);
-        let (mut phase, mut result, mut error, mut kernel) = (None, None, None, None);
-        let mut call = CallFields::default();
-        reader.object(|reader, key| match key {
-            "seq" => field(reader, &mut seq),
-            "t_us" => field(reader, &mut t_us),
-            "role" => field(reader, &mut role),
-            "endpoint" => field(reader, &mut endpoint),
-            "line" => optional(reader, &mut line),
-            "phase" => field(reader, &mut phase),
-            "result" => optional(reader, &mut result),
-            "error" => optional(reader, &mut error),
-            "kernel" => field(reader, &mut kernel),
-            _ if call.read(reader, key)? => Ok(()),
-            _ => reader.skip(),
-        })?;
-        Ok(Event {
-            seq: required(reader, seq, "seq")?,
-            t_us: required(reader, t_us, "t_us")?,
-            role: required(reader, role, "role")?,
-            endpoint: required(reader, endpoint, "endpoint")?,
-            line,
-            call: call.into_call(reader)?,
-            phase: required(reader, phase, "phase")?,
-            result,
-            error,
-            kernel: kernel.unwrap_or_default(),
-        })
-    }
-}
-
-impl Decode for ScenarioInfo {
-    fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        let (mut id, mut title, mut summary, mut outside_roles) = (None, None, None, None);
-        reader.object(|reader, key| match key {
-            "id" => field(reader, &mut id),
-            "title" => field(reader, &mut title),
-            "summary" => field(reader, &mut summary),
-            "outside_roles" => field(reader, &mut outside_roles),
-            _ => reader.skip(),
-        })?;
-        Ok(ScenarioInfo {
-            id: required(reader, id, "id")?,
-            title: required(reader, title, "title")?,
-            summary: required(reader, summary, "summary")?,
-            outside_roles: outside_roles.unwrap_or_default(),
-        })
-    }
-}
-
-impl Decode for RoleProgram {
-    fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        let (mut role, mut code, mut outside) = (None, None, None);
-        reader.object(|reader, key| match key {
-            "role" => field(reader, &mut role),
-            "code" => field(reader, &mut code),
-            "outside" => field(reader, &mut outside),
-            _ => reader.skip(),
-        })?;
-        Ok(RoleProgram {
-            role: required(reader, role, "role")?,
-            code: required(reader, code, "code")?,
-            outside: outside.unwrap_or_default(),
         })
     }
 }
@@ -534,67 +349,6 @@ impl Decode for RunOutcome {
             Ok(())
         })?;
         fields.into_outcome(reader)
-    }
-}
-
-impl Decode for NextCall {
-    fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        let (mut role, mut endpoint, mut line) = (None, None, None);
-        let mut call = CallFields::default();
-        reader.object(|reader, key| match key {
-            "role" => field(reader, &mut role),
-            "endpoint" => field(reader, &mut endpoint),
-            "line" => optional(reader, &mut line),
-            _ if call.read(reader, key)? => Ok(()),
-            _ => reader.skip(),
-        })?;
-        Ok(NextCall {
-            role: required(reader, role, "role")?,
-            endpoint: required(reader, endpoint, "endpoint")?,
-            line,
-            call: call.into_call(reader)?,
-        })
-    }
-}
-
-impl Decode for CallTally {
-    fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        let (mut endpoint, mut call, mut count, mut failed, mut bytes) =
-            (None, None, None, None, None);
-        reader.object(|reader, key| match key {
-            "endpoint" => field(reader, &mut endpoint),
-            "call" => field(reader, &mut call),
-            "count" => field(reader, &mut count),
-            "failed" => field(reader, &mut failed),
-            "bytes" => field(reader, &mut bytes),
-            _ => reader.skip(),
-        })?;
-        Ok(CallTally {
-            endpoint: required(reader, endpoint, "endpoint")?,
-            call: required(reader, call, "call")?,
-            count: required(reader, count, "count")?,
-            failed: failed.unwrap_or_default(),
-            bytes: bytes.unwrap_or_default(),
-        })
-    }
-}
-
-impl Decode for Dropped {
-    fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        let (mut count, mut first_seq, mut last_seq, mut calls) = (None, None, None, None);
-        reader.object(|reader, key| match key {
-            "count" => field(reader, &mut count),
-            "first_seq" => field(reader, &mut first_seq),
-            "last_seq" => field(reader, &mut last_seq),
-            "calls" => field(reader, &mut calls),
-            _ => reader.skip(),
-        })?;
-        Ok(Dropped {
-            count: required(reader, count, "count")?,
-            first_seq: required(reader, first_seq, "first_seq")?,
-            last_seq: required(reader, last_seq, "last_seq")?,
-            calls: calls.unwrap_or_default(),
-        })
     }
 }
 
@@ -650,30 +404,6 @@ impl Decode for ServerMessage {
                 message: required(reader, outcome.message, "message")?,
             },
             other => return Err(reader.error(format!("unknown message type `{other}`"))),
-        })
-    }
-}
-
-impl Decode for TraceFile {
-    fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        let (mut format, mut protocol, mut scenario) = (None, None, None);
-        let (mut programs, mut events, mut outcome) = (None, None, None);
-        reader.object(|reader, key| match key {
-            "format" => field(reader, &mut format),
-            "protocol" => field(reader, &mut protocol),
-            "scenario" => field(reader, &mut scenario),
-            "programs" => field(reader, &mut programs),
-            "events" => field(reader, &mut events),
-            "outcome" => optional(reader, &mut outcome),
-            _ => reader.skip(),
-        })?;
-        Ok(TraceFile {
-            format: required(reader, format, "format")?,
-            protocol: required(reader, protocol, "protocol")?,
-            scenario: required(reader, scenario, "scenario")?,
-            programs: required(reader, programs, "programs")?,
-            events: required(reader, events, "events")?,
-            outcome,
         })
     }
 }
