@@ -16,7 +16,7 @@ pub(crate) mod kernel;
 mod places;
 mod socket;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, MutexGuard};

@@ -3,8 +3,9 @@
 //!
 //! Whatever a user sends, the lab must answer every call that finishes with exactly one of a
 //! result and an errno, must never panic, and once it is dropped must leave no descriptor
-//! open and no file behind. The property test counts this process's descriptors, so the
-//! backend's unit tests that open sockets are all here, each holding [`DESCRIPTORS`].
+//! open and no file behind. The property test counts this process's descriptors, so every
+//! unit test of the backend that opens a descriptor holds [`DESCRIPTORS`] (the lab's are all
+//! here; `watch`'s take it through [`descriptors_to_myself`]).
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
@@ -16,11 +17,11 @@ use super::{Caller, EventSink, Lab, Places};
 
 const ENDPOINTS: [&str; 4] = ["a", "b", "c", "a.conn"];
 
-/// Held by every test here that opens descriptors, so that the property test counts only its
-/// own.
+/// Held by every test of the backend's library that opens descriptors (here, and `watch`'s),
+/// so that the property test counts only its own.
 static DESCRIPTORS: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-fn descriptors_to_myself() -> std::sync::MutexGuard<'static, ()> {
+pub(crate) fn descriptors_to_myself() -> std::sync::MutexGuard<'static, ()> {
     DESCRIPTORS
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
