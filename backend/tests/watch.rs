@@ -420,16 +420,16 @@ fn an_ordinary_user_can_watch() {
     )
     .unwrap();
     let log = scratch.path("events.jsonl");
+    // A copy of the binary where the user may run it: the build's folder may be root's
+    // alone (a fresh clone in a 0700 temporary folder, as CI makes), and watch runs itself
+    // again as the program's launcher.
+    let binary = scratch.path("socket-lab");
+    std::fs::copy(env!("CARGO_BIN_EXE_backend"), &binary).unwrap();
+    std::fs::set_permissions(&binary, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let output = Command::new("setpriv")
-        .args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            env!("CARGO_BIN_EXE_backend"),
-            "watch",
-            "--json",
-            "-o",
-        ])
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(&binary)
+        .args(["watch", "--json", "-o"])
         .arg(&log)
         .args([
             "--",
