@@ -861,3 +861,75 @@ fn a_program_that_traces_itself_fails_as_it_would_under_any_tracer() {
         );
     }
 }
+
+/// Runs a command with one system call refused (`EPERM`) by a seccomp filter, as some
+/// containers refuse ptrace or seccomp: `deny NUMBER PROGRAM ARGS...`.
+const DENY_C: &str = r#"
+#include <errno.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+int main(int argc, char **argv) {
+    struct sock_filter filter[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, atoi(argv[1]), 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    struct sock_fprog program = {sizeof filter / sizeof filter[0], filter};
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) || prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &program)) {
+        return 99;
+    }
+    execvp(argv[2], argv + 2);
+    return 98;
+}
+"#;
+
+#[test]
+fn where_ptrace_or_seccomp_is_refused_watch_says_which_and_fails() {
+    let scratch = Scratch::new("refused");
+    let source = scratch.path("deny.c");
+    std::fs::write(&source, DENY_C).unwrap();
+    let deny = scratch.path("deny");
+    let built = Command::new("cc")
+        .arg("-o")
+        .arg(&deny)
+        .arg(&source)
+        .output()
+        .expect("cc is not installed: run scripts/setup.sh --test");
+    assert!(built.status.success(), "{built:?}");
+    let log = scratch.path("events.jsonl");
+    let refusing = |call: i64| {
+        Command::new(&deny)
+            .arg(call.to_string())
+            .arg(env!("CARGO_BIN_EXE_backend"))
+            .args(["watch", "--json", "-o"])
+            .arg(&log)
+            .args(["--", python(), "-c", "print('ran')"])
+            .output()
+            .unwrap()
+    };
+    let no_ptrace = refusing(libc::SYS_ptrace);
+    assert_eq!(no_ptrace.status.code(), Some(2), "{no_ptrace:?}");
+    let said = String::from_utf8_lossy(&no_ptrace.stderr);
+    assert!(said.contains("ptrace is not allowed here"), "{said}");
+    assert!(
+        no_ptrace.stdout.is_empty(),
+        "the program ran untraced: {no_ptrace:?}"
+    );
+    let no_seccomp = refusing(libc::SYS_seccomp);
+    assert_eq!(no_seccomp.status.code(), Some(125), "{no_seccomp:?}");
+    let said = String::from_utf8_lossy(&no_seccomp.stderr);
+    assert!(
+        said.contains("seccomp filters are not allowed here"),
+        "{said}"
+    );
+    assert!(
+        no_seccomp.stdout.is_empty(),
+        "the program ran unfiltered: {no_seccomp:?}"
+    );
+}

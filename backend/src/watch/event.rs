@@ -17,11 +17,12 @@
 //! `result`. Bytes (`data`) are the first 256 of them; `size` counts them all. The other
 //! events: `exec` (the process now runs `program`), `spawned` (a new process or thread,
 //! `child`), `signal` (the process was sent `signal`), `exited` (with `code`) and `killed` (by
-//! `signal`). Where the program is Python, a call also has `python`: the `file`, `line`
-//! and socket method (`call`) that made it, so that `sendall`'s three `sendto`s all name
-//! `sendall`. A return also has `kernel`: the kernel's view of the call's socket (and of the
-//! connection an `accept` made), as `backend trace` has for a scenario's sockets: `state`,
-//! `recv_queue`, `send_queue`, and a listener's `accept_queue` and `backlog`.
+//! `signal`). Where the program is Python, a call also has `python`: the `file`, `line` and
+//! socket method (`call`) that made it, so that `sendall`'s three `sendto`s all name
+//! `sendall`. A return also has `kernel`: the kernel's view of every socket of the process
+//! (the call's own first, then the connection an `accept` made, at most 16), as `backend
+//! trace` has for a scenario's sockets: `state`, `recv_queue`, `send_queue`, and a
+//! listener's `accept_queue` and `backlog`.
 
 use serde::Serialize;
 use shared::{CallError, Phase, SocketView};
@@ -73,8 +74,8 @@ pub(crate) enum What {
         /// Where the program is Python: the socket method that made this call, and its line.
         #[serde(skip_serializing_if = "Option::is_none")]
         python: Option<PythonCall>,
-        /// On return: the kernel's view of the call's socket and of a socket it made
-        /// (`accept`'s connection), named `fd{N}`.
+        /// On return: the kernel's view of every socket of the process, named `fd{N}`: the
+        /// call's own first, then one it made (`accept`'s connection), at most 16.
         #[serde(skip_serializing_if = "Vec::is_empty")]
         kernel: Vec<SocketView>,
     },

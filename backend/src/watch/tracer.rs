@@ -48,6 +48,10 @@ impl Ending {
     }
 }
 
+/// The most sockets whose kernel view a return event carries: each costs a `pidfd_getfd` and
+/// two or three questions to the kernel, at every return.
+const MAX_VIEWS: usize = 16;
+
 /// The processes being traced, shared with the thread that forwards `watch`'s own signals.
 pub(crate) type Live = Arc<Mutex<BTreeSet<i32>>>;
 
@@ -381,12 +385,14 @@ impl<'a> Tracer<'a> {
         }
     }
 
-    /// The kernel's view, after a call, of its socket (unless the call closed it) and of the
-    /// socket it made (`socket`, `accept`).
+    /// The kernel's view, after a call, of every socket of the process: its own first (unless
+    /// the call closed it), then the socket it made (`socket`, `accept`), then the others, at
+    /// most [`MAX_VIEWS`] in all.
     fn views_after(&mut self, pid: i32, entry: &Entry, value: Option<i64>) -> Vec<SocketView> {
+        let closed = (entry.number == libc::SYS_close && value.is_some()).then_some(entry.fd);
         let mut fds = Vec::new();
         if let Some(fd) = entry.fd
-            && !(entry.number == libc::SYS_close && value.is_some())
+            && closed.is_none()
         {
             fds.push(fd);
         }
@@ -397,6 +403,14 @@ impl<'a> Tracer<'a> {
             )
         {
             fds.push(made as i32);
+        }
+        for fd in self.fds.sockets(pid) {
+            if fds.len() >= MAX_VIEWS {
+                break;
+            }
+            if !fds.contains(&fd) && closed != Some(Some(fd)) {
+                fds.push(fd);
+            }
         }
         fds.into_iter()
             .filter_map(|fd| self.views.view(pid, fd))
