@@ -933,3 +933,69 @@ fn where_ptrace_or_seccomp_is_refused_watch_says_which_and_fails() {
         "the program ran unfiltered: {no_seccomp:?}"
     );
 }
+
+#[test]
+fn a_python3_that_is_a_shell_shim_is_followed_and_the_table_shows_the_program() {
+    use std::os::unix::fs::PermissionsExt;
+    let scratch = Scratch::new("shim");
+    // As pyenv's shims do: a shell script that runs helpers, then executes the interpreter.
+    let shim = scratch.path("python3");
+    std::fs::write(
+        &shim,
+        "#!/bin/sh\nls / >/dev/null\nversion=$(cat /proc/version)\nexec /usr/bin/python3 \"$@\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&shim, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let script = "import socket\ns = socket.socket()\ns.close()\n";
+    let program = [shim.to_str().unwrap(), "-c", script];
+    let (output, events) = under_watch(&scratch, &program, || {});
+    assert!(output.status.success(), "{output:?}");
+    // The JSON has every program the process ran, and the helpers the shell started.
+    let execs: Vec<&str> = events
+        .iter()
+        .filter(|e| e["event"] == "exec")
+        .map(|e| e["program"].as_str().unwrap())
+        .collect();
+    assert!(
+        execs.iter().any(|program| program.starts_with("/bin/sh")),
+        "{execs:?}"
+    );
+    assert!(
+        execs.iter().any(|program| program.starts_with("ls")),
+        "{execs:?}"
+    );
+    assert!(
+        execs.last().unwrap().starts_with("/usr/bin/python3"),
+        "{execs:?}"
+    );
+    let socket = events
+        .iter()
+        .find(|e| e["syscall"] == "socket" && e["phase"] == "return")
+        .expect("Python's socket() after the shim's exec");
+    assert_eq!(socket["python"]["line"], 2);
+    // The table shows the program, not the shim's helpers.
+    let table = scratch.path("table.txt");
+    let shown = Command::new(env!("CARGO_BIN_EXE_backend"))
+        .args(["watch", "-o"])
+        .arg(&table)
+        .arg("--")
+        .args(program)
+        .output()
+        .unwrap();
+    assert!(shown.status.success(), "{shown:?}");
+    let table = std::fs::read_to_string(table).unwrap();
+    let exec_lines: Vec<&str> = table
+        .lines()
+        .filter(|line| line.contains(" exec "))
+        .collect();
+    assert_eq!(exec_lines.len(), 1, "{table}");
+    assert!(exec_lines[0].contains("/usr/bin/python3 -c"), "{table}");
+    assert!(
+        !table.contains("SIGCHLD") && !table.contains("ls /"),
+        "{table}"
+    );
+    assert!(
+        table.contains("socket(family=AF_INET") && table.contains("exited with status 0"),
+        "{table}"
+    );
+}

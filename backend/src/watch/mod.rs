@@ -123,19 +123,22 @@ fn run_inner(options: &WatchOptions) -> Result<i32, String> {
     }
     let mut write_failed = false;
     let json = options.json;
+    let mut table = TableView::new(root.as_raw());
     let mut emit = |event: WatchEvent| {
         if write_failed {
             return;
         }
-        let line = if json {
-            json_line(&event)
+        let lines: Vec<String> = if json {
+            vec![json_line(&event)]
         } else {
-            table_row(&event)
+            table.shown(event).iter().map(table_row).collect()
         };
         // Flushed each line, so that the calls interleave with the program's own output as
         // they happened.
-        if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
-            write_failed = true;
+        for line in lines {
+            if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
+                write_failed = true;
+            }
         }
     };
     let ending = Tracer::new(second_stage, root, started, live, &mut emit).run()?;
@@ -243,6 +246,87 @@ fn signal_description(signal: Signal) -> &'static str {
         Signal::SIGBUS => "bus error",
         Signal::SIGFPE => "arithmetic error",
         _ => "a signal",
+    }
+}
+
+/// Which events the table shows: the JSON has every one, but a `python3` that is a shell
+/// shim (pyenv's) runs a dozen helper programs before Python starts, each with its exec, fork,
+/// exit and SIGCHLD, and a student looking for their socket calls would read a screenful of
+/// them first. The table shows a process's life (the program it executes, the fork that made
+/// it, its signals, its end) only once the process makes a socket call, and then only the
+/// last program it executed; the root process's end is always shown, and SIGCHLD (a child
+/// ended) never.
+#[derive(Debug)]
+struct TableView {
+    root: i32,
+    /// The processes that have made a socket call.
+    with_sockets: std::collections::HashSet<i32>,
+    /// What the others did, held until they make one (or dropped when they end).
+    held: std::collections::HashMap<i32, Vec<WatchEvent>>,
+}
+
+impl TableView {
+    fn new(root: i32) -> Self {
+        TableView {
+            root,
+            with_sockets: Default::default(),
+            held: Default::default(),
+        }
+    }
+
+    /// The events to print now, in order, for one that happened.
+    fn shown(&mut self, event: WatchEvent) -> Vec<WatchEvent> {
+        let pid = event.pid;
+        match &event.what {
+            What::Signal { signal } if signal == "SIGCHLD" => Vec::new(),
+            What::Syscall { .. } => {
+                let mut shown = Vec::new();
+                if self.with_sockets.insert(pid) {
+                    shown.extend(self.release(pid));
+                }
+                shown.push(event);
+                shown
+            }
+            // A child is told with its own life, under its own pid, if it ever shows.
+            What::Spawned {
+                child,
+                thread: false,
+            } if !self.with_sockets.contains(child) => {
+                self.held.entry(*child).or_default().push(event);
+                Vec::new()
+            }
+            What::Exited { .. } | What::Killed { .. } => {
+                let mut shown = Vec::new();
+                if pid == self.root && !self.with_sockets.contains(&pid) {
+                    shown.extend(self.release(pid));
+                }
+                self.held.remove(&pid);
+                if pid == self.root || self.with_sockets.contains(&pid) {
+                    shown.push(event);
+                }
+                shown
+            }
+            _ if self.with_sockets.contains(&pid) => vec![event],
+            _ => {
+                self.held.entry(pid).or_default().push(event);
+                Vec::new()
+            }
+        }
+    }
+
+    /// What a process did before it showed, with only its last `exec` of the ones held.
+    fn release(&mut self, pid: i32) -> Vec<WatchEvent> {
+        let held = self.held.remove(&pid).unwrap_or_default();
+        let last_exec = held
+            .iter()
+            .rposition(|event| matches!(event.what, What::Exec { .. }));
+        held.into_iter()
+            .enumerate()
+            .filter(|(index, event)| {
+                !matches!(event.what, What::Exec { .. }) || Some(*index) == last_exec
+            })
+            .map(|(_, event)| event)
+            .collect()
     }
 }
 
@@ -358,6 +442,89 @@ fn json_line(event: &WatchEvent) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn event(seq: u64, pid: i32, what: What) -> WatchEvent {
+        WatchEvent {
+            seq,
+            t_us: 0,
+            pid,
+            tid: pid,
+            what,
+        }
+    }
+
+    fn exec(program: &str) -> What {
+        What::Exec {
+            program: program.to_owned(),
+        }
+    }
+
+    fn socket_call() -> What {
+        What::Syscall {
+            syscall: "socket",
+            fd: None,
+            phase: Phase::Enter,
+            args: args::Args::default(),
+            result: None,
+            out: args::Args::default(),
+            error: None,
+            python: None,
+            kernel: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_table_shows_the_life_of_the_processes_with_sockets() {
+        let mut table = TableView::new(1);
+        let mut shown = Vec::new();
+        let sigchld = || What::Signal {
+            signal: "SIGCHLD".to_owned(),
+        };
+        for event in [
+            // A shell shim: two execs, a helper that runs and ends, its SIGCHLD.
+            event(0, 1, exec("bash shim python3")),
+            event(
+                1,
+                1,
+                What::Spawned {
+                    child: 2,
+                    thread: false,
+                },
+            ),
+            event(2, 2, exec("readlink x")),
+            event(3, 2, What::Exited { code: 0 }),
+            event(4, 1, sigchld()),
+            event(5, 1, exec("python3 server.py")),
+            // Python, forking a child that makes a socket of its own.
+            event(6, 1, socket_call()),
+            event(
+                7,
+                1,
+                What::Spawned {
+                    child: 3,
+                    thread: false,
+                },
+            ),
+            event(8, 3, socket_call()),
+            event(9, 3, What::Exited { code: 0 }),
+            event(10, 1, sigchld()),
+            event(11, 1, What::Exited { code: 0 }),
+        ] {
+            shown.extend(table.shown(event).into_iter().map(|event| event.seq));
+        }
+        assert_eq!(shown, vec![5, 6, 7, 8, 9, 11]);
+        // A program that never makes a socket call still shows what ran and how it ended.
+        let mut table = TableView::new(1);
+        let mut shown = Vec::new();
+        for event in [
+            event(0, 1, exec("sh")),
+            event(1, 1, exec("true")),
+            event(2, 1, What::Exited { code: 0 }),
+        ] {
+            shown.extend(table.shown(event).into_iter().map(|event| event.seq));
+        }
+        assert_eq!(shown, vec![1, 2]);
+    }
 
     #[test]
     fn a_programs_text_cannot_drive_the_terminal() {

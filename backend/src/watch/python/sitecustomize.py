@@ -125,8 +125,19 @@ else:
     sys.meta_path.insert(0, _PatchSocketOnImport)
 
 sys.path[:] = [entry for entry in sys.path if os.path.abspath(entry or ".") != _HERE]
-del sys.modules["sitecustomize"]
+
+# The sitecustomize this file hides, if there is one, is run in its place: it becomes the
+# program's `sitecustomize` module (importlib keeps whatever stands under the name when this
+# file's import ends), so the program sees what it would see unwatched, errors included.
 try:
-    import sitecustomize  # noqa: F401  (the one this file hid, if there is one)
-except ImportError:
-    pass
+    from importlib.machinery import PathFinder
+
+    _hidden_spec = PathFinder.find_spec("sitecustomize", sys.path)
+except Exception:
+    _hidden_spec = None
+if _hidden_spec is not None and _hidden_spec.loader is not None:
+    from importlib.util import module_from_spec
+
+    _hidden = module_from_spec(_hidden_spec)
+    sys.modules["sitecustomize"] = _hidden
+    _hidden_spec.loader.exec_module(_hidden)
