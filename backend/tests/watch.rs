@@ -26,6 +26,21 @@ impl Scratch {
     fn path(&self, name: &str) -> PathBuf {
         self.0.join(name)
     }
+
+    /// A C program of the test's, built here with `cc` as a student builds theirs.
+    fn compile_c(&self, name: &str, source: &str) -> PathBuf {
+        let source_path = self.path(&format!("{name}.c"));
+        std::fs::write(&source_path, source).unwrap();
+        let binary = self.path(name);
+        let built = Command::new("cc")
+            .arg("-o")
+            .arg(&binary)
+            .arg(&source_path)
+            .output()
+            .expect("cc is not installed: run scripts/setup.sh --test");
+        assert!(built.status.success(), "{built:?}");
+        binary
+    }
 }
 
 impl Drop for Scratch {
@@ -492,16 +507,7 @@ int main(int argc, char **argv) {
 #[test]
 fn a_forking_server_in_c_shows_each_childs_calls() {
     let scratch = Scratch::new("forking");
-    let source = scratch.path("server.c");
-    std::fs::write(&source, FORKING_SERVER_C).unwrap();
-    let binary = scratch.path("server");
-    let built = Command::new("cc")
-        .arg("-o")
-        .arg(&binary)
-        .arg(&source)
-        .output()
-        .expect("cc is not installed: run scripts/setup.sh --test");
-    assert!(built.status.success(), "{built:?}");
+    let binary = scratch.compile_c("server", FORKING_SERVER_C);
     let binary = binary.to_str().unwrap();
     let two_clients = |port: u16| {
         move || {
@@ -892,16 +898,7 @@ int main(int argc, char **argv) {
 #[test]
 fn where_ptrace_or_seccomp_is_refused_watch_says_which_and_fails() {
     let scratch = Scratch::new("refused");
-    let source = scratch.path("deny.c");
-    std::fs::write(&source, DENY_C).unwrap();
-    let deny = scratch.path("deny");
-    let built = Command::new("cc")
-        .arg("-o")
-        .arg(&deny)
-        .arg(&source)
-        .output()
-        .expect("cc is not installed: run scripts/setup.sh --test");
-    assert!(built.status.success(), "{built:?}");
+    let deny = scratch.compile_c("deny", DENY_C);
     let log = scratch.path("events.jsonl");
     let refusing = |call: i64| {
         Command::new(&deny)
