@@ -123,15 +123,6 @@ struct ServeArgs {
 /// Reads the command line and does what it says; `src/main.rs` and `src/bin/socket-lab.rs`
 /// call only this.
 pub fn main() -> ExitCode {
-    // A watched program's launcher (`watch` starts this binary again as its child) reads no
-    // command line of its own: what follows is the program to run.
-    let mut args = std::env::args_os();
-    if args
-        .nth(1)
-        .is_some_and(|first| first == crate::watch::LAUNCHER_ARG)
-    {
-        crate::watch::launch(&args.collect::<Vec<_>>());
-    }
     let cli = Cli::parse();
     // Before any other thread starts: the tracer blocks the signals it forwards, and every
     // thread must have them blocked, or one would die of a Ctrl-C meant for the program.

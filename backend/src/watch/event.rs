@@ -20,8 +20,8 @@
 //! `signal`). Where the program is Python, a call also has `python`: the `file`, `line` and
 //! socket method (`call`) that made it, so that `sendall`'s three `sendto`s all name
 //! `sendall`. A return also has `kernel`: the kernel's view of every socket of the process
-//! (the call's own first, then the connection an `accept` made, at most 16), as `backend
-//! trace` has for a scenario's sockets: `state`, `recv_queue`, `send_queue`, and a
+//! (the call's own first, then the connection an `accept` made, at most 16; after a send or
+//! a receive, its own alone), as `backend trace` has for a scenario's sockets: `state`, `recv_queue`, `send_queue`, and a
 //! listener's `accept_queue` and `backlog`.
 
 use serde::Serialize;
@@ -75,7 +75,8 @@ pub(crate) enum What {
         #[serde(skip_serializing_if = "Option::is_none")]
         python: Option<PythonCall>,
         /// On return: the kernel's view of every socket of the process, named `fd{N}`: the
-        /// call's own first, then one it made (`accept`'s connection), at most 16.
+        /// call's own first, then one it made (`accept`'s connection), at most 16; after a
+        /// send or a receive, its own alone.
         #[serde(skip_serializing_if = "Vec::is_empty")]
         kernel: Vec<SocketView>,
     },

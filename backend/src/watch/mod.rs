@@ -1,9 +1,9 @@
 //! `watch`: runs a student's own program, in any language, and shows every socket system call
 //! it makes, traced from the kernel.
 //!
-//! The program is the tracer's child: `watch` starts itself again as a small launcher
-//! ([`launch`]) that stops, waits to be seized with ptrace, loads the seccomp filter
-//! (`filter.rs`) and executes the program. From then on the kernel stops the program only at
+//! The program is the tracer's child: `watch` forks, and the child (`launch`) stops, waits
+//! to be seized with ptrace, loads the seccomp filter (`filter.rs`) and executes the
+//! program. From then on the kernel stops the program only at
 //! the calls the filter names, and the tracer (`tracer.rs`) reads each call's arguments and
 //! result from its registers and memory (`decode.rs`, `args.rs`) and reports it as
 //! [`event`]s; calls on files and pipes go on without a report (`fds.rs`). Nothing needs
@@ -40,15 +40,11 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{SigSet, Signal};
-use nix::unistd::Pid;
+use nix::unistd::{ForkResult, Pid};
 use shared::Phase;
 
 use event::{WatchEvent, What};
 use tracer::{Live, Tracer};
-
-/// The first argument that makes the `backend` binary the launcher of a watched program
-/// instead of the command line it usually reads.
-pub const LAUNCHER_ARG: &str = "__socket-lab-launch";
 
 /// The exit status of a launcher that could not load the filter (125, as `env` and
 /// container runtimes use for "the launcher failed", apart from the program's own 126/127).
@@ -99,18 +95,20 @@ fn run_inner(options: &WatchOptions) -> Result<i32, String> {
     signals
         .thread_block()
         .map_err(|error| format!("could not block signals: {error}"))?;
-    let exe = std::env::current_exe()
-        .map_err(|error| format!("cannot find the socket-lab binary itself: {error}"))?;
     let announcer = python::Announcer::new()
         .map_err(|error| format!("cannot write the Python announcer: {error}"))?;
+    let python_path = announcer.python_path();
     let started = Instant::now();
-    let child = Command::new(exe)
-        .arg(LAUNCHER_ARG)
-        .args(&options.command)
-        .env("PYTHONPATH", announcer.python_path())
-        .spawn()
-        .map_err(|error| format!("cannot start the program's launcher: {error}"))?;
-    let root = Pid::from_raw(child.id() as i32);
+    #[allow(unsafe_code)] // nix's fork is unsafe: a child of a threaded process is limited.
+    // SAFETY: `watch` has one thread here (the signal thread and the runtime start later; the
+    // command line dispatches `watch` before anything else), so the child may do all that a
+    // one-thread program may: allocate, print, execute.
+    let forked = unsafe { nix::unistd::fork() };
+    let root = match forked {
+        Ok(ForkResult::Child) => launch(&options.command, &python_path),
+        Ok(ForkResult::Parent { child }) => child,
+        Err(error) => return Err(format!("cannot start the program: {error}")),
+    };
     if let Err(message) = tracer::seize(root) {
         let _ = nix::sys::signal::kill(root, Signal::SIGKILL);
         let _ = nix::sys::wait::waitpid(root, None);
@@ -153,9 +151,9 @@ fn run_inner(options: &WatchOptions) -> Result<i32, String> {
     Ok(ending.shell_status())
 }
 
-/// The launcher's part, in the child: stop until the tracer has seized this process, load
-/// the filter, and become the program. Never returns.
-pub fn launch(command: &[OsString]) -> ! {
+/// The launcher's part, in the forked child: stop until the tracer has seized this process,
+/// load the filter, and become the program. Never returns.
+fn launch(command: &[OsString], python_path: &OsString) -> ! {
     // The tracer waits for this stop, seizes the process and wakes it with SIGCONT.
     let _ = nix::sys::signal::raise(Signal::SIGSTOP);
     let loaded = filter::first_stage().and_then(|program| {
@@ -174,7 +172,10 @@ pub fn launch(command: &[OsString]) -> ! {
     // `watch` blocks the signals it forwards, and a blocked mask survives exec: the program
     // must get them as it would unwatched (Ctrl-C, SIGTERM).
     let _ = SigSet::all().thread_unblock();
-    let error = Command::new(program).args(args).exec();
+    let error = Command::new(program)
+        .args(args)
+        .env("PYTHONPATH", python_path)
+        .exec();
     let shown = program.to_string_lossy();
     // A shell's statuses: 127 when there is no such program, 126 when it cannot be run.
     let status = if error.kind() == std::io::ErrorKind::NotFound {

@@ -387,7 +387,7 @@ impl<'a> Tracer<'a> {
 
     /// The kernel's view, after a call, of every socket of the process: its own first (unless
     /// the call closed it), then the socket it made (`socket`, `accept`), then the others, at
-    /// most [`MAX_VIEWS`] in all.
+    /// most [`MAX_VIEWS`] in all; after a send or a receive, of its own socket alone.
     fn views_after(&mut self, pid: i32, entry: &Entry, value: Option<i64>) -> Vec<SocketView> {
         let closed = (entry.number == libc::SYS_close && value.is_some()).then_some(entry.fd);
         let mut fds = Vec::new();
@@ -404,8 +404,21 @@ impl<'a> Tracer<'a> {
         {
             fds.push(made as i32);
         }
+        // A call that only moves data changes its own socket's queues, and a program in a
+        // send/recv loop would otherwise pay for every other socket's view at every call.
+        let moves_data = matches!(
+            entry.number,
+            libc::SYS_sendto
+                | libc::SYS_recvfrom
+                | libc::SYS_sendmsg
+                | libc::SYS_recvmsg
+                | libc::SYS_sendmmsg
+                | libc::SYS_recvmmsg
+                | libc::SYS_read
+                | libc::SYS_write
+        );
         for fd in self.fds.sockets(pid) {
-            if fds.len() >= MAX_VIEWS {
+            if fds.len() >= MAX_VIEWS || moves_data {
                 break;
             }
             if !fds.contains(&fd) && closed != Some(Some(fd)) {
