@@ -311,6 +311,15 @@ async fn every_scenario_plays(client: &Client, base: SocketAddr) -> Result<(), S
         if status.contains("failed") || status.contains("stopped") {
             return Err(format!("{id}: {status}"));
         }
+        // The page draws the log and the diagram only while they are near the window, so
+        // the element is brought into view before its text is read: a log that was drawn
+        // while the run was still going, then scrolled out of reach, keeps its old rows
+        // (this flaked for `reset`, whose last events came after the log was last drawn).
+        script(
+            client,
+            &format!("document.querySelector(\"[data-testid='{testid}']\").scrollIntoView();"),
+        )
+        .await?;
         wait_for_text(client, testid, text)
             .await
             .map_err(|error| format!("{id}: {error}"))?;
