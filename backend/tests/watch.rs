@@ -51,14 +51,22 @@ impl Drop for Scratch {
 
 /// `backend watch --json -o FILE -- program...`, as a command to start.
 fn watch_command(output: &Path, program: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_backend"));
-    command
+    watch_with(Command::new(env!("CARGO_BIN_EXE_backend")), output, program)
+}
+
+/// `launcher` (the binary, or a command that runs it) given `watch --json -o FILE --
+/// program...`.
+fn watch_with(mut launcher: Command, output: &Path, program: &[&str]) -> Command {
+    launcher
         .args(["watch", "--json", "-o"])
         .arg(output)
         .arg("--")
         .args(program);
-    command
+    launcher
 }
+
+/// A Python program that opens a socket and closes it.
+const ONE_SOCKET: &str = "import socket; socket.socket().close()";
 
 /// The events `watch --json` wrote.
 fn events(output: &Path) -> Vec<Value> {
@@ -441,17 +449,11 @@ fn an_ordinary_user_can_watch() {
     let binary = scratch.path("socket-lab");
     std::fs::copy(env!("CARGO_BIN_EXE_backend"), &binary).unwrap();
     std::fs::set_permissions(&binary, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let output = Command::new("setpriv")
+    let mut setpriv = Command::new("setpriv");
+    setpriv
         .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-        .arg(&binary)
-        .args(["watch", "--json", "-o"])
-        .arg(&log)
-        .args([
-            "--",
-            python(),
-            "-c",
-            "import socket; socket.socket().close()",
-        ])
+        .arg(&binary);
+    let output = watch_with(setpriv, &log, &[python(), "-c", ONE_SOCKET])
         .output()
         .unwrap();
     assert!(output.status.success(), "{output:?}");
@@ -603,15 +605,8 @@ fn netcat_reads_and_writes_its_socket() {
 fn socket_lab_is_the_same_command_under_the_name_students_type() {
     let scratch = Scratch::new("name");
     let log = scratch.path("events.jsonl");
-    let output = Command::new(env!("CARGO_BIN_EXE_socket-lab"))
-        .args(["watch", "--json", "-o"])
-        .arg(&log)
-        .args([
-            "--",
-            python(),
-            "-c",
-            "import socket; socket.socket().close()",
-        ])
+    let socket_lab = Command::new(env!("CARGO_BIN_EXE_socket-lab"));
+    let output = watch_with(socket_lab, &log, &[python(), "-c", ONE_SOCKET])
         .output()
         .unwrap();
     assert!(output.status.success(), "{output:?}");

@@ -1,6 +1,7 @@
 //! The socket calls, with their arguments, results and errors.
 
 use serde::{Deserialize, Serialize};
+use shared_derive::{Decode, Encode};
 
 use crate::net::{Bytes, Family, SockAddr, SockType};
 
@@ -219,16 +220,7 @@ impl SockOption {
 }
 
 /// What a call returned, with the state of its socket right after it.
-#[derive(
-    Clone,
-    Debug,
-    PartialEq,
-    Eq,
-    Serialize,
-    Deserialize,
-    shared_derive::Decode,
-    shared_derive::Encode,
-)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Decode, Encode)]
 pub struct CallResult {
     /// The return value, as Python would give it.
     pub value: ReturnValue,
@@ -299,16 +291,7 @@ pub enum ReturnValue {
 }
 
 /// A process of this machine that holds the other end of a connection.
-#[derive(
-    Clone,
-    Debug,
-    PartialEq,
-    Eq,
-    Serialize,
-    Deserialize,
-    shared_derive::Decode,
-    shared_derive::Encode,
-)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Decode, Encode)]
 pub struct PeerProcess {
     /// Its process id.
     pub pid: u32,
@@ -317,18 +300,7 @@ pub struct PeerProcess {
 }
 
 /// Who reported an error.
-#[derive(
-    Clone,
-    Copy,
-    Debug,
-    Default,
-    PartialEq,
-    Eq,
-    Serialize,
-    Deserialize,
-    shared_derive::Decode,
-    shared_derive::Encode,
-)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, Decode, Encode)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorOrigin {
     /// The kernel returned the errno.
@@ -343,16 +315,7 @@ pub enum ErrorOrigin {
 }
 
 /// An error a call raised: Python's `OSError`, with its errno.
-#[derive(
-    Clone,
-    Debug,
-    PartialEq,
-    Eq,
-    Serialize,
-    Deserialize,
-    shared_derive::Decode,
-    shared_derive::Encode,
-)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Decode, Encode)]
 pub struct CallError {
     /// The errno's symbolic name, such as `ECONNREFUSED`.
     pub errno: String,

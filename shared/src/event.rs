@@ -1,23 +1,13 @@
 //! An [`Event`]: one call entering or returning on one endpoint.
 
 use serde::{Deserialize, Serialize};
+use shared_derive::{Decode, Encode};
 
 use crate::call::{Call, CallError, CallResult};
 use crate::kernel::SocketView;
 
 /// Whether an event marks the start or the end of a call.
-#[derive(
-    Clone,
-    Copy,
-    Debug,
-    PartialEq,
-    Eq,
-    Hash,
-    Serialize,
-    Deserialize,
-    shared_derive::Decode,
-    shared_derive::Encode,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Decode, Encode)]
 #[serde(rename_all = "lowercase")]
 pub enum Phase {
     /// The program has called; the kernel has not answered yet.
@@ -42,16 +32,7 @@ pub enum Phase {
 /// ```
 ///
 /// A `return` event has exactly one of `result` and `error`; an `enter` event has neither.
-#[derive(
-    Clone,
-    Debug,
-    PartialEq,
-    Eq,
-    Serialize,
-    Deserialize,
-    shared_derive::Decode,
-    shared_derive::Encode,
-)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Decode, Encode)]
 pub struct Event {
     /// The position of the event in its run, from 0, with no gaps.
     pub seq: u64,

@@ -1,6 +1,7 @@
 //! The kernel's own view of a socket, read after every event.
 
 use serde::{Deserialize, Serialize};
+use shared_derive::{Decode, Encode};
 
 /// One live socket as the kernel reports it at the moment of an event.
 ///
@@ -8,16 +9,7 @@ use serde::{Deserialize, Serialize};
 /// `SO_ACCEPTCONN` and `getpeername`, and for a Unix stream socket also from `poll`. The queues come from the `SIOCINQ` and `SIOCOUTQ`
 /// ioctls, and a listener's accept queue and backlog from `TCP_INFO` too. A TCP connection
 /// that outlives its socket (see [`SocketView::lingering`]) comes from `/proc/net/tcp`.
-#[derive(
-    Clone,
-    Debug,
-    PartialEq,
-    Eq,
-    Serialize,
-    Deserialize,
-    shared_derive::Decode,
-    shared_derive::Encode,
-)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Decode, Encode)]
 pub struct SocketView {
     /// The endpoint, such as `server.con`.
     pub endpoint: String,

@@ -1,21 +1,13 @@
 //! The WebSocket messages. See the crate documentation for the order they come in.
 
 use serde::{Deserialize, Serialize};
+use shared_derive::{Decode, Encode};
 
 use crate::call::Call;
 use crate::event::Event;
 
 /// A scenario the backend can play.
-#[derive(
-    Clone,
-    Debug,
-    PartialEq,
-    Eq,
-    Serialize,
-    Deserialize,
-    shared_derive::Decode,
-    shared_derive::Encode,
-)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Decode, Encode)]
 pub struct ScenarioInfo {
     /// Its id, as used in `?scenario=` links and `backend trace <id>`.
     pub id: String,
@@ -29,16 +21,7 @@ pub struct ScenarioInfo {
 }
 
 /// One role's program in a run: the Python code a student would write to make the same calls.
-#[derive(
-    Clone,
-    Debug,
-    PartialEq,
-    Eq,
-    Serialize,
-    Deserialize,
-    shared_derive::Decode,
-    shared_derive::Encode,
-)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Decode, Encode)]
 pub struct RoleProgram {
     /// The role, such as `server`; events name it in their `role` field.
     pub role: String,
@@ -125,7 +108,7 @@ pub struct OutsideRole {
 }
 
 /// A call a paused run is about to make, once the user says so.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, shared_derive::Decode)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Decode)]
 pub struct NextCall {
     /// The program that will make it.
     pub role: String,
@@ -271,7 +254,7 @@ pub enum ServerMessage {
 /// server hold every event, and a message carries at most about 256 KiB of events. The calls
 /// happened; their events are counted, and the calls that returned are tallied by endpoint
 /// and call, so the page can still say what the run did (`recv` 98,000 times, 100 MB).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, shared_derive::Decode)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Decode)]
 pub struct Dropped {
     /// How many events.
     pub count: u64,
@@ -286,7 +269,7 @@ pub struct Dropped {
 }
 
 /// How many times one endpoint's call returned within a [`Dropped`] range, and what it moved.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, shared_derive::Decode)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Decode)]
 pub struct CallTally {
     /// The endpoint, such as `server.con`.
     pub endpoint: String,
@@ -406,7 +389,7 @@ pub mod close_code {
 }
 
 /// The kinds of problem [`ServerMessage::Error`] reports.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, shared_derive::Decode)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Decode)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     /// The message was not JSON of a known shape.

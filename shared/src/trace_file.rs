@@ -1,6 +1,7 @@
 //! [`TraceFile`]: a recorded run, saved by the page and opened again with no backend at all.
 
 use serde::{Deserialize, Serialize};
+use shared_derive::{Decode, Encode};
 
 use crate::event::Event;
 use crate::message::{RoleProgram, RunOutcome, ScenarioInfo};
@@ -12,16 +13,7 @@ pub const TRACE_FORMAT: &str = "socket-lab-trace";
 ///
 /// In JSON: `{"format": "socket-lab-trace", "protocol": 2, "scenario": {...}, "programs":
 /// [...], "events": [...], "outcome": {...}}`. The events are exactly those the WebSocket sent.
-#[derive(
-    Clone,
-    Debug,
-    PartialEq,
-    Eq,
-    Serialize,
-    Deserialize,
-    shared_derive::Decode,
-    shared_derive::Encode,
-)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Decode, Encode)]
 pub struct TraceFile {
     /// Always [`TRACE_FORMAT`].
     pub format: String,

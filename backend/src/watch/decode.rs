@@ -35,13 +35,29 @@ impl Memory {
     }
 
     fn read_u32(self, address: u64) -> Option<u32> {
-        let bytes = self.read(address, 4);
-        Some(u32::from_ne_bytes(bytes.get(..4)?.try_into().ok()?))
+        u32_at(&self.read(address, 4), 0)
     }
 
-    fn read_u64(self, address: u64) -> Option<u64> {
-        let bytes = self.read(address, 8);
-        Some(u64::from_ne_bytes(bytes.get(..8)?.try_into().ok()?))
+    /// The fields of the `struct msghdr` at `address` that a send or a receive fills or
+    /// reads: the address (`msg_name`, `msg_namelen`) and the iovecs (`msg_iov`,
+    /// `msg_iovlen`), read at once; zeroes where the memory cannot be read.
+    fn msghdr(self, address: u64) -> Msghdr {
+        let header = self.read(address, 32);
+        Msghdr {
+            name: u64_at(&header, 0).unwrap_or(0),
+            name_len: u32_at(&header, 8).unwrap_or(0),
+            iov: u64_at(&header, 16).unwrap_or(0),
+            iov_count: u64_at(&header, 24).unwrap_or(0),
+        }
+    }
+
+    /// `count` records of `size` bytes each at `address` (an array of `pollfd`, `iovec`,
+    /// `epoll_event`), read at once; a record the memory cuts short is left out.
+    fn records(self, address: u64, count: usize, size: usize) -> Vec<Vec<u8>> {
+        self.read(address, count * size)
+            .chunks_exact(size)
+            .map(<[u8]>::to_vec)
+            .collect()
     }
 
     /// The bytes of the `count` iovecs at `iov`, at most `limit` of them (`MAX_DATA`), and
@@ -49,11 +65,8 @@ impl Memory {
     fn read_iovecs(self, iov: u64, count: u64, limit: usize) -> (Vec<u8>, u64) {
         let mut data = Vec::new();
         let mut total = 0u64;
-        for index in 0..count.min(1024) {
-            let (Some(base), Some(len)) = (
-                self.read_u64(iov + index * 16),
-                self.read_u64(iov + index * 16 + 8),
-            ) else {
+        for iovec in self.records(iov, count.min(1024) as usize, 16) {
+            let (Some(base), Some(len)) = (u64_at(&iovec, 0), u64_at(&iovec, 8)) else {
                 break;
             };
             total += len;
@@ -78,6 +91,31 @@ impl Memory {
         let len = self.read_u32(len_address)?;
         self.sockaddr(address, len.into())
     }
+}
+
+/// The parts of a `struct msghdr` that are read (see [`Memory::msghdr`]).
+struct Msghdr {
+    name: u64,
+    name_len: u32,
+    iov: u64,
+    iov_count: u64,
+}
+
+/// The native-endian integers of a record, by their offset in it.
+fn i16_at(bytes: &[u8], at: usize) -> Option<i16> {
+    Some(i16::from_ne_bytes(bytes.get(at..at + 2)?.try_into().ok()?))
+}
+
+fn i32_at(bytes: &[u8], at: usize) -> Option<i32> {
+    Some(i32::from_ne_bytes(bytes.get(at..at + 4)?.try_into().ok()?))
+}
+
+fn u32_at(bytes: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_ne_bytes(bytes.get(at..at + 4)?.try_into().ok()?))
+}
+
+fn u64_at(bytes: &[u8], at: usize) -> Option<u64> {
+    Some(u64::from_ne_bytes(bytes.get(at..at + 8)?.try_into().ok()?))
 }
 
 /// A watched call as it entered.
@@ -200,11 +238,12 @@ pub(crate) fn entry(
         }
         libc::SYS_read => args.push("bufsize", Arg::Int(a2 as i64)),
         libc::SYS_sendmsg => {
-            // struct msghdr: name, namelen, iov, iovlen, control, controllen, flags.
-            let name = memory.read_u64(a1).unwrap_or(0);
-            let name_len = memory.read_u32(a1 + 8).unwrap_or(0);
-            let iov = memory.read_u64(a1 + 16).unwrap_or(0);
-            let iov_count = memory.read_u64(a1 + 24).unwrap_or(0);
+            let Msghdr {
+                name,
+                name_len,
+                iov,
+                iov_count,
+            } = memory.msghdr(a1);
             let (bytes, total) = memory.read_iovecs(iov, iov_count, MAX_DATA);
             args.push("data", Arg::Data(Bytes(bytes)));
             args.push("size", Arg::Int(total as i64));
@@ -246,17 +285,11 @@ pub(crate) fn entry(
         libc::SYS_poll | libc::SYS_ppoll => {
             let mut sockets = Vec::new();
             let mut events = Vec::new();
-            for index in 0..(a1 as usize).min(MAX_POLL_FDS) {
-                let entry = memory.read(a0 + index as u64 * 8, 8);
-                let Some(fd) = entry
-                    .get(..4)
-                    .map(|b| i32::from_ne_bytes(b.try_into().unwrap_or_default()))
-                else {
+            for pollfd in memory.records(a0, (a1 as usize).min(MAX_POLL_FDS), 8) {
+                let Some(fd) = i32_at(&pollfd, 0) else {
                     break;
                 };
-                let asked = entry
-                    .get(4..6)
-                    .map_or(0, |b| i16::from_ne_bytes(b.try_into().unwrap_or_default()));
+                let asked = i16_at(&pollfd, 4).unwrap_or(0);
                 if is_socket(fd) {
                     sockets.push(fd);
                     events.push(format!("{fd}:{}", args::poll_events(asked)));
@@ -345,15 +378,16 @@ pub(crate) fn exit(entry: &Entry, value: i64, memory: Memory) -> Args {
         }
         libc::SYS_read => received(&mut out, a1),
         libc::SYS_recvmsg => {
-            let msg = entry.raw[1];
-            let iov = memory.read_u64(msg + 16).unwrap_or(0);
-            let iov_count = memory.read_u64(msg + 24).unwrap_or(0);
+            let Msghdr {
+                name,
+                name_len,
+                iov,
+                iov_count,
+            } = memory.msghdr(entry.raw[1]);
             let limit = (value as usize).min(MAX_DATA);
             let (bytes, _) = memory.read_iovecs(iov, iov_count, limit);
             out.push("data", Arg::Data(Bytes(bytes)));
             out.push("size", Arg::Int(value));
-            let name = memory.read_u64(msg).unwrap_or(0);
-            let name_len = memory.read_u32(msg + 8).unwrap_or(0);
             if let Some(address) = memory.sockaddr(name, name_len.into()) {
                 out.push("from", address);
             }
@@ -369,18 +403,9 @@ pub(crate) fn exit(entry: &Entry, value: i64, memory: Memory) -> Args {
             // struct epoll_event is packed on x86_64: u32 events, then u64 data, which
             // Python's selectors (and most programs) set to the descriptor.
             let mut ready = Vec::new();
-            for index in 0..(value.max(0) as usize).min(MAX_POLL_FDS) {
-                let event = memory.read(a1 + index as u64 * 12, 12);
-                let (Some(events), Some(data)) = (
-                    event
-                        .get(..4)
-                        .and_then(|b| b.try_into().ok())
-                        .map(u32::from_ne_bytes),
-                    event
-                        .get(4..8)
-                        .and_then(|b| b.try_into().ok())
-                        .map(i32::from_ne_bytes),
-                ) else {
+            let count = (value.max(0) as usize).min(MAX_POLL_FDS);
+            for event in memory.records(a1, count, 12) {
+                let (Some(events), Some(data)) = (u32_at(&event, 0), i32_at(&event, 4)) else {
                     break;
                 };
                 ready.push(format!("{data}:{}", args::poll_events(events as i16)));
@@ -391,16 +416,8 @@ pub(crate) fn exit(entry: &Entry, value: i64, memory: Memory) -> Args {
         }
         libc::SYS_poll | libc::SYS_ppoll => {
             let mut ready = Vec::new();
-            for index in 0..(a1 as usize).min(MAX_POLL_FDS) {
-                let entry_bytes = memory.read(entry.raw[0] + index as u64 * 8, 8);
-                let (Some(fd), Some(revents)) = (
-                    entry_bytes
-                        .get(..4)
-                        .map(|b| i32::from_ne_bytes(b.try_into().unwrap_or_default())),
-                    entry_bytes
-                        .get(6..8)
-                        .map(|b| i16::from_ne_bytes(b.try_into().unwrap_or_default())),
-                ) else {
+            for pollfd in memory.records(entry.raw[0], (a1 as usize).min(MAX_POLL_FDS), 8) {
+                let (Some(fd), Some(revents)) = (i32_at(&pollfd, 0), i16_at(&pollfd, 6)) else {
                     break;
                 };
                 if revents != 0

@@ -417,12 +417,14 @@ impl<'a> Tracer<'a> {
                 | libc::SYS_read
                 | libc::SYS_write
         );
-        for fd in self.fds.sockets(pid) {
-            if fds.len() >= MAX_VIEWS || moves_data {
-                break;
-            }
-            if !fds.contains(&fd) && closed != Some(Some(fd)) {
-                fds.push(fd);
+        if !moves_data {
+            for fd in self.fds.sockets(pid) {
+                if fds.len() >= MAX_VIEWS {
+                    break;
+                }
+                if !fds.contains(&fd) && closed != Some(Some(fd)) {
+                    fds.push(fd);
+                }
             }
         }
         fds.into_iter()
@@ -618,25 +620,19 @@ fn thread_group(tid: i32) -> Option<i32> {
 
 /// The error of a failed call, as the page shows errors.
 fn errno_error(code: i32) -> shared::CallError {
-    let errno = Errno::from_raw(code);
-    let name = match code {
-        // The kernel's own codes for a call a signal interrupted, which the program never
-        // sees (the call restarts, or fails with EINTR); strace names them the same way.
-        512 => "ERESTARTSYS".to_owned(),
-        513 => "ERESTARTNOINTR".to_owned(),
-        514 => "ERESTARTNOHAND".to_owned(),
-        516 => "ERESTART_RESTARTBLOCK".to_owned(),
-        _ => format!("{errno:?}"),
-    };
-    let message = if (512..=516).contains(&code) {
-        "interrupted by a signal (to be restarted or to fail with EINTR)".to_owned()
-    } else {
-        errno.desc().to_owned()
+    // The kernel's own codes for a call a signal interrupted, which the program never sees
+    // (the call restarts, or fails with EINTR); strace names them the same way.
+    let restart = match code {
+        512 => "ERESTARTSYS",
+        513 => "ERESTARTNOINTR",
+        514 => "ERESTARTNOHAND",
+        516 => "ERESTART_RESTARTBLOCK",
+        _ => return crate::lab::errno::from_code(code),
     };
     shared::CallError {
-        errno: name,
+        errno: restart.to_owned(),
         code,
-        message,
+        message: "interrupted by a signal (to be restarted or to fail with EINTR)".to_owned(),
         origin: shared::ErrorOrigin::Kernel,
     }
 }
