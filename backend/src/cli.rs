@@ -58,6 +58,13 @@ enum Command {
         /// Print one JSON object per event instead of a table.
         #[arg(long)]
         json: bool,
+        /// Show the calls in the terminal only: no page (by default the page of the Socket
+        /// Lab serving on this machine shows them, or `watch` serves one itself).
+        #[arg(long)]
+        no_page: bool,
+        /// The built frontend, when `watch` serves the page itself.
+        #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../dist"))]
+        static_dir: PathBuf,
         /// The program and its arguments (after `--`).
         #[arg(
             required = true,
@@ -129,6 +136,8 @@ pub fn main() -> ExitCode {
     if let Some(Command::Watch {
         output,
         json,
+        no_page,
+        static_dir,
         command,
     }) = cli.command
     {
@@ -136,6 +145,7 @@ pub fn main() -> ExitCode {
             command,
             output,
             json,
+            page: (!no_page).then_some(static_dir),
         });
         return ExitCode::from(u8::try_from(status).unwrap_or(u8::MAX));
     }
@@ -230,6 +240,8 @@ async fn run_server(args: ServeArgs) -> ExitCode {
         );
     }
     config.allow_net = args.allow_net;
+    // `socket-lab watch` in another terminal hands this server its program's calls.
+    config.hub_socket = Some(crate::hub::handin::default_path());
     // Beyond loopback, anyone on the network could reach the server: sessions need a token,
     // made up now unless one was given, and never logged.
     config.token = match args.token {

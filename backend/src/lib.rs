@@ -23,6 +23,7 @@
 pub mod access;
 pub mod bench;
 pub mod cli;
+mod hub;
 mod lab;
 pub mod limits;
 mod loopback;

@@ -201,7 +201,7 @@ async fn collect(run: Run, mut events: RunItems) -> (Vec<Event>, RunOutcome) {
         while let Some(item) = events.recv().await {
             match item {
                 RunItem::Event(event) => all.push(event),
-                RunItem::Paused(_) => {}
+                RunItem::Paused(_) | RunItem::Program(_) => {}
                 // This reader keeps up with any run; should it ever fall behind, say so.
                 RunItem::Dropped(dropped) => tracing::warn!(
                     count = dropped.count,

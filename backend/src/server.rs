@@ -20,6 +20,7 @@ use tokio::sync::{mpsc, watch};
 use tower_http::services::ServeDir;
 
 use crate::access::Access;
+use crate::hub::{Hub, handin};
 use crate::lab::lock;
 use crate::limits::Limits;
 use crate::policy::Policy;
@@ -40,6 +41,9 @@ pub struct Config {
     pub allow_net: Vec<ipnet::IpNet>,
     /// The bounds on what sessions may use.
     pub limits: Limits,
+    /// Where `socket-lab watch` hands this server its programs' events (see
+    /// [`crate::hub`]); `None` takes no watched programs.
+    pub hub_socket: Option<PathBuf>,
 }
 
 impl Config {
@@ -51,6 +55,7 @@ impl Config {
             token: None,
             allow_net: Vec::new(),
             limits: Limits::default(),
+            hub_socket: None,
         }
     }
 }
@@ -66,6 +71,8 @@ pub(crate) struct AppState {
     pub(crate) policy: Arc<Policy>,
     /// The sessions being served.
     pub(crate) sessions: Sessions,
+    /// The programs `socket-lab watch` runs, for the pages that show them.
+    pub(crate) hub: Arc<Hub>,
     /// Held by every session through this state; once all are gone, [`serve`] knows every
     /// session has ended (upgraded connections are not the HTTP server's to wait for).
     _alive: mpsc::Sender<()>,
@@ -132,6 +139,7 @@ fn app(
     local: SocketAddr,
     shutdown: watch::Receiver<bool>,
     alive: mpsc::Sender<()>,
+    hub: Arc<Hub>,
 ) -> Router {
     let access = Access::new(config, local);
     let policy = Policy::new(config.limits.clone())
@@ -142,6 +150,7 @@ fn app(
         access,
         policy: Arc::new(policy),
         sessions: Sessions::default(),
+        hub,
         _alive: alive,
     });
     let router = Router::new()
@@ -224,7 +233,12 @@ pub async fn serve(
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let mut shutting_down = shutdown_rx.clone();
     let (alive, mut all_ended) = mpsc::channel::<()>(1);
-    let app = app(&config, listener.local_addr()?, shutdown_rx, alive);
+    let local = listener.local_addr()?;
+    let hub = Arc::new(Hub::default());
+    if let Some(path) = &config.hub_socket {
+        take_hand_ins(path, &config, local, &hub, shutdown_rx.clone()).await;
+    }
+    let app = app(&config, local, shutdown_rx, alive, hub);
     // Events are small frames sent one after another; with Nagle's algorithm each would wait
     // for the page's acknowledgement of the one before (up to 40 ms of delayed ACK).
     let listener = listener.tap_io(|tcp| {
@@ -263,6 +277,50 @@ pub async fn serve(
             );
             Ok(())
         }
+    }
+}
+
+/// The address of the page that shows watched programs, on a server listening at `local`.
+pub(crate) fn watch_page(local: SocketAddr, token: Option<&str>) -> String {
+    let mut shown = local;
+    if local.ip().is_unspecified() {
+        shown.set_ip(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST));
+    }
+    match token {
+        Some(token) => format!("http://{shown}/?watch&token={token}"),
+        None => format!("http://{shown}/?watch"),
+    }
+}
+
+/// Takes `watch`es' hand-ins at `path`, unless another Socket Lab already does (then this
+/// server shows no watched programs, and says so).
+async fn take_hand_ins(
+    path: &std::path::Path,
+    config: &Config,
+    local: SocketAddr,
+    hub: &Arc<Hub>,
+    shutdown: watch::Receiver<bool>,
+) {
+    match handin::listen(path).await {
+        Ok(Some(listener)) => {
+            let page = watch_page(local, config.token.as_deref());
+            tokio::spawn(handin::serve(
+                listener,
+                path.to_path_buf(),
+                Arc::clone(hub),
+                page,
+                shutdown,
+            ));
+        }
+        Ok(None) => tracing::info!(
+            path = %path.display(),
+            "another Socket Lab takes watched programs here; this one shows none"
+        ),
+        Err(error) => tracing::warn!(
+            path = %path.display(),
+            %error,
+            "cannot take watched programs"
+        ),
     }
 }
 

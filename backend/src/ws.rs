@@ -9,6 +9,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::task::Poll;
 use std::time::Duration;
@@ -26,6 +27,7 @@ use tokio::sync::mpsc;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 
+use crate::hub::{Hub, WATCH_RUN_BASE};
 use crate::lab::{Caller, EventSink, Lab, Places, RunItem, RunItems};
 use crate::policy::Policy;
 use crate::run::{Outside, OutsidePeer, Run};
@@ -166,7 +168,7 @@ async fn session(socket: WebSocket, state: Arc<AppState>, place: SessionPlace) {
     let _ = outbox.send(Outgoing::Message(hello)).await;
 
     let limits = state.policy.limits();
-    let mut runs = Runs::new(Arc::clone(&state.policy));
+    let mut runs = Runs::new(Arc::clone(&state.policy), Arc::clone(&state.hub));
     let mut shutdown = state.shutdown.clone();
     let mut rate = RateLimit::new(limits.max_messages_per_sec);
     let idle = limits.idle_timeout();
@@ -272,6 +274,7 @@ struct Runs {
     last_id: u64,
     current: Option<Current>,
     policy: Arc<Policy>,
+    hub: Arc<Hub>,
 }
 
 #[derive(Debug)]
@@ -285,14 +288,21 @@ enum Current {
     },
     /// The user's sandbox.
     Sandbox(Sandbox),
+    /// The programs `socket-lab watch` runs, one watched run after another; `shown` is the
+    /// page's number of the run being sent, 0 between runs.
+    Watching {
+        task: JoinHandle<()>,
+        shown: Arc<AtomicU64>,
+    },
 }
 
 impl Runs {
-    fn new(policy: Arc<Policy>) -> Self {
+    fn new(policy: Arc<Policy>, hub: Arc<Hub>) -> Self {
         Runs {
             last_id: 0,
             current: None,
             policy,
+            hub,
         }
     }
 
@@ -349,6 +359,17 @@ impl Runs {
                     gate,
                 });
             }
+            ClientMessage::Watch => {
+                self.stop_current(outbox, "the page shows watched programs instead")
+                    .await;
+                let shown = Arc::new(AtomicU64::new(0));
+                let task = tokio::spawn(forward_watched(
+                    Arc::clone(&self.hub),
+                    outbox.clone(),
+                    Arc::clone(&shown),
+                ));
+                self.current = Some(Current::Watching { task, shown });
+            }
             ClientMessage::Next => {
                 let gate = match &self.current {
                     Some(Current::Scenario {
@@ -393,6 +414,7 @@ impl Runs {
                     return;
                 }
                 if !matches!(self.current, Some(Current::Sandbox(_))) {
+                    self.stop_current(outbox, "the sandbox was started").await;
                     self.last_id += 1;
                     let sandbox =
                         Sandbox::start(self.last_id, Arc::clone(&self.policy), outbox).await;
@@ -411,6 +433,15 @@ impl Runs {
     async fn stop_current(&mut self, outbox: &Outbox, reason: &str) -> bool {
         let (run, forwarder) = match self.current.take() {
             None => return false,
+            Some(Current::Watching { task, shown }) => {
+                task.abort();
+                let _ = task.await;
+                // Stopping shows no more of the watched programs; they go on running.
+                match shown.load(Ordering::Acquire) {
+                    0 => return true,
+                    run => (run, None),
+                }
+            }
             Some(Current::Scenario { task, .. }) if task.is_finished() => return false,
             Some(Current::Scenario { run, task, .. }) => {
                 task.abort();
@@ -560,6 +591,45 @@ impl Sandbox {
     }
 }
 
+/// Sends the watched runs of the hub, one after another: for each, RunStarted, its programs
+/// and events as they come, RunFinished. Waits for the first when there is none yet.
+async fn forward_watched(hub: Arc<Hub>, outbox: Outbox, shown: Arc<AtomicU64>) {
+    let mut changes = hub.changes();
+    let mut after = 0;
+    loop {
+        let subscription = loop {
+            if let Some(subscription) = hub.subscribe(after) {
+                break subscription;
+            }
+            if changes.changed().await.is_err() {
+                return;
+            }
+        };
+        after = subscription.id;
+        let run = WATCH_RUN_BASE + subscription.id;
+        let started = ServerMessage::RunStarted {
+            run,
+            scenario: subscription.info,
+            programs: Vec::new(),
+            unix_dir: None,
+        };
+        if outbox.send(Outgoing::Message(started)).await.is_err() {
+            return;
+        }
+        shown.store(run, Ordering::Release);
+        forward_events(run, subscription.items, outbox.clone()).await;
+        let outcome = hub
+            .outcome(subscription.id)
+            .unwrap_or(RunOutcome::Completed);
+        // Told as finished before it is: a stop from now on has nothing to finish.
+        shown.store(0, Ordering::Release);
+        let finished = ServerMessage::RunFinished { run, outcome };
+        if outbox.send(Outgoing::Message(finished)).await.is_err() {
+            return;
+        }
+    }
+}
+
 /// Plays a run and sends its messages: RunStarted, its events in batches, RunFinished.
 async fn forward_run(
     run_id: u64,
@@ -615,6 +685,19 @@ async fn forward_events(run_id: u64, mut items: RunItems, outbox: Outbox) {
                         let notice = ServerMessage::Paused {
                             run: run_id,
                             next: call,
+                        };
+                        if !frame.send(run_id, &outbox).await
+                            || outbox.send(Outgoing::Message(notice)).await.is_err()
+                        {
+                            return;
+                        }
+                        pacer.sent(Instant::now());
+                    }
+                    RunItem::Program(program) => {
+                        // The events after it name it: it goes after the ones before.
+                        let notice = ServerMessage::Program {
+                            run: run_id,
+                            program,
                         };
                         if !frame.send(run_id, &outbox).await
                             || outbox.send(Outgoing::Message(notice)).await.is_err()

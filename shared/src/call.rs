@@ -94,6 +94,12 @@ pub enum Call {
     },
     /// `s.close()`: releases the socket.
     Close,
+    /// A system call of a watched program that the tutorial has no call for (`poll`,
+    /// `getsockopt`, `socketpair`, `epoll_wait`); the event's `watched.syscall` names it.
+    Other {
+        /// Its arguments as the terminal shows them, such as `fds=[3, 4], timeout_ms=-1`.
+        text: String,
+    },
 }
 
 impl Call {
@@ -118,6 +124,7 @@ impl Call {
             Call::Setblocking { .. } => "setblocking",
             Call::Settimeout { .. } => "settimeout",
             Call::Close => "close",
+            Call::Other { .. } => "other",
         }
     }
 

@@ -40,6 +40,24 @@ pub fn call_text(call: &Call) -> String {
         Call::Gethostname | Call::Accept | Call::Getsockname | Call::Getpeername | Call::Close => {
             format!("{}()", call.name())
         }
+        Call::Other { text } => format!("other({text})"),
+    }
+}
+
+/// The call as the kernel saw it, where it did (a watched program's): the system call's
+/// name with the tutorial call's arguments, such as `sendto(b'hi')` for a `send` that was
+/// a `sendto`, or `poll(fds=[3], timeout_ms=-1)`. A scenario's call is as [`call_text`].
+pub fn kernel_call_text(event: &Event) -> String {
+    let Some(watched) = &event.watched else {
+        return call_text(&event.call);
+    };
+    match &event.call {
+        Call::Other { text } => format!("{}({text})", watched.syscall),
+        call => {
+            let text = call_text(call);
+            let args = text.find('(').map_or("()", |at| &text[at..]);
+            format!("{}{args}", watched.syscall)
+        }
     }
 }
 

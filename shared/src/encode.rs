@@ -270,6 +270,7 @@ impl Encode for ClientMessage {
             }
             ClientMessage::Next => writer.tagged("type", "next"),
             ClientMessage::Stop => writer.tagged("type", "stop"),
+            ClientMessage::Watch => writer.tagged("type", "watch"),
             ClientMessage::Call { endpoint, call } => {
                 writer.tagged("type", "call");
                 writer.field("endpoint", endpoint);
@@ -339,6 +340,7 @@ fn call_fields(writer: &mut Writer, call: &Call) {
         Call::Setsockopt { option } => writer.field("option", option),
         Call::Setblocking { flag } => writer.field("flag", flag),
         Call::Settimeout { millis } => writer.optional("millis", millis.as_ref()),
+        Call::Other { text } => writer.field("text", text),
         Call::Gethostname | Call::Accept | Call::Getsockname | Call::Getpeername | Call::Close => {}
     }
     writer.close('}');
@@ -483,11 +485,13 @@ mod tests {
                     role: "server".into(),
                     code: "import socket\n\ts = socket.socket()\r\n".into(),
                     outside: false,
+                    file: Some("/home/ana/server.py".into()),
                 },
                 RoleProgram {
                     role: "client".into(),
                     code: String::new(),
                     outside: true,
+                    file: None,
                 },
             ],
             events,
@@ -597,7 +601,7 @@ mod tests {
                 },
             };
             proptest::prop_assert_eq!(to_string(&message), serde_json::to_string(&message).unwrap());
-            let program = RoleProgram { role: text.clone(), code: text, outside: false };
+            let program = RoleProgram { role: text.clone(), code: text, outside: false, file: None };
             proptest::prop_assert_eq!(to_string(&program), serde_json::to_string(&program).unwrap());
         }
     }

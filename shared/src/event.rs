@@ -61,6 +61,50 @@ pub struct Event {
     /// on a return event), in the order the sockets were opened.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub kernel: Vec<SocketView>,
+    /// For a program `socket-lab watch` runs (a student's own), what the kernel saw: the
+    /// process, the system call and its descriptor. Absent for Socket Lab's own programs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watched: Option<Watched>,
+}
+
+/// What an event of a watched program (`socket-lab watch`) says beyond a scenario's: the
+/// call as the kernel saw it.
+///
+/// In JSON: `"watched": {"pid": 4242, "tid": 4242, "syscall": "sendto", "fd": 3,
+/// "python": "sendall", "file": "/home/ana/server.py", "partial_kernel": true}`.
+///
+/// The event's `role` is the process (`server.py[4242]`), its `endpoint` the descriptor in it
+/// (`server.py[4242].fd3`, then `fd3#2` for the next socket that gets descriptor 3), and its
+/// `call` the tutorial's call the system call does (`accept4` is `accept`, `write` on a
+/// socket is `send`, `fcntl(O_NONBLOCK)` is `setblocking(False)`); a system call the tutorial
+/// has no call for (`poll`, `getsockopt`, `socketpair`) is [`Call::Other`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, Decode, Encode)]
+pub struct Watched {
+    /// The process (its thread group's id).
+    pub pid: u32,
+    /// The thread that made the call.
+    pub tid: u32,
+    /// The system call's name as strace writes it (`accept4`, `sendto`, `recvfrom`).
+    pub syscall: String,
+    /// The descriptor the call was made on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fd: Option<i32>,
+    /// Where the program is Python: the `socket` method that made the call, such as
+    /// `sendall` (which may make several `sendto`s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub python: Option<String>,
+    /// Where the program is Python: the file of the program that `line` counts lines of (one
+    /// of the role's [`RoleProgram`](crate::RoleProgram)s, by its `file`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    /// `kernel` holds the views of some of the process's sockets only (a send's or a
+    /// receive's own socket): the others are as the last event that had them said.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub partial_kernel: bool,
+}
+
+fn is_false(value: &bool) -> bool {
+    !value
 }
 
 impl Event {
@@ -78,6 +122,7 @@ impl Event {
             result: None,
             error: None,
             kernel: Vec::new(),
+            watched: None,
         }
     }
 

@@ -51,6 +51,11 @@
 //! whose scenario id is [`SANDBOX_ID`]); its events then arrive like a scenario's, and it
 //! lasts until `Stop`, a `Play`, or the end of the connection, which close all its sockets and
 //! remove its files.
+//!
+//! [`ClientMessage::Watch`] shows the programs `socket-lab watch` runs on the server's machine
+//! instead: a run whose roles are processes and whose events carry [`Watched`]; its
+//! programs come as they are found, in [`ServerMessage::Program`]s before the events that
+//! name them, and the next watched run follows its `RunFinished` on the same subscription.
 
 pub mod call;
 pub mod decode;
@@ -65,7 +70,7 @@ pub mod trace_file;
 pub use call::{
     Call, CallError, CallResult, ErrorOrigin, PeerProcess, ReturnValue, Shutdown, SockOption,
 };
-pub use event::{Event, Phase};
+pub use event::{Event, Phase, Watched};
 pub use kernel::{SocketState, SocketView};
 pub use message::{
     CallTally, ClientMessage, Dropped, ErrorCode, MAX_ENDPOINT_NAME, MAX_RECV_BUFSIZE, NextCall,
@@ -77,4 +82,4 @@ pub use trace_file::{TRACE_FORMAT, TraceFile};
 /// The version of this protocol. The server sends it first, in [`ServerMessage::Hello`];
 /// it changes whenever a message changes shape, so that a page built for another version
 /// can say so plainly instead of misreading events.
-pub const PROTOCOL_VERSION: u32 = 6;
+pub const PROTOCOL_VERSION: u32 = 7;

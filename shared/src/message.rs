@@ -27,6 +27,10 @@ pub struct RoleProgram {
     pub role: String,
     /// The program's source; an event's `line` counts lines of it from 1.
     pub code: String,
+    /// For a watched program, which may run code from several files: the file this is, as
+    /// the events' `watched.file` names it. Absent for a scenario's programs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
     /// The role is left to an outside program: this is the program to run, and no events of
     /// it will come.
     #[serde(default, skip_serializing_if = "is_false")]
@@ -89,6 +93,11 @@ pub enum ClientMessage {
         #[serde(flatten)]
         call: Call,
     },
+    /// Show the programs `socket-lab watch` runs on this machine (the student's own), as one
+    /// run: the one in progress, or else the last one, then each that follows, until another
+    /// message starts something else or `Stop`. The page cannot start a program; only the
+    /// `watch` command line can.
+    Watch,
 }
 
 fn is_false(value: &bool) -> bool {
@@ -232,6 +241,14 @@ pub enum ServerMessage {
         /// The call that `Next` will make.
         next: NextCall,
     },
+    /// A watched run has a program it had not sent yet: a new process, or a Python file of
+    /// one that a call was first made from. It comes before the first event that names it.
+    Program {
+        /// The run.
+        run: u64,
+        /// The program.
+        program: RoleProgram,
+    },
     /// A run has ended; no more events of it follow.
     RunFinished {
         /// The run.
@@ -254,7 +271,7 @@ pub enum ServerMessage {
 /// server hold every event, and a message carries at most about 256 KiB of events. The calls
 /// happened; their events are counted, and the calls that returned are tallied by endpoint
 /// and call, so the page can still say what the run did (`recv` 98,000 times, 100 MB).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Decode)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, Decode)]
 pub struct Dropped {
     /// How many events.
     pub count: u64,
@@ -500,6 +517,7 @@ pub(crate) mod tests {
                     peer_closed: true,
                 },
             ],
+            watched: None,
         }
     }
 
@@ -571,6 +589,9 @@ pub(crate) mod tests {
                 },
             },
             Call::Close,
+            Call::Other {
+                text: "fds=[3, 4], timeout_ms=-1".into(),
+            },
         ]
     }
 
@@ -639,6 +660,30 @@ pub(crate) mod tests {
             origin: ErrorOrigin::Kernel,
         });
         events.push(failed);
+        let mut watched = event(
+            Call::Sendall {
+                data: Bytes(b"hi".to_vec()),
+            },
+            Phase::Enter,
+        );
+        watched.watched = Some(crate::event::Watched {
+            pid: 4242,
+            tid: 4243,
+            syscall: "sendto".into(),
+            fd: Some(3),
+            python: Some("sendall".into()),
+            file: Some("/home/ana/server.py".into()),
+            partial_kernel: true,
+        });
+        events.push(watched);
+        let mut bare = event(Call::Close, Phase::Return);
+        bare.watched = Some(crate::event::Watched {
+            pid: 1,
+            tid: 1,
+            syscall: "close".into(),
+            ..Default::default()
+        });
+        events.push(bare);
         vec![
             ServerMessage::Hello {
                 protocol: crate::PROTOCOL_VERSION,
@@ -652,8 +697,18 @@ pub(crate) mod tests {
                     role: "server".into(),
                     code: "import socket\n".into(),
                     outside: false,
+                    file: None,
                 }],
                 unix_dir: Some("/tmp/socket-lab-1".into()),
+            },
+            ServerMessage::Program {
+                run: 1,
+                program: RoleProgram {
+                    role: "server.py[4242]".into(),
+                    code: "import socket\n".into(),
+                    outside: false,
+                    file: Some("/home/ana/server.py".into()),
+                },
             },
             ServerMessage::Paused {
                 run: 1,
@@ -727,6 +782,7 @@ pub(crate) mod tests {
             },
             ClientMessage::Next,
             ClientMessage::Stop,
+            ClientMessage::Watch,
             ClientMessage::Call {
                 endpoint: "s".into(),
                 call: Call::Settimeout { millis: None },

@@ -32,7 +32,9 @@ pub struct TraceFile {
 
 /// The oldest protocol whose trace files this version reads: events have kept their shape
 /// since (protocols 3 to 5 only changed the messages around them, and 6 added a kernel
-/// view's `peer_closed`, which older files leave out and which reads as false).
+/// view's `peer_closed`, which older files leave out and which reads as false; 7 added a
+/// watched program's `watched`, a program's `file` and the `other` call, all optional or
+/// new, so a file of 2 to 6 reads as it always did).
 pub const OLDEST_READABLE_PROTOCOL: u32 = 2;
 
 impl TraceFile {

@@ -10,7 +10,7 @@
 //! what a system call returned (`getsockname`/`getpeername` for addresses, the errno for
 //! errors), except for the errors of [`errno::refused_by_lab`], which say so in their origin.
 
-mod addr;
+pub(crate) mod addr;
 pub(crate) mod errno;
 pub(crate) mod kernel;
 mod places;
@@ -47,6 +47,9 @@ pub(crate) enum RunItem {
     Paused(NextCall),
     /// Events that were not queued because the queue was full.
     Dropped(shared::Dropped),
+    /// A watched run found a program (a process, or a Python file of one) that the events
+    /// after this name.
+    Program(shared::RoleProgram),
 }
 
 /// The receiving end of a run's stream.
@@ -156,21 +159,34 @@ impl EventSink {
         event.seq = state.next_seq;
         event.t_us = u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX);
         state.next_seq += 1;
-        // The last place is kept for a pause notice; a drop count needs one of its own; and
-        // sends and receives leave the reserve to the other calls.
-        let keep = if event.call.moves_data() {
-            2 + state.reserve
-        } else {
-            2
-        };
-        if state.flush_dropped(keep) && state.events.capacity() >= keep {
-            // A closed receiver means nobody watches any more (the browser left); the run
-            // is being torn down and its remaining events have nowhere to go.
-            let _ = state.events.try_send(RunItem::Event(event.clone()));
-        } else {
-            state.count_dropped(&event);
-        }
+        state.queue(&event);
         event
+    }
+
+    /// Sends an event numbered and timed elsewhere (a watched run's, by the hub that gathers
+    /// it), with the same rules for a full queue as [`EventSink::emit`]'s.
+    pub(crate) fn forward(&self, event: &Event) {
+        lock(&self.state).queue(event);
+    }
+
+    /// Sends a range of events that were not sent whole elsewhere, after what is queued.
+    pub(crate) fn forward_dropped(&self, dropped: shared::Dropped) {
+        let state = lock(&self.state);
+        let mut waiting = lock(&state.dropped);
+        match waiting.as_mut() {
+            Some(range) => absorb(range, dropped),
+            None => *waiting = Some(dropped),
+        }
+    }
+
+    /// Sends a watched run's new program, in order with the events. Like a pause notice it
+    /// is never dropped: it has places of its own in the queue.
+    pub(crate) fn program(&self, program: shared::RoleProgram) {
+        let mut state = lock(&self.state);
+        state.flush_dropped(1);
+        if state.events.try_send(RunItem::Program(program)).is_err() {
+            tracing::warn!("a watched run's program did not fit in a page's queue");
+        }
     }
 
     /// Says which call the paused run will make next, in order with its events.
@@ -183,7 +199,42 @@ impl EventSink {
     }
 }
 
+/// Adds `more` to `range`: the events of both, and their calls' tallies.
+fn absorb(range: &mut shared::Dropped, more: shared::Dropped) {
+    range.count += more.count;
+    range.first_seq = range.first_seq.min(more.first_seq);
+    range.last_seq = range.last_seq.max(more.last_seq);
+    let both = [std::mem::take(&mut range.calls), more.calls];
+    let ranges: Vec<shared::Dropped> = both
+        .into_iter()
+        .map(|calls| shared::Dropped {
+            calls,
+            ..Default::default()
+        })
+        .collect();
+    range.calls = shared::message::total_calls(&ranges);
+}
+
 impl SinkState {
+    /// Queues an event, or counts it as dropped when the queue is full.
+    fn queue(&mut self, event: &Event) {
+        let state = self;
+        // The last place is kept for a pause notice; a drop count needs one of its own; and
+        // sends and receives leave the reserve to the other calls.
+        let keep = if event.call.moves_data() {
+            2 + state.reserve
+        } else {
+            2
+        };
+        if state.flush_dropped(keep) && state.events.capacity() >= keep {
+            // A closed receiver means nobody watches any more (the browser left); the run
+            // is being torn down and its remaining events have nowhere to go.
+            let _ = state.events.try_send(RunItem::Event(event.clone()));
+        } else {
+            state.count_dropped(event);
+        }
+    }
+
     /// Queues the count of dropped events, if any, when at least `keep` places remain after
     /// it. Returns whether no count is left waiting.
     fn flush_dropped(&mut self, keep: usize) -> bool {
@@ -464,6 +515,13 @@ impl Lab {
     ) -> Result<CallResult, CallError> {
         let io_error = |error: std::io::Error| errno::from_io(&error);
         match call {
+            // Only a watched program's events have it; nothing asks the lab to make one.
+            Call::Other { .. } => Err(errno::refused_by_lab(
+                Errno::EINVAL,
+                "`other` names a watched program's system call that the tutorial has no call \
+                 for; the sandbox makes the tutorial's calls"
+                    .to_owned(),
+            )),
             Call::Socket { family, sock_type } => {
                 let mut sockets = self.sockets.lock();
                 if sockets.iter().any(|(id, _)| id == endpoint) {

@@ -261,6 +261,7 @@ fn a_full_queue_keeps_room_for_the_calls_that_are_not_data() {
                 )
             }
             super::RunItem::Paused(_) => "paused".to_owned(),
+            super::RunItem::Program(_) => "program".to_owned(),
         })
         .collect();
     // 16 places and one for a pause notice: 14 receives leave 3 (2 reserved, 1 for a pause),

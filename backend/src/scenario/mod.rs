@@ -162,6 +162,7 @@ impl Plan {
         self.roles = own;
         self.outside
             .extend(outside.into_iter().map(|plan| RoleProgram {
+                file: None,
                 role: plan.role.to_owned(),
                 code: plan.code,
                 outside: true,
@@ -184,6 +185,7 @@ impl Plan {
         self.roles
             .iter()
             .map(|role| RoleProgram {
+                file: None,
                 role: role.role.to_owned(),
                 code: role.code.clone(),
                 outside: false,

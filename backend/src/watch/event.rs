@@ -25,7 +25,7 @@
 //! listener's `accept_queue` and `backlog`.
 
 use serde::Serialize;
-use shared::{CallError, Phase, SocketView};
+use shared::{CallError, Phase, SockAddr, SocketView};
 
 use super::args::Args;
 use super::python::PythonCall;
@@ -79,6 +79,15 @@ pub(crate) enum What {
         /// send or a receive, its own alone.
         #[serde(skip_serializing_if = "Vec::is_empty")]
         kernel: Vec<SocketView>,
+        /// On return of a call that names or connects a socket (`bind`, `connect`, `listen`,
+        /// `accept`, ...), and of the first call on each socket of a process: the socket's
+        /// local address as the kernel reports it (`getsockname`); for `accept`, the new
+        /// connection's.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        local: Option<SockAddr>,
+        /// Beside `local`: the address of the socket's peer (`getpeername`), if it has one.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        peer: Option<SockAddr>,
     },
     /// The process executed a new program.
     Exec {

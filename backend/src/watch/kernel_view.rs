@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::os::fd::{FromRawFd, OwnedFd};
 
-use shared::{Family, SockType, SocketView};
+use shared::{Family, SockAddr, SockType, SocketView};
 use socket2::{Domain, Socket, Type};
 
 /// The `pidfd`s of the watched processes, opened once each.
@@ -24,14 +24,7 @@ impl KernelViews {
     /// kernel does not let the tracer take a copy, or the descriptor is not an IP or Unix
     /// socket Socket Lab reads.
     pub(crate) fn view(&mut self, pid: i32, fd: i32) -> Option<SocketView> {
-        let pidfd = match self.pidfds.get(&pid) {
-            Some(pidfd) => pidfd,
-            None => {
-                let opened = pidfd_open(pid)?;
-                self.pidfds.entry(pid).or_insert(opened)
-            }
-        };
-        let socket = Socket::from(pidfd_getfd(pidfd, fd)?);
+        let socket = self.copy(pid, fd)?;
         let family = match socket.domain().ok()? {
             Domain::IPV4 => Family::Inet,
             Domain::IPV6 => Family::Inet6,
@@ -49,6 +42,31 @@ impl KernelViews {
             family,
             sock_type,
         ))
+    }
+
+    /// The local and peer addresses of socket `fd` of process `pid`, as `getsockname` and
+    /// `getpeername` give them; `None` for what the kernel does not tell.
+    pub(crate) fn addresses(&mut self, pid: i32, fd: i32) -> (Option<SockAddr>, Option<SockAddr>) {
+        let Some(socket) = self.copy(pid, fd) else {
+            return (None, None);
+        };
+        let address = |got: std::io::Result<socket2::SockAddr>| {
+            got.ok()
+                .and_then(|address| crate::lab::addr::from_socket2(&address))
+        };
+        (address(socket.local_addr()), address(socket.peer_addr()))
+    }
+
+    /// A copy of socket `fd` of process `pid`, through the process's pidfd.
+    fn copy(&mut self, pid: i32, fd: i32) -> Option<Socket> {
+        let pidfd = match self.pidfds.get(&pid) {
+            Some(pidfd) => pidfd,
+            None => {
+                let opened = pidfd_open(pid)?;
+                self.pidfds.entry(pid).or_insert(opened)
+            }
+        };
+        Some(Socket::from(pidfd_getfd(pidfd, fd)?))
     }
 
     /// The process ended: its pidfd is closed.

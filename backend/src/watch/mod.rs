@@ -29,6 +29,8 @@ mod fds;
 mod filter;
 mod inject;
 mod kernel_view;
+mod page;
+mod publish;
 mod python;
 mod tracer;
 
@@ -59,6 +61,9 @@ pub struct WatchOptions {
     pub output: Option<PathBuf>,
     /// JSON lines instead of the table.
     pub json: bool,
+    /// Show the calls in a page too, served (if no Socket Lab serves on this machine) from
+    /// this built frontend.
+    pub page: Option<PathBuf>,
 }
 
 /// Runs the program under watch and returns the status `watch` should exit with: the
@@ -116,6 +121,32 @@ fn run_inner(options: &WatchOptions) -> Result<i32, String> {
     }
     let live = Live::default();
     forward_signals(signals, live.clone());
+    // After the fork: the page's threads must not be in the launcher's copy of `watch`.
+    let mut page = options.page.as_deref().and_then(|static_dir| {
+        let command: Vec<String> = options
+            .command
+            .iter()
+            .map(|word| word.to_string_lossy().into_owned())
+            .collect();
+        match publish::Page::open(&command.join(" "), static_dir) {
+            Ok(page) => {
+                let served = if page.serves {
+                    " (served by this watch until the program ends)"
+                } else {
+                    ""
+                };
+                eprintln!(
+                    "socket-lab watch: the calls are live at {}{served}",
+                    page.url
+                );
+                Some(page)
+            }
+            Err(problem) => {
+                eprintln!("socket-lab watch: no page ({problem}); the calls are shown here only");
+                None
+            }
+        }
+    });
     if !options.json {
         let _ = writeln!(out, "{}", table_header());
     }
@@ -123,6 +154,9 @@ fn run_inner(options: &WatchOptions) -> Result<i32, String> {
     let json = options.json;
     let mut table = TableView::new(root.as_raw());
     let mut emit = |event: WatchEvent| {
+        if let Some(page) = page.as_mut() {
+            page.push(&event);
+        }
         if write_failed {
             return;
         }
@@ -139,7 +173,11 @@ fn run_inner(options: &WatchOptions) -> Result<i32, String> {
             }
         }
     };
-    let ending = Tracer::new(second_stage, root, started, live, &mut emit).run()?;
+    let ending = Tracer::new(second_stage, root, started, live, &mut emit).run();
+    if let Some(page) = page.take() {
+        page.finish();
+    }
+    let ending = ending?;
     let _ = out.flush();
     if let tracer::Ending::Killed(signal) = ending {
         eprintln!(
@@ -366,6 +404,7 @@ fn raw_table_row(event: &WatchEvent) -> String {
             error,
             python,
             kernel,
+            ..
         } => {
             let mut call_args = args::Args::default();
             if let Some(fd) = fd {
@@ -471,6 +510,8 @@ mod tests {
             error: None,
             python: None,
             kernel: Vec::new(),
+            local: None,
+            peer: None,
         }
     }
 

@@ -74,6 +74,8 @@ pub(crate) struct Tracer<'a> {
     threads: HashMap<i32, Thread>,
     fds: FdTables,
     views: KernelViews,
+    /// The sockets, by process and descriptor, whose addresses a return has reported.
+    addressed: std::collections::HashSet<(i32, i32)>,
     live: Live,
     ending: Option<Ending>,
     /// The second stage of the filter, as the kernel reads it (see `filter.rs`).
@@ -162,6 +164,7 @@ impl<'a> Tracer<'a> {
             threads,
             fds: FdTables::default(),
             views: KernelViews::default(),
+            addressed: Default::default(),
             live,
             ending: None,
             program_started: false,
@@ -363,14 +366,24 @@ impl<'a> Tracer<'a> {
                 let out = decode::exit(&entry, value, Memory(tid));
                 syscall_event(&entry, Phase::Return, out, Some(value), None)
             };
-            if let What::Syscall { kernel, .. } = &mut what {
+            if let What::Syscall {
+                kernel,
+                local,
+                peer,
+                ..
+            } = &mut what
+            {
                 *kernel = self.views_after(pid, &entry, (!failed).then_some(value));
+                if let Some(fd) = self.addressed_fd(pid, &entry, value, failed) {
+                    (*local, *peer) = self.views.addresses(pid, fd);
+                }
             }
             self.add_python(tid_raw, &mut what);
             self.push(pid, tid_raw, what);
         }
         if entry.number == libc::SYS_close && !failed {
             self.fds.forget(pid, entry.raw[0] as i32);
+            self.addressed.remove(&(pid, entry.raw[0] as i32));
         }
         resume(tid, None);
     }
@@ -430,6 +443,33 @@ impl<'a> Tracer<'a> {
         fds.into_iter()
             .filter_map(|fd| self.views.view(pid, fd))
             .collect()
+    }
+
+    /// The socket whose addresses a return reports: the one a call named or connected (or
+    /// the connection `accept` made), and the one of a process's first call on it, so that
+    /// a page knows every socket's address pair without asking at every send.
+    fn addressed_fd(&mut self, pid: i32, entry: &Entry, value: i64, failed: bool) -> Option<i32> {
+        let in_progress = failed && -value == i64::from(libc::EINPROGRESS);
+        let fd = match entry.number {
+            libc::SYS_accept | libc::SYS_accept4 if !failed => value as i32,
+            libc::SYS_bind | libc::SYS_listen | libc::SYS_getsockname | libc::SYS_getpeername
+                if !failed =>
+            {
+                entry.fd?
+            }
+            libc::SYS_connect if !failed || in_progress => entry.fd?,
+            libc::SYS_close | libc::SYS_socket | libc::SYS_socketpair => return None,
+            _ if failed => return None,
+            _ => {
+                let fd = entry.fd?;
+                if self.addressed.contains(&(pid, fd)) {
+                    return None;
+                }
+                fd
+            }
+        };
+        self.addressed.insert((pid, fd));
+        Some(fd)
     }
 
     /// Keeps the table of socket descriptors true after a call that made or moved one.
@@ -579,6 +619,8 @@ fn syscall_event(
         error,
         python: None,
         kernel: Vec::new(),
+        local: None,
+        peer: None,
     }
 }
 

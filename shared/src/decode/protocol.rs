@@ -200,6 +200,7 @@ fn decode_call(
     let mut option = None;
     let mut flag = None;
     let mut millis = None;
+    let mut text = None;
     args.object(|args, key| match key {
         "family" => field(args, &mut family),
         "type" => field(args, &mut sock_type),
@@ -211,6 +212,7 @@ fn decode_call(
         "option" => field(args, &mut option),
         "flag" => field(args, &mut flag),
         "millis" => optional(args, &mut millis),
+        "text" => field(args, &mut text),
         _ => args.skip(),
     })?;
     let args = &args;
@@ -254,6 +256,9 @@ fn decode_call(
             flag: required(args, flag, "flag")?,
         },
         "settimeout" => Call::Settimeout { millis },
+        "other" => Call::Other {
+            text: required(args, text, "text")?,
+        },
         other => return Err(reader.error(format!("unknown call `{other}`"))),
     })
 }
@@ -358,6 +363,7 @@ impl Decode for ServerMessage {
         let (mut protocol, mut server_version, mut scenarios) = (None, None, None);
         let (mut run, mut scenario, mut programs, mut unix_dir) = (None, None, None, None);
         let (mut events, mut dropped, mut next, mut code) = (None, None, None, None);
+        let mut program = None;
         let mut outcome = OutcomeFields::default();
         reader.object(|reader, key| match key {
             "protocol" => field(reader, &mut protocol),
@@ -371,6 +377,7 @@ impl Decode for ServerMessage {
             "dropped" => field(reader, &mut dropped),
             "next" => field(reader, &mut next),
             "code" => field(reader, &mut code),
+            "program" => field(reader, &mut program),
             _ if outcome.read(reader, key)? => Ok(()),
             _ => reader.skip(),
         })?;
@@ -394,6 +401,10 @@ impl Decode for ServerMessage {
             "paused" => ServerMessage::Paused {
                 run: required(reader, run, "run")?,
                 next: required(reader, next, "next")?,
+            },
+            "program" => ServerMessage::Program {
+                run: required(reader, run, "run")?,
+                program: required(reader, program, "program")?,
             },
             "run_finished" => ServerMessage::RunFinished {
                 run: required(reader, run, "run")?,
