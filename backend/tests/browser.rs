@@ -631,6 +631,7 @@ fn long_trace(sends: usize) -> shared::TraceFile {
             }),
             error: None,
             kernel: Vec::new(),
+            watched: None,
         });
     };
     let connect = Call::Connect {
@@ -658,6 +659,7 @@ fn long_trace(sends: usize) -> shared::TraceFile {
             role: "client".into(),
             code: "import socket\n\ns = socket.socket()\ns.connect(('127.64.0.1', 12345))\nwhile True:\n    s.send(b'message')\n".into(),
             outside: false,
+            file: None,
         }],
         events,
         outcome: Some(shared::RunOutcome::Completed),
@@ -1610,6 +1612,38 @@ async fn log_rows_in_view(client: &Client, want: usize) -> Result<usize, String>
     }
 }
 
+/// The text of every row of the event log: the page draws only the rows near the log box's
+/// view, so the box is scrolled from its top to its end and each view read.
+async fn whole_log_text(client: &Client) -> Result<String, String> {
+    scroll_into_view(client, "event-log").await?;
+    let mut text = String::new();
+    for step in 0..40 {
+        let at_end = script(
+            client,
+            &format!(
+                "const box = document.querySelector('.log-box');
+                 box.scrollTop = {step} * box.clientHeight / 2;
+                 return box.scrollTop + box.clientHeight >= box.scrollHeight - 1;"
+            ),
+        )
+        .await?;
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let shown = client
+            .find(Locator::Css("[data-testid='event-log']"))
+            .await
+            .map_err(|e| e.to_string())?
+            .text()
+            .await
+            .map_err(|e| e.to_string())?;
+        text.push_str(&shown);
+        text.push('\n');
+        if at_end == serde_json::Value::Bool(true) {
+            break;
+        }
+    }
+    Ok(text)
+}
+
 /// Scrolls the window to the element with the test id.
 async fn scroll_into_view(client: &Client, testid: &str) -> Result<(), String> {
     client
@@ -1950,4 +1984,121 @@ async fn the_dev_pair_plays_through_trunks_proxy(client: &Client) -> Result<(), 
 #[ignore = "needs trunk, a built page and chromedriver, and ports 8080 and 3000: run scripts/test.sh"]
 async fn trunk_serve_and_the_backend_play_a_scenario_together() {
     in_browser_alone(the_dev_pair_plays_through_trunks_proxy).await;
+}
+
+/// The student's own server and client, each under `socket-lab watch`, shown live on a page
+/// opened first at the address `watch` prints, then stepped through with each program's
+/// source highlighted at the call's line.
+async fn a_watched_pair_shows_live_and_steps_through_its_source(
+    client: &Client,
+) -> Result<(), String> {
+    let dir = std::env::temp_dir().join(format!("socket-lab-browser-watch-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let hub = dir.join("hub").join("watch.sock");
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut config = backend::Config::new(repo_root().join("dist"));
+    config.hub_socket = Some(hub.clone());
+    let (_stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(backend::serve(listener, config, async {
+        let _ = stopped.await;
+    }));
+    goto(client, &format!("http://{addr}/?watch")).await?;
+    wait_for_text(client, "connection-status", "connected").await?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port().to_string())
+        .map_err(|error| error.to_string())?;
+    let peers = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/peers");
+    let watch = |script: &str, args: &[&str]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_backend"));
+        command
+            .env("SOCKET_LAB_HUB", &hub)
+            .args(["watch", "-o", "/dev/null", "--", "/usr/bin/python3"])
+            .arg(peers.join(script))
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        command
+    };
+    let mut server = watch("simple_server.py", &[&port])
+        .spawn()
+        .map_err(|error| error.to_string())?;
+    // The server says when it listens; the page shows it live before any client runs. The
+    // read blocks, so it is not done on the thread that serves the page.
+    let stdout = server.stdout.take().ok_or("no stdout")?;
+    let (listening, said) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        let mut reader = std::io::BufReader::new(stdout);
+        let mut line = String::new();
+        let _ = reader.read_line(&mut line);
+        let _ = listening.send(line);
+        // The rest of its output is read too, so that its prints never find a closed pipe.
+        let _ = std::io::copy(&mut reader, &mut std::io::sink());
+    });
+    tokio::task::spawn_blocking(move || said.recv_timeout(Duration::from_secs(20)))
+        .await
+        .map_err(|error| error.to_string())?
+        .map_err(|error| format!("the watched server never said it listens: {error}"))?;
+    let live = wait_for_text(client, "event-log", "listen(").await;
+    save_screenshot(client, "watch-live.png").await;
+    live?;
+    wait_for_text(client, "run-status", "running").await?;
+    let mut client_command = watch("simple_client.py", &["127.0.0.1", &port]);
+    let client_run = tokio::task::spawn_blocking(move || client_command.output())
+        .await
+        .map_err(|error| error.to_string())?
+        .map_err(|error| error.to_string())?;
+    if !client_run.status.success() {
+        return Err(format!("the watched client failed: {client_run:?}"));
+    }
+    let server_run = tokio::task::spawn_blocking(move || server.wait_with_output())
+        .await
+        .map_err(|error| error.to_string())?
+        .map_err(|error| error.to_string())?;
+    if !server_run.status.success() {
+        return Err(format!("the watched server failed: {server_run:?}"));
+    }
+    wait_for_text(client, "run-status", "finished").await?;
+    // The kernel's names for the calls, and the Python call that made each.
+    let log = whole_log_text(client).await?;
+    if !log.contains("send() → sendto(b'Connection is successful')")
+        || !log.contains("accept() → accept4()")
+        || !log.contains("recv() → recvfrom(1024)")
+    {
+        return Err(format!(
+            "the log does not name the calls as the kernel saw them: {log}"
+        ));
+    }
+    // Both processes are lifelines, and the server's bytes reach the client's.
+    let diagram = wait_for_text(client, "diagram", "simple_client.py[").await?;
+    if !diagram.contains("simple_server.py[") || !diagram.contains("Connection is successful") {
+        return Err(format!(
+            "the diagram lacks a process or the message: {diagram}"
+        ));
+    }
+    click(client, "step-first").await?;
+    wait_for_text(client, "step-label", "event 1 of").await?;
+    let line = current_line(client, "simple_server.py").await?;
+    if !line.contains("s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)") {
+        return Err(format!("at the first event the server's line is {line:?}"));
+    }
+    // To the last event (the client's close returning), stepped to.
+    click(client, "follow").await?;
+    click(client, "step-back").await?;
+    click(client, "step-forward").await?;
+    let line = current_line(client, "simple_client.py").await?;
+    if !line.contains("s.close()") {
+        return Err(format!("at the last event the client's line is {line:?}"));
+    }
+    save_screenshot(client, "watch-stepped.png").await;
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+#[tokio::test]
+#[ignore = "needs a built page and chromedriver: run scripts/test.sh"]
+async fn a_watched_program_is_shown_live_and_stepped_with_its_source() {
+    in_browser_alone(a_watched_pair_shows_live_and_steps_through_its_source).await;
 }

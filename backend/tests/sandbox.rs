@@ -78,7 +78,9 @@ impl User {
                     ServerMessage::RunFinished { outcome, .. } => {
                         self.finished = Some(outcome.clone());
                     }
-                    ServerMessage::Hello { .. } | ServerMessage::Paused { .. } => {}
+                    ServerMessage::Hello { .. }
+                    | ServerMessage::Paused { .. }
+                    | ServerMessage::Program { .. } => {}
                 }
                 return message;
             }

@@ -58,7 +58,7 @@ fn watch_command(output: &Path, program: &[&str]) -> Command {
 /// program...`.
 fn watch_with(mut launcher: Command, output: &Path, program: &[&str]) -> Command {
     launcher
-        .args(["watch", "--json", "-o"])
+        .args(["watch", "--no-page", "--json", "-o"])
         .arg(output)
         .arg("--")
         .args(program);
@@ -899,7 +899,7 @@ fn where_ptrace_or_seccomp_is_refused_watch_says_which_and_fails() {
         Command::new(&deny)
             .arg(call.to_string())
             .arg(env!("CARGO_BIN_EXE_backend"))
-            .args(["watch", "--json", "-o"])
+            .args(["watch", "--no-page", "--json", "-o"])
             .arg(&log)
             .args(["--", python(), "-c", "print('ran')"])
             .output()
@@ -968,7 +968,7 @@ fn a_python3_that_is_a_shell_shim_is_followed_and_the_table_shows_the_program() 
     // The table shows the program, not the shim's helpers.
     let table = scratch.path("table.txt");
     let shown = Command::new(env!("CARGO_BIN_EXE_backend"))
-        .args(["watch", "-o"])
+        .args(["watch", "--no-page", "-o"])
         .arg(&table)
         .arg("--")
         .args(program)

@@ -4,7 +4,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use leptos::prelude::*;
-use shared::describe::{call_text, outcome_text};
+use shared::describe::{call_text, kernel_call_text, outcome_text};
 use shared::{ClientMessage, OutsideRole, Phase, ServerMessage, TraceFile};
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::{JsCast, JsValue};
@@ -28,6 +28,8 @@ struct DeepLink {
     outside: Option<OutsideRole>,
     step: Option<usize>,
     perf: bool,
+    /// `?watch`: show the programs `socket-lab watch` runs (the address it prints).
+    watch: bool,
 }
 
 fn deep_link() -> DeepLink {
@@ -55,6 +57,7 @@ fn deep_link() -> DeepLink {
         }),
         step: params.get("step").and_then(|step| step.parse().ok()),
         perf: flag("perf"),
+        watch: params.has("watch"),
     }
 }
 
@@ -191,6 +194,8 @@ struct Connection {
     model: RwSignal<Model>,
     /// A play that waits for the link (from a deep link, or a click while reconnecting).
     pending_play: RefCell<Option<ClientMessage>>,
+    /// The page shows watched programs: it asks for them again on every connection.
+    watching: std::cell::Cell<bool>,
     /// Whether to time how long the page takes to show each message (`&perf=1`).
     perf: bool,
     /// The event a deep link asks to show once its run has ended.
@@ -297,6 +302,10 @@ impl Connection {
             };
             if let Some(play) = pending {
                 self.send(&play);
+            } else if self.watching.get()
+                && self.model.with_untracked(|m| m.link == Link::Connected)
+            {
+                self.send(&ClientMessage::Watch);
             }
         }
     }
@@ -640,6 +649,7 @@ fn App() -> impl IntoView {
             None
         }),
         perf: link.perf,
+        watching: std::cell::Cell::new(link.watch),
         pending_step: RefCell::new(link.step),
         retries: RefCell::new(0),
         inbox: RefCell::new(Inbox::default()),
@@ -1228,11 +1238,7 @@ fn RunPanel(
             };
             let program = |role: &str| run.programs.iter().position(|p| p.role == role);
             LineMarks {
-                highlighted: run
-                    .highlighted_lines()
-                    .into_iter()
-                    .filter_map(|(role, line, own)| Some((program(&role)?, line, own)))
-                    .collect(),
+                highlighted: run.highlighted_lines(),
                 next: run
                     .paused
                     .as_ref()
@@ -1244,15 +1250,19 @@ fn RunPanel(
     let programs = move || {
         program_list.with(|programs| {
         programs.iter().enumerate().map(|(program_index, program)| {
-            let caption = if program.outside {
-                format!("{}.py — your program: run it with python3", program.role)
-            } else {
-                format!("{}.py", program.role)
+            let caption = match (&program.file, program.outside) {
+                (Some(file), _) => format!("{} — {file}", program.role),
+                (None, true) => format!("{}.py — your program: run it with python3", program.role),
+                (None, false) => format!("{}.py", program.role),
+            };
+            let testid = match &program.file {
+                Some(file) => format!("code-{}", file.rsplit('/').next().unwrap_or(file)),
+                None => format!("code-{}", program.role),
             };
             view! {
                 <figure class=format!("program role-{}", role_colour(&program.role)) class:outside=program.outside>
                     <figcaption>{caption}</figcaption>
-                    <pre data-testid=format!("code-{}", program.role)>
+                    <pre data-testid=testid>
                         {program.code.lines().enumerate().map(|(index, text)| {
                             let number = index as u32 + 1;
                             let mark = move || marks.with(|marks| marks.of(program_index, number));
@@ -1516,7 +1526,7 @@ fn RunPanel(
                             <td>{crate::model::millis_text(event.t_us)}</td>
                             <td>{event.endpoint.clone()}</td>
                             <td>{if event.phase == Phase::Enter { "enter" } else { "return" }}</td>
-                            <td><code>{call_text(&event.call)}</code></td>
+                            <td>{python_call(event)}<code>{kernel_call_text(event)}</code></td>
                             <td title=result_title><code>{result}</code></td>
                             <td title=meaning_title>{meaning}</td>
                         </tr>
@@ -1731,6 +1741,16 @@ const CARD_RECEIVED_BYTES: usize = 32;
 
 /// An endpoint's card: its fd, addresses and the kernel's view of it; `waiting` is the call
 /// it waits in, as Python writes it.
+/// Which Python call made a watched program's system call, where it is not the same name
+/// (`sendall() → sendto(...)`), written first so that a narrow column still shows it.
+fn python_call(event: &shared::Event) -> Option<impl IntoView + use<>> {
+    let watched = event.watched.as_ref()?;
+    let python = watched.python.as_ref()?;
+    (python != &watched.syscall).then(|| {
+        view! { <span class="python-call" title="the Python call that made this system call">{format!("{python}() → ")}</span> }
+    })
+}
+
 fn endpoint_card(e: crate::model::EndpointView, waiting: Option<String>) -> impl IntoView {
     let testid = format!("endpoint-{}", e.id);
     let address = e

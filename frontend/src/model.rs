@@ -14,9 +14,11 @@ use shared::{
 
 /// The colour a role's endpoints are drawn in: clients (`client`, `client2`) in the client
 /// colour, every other program (`server`, a `second` or `restarted` server) in the server
-/// colour, the user's own sandbox sockets and outside programs in their own.
+/// colour, the user's own sandbox sockets and outside programs in their own. A watched
+/// process whose program's name says client (`client.py[4242]`, `simple_client.py[7]`) is
+/// drawn as a client too.
 pub fn role_colour(role: &str) -> &'static str {
-    if role.starts_with("client") {
+    if role.contains("client") {
         "client"
     } else if role == shared::SANDBOX_ID {
         "sandbox"
@@ -123,6 +125,11 @@ impl Model {
                     view.dropped.extend(dropped);
                 }
             }
+            ServerMessage::Program { run, program } => {
+                if let Some(view) = self.run.as_mut().filter(|view| view.id == run) {
+                    view.programs.push(program);
+                }
+            }
             ServerMessage::Paused { run, next } => {
                 if let Some(view) = self.run.as_mut().filter(|view| view.id == run) {
                     view.paused = Some(next);
@@ -194,6 +201,12 @@ impl Model {
             });
         }
     }
+}
+
+/// The program an event's line is in: its role's, and for a watched process, its file.
+fn program_key(event: &Event) -> (&str, Option<&str>) {
+    let file = event.watched.as_ref().and_then(|w| w.file.as_deref());
+    (event.role.as_str(), file)
 }
 
 /// The role of a program outside Socket Lab drawn from what the kernel says of it.
@@ -478,7 +491,7 @@ pub struct RunView {
     /// Per role, its events that name a line of its program, in order: the line a role is
     /// at, at any event, is found by bisection (a role that makes no calls for ten thousand
     /// events is not looked for through all of them every frame).
-    lines_by_role: Vec<(String, Vec<usize>)>,
+    lines_by_role: Vec<(String, Option<String>, Vec<usize>)>,
     /// Every message before this one has been taken whole: a recv looks for its bytes from
     /// here, not through every message of the run.
     first_untaken: usize,
@@ -635,28 +648,27 @@ impl RunView {
         })
     }
 
-    /// For each program, the line to highlight at the selected event: the selected event's own
-    /// line for its role (`true`), and for the other roles the line of their latest event
-    /// until then (`false`).
-    pub fn highlighted_lines(&self) -> Vec<(String, u32, bool)> {
+    /// For each program, by its place in `programs`, the line to highlight at the selected
+    /// event: the selected event's own line for its program (`true`), and for the other
+    /// programs the line of their latest event until then (`false`). A watched process may
+    /// have several programs (its Python files); its events name theirs.
+    pub fn highlighted_lines(&self) -> Vec<(usize, u32, bool)> {
         let Some(selected) = self.selected() else {
             return Vec::new();
         };
-        let current_role = &self.events[selected].role;
+        let current = program_key(&self.events[selected]);
         self.programs
             .iter()
-            .filter_map(|program| {
-                let (_, with_lines) = self
+            .enumerate()
+            .filter_map(|(index, program)| {
+                let key = (program.role.as_str(), program.file.as_deref());
+                let (_, _, with_lines) = self
                     .lines_by_role
                     .iter()
-                    .find(|(role, _)| *role == program.role)?;
-                let until = with_lines.partition_point(|&index| index <= selected);
+                    .find(|(role, file, _)| (role.as_str(), file.as_deref()) == key)?;
+                let until = with_lines.partition_point(|&event| event <= selected);
                 let event = &self.events[*with_lines[..until].last()?];
-                Some((
-                    program.role.clone(),
-                    event.line?,
-                    &program.role == current_role,
-                ))
+                Some((index, event.line?, key == current))
             })
             .collect()
     }
@@ -796,7 +808,12 @@ impl RunView {
         }
         // After the call's own changes, so that a socket the event made (an accepted
         // connection) has the kernel's view from its first event on.
+        let partial = event.watched.as_ref().is_some_and(|w| w.partial_kernel);
         for endpoint in &mut self.endpoints {
+            // A watched program's event has the views of some of its sockets only.
+            if partial && !event.kernel.iter().any(|view| view.endpoint == endpoint.id) {
+                continue;
+            }
             let view = event
                 .kernel
                 .iter()
@@ -814,13 +831,18 @@ impl RunView {
         }
         self.overview.push(index, &event);
         if event.line.is_some() {
+            let key = program_key(&event);
             match self
                 .lines_by_role
                 .iter_mut()
-                .find(|(role, _)| *role == event.role)
+                .find(|(role, file, _)| (role.as_str(), file.as_deref()) == key)
             {
-                Some((_, with_lines)) => with_lines.push(index),
-                None => self.lines_by_role.push((event.role.clone(), vec![index])),
+                Some((_, _, with_lines)) => with_lines.push(index),
+                None => self.lines_by_role.push((
+                    event.role.clone(),
+                    key.1.map(str::to_owned),
+                    vec![index],
+                )),
             }
         }
         self.events.push(event);

@@ -681,11 +681,13 @@ fn run_with_code() -> crate::model::RunView {
             role: "server".into(),
             code: "server code".into(),
             outside: false,
+            file: None,
         },
         shared::RoleProgram {
             role: "client".into(),
             code: "client code".into(),
             outside: false,
+            file: None,
         },
     ];
     model.run.unwrap()
@@ -697,13 +699,10 @@ fn stepping_back_and_forth_moves_the_highlighted_lines() {
     let last = run.events.len() - 1;
     assert_eq!(run.selected(), Some(last));
     // At the end the client's recv returned: its line is the current one.
-    assert_eq!(
-        run.highlighted_lines(),
-        [("server".into(), 12, false), ("client".into(), 8, true)]
-    );
+    assert_eq!(run.highlighted_lines(), [(0, 12, false), (1, 8, true)]);
     // Step back to the server entering accept (event 4): the client has not started.
     run.seek(4);
-    assert_eq!(run.highlighted_lines(), [("server".into(), 10, true)]);
+    assert_eq!(run.highlighted_lines(), [(0, 10, true)]);
     run.step(1);
     assert_eq!(run.selected(), Some(5));
     run.step(-10);
@@ -720,11 +719,12 @@ fn stepping_back_and_forth_moves_the_highlighted_lines() {
                 .find(|event| event.role == role)
                 .and_then(|event| event.line)
         };
-        let expected: Vec<(String, u32, bool)> = ["server", "client"]
+        let expected: Vec<(usize, u32, bool)> = ["server", "client"]
             .into_iter()
-            .filter_map(|role| {
+            .enumerate()
+            .filter_map(|(index, role)| {
                 let current = run.events[selected].role == role;
-                Some((role.to_owned(), latest_line(role)?, current))
+                Some((index, latest_line(role)?, current))
             })
             .collect();
         assert_eq!(run.highlighted_lines(), expected, "at event {selected}");

@@ -57,6 +57,7 @@ fn listening_server() -> Vec<Event> {
                 }),
                 error: None,
                 kernel: Vec::new(),
+                watched: None,
             });
         }
     }
@@ -79,6 +80,7 @@ fn model() -> Model {
                 "import socket\n\ns = socket.socket()\ns.bind(('127.64.0.1', 12345))\ns.listen(5)\n"
                     .into(),
             outside: false,
+            file: None,
         }],
         unix_dir: None,
     });

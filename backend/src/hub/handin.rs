@@ -39,6 +39,7 @@ pub(crate) const MAX_SOURCE: usize = 512 * 1024;
 /// One line from `watch` to the server.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[allow(clippy::large_enum_variant)] // Nearly every line is an event; boxing each would cost an allocation.
 pub(crate) enum HandIn {
     /// The first line.
     Hello {
@@ -135,8 +136,11 @@ pub(crate) async fn serve(
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
     let me = nix::unistd::geteuid().as_raw();
+    let mut ticks = tokio::time::interval(std::time::Duration::from_millis(5));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
+            _ = ticks.tick() => hub.tick(),
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
                     let uid = stream.peer_cred().map(|cred| cred.uid());

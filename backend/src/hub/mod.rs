@@ -17,7 +17,6 @@
 pub(crate) mod handin;
 
 use std::sync::Mutex;
-use std::time::Instant;
 
 use shared::{Dropped, Event, RoleProgram, RunOutcome, ScenarioInfo};
 use tokio::sync::watch;
@@ -31,6 +30,13 @@ pub(crate) const WATCH_RUN_BASE: u64 = 1 << 40;
 /// The events of a run the hub keeps for a page that opens after they happened; the rest
 /// are counted (and tallied by call) in one range, as a firehose's are.
 pub(crate) const LOG_EVENTS: usize = 4096;
+
+/// How long, while two or more programs are watched, the hub holds each event for one of
+/// another process that happened before it but reached the hub after it. Each `watch` hands
+/// its events in as they happen, but on a busy machine one `watch` may be scheduled a few
+/// milliseconds after another: without the wait, a client's `connect` could be shown after
+/// the server's `accept` that it caused. A single program's events go at once.
+const REORDER_WINDOW_US: u64 = 20_000;
 
 /// The queue of each page showing a watched run: room for the whole kept log at once, and
 /// for what comes while the page reads it.
@@ -64,7 +70,10 @@ struct State {
 struct HubRun {
     id: u64,
     info: ScenarioInfo,
-    started: Instant,
+    /// When the run started, on the machine's monotonic clock, which every `watch` reads too.
+    started_us: u64,
+    /// Events held for [`REORDER_WINDOW_US`], in time order.
+    held: Vec<Event>,
     /// Each program sent so far, by role and file: a program is sent once.
     programs: Vec<(String, Option<String>)>,
     /// What a page that opens now is sent first: the first events, the programs, and the
@@ -81,11 +90,10 @@ struct HubRun {
     pages: Vec<EventSink>,
 }
 
-/// A member's place in a run: the run, and where its own clock starts on the run's.
+/// A member's place in a run.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Membership {
     run: u64,
-    offset_us: u64,
 }
 
 /// A page's view of one watched run: the messages to start it with, and its items.
@@ -101,8 +109,10 @@ pub(crate) struct Subscription {
 
 /// What a watched program's `watch` hands the hub after its greeting.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // Nearly every item is an event; boxing each would cost an allocation.
 pub(crate) enum Item {
-    /// An event, numbered and timed by its `watch` (the hub renumbers it in the run).
+    /// An event, timed by its `watch` on the monotonic clock ([`monotonic_us`]); the hub
+    /// numbers it in the run and times it from the run's start.
     Event(Event),
     /// A program the events after it name.
     Program(RoleProgram),
@@ -128,7 +138,8 @@ impl Hub {
                         .to_owned(),
                     outside_roles: Vec::new(),
                 },
-                started: Instant::now(),
+                started_us: monotonic_us(),
+                held: Vec::new(),
                 programs: Vec::new(),
                 log: Vec::new(),
                 logged_events: 0,
@@ -144,10 +155,7 @@ impl Hub {
             unreachable!("a run was just made if there was none");
         };
         run.members += 1;
-        Membership {
-            run: run.id,
-            offset_us: micros_since(run.started),
-        }
+        Membership { run: run.id }
     }
 
     /// Adds what a member handed in to its run.
@@ -162,23 +170,13 @@ impl Hub {
         };
         match item {
             Item::Event(mut event) => {
-                event.seq = run.next_seq;
-                run.next_seq += 1;
-                event.t_us = member.offset_us.saturating_add(event.t_us);
-                for page in &run.pages {
-                    page.forward(&event);
-                }
-                if run.logged_events < LOG_EVENTS {
-                    run.logged_events += 1;
-                    run.log.push(RunItem::Event(event));
+                event.t_us = event.t_us.saturating_sub(run.started_us);
+                if run.members <= 1 && run.held.is_empty() {
+                    run.send(event);
                 } else {
-                    let extended = match run.log.last_mut() {
-                        Some(RunItem::Dropped(range)) => range.extend(&event),
-                        _ => false,
-                    };
-                    if !extended {
-                        run.log.push(RunItem::Dropped(Dropped::of(&event)));
-                    }
+                    let at = run.held.partition_point(|held| held.t_us <= event.t_us);
+                    run.held.insert(at, event);
+                    run.release(false);
                 }
             }
             Item::Program(program) => {
@@ -221,6 +219,10 @@ impl Hub {
             )
         }));
         run.members = run.members.saturating_sub(1);
+        if run.members <= 1 {
+            // Nothing can come out of order any more.
+            run.release(true);
+        }
         if run.members == 0 {
             let failed: Vec<&str> = run
                 .endings
@@ -239,6 +241,14 @@ impl Hub {
             run.pages.clear();
             let id = run.id;
             self.runs.send_replace(id);
+        }
+    }
+
+    /// Sends the held events whose wait is over; called every few milliseconds.
+    pub(crate) fn tick(&self) {
+        let mut state = lock(&self.state);
+        if let Some(run) = state.run.as_mut() {
+            run.release(false);
         }
     }
 
@@ -284,8 +294,53 @@ impl Hub {
     }
 }
 
-fn micros_since(start: Instant) -> u64 {
-    u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX)
+impl HubRun {
+    /// Numbers an event, sends it to every page, and keeps it for pages to come.
+    fn send(&mut self, mut event: Event) {
+        event.seq = self.next_seq;
+        self.next_seq += 1;
+        for page in &self.pages {
+            page.forward(&event);
+        }
+        if self.logged_events < LOG_EVENTS {
+            self.logged_events += 1;
+            self.log.push(RunItem::Event(event));
+        } else {
+            let extended = match self.log.last_mut() {
+                Some(RunItem::Dropped(range)) => range.extend(&event),
+                _ => false,
+            };
+            if !extended {
+                self.log.push(RunItem::Dropped(Dropped::of(&event)));
+            }
+        }
+    }
+
+    /// Sends the held events that have waited [`REORDER_WINDOW_US`], or all of them.
+    fn release(&mut self, all: bool) {
+        let now = monotonic_us().saturating_sub(self.started_us);
+        let due = if all {
+            self.held.len()
+        } else {
+            self.held
+                .partition_point(|held| held.t_us.saturating_add(REORDER_WINDOW_US) <= now)
+        };
+        let released: Vec<Event> = self.held.drain(..due).collect();
+        for event in released {
+            self.send(event);
+        }
+    }
+}
+
+/// Microseconds on the machine's monotonic clock (`CLOCK_MONOTONIC`), the clock every
+/// process of the machine reads alike: events of two `watch`es are timed on one clock.
+pub(crate) fn monotonic_us() -> u64 {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+        .map(|time| {
+            u64::try_from(time.tv_sec()).unwrap_or(0) * 1_000_000
+                + u64::try_from(time.tv_nsec()).unwrap_or(0) / 1_000
+        })
+        .unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -334,9 +389,16 @@ mod tests {
             }),
         );
         hub.publish(client, Item::Event(event("c.fd3", Call::Close)));
+        // Two programs: their events wait a moment for any of the other's that came late.
+        let first = drain(&mut page.items).await;
+        assert!(
+            matches!(first[..], [RunItem::Program(_)]),
+            "a program goes at once"
+        );
+        tokio::time::sleep(std::time::Duration::from_micros(REORDER_WINDOW_US + 5_000)).await;
+        hub.tick();
         let items = drain(&mut page.items).await;
         assert_eq!(seqs(&items), vec![0, 1]);
-        assert!(matches!(items[1], RunItem::Program(_)));
         hub.leave(
             client,
             Some(("client.py[2] exited with status 0".into(), true)),
@@ -365,6 +427,40 @@ mod tests {
             hub.outcome(page.id + 1),
             Some(RunOutcome::Cancelled { reason }) if reason.contains("without saying")
         ));
+    }
+
+    #[tokio::test]
+    async fn two_programs_events_are_shown_in_the_order_they_happened() {
+        let hub = Hub::default();
+        let server = hub.join("server");
+        let client = hub.join("client");
+        let mut page = hub.subscribe(0).unwrap();
+        let now = monotonic_us();
+        let mut accepted = event("s.fd3", Call::Accept);
+        accepted.t_us = now;
+        let mut connect = event(
+            "c.fd3",
+            Call::Connect {
+                address: shared::SockAddr::Unix {
+                    path: "x".into(),
+                    r#abstract: false,
+                },
+            },
+        );
+        connect.t_us = now - 3_000;
+        // The server's accept reaches the hub first; the client's connect, 3 ms earlier, next.
+        hub.publish(server, Item::Event(accepted));
+        hub.publish(client, Item::Event(connect));
+        hub.leave(client, Some(("client exited with status 0".into(), true)));
+        let calls: Vec<String> = drain(&mut page.items)
+            .await
+            .iter()
+            .filter_map(|item| match item {
+                RunItem::Event(event) => Some(format!("{} {}", event.seq, event.call.name())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(calls, ["0 connect", "1 accept"]);
     }
 
     #[tokio::test]

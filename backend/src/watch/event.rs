@@ -49,6 +49,7 @@ pub(crate) struct WatchEvent {
 /// What happened, by kind.
 #[derive(Clone, Debug, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
+#[allow(clippy::large_enum_variant)] // Nearly every event is a call; boxing each would cost an allocation.
 pub(crate) enum What {
     /// A socket system call entered or returned.
     Syscall {

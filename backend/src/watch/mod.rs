@@ -128,7 +128,7 @@ fn run_inner(options: &WatchOptions) -> Result<i32, String> {
             .iter()
             .map(|word| word.to_string_lossy().into_owned())
             .collect();
-        match publish::Page::open(&command.join(" "), static_dir) {
+        match publish::Page::open(&command.join(" "), static_dir, started) {
             Ok(page) => {
                 let served = if page.serves {
                     " (served by this watch until the program ends)"

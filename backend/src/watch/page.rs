@@ -36,6 +36,8 @@ struct Endpoint {
     peer: Option<SockAddr>,
     /// Whether an event has told the page the addresses above.
     told: bool,
+    /// Whether it is a stream socket (made by `socket(..., SOCK_STREAM)` or `accept`).
+    stream: bool,
 }
 
 /// Turns a watched program's events into the page's.
@@ -56,6 +58,9 @@ pub(crate) struct PageFeed {
     /// The first process's end, in words, and whether it ended well.
     ending: Option<(String, bool)>,
     root: Option<i32>,
+    /// When `watch` started the program, on the monotonic clock: the page's events are
+    /// timed on that clock, which every `watch` of the machine shares (see `crate::hub`).
+    clock_base_us: u64,
 }
 
 #[derive(Debug)]
@@ -66,6 +71,15 @@ struct OpenCall {
 }
 
 impl PageFeed {
+    /// A feed for a program started `since` ago.
+    pub(crate) fn new(since: std::time::Duration) -> Self {
+        let since = u64::try_from(since.as_micros()).unwrap_or(0);
+        PageFeed {
+            clock_base_us: crate::hub::monotonic_us().saturating_sub(since),
+            ..Default::default()
+        }
+    }
+
     /// The page's events and programs for one watched event, in order.
     pub(crate) fn feed(&mut self, event: &WatchEvent) -> Vec<Item> {
         let pid = event.pid;
@@ -101,7 +115,7 @@ impl PageFeed {
                 Vec::new()
             }
             What::Exited { code } => {
-                self.end(pid, format!("exited with status {code}"), *code == 0);
+                self.end(pid, &format!("exited with status {code}"), *code == 0);
                 Vec::new()
             }
             What::Killed {
@@ -109,7 +123,7 @@ impl PageFeed {
                 core_dumped,
             } => {
                 let core = if *core_dumped { " (core dumped)" } else { "" };
-                self.end(pid, format!("was killed by {signal}{core}"), false);
+                self.end(pid, &format!("was killed by {signal}{core}"), false);
                 Vec::new()
             }
             What::Syscall { .. } => self.syscall(event),
@@ -122,7 +136,7 @@ impl PageFeed {
         self.ending.clone()
     }
 
-    fn end(&mut self, pid: i32, how: String, ok: bool) {
+    fn end(&mut self, pid: i32, how: &str, ok: bool) {
         if self.root == Some(pid) {
             let who = self
                 .roles
@@ -175,6 +189,7 @@ impl PageFeed {
                     local: None,
                     peer: None,
                     told: false,
+                    stream: false,
                 },
             );
         }
@@ -224,13 +239,26 @@ impl PageFeed {
         let makes_socket = matches!(*syscall, "socket" | "socketpair");
         match phase {
             Phase::Enter => {
-                let call = enter_call(syscall, args);
+                let mut call = enter_call(syscall, args);
+                // `recvfrom` is also how Python's `recv()` and C's `recv()` read: on a stream
+                // socket, or when Python says so, it is the tutorial's `recv`.
+                if let Call::Recvfrom { bufsize } = call {
+                    let python_recv = python
+                        .as_ref()
+                        .is_some_and(|python| !python.call.starts_with("recvfrom"));
+                    let stream = fd
+                        .and_then(|fd| self.endpoints.get(&(pid, fd)))
+                        .is_some_and(|endpoint| endpoint.stream);
+                    if python_recv || (python.is_none() && stream) {
+                        call = Call::Recv { bufsize };
+                    }
+                }
                 let endpoint = match fd {
                     Some(fd) => self.endpoint(pid, *fd).name.clone(),
                     None => format!("{role}.new"),
                 };
                 let mut event = Event::enter(&role, &endpoint, line, call.clone());
-                event.t_us = watched.t_us;
+                event.t_us = self.clock_base_us + watched.t_us;
                 event.watched = Some(details);
                 let held = makes_socket.then(|| event.clone());
                 self.open.insert(tid, OpenCall { call, held });
@@ -275,20 +303,8 @@ impl PageFeed {
                 }
                 let mut event = Event::enter(&role, &endpoint, line, call.clone());
                 event.phase = Phase::Return;
-                event.t_us = watched.t_us;
+                event.t_us = self.clock_base_us + watched.t_us;
                 event.watched = Some(details);
-                event.kernel = kernel
-                    .iter()
-                    .map(|view| {
-                        let mut view = view.clone();
-                        if let Some(number) = view.endpoint.strip_prefix("fd")
-                            && let Ok(number) = number.parse::<i32>()
-                        {
-                            view.endpoint = self.endpoint(pid, number).name.clone();
-                        }
-                        view
-                    })
-                    .collect();
                 match (result, error) {
                     (_, Some(error)) => event.error = Some(error.clone()),
                     (Some(value), None) => {
@@ -313,6 +329,19 @@ impl PageFeed {
                     }
                     (None, None) => {}
                 }
+                // After the result, which names a connection `accept` made.
+                event.kernel = kernel
+                    .iter()
+                    .map(|view| {
+                        let mut view = view.clone();
+                        if let Some(number) = view.endpoint.strip_prefix("fd")
+                            && let Ok(number) = number.parse::<i32>()
+                        {
+                            view.endpoint = self.endpoint(pid, number).name.clone();
+                        }
+                        view
+                    })
+                    .collect();
                 if *syscall == "close"
                     && error.is_none()
                     && let Some(fd) = fd
@@ -353,7 +382,12 @@ impl PageFeed {
             _ => None,
         };
         result.value = match (call, syscall) {
-            (Call::Socket { .. }, _) => ReturnValue::Socket,
+            (Call::Socket { sock_type, .. }, _) => {
+                if let Some(fd) = fd {
+                    self.endpoint(pid, fd).stream = *sock_type == SockType::Stream;
+                }
+                ReturnValue::Socket
+            }
             (Call::Accept, _) => {
                 let new = value as i32;
                 let address = match arg(out, "address") {
@@ -368,6 +402,7 @@ impl PageFeed {
                 endpoint.local = local.clone();
                 endpoint.peer = Some(address.clone());
                 endpoint.told = true;
+                endpoint.stream = true;
                 ReturnValue::Accepted {
                     endpoint: endpoint.name.clone(),
                     fd: new,

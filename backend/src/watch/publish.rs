@@ -45,6 +45,7 @@ pub(crate) struct Page {
 }
 
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // As for `Item`, which it nearly always is.
 enum Line {
     Item(Item),
     Ended(String, bool),
@@ -52,7 +53,7 @@ enum Line {
 
 impl Page {
     /// Joins the Socket Lab serving on this machine, or serves the page from `static_dir`.
-    pub(crate) fn open(command: &str, static_dir: &Path) -> Result<Page, String> {
+    pub(crate) fn open(command: &str, static_dir: &Path, started: Instant) -> Result<Page, String> {
         let path = handin::default_path();
         let (stream, serves) = match UnixStream::connect(&path) {
             Ok(stream) => (stream, false),
@@ -63,10 +64,10 @@ impl Page {
         let (queue, lines) = mpsc::sync_channel(QUEUE);
         let writer = std::thread::Builder::new()
             .name("watch-page".to_owned())
-            .spawn(move || write_lines(stream, lines))
+            .spawn(move || write_lines(&stream, &lines))
             .map_err(|error| format!("cannot start the page's writer: {error}"))?;
         Ok(Page {
-            feed: PageFeed::default(),
+            feed: PageFeed::new(started.elapsed()),
             queue: Some(queue),
             dropped: 0,
             writer: Some(writer),
@@ -176,8 +177,8 @@ fn greet(stream: UnixStream, command: &str) -> std::io::Result<(String, UnixStre
 }
 
 /// Writes the queue's lines to the hub until the program has ended or the hub is gone.
-fn write_lines(stream: UnixStream, lines: Receiver<Line>) {
-    let mut out = std::io::BufWriter::new(&stream);
+fn write_lines(stream: &UnixStream, lines: &Receiver<Line>) {
+    let mut out = std::io::BufWriter::new(stream);
     while let Ok(first) = lines.recv() {
         let mut next = Some(first);
         while let Some(line) = next.take() {

@@ -1,0 +1,246 @@
+//! `watch` and the page: the tutorial's server and client, each under its own `watch`, handed
+//! to a running Socket Lab and seen by a page's WebSocket as one run.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::{free_port, peer};
+use futures_util::{SinkExt, StreamExt};
+use shared::{Call, ClientMessage, Event, Phase, ReturnValue, ServerMessage};
+use tokio_tungstenite::tungstenite::Message;
+
+type Client =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A directory of this test's, removed when dropped.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Self {
+        let dir =
+            std::env::temp_dir().join(format!("socket-lab-page-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+async fn next_message(client: &mut Client) -> ServerMessage {
+    loop {
+        let frame = tokio::time::timeout(Duration::from_secs(20), client.next())
+            .await
+            .expect("no message within 20 s")
+            .expect("the connection ended")
+            .unwrap();
+        if let Message::Text(text) = frame {
+            let message: ServerMessage = serde_json::from_str(text.as_str()).unwrap();
+            // The page reads with shared::decode: both must agree on what the hub sends.
+            assert_eq!(
+                shared::decode::from_str(text.as_str()).as_ref(),
+                Ok(&message)
+            );
+            return message;
+        }
+    }
+}
+
+/// `backend watch --no-page`'s opposite: a watch that hands its calls to the hub at `hub`.
+fn watch(hub: &std::path::Path, program: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_backend"));
+    command
+        .env("SOCKET_LAB_HUB", hub)
+        .args(["watch", "-o", "/dev/null", "--"])
+        .args(program)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    command
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watched_server_and_client_are_one_run_on_the_page() {
+    let scratch = Scratch::new("two");
+    let hub = scratch.0.join("hub").join("watch.sock");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut config = backend::Config::new(scratch.0.join("no-page-here"));
+    config.hub_socket = Some(hub.clone());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(backend::serve(listener, config, async {
+        let _ = stopped.await;
+    }));
+    let (mut page, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws"))
+        .await
+        .unwrap();
+    assert!(matches!(
+        next_message(&mut page).await,
+        ServerMessage::Hello { .. }
+    ));
+    let watch_message = serde_json::to_string(&ClientMessage::Watch).unwrap();
+    page.send(Message::Text(watch_message.into()))
+        .await
+        .unwrap();
+
+    let port = free_port().to_string();
+    let server_py = peer("simple_server.py");
+    let client_py = peer("simple_client.py");
+    let server = watch(
+        &hub,
+        &["/usr/bin/python3", server_py.to_str().unwrap(), &port],
+    )
+    .spawn()
+    .unwrap();
+    // The server listens before the client starts: its first events come first.
+    let mut messages = Vec::new();
+    let mut run = None;
+    while !messages.iter().any(|m: &ServerMessage| {
+        matches!(m, ServerMessage::Events { events, .. }
+        if events.iter().any(|e| e.call.name() == "listen" && e.phase == Phase::Return))
+    }) {
+        let message = next_message(&mut page).await;
+        if let ServerMessage::RunStarted {
+            run: id, scenario, ..
+        } = &message
+        {
+            assert!(scenario.title.contains("simple_server.py"), "{scenario:?}");
+            run = Some(*id);
+        }
+        messages.push(message);
+    }
+    let client = watch(
+        &hub,
+        &[
+            "/usr/bin/python3",
+            client_py.to_str().unwrap(),
+            "127.0.0.1",
+            &port,
+        ],
+    )
+    .output()
+    .unwrap();
+    assert!(client.status.success(), "{client:?}");
+    // The client's watch printed where the page is: this server's.
+    let said = String::from_utf8_lossy(&client.stderr);
+    assert!(said.contains(&format!("http://{addr}/?watch")), "{said}");
+    let server = server.wait_with_output().unwrap();
+    assert!(server.status.success(), "{server:?}");
+    loop {
+        let message = next_message(&mut page).await;
+        let finished = matches!(message, ServerMessage::RunFinished { .. });
+        messages.push(message);
+        if finished {
+            break;
+        }
+    }
+    let _ = stop.send(());
+    let run = run.expect("the run started");
+
+    let mut events: Vec<Event> = Vec::new();
+    let mut programs = Vec::new();
+    for message in &messages {
+        match message {
+            ServerMessage::Events {
+                run: id,
+                events: batch,
+                dropped,
+            } => {
+                assert_eq!(*id, run);
+                assert!(dropped.is_empty(), "nothing was dropped: {dropped:?}");
+                events.extend(batch.iter().cloned());
+            }
+            ServerMessage::Program { program, .. } => programs.push(program.clone()),
+            ServerMessage::RunFinished { outcome, .. } => {
+                assert_eq!(*outcome, shared::RunOutcome::Completed);
+            }
+            _ => {}
+        }
+    }
+    // Every event once, in order.
+    let seqs: Vec<u64> = events.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, (0..events.len() as u64).collect::<Vec<_>>());
+    // Two processes, named by their scripts, each with its source.
+    let roles: Vec<&str> = programs.iter().map(|p| p.role.as_str()).collect();
+    assert_eq!(roles.len(), 2, "{roles:?}");
+    assert!(roles[0].starts_with("simple_server.py["), "{roles:?}");
+    assert!(roles[1].starts_with("simple_client.py["), "{roles:?}");
+    assert!(programs[0].code.contains("con, addr = s.accept()"));
+    // Each event names its line in its file, and a line of that file is what it says.
+    for event in &events {
+        let watched = event.watched.as_ref().expect("a watched event");
+        let (Some(line), Some(file)) = (event.line, watched.file.as_ref()) else {
+            continue;
+        };
+        let program = programs
+            .iter()
+            .find(|p| p.role == event.role && p.file.as_ref() == Some(file))
+            .expect("its program came before it");
+        let text = program
+            .code
+            .lines()
+            .nth(line as usize - 1)
+            .unwrap_or_default();
+        let method = watched.python.as_deref().unwrap_or_default();
+        assert!(
+            text.contains(method),
+            "line {line} `{text}` does not call {method}"
+        );
+    }
+    // The server's send reaches the client's recv: the bytes, and the address pairs the page
+    // draws the arrow by.
+    let accepted = events
+        .iter()
+        .find_map(|e| match e.result.as_ref().map(|r| &r.value) {
+            Some(ReturnValue::Accepted {
+                endpoint, address, ..
+            }) => Some((endpoint, address)),
+            _ => None,
+        })
+        .expect("the server accepted");
+    let (connection, client_address) = accepted;
+    let sent = events
+        .iter()
+        .find(|e| &e.endpoint == connection && e.phase == Phase::Enter && e.call.name() == "send")
+        .expect("the server sent on the connection");
+    assert_eq!(
+        sent.call,
+        Call::Send {
+            data: shared::Bytes(b"Connection is successful".to_vec())
+        }
+    );
+    assert_eq!(sent.watched.as_ref().unwrap().syscall, "sendto");
+    let received = events
+        .iter()
+        .find(|e| {
+            e.role.starts_with("simple_client.py")
+                && matches!(e.result.as_ref().map(|r| &r.value),
+                    Some(ReturnValue::Received { data, .. }) if data.0 == b"Connection is successful")
+        })
+        .expect("the client received the bytes");
+    let client_local = events
+        .iter()
+        .filter(|e| e.endpoint == received.endpoint)
+        .find_map(|e| e.result.as_ref().and_then(|r| r.local.clone()))
+        .expect("the client's socket's address was told");
+    assert_eq!(&client_local, client_address);
+    // The kernel's view of the listener after listen().
+    let listened = events
+        .iter()
+        .find(|e| e.call.name() == "listen" && e.phase == Phase::Return)
+        .unwrap();
+    assert!(
+        listened
+            .kernel
+            .iter()
+            .any(|view| view.endpoint == listened.endpoint
+                && view.state == shared::SocketState::Listen),
+        "{listened:?}"
+    );
+}
