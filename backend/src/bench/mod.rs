@@ -12,6 +12,7 @@
 //! a run of it with the goals of issue 7.
 
 mod watch_cost;
+mod watch_page;
 
 use std::collections::HashMap;
 use std::fmt::Write as _;

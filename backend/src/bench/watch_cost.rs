@@ -12,7 +12,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{BenchError, BenchOptions, Figure, Goal, fail, free_port, median, millis};
+use super::{
+    BenchError, BenchOptions, Figure, Goal, fail, free_port, median, millis, percentile, watch_page,
+};
 
 /// The server: echoes each message until the client closes.
 const ECHO_SERVER: &str = "import socket, sys
@@ -57,7 +59,9 @@ impl Runner {
         Runner::Watch,
     ];
 
-    fn command(self, program: &[&str]) -> Result<Command, BenchError> {
+    /// The command that runs `program` under this runner; `watch` hands its calls to the
+    /// page at `hub`.
+    fn command(self, program: &[&str], hub: &Path) -> Result<Command, BenchError> {
         let mut command = match self {
             Runner::Plain => return Ok(plain(program)),
             Runner::Strace => {
@@ -81,7 +85,9 @@ impl Runner {
                 let exe =
                     std::env::current_exe().map_err(|error| fail("finding this binary", error))?;
                 let mut command = Command::new(exe);
-                command.args(["watch", "--json", "-o", "/dev/null", "--"]);
+                command
+                    .env(crate::hub::handin::HUB_ENV, hub)
+                    .args(["watch", "--json", "-o", "/dev/null", "--"]);
                 command
             }
         };
@@ -98,14 +104,19 @@ fn plain(program: &[&str]) -> Command {
 
 /// One exchange of `messages` messages, both programs under `runner`, from the server's
 /// start to both having ended.
-fn exchange(runner: Runner, dir: &Path, messages: usize) -> Result<Duration, BenchError> {
+fn exchange(
+    runner: Runner,
+    dir: &Path,
+    hub: &Path,
+    messages: usize,
+) -> Result<Duration, BenchError> {
     let python = "/usr/bin/python3";
     let server_py = dir.join("echo_server.py");
     let client_py = dir.join("echo_client.py");
     let port = free_port()?.to_string();
     let began = Instant::now();
     let mut server = runner
-        .command(&[python, &server_py.to_string_lossy(), &port])?
+        .command(&[python, &server_py.to_string_lossy(), &port], hub)?
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -120,12 +131,15 @@ fn exchange(runner: Runner, dir: &Path, messages: usize) -> Result<Duration, Ben
         )));
     }
     let client = runner
-        .command(&[
-            python,
-            &client_py.to_string_lossy(),
-            &port,
-            &messages.to_string(),
-        ])?
+        .command(
+            &[
+                python,
+                &client_py.to_string_lossy(),
+                &port,
+                &messages.to_string(),
+            ],
+            hub,
+        )?
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
@@ -142,7 +156,7 @@ fn exchange(runner: Runner, dir: &Path, messages: usize) -> Result<Duration, Ben
 }
 
 /// Python's start-up, with the modules a socket program imports, under `runner`.
-fn start_up(runner: Runner) -> Result<Duration, BenchError> {
+fn start_up(runner: Runner, hub: &Path) -> Result<Duration, BenchError> {
     let program = [
         "/usr/bin/python3",
         "-c",
@@ -150,7 +164,7 @@ fn start_up(runner: Runner) -> Result<Duration, BenchError> {
     ];
     let began = Instant::now();
     let status = runner
-        .command(&program)?
+        .command(&program, hub)?
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
@@ -176,13 +190,21 @@ pub(super) fn figures(options: &BenchOptions) -> Result<Vec<Figure>, BenchError>
         .map_err(|error| fail("writing the server", error))?;
     std::fs::write(dir.join("echo_client.py"), ECHO_CLIENT)
         .map_err(|error| fail("writing the client", error))?;
+    std::fs::write(dir.join("datagrams.py"), DATAGRAMS)
+        .map_err(|error| fail("writing the datagram sender", error))?;
+    // `watch` streams to a page, as a student's does: a server of this benchmark's own takes
+    // the hand-ins, and a WebSocket page watches.
+    let runtime = tokio::runtime::Handle::current();
+    let mut page = runtime.block_on(watch_page::open(&dir))?;
+    let hub = page.hub.clone();
     let messages = options.scaled(10_000, 300);
     let runs = options.scaled(5, 1);
     let mut times: Vec<Vec<Duration>> = vec![Vec::new(); Runner::ALL.len()];
     let result = (|| {
         for _ in 0..runs {
             for (index, runner) in Runner::ALL.iter().enumerate() {
-                times[index].push(exchange(*runner, &dir, messages)?);
+                times[index].push(exchange(*runner, &dir, &hub, messages)?);
+                while page.sends.try_recv().is_ok() {}
             }
         }
         Ok::<(), BenchError>(())
@@ -192,14 +214,17 @@ pub(super) fn figures(options: &BenchOptions) -> Result<Vec<Figure>, BenchError>
     let mut watched_start = Vec::new();
     let started = (|| {
         for _ in 0..starts {
-            plain_start.push(start_up(Runner::Plain)?);
-            watched_start.push(start_up(Runner::Watch)?);
+            plain_start.push(start_up(Runner::Plain, &hub)?);
+            watched_start.push(start_up(Runner::Watch, &hub)?);
         }
         Ok::<(), BenchError>(())
     })();
+    let datagrams = options.scaled(1_000, 100);
+    let latencies = page_latency(&runtime, &mut page, &dir, datagrams);
     let _ = std::fs::remove_dir_all(&dir);
     result?;
     started?;
+    let (mut watched, mut relayed) = latencies?;
     let [plain, strace, seccomp, watch] =
         [0, 1, 2, 3].map(|index| millis(median(&mut times[index])));
     let each = format!("median of {runs}, {messages} messages each way, both programs under it");
@@ -236,7 +261,8 @@ pub(super) fn figures(options: &BenchOptions) -> Result<Vec<Figure>, BenchError>
             None,
         )
         .note(format!(
-            "{each}; the events go to /dev/null, since the page does not show watched programs yet"
+            "{each}; the events go to a page (a WebSocket client of a server of the \
+             benchmark's own), the terminal's to /dev/null"
         )),
         Figure::new(
             "watch_over_strace_seccomp",
@@ -286,7 +312,209 @@ pub(super) fn figures(options: &BenchOptions) -> Result<Vec<Figure>, BenchError>
             millis(fastest(&watched_start)),
             millis(fastest(&plain_start))
         )),
-    ])
+    ]
+    .into_iter()
+    .chain(latency_figures(&mut watched, &mut relayed, datagrams))
+    .collect())
+}
+
+/// The figures of a watched call's way to the page, against the bare relay's.
+fn latency_figures(watched: &mut [Duration], relayed: &mut [Duration], count: usize) -> Vec<Figure> {
+    watched.sort_unstable();
+    relayed.sort_unstable();
+    let [watch_p50, watch_p99, relay_p50, relay_p99] = [
+        percentile(watched, 0.5),
+        percentile(watched, 0.99),
+        percentile(relayed, 0.5),
+        percentile(relayed, 0.99),
+    ]
+    .map(millis);
+    let each = format!(
+        "{} of {count} sendto()s, 2 ms apart: from the datagram reaching its receiver to the \
+         call's return event reaching the page",
+        watched.len()
+    );
+    vec![
+        Figure::new(
+            "watch_to_page_p50_ms",
+            "a watched call's return to its event at the page, p50",
+            Some(watch_p50),
+            "ms",
+            None,
+        )
+        .note(each.clone()),
+        Figure::new(
+            "watch_to_page_p99_ms",
+            "a watched call's return to its event at the page, p99",
+            Some(watch_p99),
+            "ms",
+            Some(Goal::AtMost(1.0)),
+        )
+        .note(each),
+        Figure::new(
+            "relay_p50_ms",
+            "the bare relay (TCP line to a WebSocket client), p50",
+            Some(relay_p50),
+            "ms",
+            None,
+        )
+        .note(format!(
+            "{} of {count}: the same program, unwatched, writes each datagram to the relay \
+             after sending it",
+            relayed.len()
+        )),
+        Figure::new(
+            "relay_p99_ms",
+            "the bare relay, p99",
+            Some(relay_p99),
+            "ms",
+            None,
+        ),
+        Figure::new(
+            "watch_to_page_over_relay_p50",
+            "watched call to page / bare relay, p50",
+            Some(watch_p50 / relay_p50),
+            "x",
+            Some(Goal::AtMost(2.0)),
+        ),
+        Figure::new(
+            "watch_to_page_over_relay_p99",
+            "watched call to page / bare relay, p99",
+            Some(watch_p99 / relay_p99),
+            "x",
+            Some(Goal::AtMost(3.0)),
+        ),
+    ]
+}
+
+/// Sends `count` datagrams to a port, 2 ms apart, each also written (with a newline) to a
+/// relay's port when one is given: `datagrams.py PORT COUNT [RELAY_PORT]`.
+const DATAGRAMS: &str = "import socket, sys, time
+port, count = int(sys.argv[1]), int(sys.argv[2])
+relay = socket.create_connection(('127.0.0.1', int(sys.argv[3]))) if len(sys.argv) > 3 else None
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for i in range(count):
+    message = b'lat-%d' % i
+    u.sendto(message, ('127.0.0.1', port))
+    if relay:
+        relay.sendall(message + b'\\n')
+    time.sleep(0.002)
+";
+
+/// How long each datagram took from reaching its receiver here to reaching the page under
+/// `watch`, and to reaching the relay's WebSocket client unwatched.
+fn page_latency(
+    runtime: &tokio::runtime::Handle,
+    page: &mut watch_page::WatchPage,
+    dir: &Path,
+    count: usize,
+) -> Result<(Vec<Duration>, Vec<Duration>), BenchError> {
+    let script = dir.join("datagrams.py").to_string_lossy().into_owned();
+    let count_text = count.to_string();
+    // Under watch, to the page.
+    let (receiver, port, arrivals) = datagram_receiver()?;
+    let port_text = port.to_string();
+    let status = Runner::Watch
+        .command(&["/usr/bin/python3", &script, &port_text, &count_text], &page.hub)?
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map_err(|error| fail("running the datagram sender under watch", error))?;
+    if !status.success() {
+        return Err(BenchError(format!("the watched datagram sender failed: {status}")));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    drop(receiver);
+    let mut shown = Vec::new();
+    while let Ok(send) = page.sends.try_recv() {
+        shown.push(send);
+    }
+    let watched = matched(&arrivals.lock().map(|a| a.clone()).unwrap_or_default(), &shown);
+    // Unwatched, through the relay.
+    let (relay_port, mut relayed_lines) = runtime.block_on(watch_page::relay())?;
+    let (receiver, port, arrivals) = datagram_receiver()?;
+    let status = Runner::Plain
+        .command(
+            &[
+                "/usr/bin/python3",
+                &script,
+                &port.to_string(),
+                &count_text,
+                &relay_port.to_string(),
+            ],
+            &page.hub,
+        )?
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map_err(|error| fail("running the datagram sender with the relay", error))?;
+    if !status.success() {
+        return Err(BenchError(format!("the relayed datagram sender failed: {status}")));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    drop(receiver);
+    let mut relayed = Vec::new();
+    while let Ok(line) = relayed_lines.try_recv() {
+        relayed.push(line);
+    }
+    let relayed = matched(&arrivals.lock().map(|a| a.clone()).unwrap_or_default(), &relayed);
+    if watched.is_empty() || relayed.is_empty() {
+        return Err(BenchError(format!(
+            "no datagram was matched to its event ({} under watch, {} relayed)",
+            watched.len(),
+            relayed.len()
+        )));
+    }
+    Ok((watched, relayed))
+}
+
+type Arrivals = std::sync::Arc<std::sync::Mutex<Vec<(Vec<u8>, Instant)>>>;
+
+/// A UDP socket on 127.0.0.1 that notes when each datagram arrives, read by a thread of its
+/// own until the returned guard is dropped (and one more datagram, or a second, comes).
+fn datagram_receiver() -> Result<(std::net::UdpSocket, u16, Arrivals), BenchError> {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0")
+        .map_err(|error| fail("binding the datagram receiver", error))?;
+    let port = socket
+        .local_addr()
+        .map_err(|error| fail("binding the datagram receiver", error))?
+        .port();
+    let reader = socket
+        .try_clone()
+        .map_err(|error| fail("binding the datagram receiver", error))?;
+    reader
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .map_err(|error| fail("binding the datagram receiver", error))?;
+    let arrivals: Arrivals = Default::default();
+    let noted = std::sync::Arc::clone(&arrivals);
+    std::thread::spawn(move || {
+        let mut buffer = [0u8; 64];
+        let mut quiet = 0;
+        while quiet < 10 {
+            match reader.recv(&mut buffer) {
+                Ok(read) => {
+                    quiet = 0;
+                    if let Ok(mut noted) = noted.lock() {
+                        noted.push((buffer[..read].to_vec(), Instant::now()));
+                    }
+                }
+                Err(_) => quiet += 1,
+            }
+        }
+    });
+    Ok((socket, port, arrivals))
+}
+
+/// For each datagram that also came out at the far end, how long after it did.
+fn matched(arrivals: &[(Vec<u8>, Instant)], shown: &[(Vec<u8>, Instant)]) -> Vec<Duration> {
+    let arrived: std::collections::HashMap<&[u8], Instant> = arrivals
+        .iter()
+        .map(|(data, at)| (data.as_slice(), *at))
+        .collect();
+    shown
+        .iter()
+        .filter_map(|(data, at)| Some(at.saturating_duration_since(*arrived.get(data.as_slice())?)))
+        .collect()
 }
 
 /// The shortest of `times`.
