@@ -1373,3 +1373,87 @@ fn a_session_the_server_closed_says_why_and_is_not_shown_as_live() {
     shut_down.close_link(Some((1001, "the server is shutting down".into())));
     assert_eq!(shut_down.link, Link::Lost);
 }
+
+/// A watched process's event on `endpoint`, from `file` at `line`, with views of some of the
+/// process's sockets only.
+fn watched(seq: u64, endpoint: &str, call: Call, file: &str, line: u32) -> Event {
+    let role = endpoint.rsplit_once('.').map_or(endpoint, |(role, _)| role);
+    Event {
+        seq,
+        watched: Some(shared::Watched {
+            pid: 7,
+            tid: 7,
+            syscall: call.name().into(),
+            file: Some(file.into()),
+            partial_kernel: true,
+            ..Default::default()
+        }),
+        ..Event::enter(role, endpoint, Some(line), call)
+    }
+}
+
+#[test]
+fn a_watched_process_has_a_program_per_file_and_views_of_some_sockets_leave_the_others() {
+    let mut model = model_with(Vec::new());
+    for (file, code) in [
+        ("/a/server.py", "import helper\nhelper.serve()\n"),
+        (
+            "/a/helper.py",
+            "import socket\ns = socket.socket()\nc = socket.socket()\n",
+        ),
+    ] {
+        model.apply(ServerMessage::Program {
+            run: 1,
+            program: shared::RoleProgram {
+                role: "server.py[7]".into(),
+                code: code.into(),
+                outside: false,
+                file: Some(file.into()),
+            },
+        });
+    }
+    let view = |endpoint: &str, state| shared::SocketView {
+        endpoint: endpoint.into(),
+        state,
+        recv_queue: Some(0),
+        send_queue: Some(0),
+        accept_queue: None,
+        backlog: None,
+        lingering: false,
+        peer_closed: false,
+    };
+    let mut first = watched(
+        0,
+        "server.py[7].fd3",
+        Call::Listen { backlog: 5 },
+        "/a/helper.py",
+        2,
+    );
+    first.phase = Phase::Return;
+    first.kernel = vec![view("server.py[7].fd3", shared::SocketState::Listen)];
+    let mut second = watched(
+        1,
+        "server.py[7].fd4",
+        Call::Recv { bufsize: 4 },
+        "/a/helper.py",
+        3,
+    );
+    second.kernel = vec![view("server.py[7].fd4", shared::SocketState::Established)];
+    second.phase = Phase::Return;
+    model.apply(ServerMessage::Events {
+        run: 1,
+        events: vec![first, second],
+        dropped: vec![],
+    });
+    let run = model.run.as_ref().unwrap();
+    assert_eq!(run.programs.len(), 2);
+    // The line is in the helper's file, the second program.
+    assert_eq!(run.highlighted_lines(), [(1, 3, true)]);
+    // fd4's view said nothing of fd3: fd3 still listens, as the kernel last said.
+    let listener = run.endpoint("server.py[7].fd3").unwrap();
+    assert_eq!(
+        listener.kernel.as_ref().map(|view| view.state),
+        Some(shared::SocketState::Listen)
+    );
+    assert_ne!(listener.state, crate::model::EndpointState::Closed);
+}

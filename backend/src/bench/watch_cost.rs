@@ -85,9 +85,13 @@ impl Runner {
                 let exe =
                     std::env::current_exe().map_err(|error| fail("finding this binary", error))?;
                 let mut command = Command::new(exe);
-                command
-                    .env(crate::hub::handin::HUB_ENV, hub)
-                    .args(["watch", "--json", "-o", "/dev/null", "--"]);
+                command.env(crate::hub::handin::HUB_ENV, hub).args([
+                    "watch",
+                    "--json",
+                    "-o",
+                    "/dev/null",
+                    "--",
+                ]);
                 command
             }
         };
@@ -195,7 +199,7 @@ pub(super) fn figures(options: &BenchOptions) -> Result<Vec<Figure>, BenchError>
     // `watch` streams to a page, as a student's does: a server of this benchmark's own takes
     // the hand-ins, and a WebSocket page watches.
     let runtime = tokio::runtime::Handle::current();
-    let mut page = runtime.block_on(watch_page::open(&dir))?;
+    let mut page = runtime.block_on(watch_page::open(&dir, &options.static_dir))?;
     let hub = page.hub.clone();
     let messages = options.scaled(10_000, 300);
     let runs = options.scaled(5, 1);
@@ -319,7 +323,11 @@ pub(super) fn figures(options: &BenchOptions) -> Result<Vec<Figure>, BenchError>
 }
 
 /// The figures of a watched call's way to the page, against the bare relay's.
-fn latency_figures(watched: &mut [Duration], relayed: &mut [Duration], count: usize) -> Vec<Figure> {
+fn latency_figures(
+    watched: &mut [Duration],
+    relayed: &mut [Duration],
+    count: usize,
+) -> Vec<Figure> {
     watched.sort_unstable();
     relayed.sort_unstable();
     let [watch_p50, watch_p99, relay_p50, relay_p99] = [
@@ -415,13 +423,18 @@ fn page_latency(
     let (receiver, port, arrivals) = datagram_receiver()?;
     let port_text = port.to_string();
     let status = Runner::Watch
-        .command(&["/usr/bin/python3", &script, &port_text, &count_text], &page.hub)?
+        .command(
+            &["/usr/bin/python3", &script, &port_text, &count_text],
+            &page.hub,
+        )?
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
         .map_err(|error| fail("running the datagram sender under watch", error))?;
     if !status.success() {
-        return Err(BenchError(format!("the watched datagram sender failed: {status}")));
+        return Err(BenchError(format!(
+            "the watched datagram sender failed: {status}"
+        )));
     }
     std::thread::sleep(Duration::from_millis(300));
     drop(receiver);
@@ -429,7 +442,10 @@ fn page_latency(
     while let Ok(send) = page.sends.try_recv() {
         shown.push(send);
     }
-    let watched = matched(&arrivals.lock().map(|a| a.clone()).unwrap_or_default(), &shown);
+    let watched = matched(
+        &arrivals.lock().map(|a| a.clone()).unwrap_or_default(),
+        &shown,
+    );
     // Unwatched, through the relay.
     let (relay_port, mut relayed_lines) = runtime.block_on(watch_page::relay())?;
     let (receiver, port, arrivals) = datagram_receiver()?;
@@ -449,7 +465,9 @@ fn page_latency(
         .status()
         .map_err(|error| fail("running the datagram sender with the relay", error))?;
     if !status.success() {
-        return Err(BenchError(format!("the relayed datagram sender failed: {status}")));
+        return Err(BenchError(format!(
+            "the relayed datagram sender failed: {status}"
+        )));
     }
     std::thread::sleep(Duration::from_millis(300));
     drop(receiver);
@@ -457,7 +475,10 @@ fn page_latency(
     while let Ok(line) = relayed_lines.try_recv() {
         relayed.push(line);
     }
-    let relayed = matched(&arrivals.lock().map(|a| a.clone()).unwrap_or_default(), &relayed);
+    let relayed = matched(
+        &arrivals.lock().map(|a| a.clone()).unwrap_or_default(),
+        &relayed,
+    );
     if watched.is_empty() || relayed.is_empty() {
         return Err(BenchError(format!(
             "no datagram was matched to its event ({} under watch, {} relayed)",

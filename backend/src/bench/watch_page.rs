@@ -23,8 +23,9 @@ pub(super) struct WatchPage {
     _stop: oneshot::Sender<()>,
 }
 
-/// Serves a page with a hub at `dir/hub/watch.sock`, and opens a page on it that watches.
-pub(super) async fn open(dir: &Path) -> Result<WatchPage, BenchError> {
+/// Serves the page in `static_dir` with a hub at `dir/hub/watch.sock`, and opens a page on it
+/// that watches.
+pub(super) async fn open(dir: &Path, static_dir: &Path) -> Result<WatchPage, BenchError> {
     let hub = dir.join("hub").join("watch.sock");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -32,7 +33,7 @@ pub(super) async fn open(dir: &Path) -> Result<WatchPage, BenchError> {
     let addr = listener
         .local_addr()
         .map_err(|error| fail("serving the watching page", error))?;
-    let mut config = crate::Config::new(dir.join("no-page"));
+    let mut config = crate::Config::new(static_dir);
     config.hub_socket = Some(hub.clone());
     let (stop, stopped) = oneshot::channel::<()>();
     tokio::spawn(crate::serve(listener, config, async {
@@ -87,7 +88,8 @@ pub(super) async fn open(dir: &Path) -> Result<WatchPage, BenchError> {
 
 /// The bare relay: a TCP port whose lines come out, as they are read, as WebSocket text
 /// messages to one client of its own; the receiver has each line and when it arrived.
-pub(super) async fn relay() -> Result<(u16, mpsc::UnboundedReceiver<(Vec<u8>, Instant)>), BenchError> {
+pub(super) async fn relay() -> Result<(u16, mpsc::UnboundedReceiver<(Vec<u8>, Instant)>), BenchError>
+{
     let lines_in = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .map_err(|error| fail("starting the relay", error))?;
