@@ -244,3 +244,82 @@ async fn a_watched_server_and_client_are_one_run_on_the_page() {
         "{listened:?}"
     );
 }
+
+/// Reads the page's address from what `watch` printed on standard error.
+fn printed_page(stderr: &mut impl std::io::BufRead) -> String {
+    let mut line = String::new();
+    while stderr.read_line(&mut line).unwrap_or(0) > 0 {
+        if let Some(at) = line.find("http://") {
+            let url = line[at..].split_whitespace().next().unwrap_or_default();
+            return url.to_owned();
+        }
+        line.clear();
+    }
+    panic!("watch printed no page address");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_no_socket_lab_serving_watch_serves_the_page_and_names_the_crash() {
+    let scratch = Scratch::new("alone");
+    // No server takes hand-ins here: watch serves the page itself.
+    let hub = scratch.0.join("hub").join("watch.sock");
+    let program = "import os, signal, socket, sys, time\n\
+                   sys.stdin.readline()\n\
+                   s = socket.socket()\n\
+                   os.kill(os.getpid(), signal.SIGSEGV)\n";
+    let mut watched = watch(&hub, &["/usr/bin/python3", "-c", program])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(watched.stderr.take().unwrap());
+    let url = tokio::task::spawn_blocking(move || printed_page(&mut stderr))
+        .await
+        .unwrap();
+    assert!(
+        url.starts_with("http://127.0.0.1:") && url.ends_with("/?watch"),
+        "{url}"
+    );
+    let ws = url.replace("http://", "ws://").replace("/?watch", "/ws");
+    let (mut page, _) = tokio_tungstenite::connect_async(ws).await.unwrap();
+    assert!(matches!(
+        next_message(&mut page).await,
+        ServerMessage::Hello { .. }
+    ));
+    let watch_message = serde_json::to_string(&ClientMessage::Watch).unwrap();
+    page.send(Message::Text(watch_message.into()))
+        .await
+        .unwrap();
+    assert!(matches!(
+        next_message(&mut page).await,
+        ServerMessage::RunStarted { .. }
+    ));
+    // The page is there: the program may go on, make its socket and crash.
+    {
+        use std::io::Write;
+        let mut stdin = watched.stdin.take().unwrap();
+        stdin.write_all(b"go\n").unwrap();
+    }
+    let mut saw_socket = false;
+    let outcome = loop {
+        match next_message(&mut page).await {
+            ServerMessage::Events { events, .. } => {
+                saw_socket |= events.iter().any(|e| e.call.name() == "socket");
+            }
+            ServerMessage::RunFinished { outcome, .. } => break outcome,
+            _ => {}
+        }
+    };
+    assert!(saw_socket, "the page saw the program's socket()");
+    match outcome {
+        shared::RunOutcome::Cancelled { reason } => {
+            assert!(reason.contains("was killed by SIGSEGV"), "{reason}");
+        }
+        other => panic!("the crash is not named: {other:?}"),
+    }
+    let status = tokio::task::spawn_blocking(move || watched.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    // 128 + SIGSEGV, as a shell says.
+    assert_eq!(status.code(), Some(139));
+}

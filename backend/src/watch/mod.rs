@@ -22,6 +22,16 @@
 //! - `event.rs`: the events, and their JSON.
 //! - this file: the command (`run`), its output, and the forwarding of `watch`'s own signals.
 
+/// Writes a line of `watch`'s own to standard error, as `eprintln!` does, but never panics:
+/// a terminal that went away (a closed pipe) must not end the tracer, which would kill the
+/// program it traces.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 mod args;
 mod decode;
 mod event;
@@ -73,7 +83,7 @@ pub fn run(options: &WatchOptions) -> i32 {
     match run_inner(options) {
         Ok(status) => status,
         Err(message) => {
-            eprintln!("socket-lab watch: {message}");
+            say!("socket-lab watch: {message}");
             2
         }
     }
@@ -135,14 +145,14 @@ fn run_inner(options: &WatchOptions) -> Result<i32, String> {
                 } else {
                     ""
                 };
-                eprintln!(
+                say!(
                     "socket-lab watch: the calls are live at {}{served}",
                     page.url
                 );
                 Some(page)
             }
             Err(problem) => {
-                eprintln!("socket-lab watch: no page ({problem}); the calls are shown here only");
+                say!("socket-lab watch: no page ({problem}); the calls are shown here only");
                 None
             }
         }
@@ -180,7 +190,7 @@ fn run_inner(options: &WatchOptions) -> Result<i32, String> {
     let ending = ending?;
     let _ = out.flush();
     if let tracer::Ending::Killed(signal) = ending {
-        eprintln!(
+        say!(
             "socket-lab watch: the program was killed by {} ({signal_text})",
             signal.as_str(),
             signal_text = signal_description(signal)
@@ -200,11 +210,11 @@ fn launch(command: &[OsString], python_path: &OsString) -> ! {
         })
     });
     if let Err(message) = loaded {
-        eprintln!("socket-lab watch: {message}");
+        say!("socket-lab watch: {message}");
         std::process::exit(NO_FILTER_STATUS);
     }
     let Some((program, args)) = command.split_first() else {
-        eprintln!("socket-lab watch: no program given");
+        say!("socket-lab watch: no program given");
         std::process::exit(2);
     };
     // `watch` blocks the signals it forwards, and a blocked mask survives exec: the program
@@ -226,7 +236,7 @@ fn launch(command: &[OsString], python_path: &OsString) -> ! {
     } else {
         error.to_string()
     };
-    eprintln!("socket-lab watch: cannot run '{shown}': {reason}");
+    say!("socket-lab watch: cannot run '{shown}': {reason}");
     std::process::exit(status);
 }
 

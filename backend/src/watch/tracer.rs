@@ -292,7 +292,7 @@ impl<'a> Tracer<'a> {
             // The process's first socket call: from now on, its calls on any descriptor
             // stop it too. The call itself is made again afterwards, and stops here again.
             if let Err(problem) = inject::load_filter(tid, regs, &self.second_stage) {
-                eprintln!(
+                say!(
                     "socket-lab watch: process {pid} could not load the filter of its read, \
                      write and close ({problem}); those calls on its sockets are not shown"
                 );
