@@ -67,6 +67,13 @@ impl Run {
         (Self::prepare_with_sink(scenario, policy, sink), events)
     }
 
+    /// Prepares a run whose calls make no events and read no kernel views: the stream
+    /// only ends when the run does (a `quiet` Play).
+    pub(crate) fn prepare_quiet(scenario: &Scenario, policy: Arc<Policy>) -> (Self, RunItems) {
+        let (sink, events) = EventSink::unwatched_stream();
+        (Self::prepare_with_sink(scenario, policy, sink), events)
+    }
+
     fn prepare_with_sink(scenario: &Scenario, policy: Arc<Policy>, sink: EventSink) -> Self {
         let places = Places::new();
         let setup = RunSetup {

@@ -311,6 +311,7 @@ impl Runs {
             ClientMessage::Play {
                 scenario,
                 pause_before_calls,
+                quiet,
                 outside,
             } => {
                 let Some(scenario) = scenario::find(&scenario) else {
@@ -328,6 +329,7 @@ impl Runs {
                 };
                 let policy = Arc::clone(&self.policy);
                 let prepared = match outside {
+                    None if quiet => Ok(Run::prepare_quiet(scenario, policy)),
                     None => Ok(Run::prepare(scenario, policy)),
                     Some(outside) => match outside_peer(&outside) {
                         Ok(peer) => Run::prepare_with_outside(scenario, peer, policy)

@@ -507,6 +507,7 @@ async fn no_calls_of_ones_own_while_a_scenario_plays() {
     user.send(&ClientMessage::Play {
         scenario: "nonblocking".into(),
         pause_before_calls: false,
+        quiet: false,
         outside: None,
     })
     .await;

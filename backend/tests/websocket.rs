@@ -76,6 +76,7 @@ async fn a_session_plays_the_simple_scenario() {
         &ClientMessage::Play {
             scenario: "simple-server-client".into(),
             pause_before_calls: false,
+            quiet: false,
             outside: None,
         },
     )
@@ -146,6 +147,7 @@ async fn bad_messages_get_errors_and_the_session_goes_on() {
         &ClientMessage::Play {
             scenario: "nope".into(),
             pause_before_calls: false,
+            quiet: false,
             outside: None,
         },
     )
@@ -160,6 +162,7 @@ async fn bad_messages_get_errors_and_the_session_goes_on() {
         &ClientMessage::Play {
             scenario: "simple-server-client".into(),
             pause_before_calls: false,
+            quiet: false,
             outside: None,
         },
     )
@@ -221,6 +224,7 @@ async fn a_paused_run_makes_each_call_only_when_told() {
         &ClientMessage::Play {
             scenario: "simple-server-client".into(),
             pause_before_calls: true,
+            quiet: false,
             outside: None,
         },
     )
@@ -285,6 +289,7 @@ async fn an_outside_client_plays_against_the_sessions_server() {
     let play = |scenario: &str| ClientMessage::Play {
         scenario: scenario.into(),
         pause_before_calls: false,
+        quiet: false,
         outside: Some(shared::OutsideRole {
             role: "client".into(),
             port,
@@ -344,6 +349,7 @@ async fn the_sessions_client_plays_against_an_outside_server() {
         &ClientMessage::Play {
             scenario: "simple-server-client".into(),
             pause_before_calls: false,
+            quiet: false,
             outside: Some(shared::OutsideRole {
                 role: "server".into(),
                 port,
@@ -575,4 +581,33 @@ async fn the_pages_code_is_kept_by_browsers_and_its_index_asked_for_again() {
     let (status, head, _) = get_encoded(addr, "/frontend-fedcba9876543210.js", "").await;
     assert_eq!(status, 404);
     assert!(!head.contains("cache-control"), "{head}");
+}
+
+#[tokio::test]
+async fn a_quiet_play_sends_only_the_runs_start_and_end() {
+    let (addr, _stop) = start_server().await;
+    let mut client = connect(addr).await;
+    assert!(matches!(
+        next_message(&mut client).await,
+        ServerMessage::Hello { .. }
+    ));
+    send(
+        &mut client,
+        &ClientMessage::Play {
+            scenario: "simple-server-client".into(),
+            pause_before_calls: false,
+            quiet: true,
+            outside: None,
+        },
+    )
+    .await;
+    assert!(matches!(
+        next_message(&mut client).await,
+        ServerMessage::RunStarted { .. }
+    ));
+    // The same calls are made on real sockets; nothing of them is sent.
+    match next_message(&mut client).await {
+        ServerMessage::RunFinished { outcome, .. } => assert_eq!(outcome, RunOutcome::Completed),
+        other => panic!("a quiet run sent {other:?}"),
+    }
 }

@@ -412,6 +412,7 @@ impl Connection {
         let play = ClientMessage::Play {
             scenario,
             pause_before_calls,
+            quiet: false,
             outside,
         };
         if self.model.with_untracked(|m| m.link == Link::Connected) {
@@ -643,6 +644,7 @@ fn App() -> impl IntoView {
             link.scenario.map(|scenario| ClientMessage::Play {
                 scenario,
                 pause_before_calls: link.pause,
+                quiet: false,
                 outside: link.outside,
             })
         } else {

@@ -261,11 +261,13 @@ impl Encode for ClientMessage {
             ClientMessage::Play {
                 scenario,
                 pause_before_calls,
+                quiet,
                 outside,
             } => {
                 writer.tagged("type", "play");
                 writer.field("scenario", scenario);
                 writer.flag("pause_before_calls", *pause_before_calls);
+                writer.flag("quiet", *quiet);
                 writer.optional("outside", outside.as_ref());
             }
             ClientMessage::Next => writer.tagged("type", "next"),

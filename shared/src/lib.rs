@@ -42,6 +42,9 @@
 //! A new `Play` while a run is in progress stops that run first (it finishes as
 //! [`RunOutcome::Cancelled`]); [`ClientMessage::Stop`] stops it without starting another.
 //!
+//! A `Play` with `quiet` sends no events: only `RunStarted` and `RunFinished` (what a script
+//! that wants only the outcome needs, and what `backend bench` measures watching against).
+//!
 //! A `Play` with `pause_before_calls` makes the run wait before each call: the server sends
 //! [`ServerMessage::Paused`] naming the call that is next, and makes it when the client sends
 //! [`ClientMessage::Next`].

@@ -69,6 +69,12 @@ pub enum ClientMessage {
         /// [`ServerMessage::Paused`]).
         #[serde(default, skip_serializing_if = "is_false")]
         pause_before_calls: bool,
+        /// Send no events, only `RunStarted` and `RunFinished`: the run's sockets are watched
+        /// by nobody (no kernel views are read). For a script that wants only how a run ends,
+        /// and for `backend bench`, which measures what watching costs against it. A run with
+        /// an `outside` program sends its events whatever this says.
+        #[serde(default, skip_serializing_if = "is_false")]
+        quiet: bool,
         /// Leave one role to a program outside Socket Lab (the student's own), which meets
         /// the run on 127.0.0.1 at the given port.
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -773,11 +779,13 @@ pub(crate) mod tests {
             ClientMessage::Play {
                 scenario: "simple-server-client".into(),
                 pause_before_calls: false,
+                quiet: false,
                 outside: None,
             },
             ClientMessage::Play {
                 scenario: "tcp-echo".into(),
                 pause_before_calls: true,
+                quiet: true,
                 outside: None,
             },
             ClientMessage::Next,
@@ -796,6 +804,7 @@ pub(crate) mod tests {
             ClientMessage::Play {
                 scenario: "tcp-echo".into(),
                 pause_before_calls: false,
+                quiet: false,
                 outside: Some(OutsideRole {
                     role: "client".into(),
                     port: 40000,
@@ -805,6 +814,7 @@ pub(crate) mod tests {
             ClientMessage::Play {
                 scenario: "udp-echo".into(),
                 pause_before_calls: true,
+                quiet: false,
                 outside: Some(OutsideRole {
                     role: "server".into(),
                     port: 1,

@@ -1228,36 +1228,14 @@ async fn cost_of_watching(
 ) -> Result<Vec<Figure>, BenchError> {
     let exchanges = options.scaled(200, 20);
 
+    // Each watched exchange is followed by the same exchange asked for on the same session
+    // with no events sent (`quiet`): the WebSocket's round trips, which a page pays anyway.
     let mut watched = Vec::with_capacity(exchanges);
+    let mut quiet = Vec::with_capacity(exchanges);
     let mut ws = open_session(server.addr).await?;
     for _ in 0..exchanges {
-        let began = Instant::now();
-        ws.send(Message::Text(
-            r#"{"type":"play","scenario":"simple-server-client"}"#.into(),
-        ))
-        .await
-        .map_err(|error| fail("sending Play", error))?;
-        let mut events = 0;
-        loop {
-            match next_message(&mut ws).await?.1 {
-                ServerMessage::Events { events: batch, .. } => events += batch.len(),
-                ServerMessage::Error { message, .. } => {
-                    return Err(BenchError(format!(
-                        "a watched exchange was refused: {message}"
-                    )));
-                }
-                ServerMessage::RunFinished { outcome, .. } => {
-                    if outcome != RunOutcome::Completed || events == 0 {
-                        return Err(BenchError(format!(
-                            "a watched exchange ended {outcome:?} with {events} events"
-                        )));
-                    }
-                    break;
-                }
-                _ => {}
-            }
-        }
-        watched.push(began.elapsed());
+        watched.push(one_exchange(&mut ws, false).await?);
+        quiet.push(one_exchange(&mut ws, true).await?);
     }
     let _ = ws.close(None).await;
 
@@ -1298,6 +1276,7 @@ async fn cost_of_watching(
         .map_err(|error| fail("running strace", error))?;
 
     let watched_ms = millis(median(&mut watched));
+    let quiet_ms = millis(median(&mut quiet));
     let unwatched_ms = millis(median(&mut unwatched));
     let mut figures = vec![
         Figure::new(
@@ -1336,6 +1315,25 @@ async fn cost_of_watching(
             "x",
             Some(Goal::AtMost(2.0)),
         ),
+        Figure::new(
+            "exchange_quiet_ms",
+            "the same exchange asked for over the WebSocket, no events sent",
+            Some(quiet_ms),
+            "ms",
+            None,
+        )
+        .note(format!(
+            "median of {exchanges}, each right after a watched one on the same session: Play \
+             with quiet, RunStarted, RunFinished"
+        )),
+        Figure::new(
+            "watching_over_quiet",
+            "watched / asked for over the WebSocket with no events",
+            Some(watched_ms / quiet_ms),
+            "x",
+            Some(Goal::AtMost(1.5)),
+        )
+        .note("what the events and the kernel's views cost, the page's round trips apart"),
     ];
     match (python, straced) {
         (Ok(mut python), Ok(mut straced)) => {
@@ -1383,6 +1381,38 @@ async fn cost_of_watching(
         }
     }
     Ok(figures)
+}
+
+/// One Simple Server/Client exchange asked for on `ws`, from Play sent to RunFinished
+/// received; `quiet` asks for it with no events sent.
+async fn one_exchange(ws: &mut Ws, quiet: bool) -> Result<Duration, BenchError> {
+    let began = Instant::now();
+    let play = if quiet {
+        r#"{"type":"play","scenario":"simple-server-client","quiet":true}"#
+    } else {
+        r#"{"type":"play","scenario":"simple-server-client"}"#
+    };
+    ws.send(Message::Text(play.into()))
+        .await
+        .map_err(|error| fail("sending Play", error))?;
+    let mut events = 0;
+    loop {
+        match next_message(ws).await?.1 {
+            ServerMessage::Events { events: batch, .. } => events += batch.len(),
+            ServerMessage::Error { message, .. } => {
+                return Err(BenchError(format!("an exchange was refused: {message}")));
+            }
+            ServerMessage::RunFinished { outcome, .. } => {
+                if outcome != RunOutcome::Completed || (events == 0) != quiet {
+                    return Err(BenchError(format!(
+                        "an exchange (quiet: {quiet}) ended {outcome:?} with {events} events"
+                    )));
+                }
+                return Ok(began.elapsed());
+            }
+            _ => {}
+        }
+    }
 }
 
 /// Times `runs` exchanges of the tutorial's Python programs, each from starting the server to

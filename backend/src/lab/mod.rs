@@ -144,12 +144,18 @@ impl EventSink {
         (sink, RunItems { items, dropped })
     }
 
-    /// A sink for a run that nobody watches: its calls make no events at all. Only
-    /// `backend bench` uses it, to measure what watching costs.
+    /// A sink for a run that nobody watches: its calls make no events at all. `backend bench`
+    /// uses it, to measure what watching costs.
     pub(crate) fn unwatched() -> Self {
-        let (mut sink, _nobody) = EventSink::new(1);
+        EventSink::unwatched_stream().0
+    }
+
+    /// A sink that makes no events, and its stream, which only ends (with the run): a run
+    /// played `quiet` over the WebSocket.
+    pub(crate) fn unwatched_stream() -> (Self, RunItems) {
+        let (mut sink, items) = EventSink::new(1);
         sink.watched = false;
-        sink
+        (sink, items)
     }
 
     /// Numbers, timestamps and sends an event. The sequence number and the timestamp are
