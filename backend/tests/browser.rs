@@ -2084,10 +2084,32 @@ async fn a_watched_pair_shows_live_and_steps_through_its_source(
     if !line.contains("s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)") {
         return Err(format!("at the first event the server's line is {line:?}"));
     }
-    // To the last event (the client's close returning), stepped to.
-    click(client, "follow").await?;
-    click(client, "step-back").await?;
-    click(client, "step-forward").await?;
+    // The client's close returning, picked in the log (its last rows are the processes'
+    // ends, which have no line).
+    script(
+        client,
+        "const box = document.querySelector('.log-box'); box.scrollTop = box.scrollHeight;",
+    )
+    .await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let picked = script(
+        client,
+        "const rows = [...document.querySelectorAll(\"[data-testid='event-log'] tbody tr\")]
+             .filter(row => row.cells.length > 4
+                 && row.cells[2].textContent.includes('simple_client.py')
+                 && row.cells[3].textContent === 'return'
+                 && row.cells[4].textContent === 'close()');
+         if (!rows.length) return false;
+         rows[rows.length - 1].click();
+         return true;",
+    )
+    .await?;
+    if picked != serde_json::Value::Bool(true) {
+        return Err("no row of the client's close() returning in the log".into());
+    }
+    if !log.contains("+++ exited with status 0 +++") {
+        return Err(format!("the log does not show the processes' ends: {log}"));
+    }
     let line = current_line(client, "simple_client.py").await?;
     if !line.contains("s.close()") {
         return Err(format!("at the last event the client's line is {line:?}"));

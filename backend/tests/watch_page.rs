@@ -300,16 +300,26 @@ async fn with_no_socket_lab_serving_watch_serves_the_page_and_names_the_crash() 
         stdin.write_all(b"go\n").unwrap();
     }
     let mut saw_socket = false;
+    let mut saw_end = false;
     let outcome = loop {
         match next_message(&mut page).await {
             ServerMessage::Events { events, .. } => {
                 saw_socket |= events.iter().any(|e| e.call.name() == "socket");
+                saw_end |= events.iter().any(|e| {
+                    e.watched.as_ref().is_some_and(|w| w.process_ended)
+                        && matches!(&e.call, shared::Call::Other { text }
+                            if text.starts_with("was killed by SIGSEGV"))
+                });
             }
             ServerMessage::RunFinished { outcome, .. } => break outcome,
             _ => {}
         }
     };
     assert!(saw_socket, "the page saw the program's socket()");
+    assert!(
+        saw_end,
+        "the page saw the process end, which closes its socket"
+    );
     match outcome {
         shared::RunOutcome::Cancelled { reason } => {
             assert!(reason.contains("was killed by SIGSEGV"), "{reason}");

@@ -743,6 +743,24 @@ impl RunView {
 
     /// Adds one event and updates what it changes.
     pub fn push(&mut self, event: Event) {
+        if event.watched.as_ref().is_some_and(|w| w.process_ended) {
+            // A watched process ended: its sockets are closed, and it is no socket itself.
+            self.returns.push(None);
+            for endpoint in self.endpoints.iter_mut().filter(|e| e.role == event.role) {
+                endpoint.waiting = None;
+                endpoint.state = EndpointState::Closed;
+                if endpoint
+                    .kernel
+                    .as_ref()
+                    .is_some_and(|kernel| !kernel.lingering)
+                {
+                    endpoint.kernel = None;
+                }
+            }
+            self.overview.push(self.events.len(), &event);
+            self.events.push(event);
+            return;
+        }
         self.pair_with_its_enter(&event);
         if self.paused.as_ref().is_some_and(|next| {
             event.phase == Phase::Enter
@@ -810,8 +828,15 @@ impl RunView {
         // connection) has the kernel's view from its first event on.
         let partial = event.watched.as_ref().is_some_and(|w| w.partial_kernel);
         for endpoint in &mut self.endpoints {
-            // A watched program's event has the views of some of its sockets only.
+            // A watched program's event has the views of some of its sockets only; the socket
+            // its close() closed is no longer there to be viewed.
             if partial && !event.kernel.iter().any(|view| view.endpoint == endpoint.id) {
+                if endpoint.id == event.endpoint
+                    && event.call == Call::Close
+                    && event.result.is_some()
+                {
+                    endpoint.kernel = None;
+                }
                 continue;
             }
             let view = event

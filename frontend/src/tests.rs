@@ -1456,4 +1456,70 @@ fn a_watched_process_has_a_program_per_file_and_views_of_some_sockets_leave_the_
         Some(shared::SocketState::Listen)
     );
     assert_ne!(listener.state, crate::model::EndpointState::Closed);
+    // Its close() returning leaves no view of it (the kernel has none to give).
+    let mut closed = watched(2, "server.py[7].fd3", Call::Close, "/a/helper.py", 4);
+    closed.phase = Phase::Return;
+    closed.result = Some(CallResult {
+        value: ReturnValue::None,
+        fd: None,
+        local: None,
+        peer: None,
+        peer_process: None,
+    });
+    model.apply(ServerMessage::Events {
+        run: 1,
+        events: vec![closed],
+        dropped: vec![],
+    });
+    let run = model.run.as_ref().unwrap();
+    let listener = run.endpoint("server.py[7].fd3").unwrap();
+    assert_eq!(listener.kernel, None);
+    assert_eq!(listener.state, crate::model::EndpointState::Closed);
+    assert!(run.endpoint("server.py[7].fd4").unwrap().kernel.is_some());
+}
+
+#[test]
+fn a_watched_process_that_ends_closes_its_own_sockets_only() {
+    let mut model = model_with(Vec::new());
+    let mut client = watched(
+        0,
+        "client.py[8].fd3",
+        Call::Recv { bufsize: 4 },
+        "/a/c.py",
+        1,
+    );
+    client.phase = Phase::Enter;
+    let mut server = watched(1, "server.py[7].fd3", Call::Accept, "/a/s.py", 1);
+    server.phase = Phase::Enter;
+    let mut ended = watched(
+        2,
+        "client.py[8]",
+        Call::Other {
+            text: "was killed by SIGKILL".into(),
+        },
+        "/a/c.py",
+        1,
+    );
+    ended.phase = Phase::Return;
+    ended.line = None;
+    ended.role = "client.py[8]".into();
+    if let Some(watched) = ended.watched.as_mut() {
+        watched.process_ended = true;
+    }
+    model.apply(ServerMessage::Events {
+        run: 1,
+        events: vec![client, server, ended],
+        dropped: vec![],
+    });
+    let run = model.run.as_ref().unwrap();
+    let client = run.endpoint("client.py[8].fd3").unwrap();
+    assert_eq!(client.state, crate::model::EndpointState::Closed);
+    assert_eq!(client.waiting, None, "its recv will never return");
+    let server = run.endpoint("server.py[7].fd3").unwrap();
+    assert_ne!(server.state, crate::model::EndpointState::Closed);
+    assert!(server.waiting.is_some());
+    assert!(
+        run.endpoint("client.py[8]").is_none(),
+        "the process is no endpoint"
+    );
 }

@@ -52,6 +52,7 @@ pub fn kernel_call_text(event: &Event) -> String {
         return call_text(&event.call);
     };
     match &event.call {
+        Call::Other { text } if watched.process_ended => format!("+++ {text} +++"),
         Call::Other { text } => format!("{}({text})", watched.syscall),
         call => {
             let text = call_text(call);
@@ -140,6 +141,11 @@ pub fn outcome_text(event: &Event) -> String {
 /// recv that returns no bytes means end of stream on a stream socket, an empty datagram on a
 /// datagram socket; a Unix socket has no packets, ports or handshakes.
 pub fn explain(event: &Event, kind: Option<(Family, SockType)>) -> String {
+    if event.watched.as_ref().is_some_and(|w| w.process_ended) {
+        return "The process ended: the kernel closed every socket it still held, as close() \
+                would (a connection's peer then reads the end of the stream)."
+            .to_owned();
+    }
     let sock_type = kind.map(|(_, sock_type)| sock_type);
     // Without the socket() that made it, a result's addresses tell a Unix socket.
     let unix = kind.map_or_else(

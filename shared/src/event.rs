@@ -101,6 +101,11 @@ pub struct Watched {
     /// receive's own socket): the others are as the last event that had them said.
     #[serde(default, skip_serializing_if = "is_false")]
     pub partial_kernel: bool,
+    /// The event is the process's end, not a call: its `endpoint` is the role, its `call` is
+    /// `other` with how it ended (`exited with status 0`, `killed by SIGSEGV`), and the
+    /// kernel has closed every socket the process still held.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub process_ended: bool,
 }
 
 fn is_false(value: &bool) -> bool {

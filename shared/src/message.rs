@@ -680,6 +680,7 @@ pub(crate) mod tests {
             python: Some("sendall".into()),
             file: Some("/home/ana/server.py".into()),
             partial_kernel: true,
+            process_ended: false,
         });
         events.push(watched);
         let mut bare = event(Call::Close, Phase::Return);
@@ -689,6 +690,20 @@ pub(crate) mod tests {
             syscall: "close".into(),
             ..Default::default()
         });
+        events.push(bare);
+        let mut ended = event(
+            Call::Other {
+                text: "was killed by SIGSEGV".into(),
+            },
+            Phase::Return,
+        );
+        ended.watched = Some(crate::event::Watched {
+            pid: 1,
+            tid: 1,
+            process_ended: true,
+            ..Default::default()
+        });
+        let bare = ended;
         events.push(bare);
         vec![
             ServerMessage::Hello {

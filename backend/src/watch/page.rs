@@ -115,16 +115,14 @@ impl PageFeed {
                 Vec::new()
             }
             What::Exited { code } => {
-                self.end(pid, &format!("exited with status {code}"), *code == 0);
-                Vec::new()
+                self.end(event, &format!("exited with status {code}"), *code == 0)
             }
             What::Killed {
                 signal,
                 core_dumped,
             } => {
                 let core = if *core_dumped { " (core dumped)" } else { "" };
-                self.end(pid, &format!("was killed by {signal}{core}"), false);
-                Vec::new()
+                self.end(event, &format!("was killed by {signal}{core}"), false)
             }
             What::Syscall { .. } => self.syscall(event),
             What::Spawned { .. } | What::Signal { .. } => Vec::new(),
@@ -136,17 +134,43 @@ impl PageFeed {
         self.ending.clone()
     }
 
-    fn end(&mut self, pid: i32, how: &str, ok: bool) {
+    /// A process ended: for one that made socket calls, the event that tells the page its
+    /// sockets are closed.
+    fn end(&mut self, event: &WatchEvent, how: &str, ok: bool) -> Vec<Item> {
+        let pid = event.pid;
+        let role = self.roles.get(&pid).cloned();
         if self.root == Some(pid) {
-            let who = self
-                .roles
-                .get(&pid)
-                .cloned()
-                .unwrap_or_else(|| self.role_name(pid));
+            let who = role.clone().unwrap_or_else(|| self.role_name(pid));
             self.ending = Some((format!("{who} {how}"), ok));
         }
         self.endpoints.retain(|(owner, _), _| *owner != pid);
         self.files.remove(&pid);
+        let Some(role) = role else {
+            return Vec::new();
+        };
+        let mut ended = Event::enter(
+            &role,
+            &role,
+            None,
+            Call::Other {
+                text: how.to_owned(),
+            },
+        );
+        ended.phase = Phase::Return;
+        ended.t_us = self.clock_base_us + event.t_us;
+        ended.watched = Some(Watched {
+            pid: pid.unsigned_abs(),
+            tid: event.tid.unsigned_abs(),
+            syscall: if ok || how.starts_with("exited") {
+                "exit_group".to_owned()
+            } else {
+                String::new()
+            },
+            process_ended: true,
+            partial_kernel: true,
+            ..Default::default()
+        });
+        vec![Item::Event(ended)]
     }
 
     fn role(&mut self, pid: i32) -> String {
@@ -235,6 +259,7 @@ impl PageFeed {
             python: python.as_ref().map(|python| python.call.clone()),
             file,
             partial_kernel: true,
+            process_ended: false,
         };
         let makes_socket = matches!(*syscall, "socket" | "socketpair");
         match phase {
@@ -835,6 +860,47 @@ mod tests {
         let result = got[0].result.as_ref().unwrap();
         assert_eq!(result.local, Some(addr(9000)));
         assert_eq!(result.peer, Some(addr(40000)));
+    }
+
+    #[test]
+    fn a_process_that_made_socket_calls_ends_with_an_event_that_closes_them() {
+        let mut feed = PageFeed::default();
+        let ended = |pid| WatchEvent {
+            what: What::Killed {
+                signal: "SIGSEGV".into(),
+                core_dumped: true,
+            },
+            ..syscall(pid, "kill", None, Phase::Enter)
+        };
+        // A process with no socket call (a shell shim's helper) ends unseen.
+        assert!(feed.feed(&ended(3)).is_empty());
+        feed.feed(&syscall(4, "close", Some(5), Phase::Enter));
+        let items = events(feed.feed(&ended(4)));
+        assert_eq!(items.len(), 1);
+        let end = &items[0];
+        assert_eq!(
+            end.endpoint, end.role,
+            "the process, not one of its sockets"
+        );
+        assert_eq!(
+            end.call,
+            Call::Other {
+                text: "was killed by SIGSEGV (core dumped)".into()
+            }
+        );
+        assert!(end.watched.as_ref().unwrap().process_ended);
+        assert_eq!(
+            shared::describe::kernel_call_text(end),
+            "+++ was killed by SIGSEGV (core dumped) +++"
+        );
+        // The first process seen is the run's root: its end is this watch's last word.
+        assert_eq!(
+            feed.ending(),
+            Some((
+                "process[3] was killed by SIGSEGV (core dumped)".into(),
+                false
+            ))
+        );
     }
 
     #[test]
