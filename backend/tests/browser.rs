@@ -2115,6 +2115,31 @@ async fn a_watched_pair_shows_live_and_steps_through_its_source(
         return Err(format!("at the last event the client's line is {line:?}"));
     }
     save_screenshot(client, "watch-stepped.png").await;
+    // Saved as a trace, the watched run keeps its processes, its programs' files and the
+    // kernel's names for its calls; the SVG has both processes.
+    click(client, "save-trace").await?;
+    let saved = read_download(client, ".json").await?;
+    let trace = shared::TraceFile::parse(&saved).map_err(|error| format!("the trace: {error}"))?;
+    let files: Vec<&str> = trace
+        .programs
+        .iter()
+        .filter_map(|p| p.file.as_deref())
+        .collect();
+    if files.len() != 2 || !files.iter().all(|file| file.ends_with(".py")) {
+        return Err(format!("the trace's programs: {files:?}"));
+    }
+    if !trace.events.iter().any(|e| {
+        e.watched
+            .as_ref()
+            .is_some_and(|w| w.syscall == "sendto" && w.python.as_deref() == Some("send"))
+    }) {
+        return Err("the trace lost the kernel's names of the calls".into());
+    }
+    click(client, "export-svg").await?;
+    let svg = read_download(client, ".svg").await?;
+    if !svg.contains("simple_server.py[") || !svg.contains("simple_client.py[") {
+        return Err("the exported SVG lacks a process".into());
+    }
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }

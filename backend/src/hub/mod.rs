@@ -464,6 +464,41 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_page_that_reads_slowly_misses_counted_events_and_slows_no_other_page() {
+        let hub = Hub::default();
+        let member = hub.join("firehose");
+        let mut slow = hub.subscribe(0).unwrap();
+        let mut quick = hub.subscribe(0).unwrap();
+        let total = 3 * PAGE_QUEUE;
+        let mut quick_events = 0;
+        for _ in 0..total {
+            let mut returned = event("p[1].fd3", Call::Recv { bufsize: 4 });
+            returned.phase = Phase::Return;
+            hub.publish(member, Item::Event(returned));
+            quick_events += seqs(&drain(&mut quick.items).await).len();
+        }
+        assert_eq!(
+            quick_events, total,
+            "the page that keeps up gets every event"
+        );
+        let items = drain(&mut slow.items).await;
+        let shown = seqs(&items).len();
+        let dropped: u64 = items
+            .iter()
+            .filter_map(|item| match item {
+                RunItem::Dropped(range) => Some(range.count),
+                _ => None,
+            })
+            .sum();
+        assert!(shown < total, "the slow page's queue is bounded");
+        assert_eq!(
+            shown as u64 + dropped,
+            total as u64,
+            "and every event is shown or counted"
+        );
+    }
+
+    #[tokio::test]
     async fn a_long_run_keeps_its_first_events_and_counts_the_rest_for_late_pages() {
         let hub = Hub::default();
         let member = hub.join("firehose");
