@@ -133,6 +133,8 @@ pub(crate) struct Entry {
     pub(crate) raw: [u64; 6],
     /// Whether the call is shown (as an enter event, and so as a return event).
     pub(crate) shown: bool,
+    /// The Python call that made it, read at entry: the same one is running at its return.
+    pub(crate) python: Option<super::python::PythonCall>,
 }
 
 /// The name of a watched system call, as strace writes it.
@@ -344,6 +346,7 @@ pub(crate) fn entry(
         args,
         raw,
         shown: false,
+        python: None,
     }
 }
 

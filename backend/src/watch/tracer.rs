@@ -330,6 +330,9 @@ impl<'a> Tracer<'a> {
         if shown {
             let mut what = syscall_event(&entry, Phase::Enter, entry.args.clone(), None, None);
             self.add_python(tid_raw, &mut what);
+            if let What::Syscall { python, .. } = &what {
+                entry.python.clone_from(python);
+            }
             self.push(pid, tid_raw, what);
         }
         if let Some(thread) = self.threads.get_mut(&tid_raw) {
@@ -378,7 +381,10 @@ impl<'a> Tracer<'a> {
                     (*local, *peer) = self.views.addresses(pid, fd);
                 }
             }
-            self.add_python(tid_raw, &mut what);
+            // The Python call read at entry is still the one running: not read again.
+            if let What::Syscall { python, .. } = &mut what {
+                python.clone_from(&entry.python);
+            }
             self.push(pid, tid_raw, what);
         }
         if entry.number == libc::SYS_close && !failed {
