@@ -2005,6 +2005,8 @@ async fn a_watched_pair_shows_live_and_steps_through_its_source(
     }));
     goto(client, &format!("http://{addr}/?watch")).await?;
     wait_for_text(client, "connection-status", "connected").await?;
+    // Before any program runs, the page says what it waits for.
+    wait_for_text(client, "intro", "Waiting for a program").await?;
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())
         .map(|address| address.port().to_string())

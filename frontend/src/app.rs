@@ -397,6 +397,11 @@ impl Connection {
     }
 
     fn send(&self, message: &ClientMessage) {
+        // Anything else asked for (a scenario, a sandbox call, a stop) ends showing watched
+        // programs, and a reconnection does not bring them back.
+        if !matches!(message, ClientMessage::Watch) {
+            self.watching.set(false);
+        }
         let json = shared::encode::to_string(message);
         if let Some(socket) = self.socket.borrow().as_ref() {
             let _ = socket.send_with_str(&json);
@@ -637,6 +642,7 @@ fn App() -> impl IntoView {
             .clone()
             .unwrap_or_else(|| "simple-server-client".to_owned()),
     );
+    let watching = link.watch;
     let connection = Rc::new(Connection {
         socket: RefCell::new(None),
         model,
@@ -651,7 +657,7 @@ fn App() -> impl IntoView {
             None
         }),
         perf: link.perf,
-        watching: std::cell::Cell::new(link.watch),
+        watching: std::cell::Cell::new(watching),
         pending_step: RefCell::new(link.step),
         retries: RefCell::new(0),
         inbox: RefCell::new(Inbox::default()),
@@ -865,8 +871,12 @@ fn App() -> impl IntoView {
             </Show>
             <ManualPanel connection=Rc::clone(&connection) model=model/>
             <Show when=move || model.with(|m| m.run.is_some())
-                fallback=|| view! {
-                    <p class="intro">"Pick a scenario and press Play: the backend performs every socket call on the kernel's real sockets, and this page draws each one as it enters and returns. Step through the events with ← and →, replay them with the space bar, and save a run as a trace file to open later, with no backend."</p>
+                fallback=move || view! {
+                    <p class="intro" data-testid="intro">{if watching {
+                        "Waiting for a program: run yours under socket-lab watch (socket-lab watch -- python3 server.py, or cargo run -p backend -- watch -- ...) on this machine, and its socket calls appear here as it makes them."
+                    } else {
+                        "Pick a scenario and press Play: the backend performs every socket call on the kernel's real sockets, and this page draws each one as it enters and returns. Step through the events with ← and →, replay them with the space bar, and save a run as a trace file to open later, with no backend."
+                    }}</p>
                 }>
                 <RunPanel model=model replay=replay filter=filter newest_first=newest_first/>
             </Show>
