@@ -168,7 +168,12 @@ fn greet(stream: UnixStream, command: &str) -> std::io::Result<(String, UnixStre
     let mut writer = &stream;
     writer.write_all(format!("{}\n", serde_json::to_string(&hello)?).as_bytes())?;
     let mut line = String::new();
-    BufReader::new(&stream).read_line(&mut line)?;
+    if BufReader::new(&stream).read_line(&mut line)? == 0 {
+        return Err(std::io::Error::other(
+            "it closed the connection: it may be another version of Socket Lab (restart it, or \
+             give this watch a hub of its own with SOCKET_LAB_HUB=PATH)",
+        ));
+    }
     let welcome: Welcome = serde_json::from_str(&line).map_err(|error| {
         std::io::Error::other(format!("it said something else than welcome: {error}"))
     })?;
