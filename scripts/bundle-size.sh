@@ -7,8 +7,8 @@
 # page cannot grow unnoticed while the 150 KB goal is worked towards; lower it as it shrinks.
 # (Raised once, 186,000 -> 186,500 B: what the page says about Unix sockets was wrong in
 # places, and saying it right took 0.5 KB that nothing else could give back. Raised again,
-# 186,500 -> 190,800 B, for watched programs: the page shows a student's own programs live,
-# 4.1 KB.)
+# 186,500 -> 192,000 B, for watched programs: the page shows a student's own programs live,
+# 5.2 KB with the diagram grouping a process's sockets under its name.)
 #
 # The figure is the gzip copies that trunk's post-build hook wrote (scripts/post-build.sh):
 # what a browser that accepts gzip, as every browser does, downloads. They are zopfli's where
@@ -16,7 +16,7 @@
 # is printed beside them.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-BUDGET_BYTES=190800
+BUDGET_BYTES=192000
 GOAL_BYTES=150000
 
 shopt -s nullglob

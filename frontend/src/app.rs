@@ -609,6 +609,7 @@ fn export_svg(file_name: &str) {
 /// `<style>` in an inline SVG applies to the whole page.
 const DIAGRAM_STYLE: &str = "
 svg .lane-title { font: 600 13px ui-monospace, monospace; fill: var(--fg, #1d1d1f); }
+svg .lane-process { font: 600 12px ui-monospace, monospace; fill: var(--muted, #666); }
 svg .lifeline { stroke: var(--line, #ccc); stroke-dasharray: 4 4; }
 svg .bar { fill: var(--muted, #666); opacity: .85; }
 svg .bar.role-server { fill: var(--server, #0b63c5); } svg .bar.role-client { fill: var(--client, #d95f02); }
@@ -1414,7 +1415,8 @@ fn RunPanel(
                         width=diagram.width height=ROW_HEIGHT/>
                 })}
                 {diagram.lanes.iter().map(|lane| view! {
-                    <text x=lane.x y=HEADER_HEIGHT / 2 class="lane-title" text-anchor="middle">{lane.endpoint.clone()}</text>
+                    <text x=lane.x - crate::diagram::LANE_WIDTH / 2 + 8 y=14 class="lane-process">{lane.process.clone().unwrap_or_default()}</text>
+                    <text x=lane.x y=HEADER_HEIGHT / 2 + 6 class="lane-title" text-anchor="middle">{lane.title.clone()}</text>
                     <line x1=lane.x y1=HEADER_HEIGHT - 8 x2=lane.x y2=diagram.height class="lifeline"/>
                 }).collect_view()}
                 {bands.iter().map(|band| view! {

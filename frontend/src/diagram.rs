@@ -35,6 +35,12 @@ pub struct Lane {
     pub endpoint: String,
     /// The line's x.
     pub x: Px,
+    /// The title over the line: the endpoint's id, or for a watched process's socket the
+    /// socket alone (`fd4`), under its process.
+    pub title: String,
+    /// For the first lane of a watched process's sockets, which are drawn side by side: the
+    /// process (`server.py[4242]`), written over them.
+    pub process: Option<String>,
 }
 
 /// A call on a lifeline, from its enter row to its return row.
@@ -107,14 +113,49 @@ fn count(rows: usize) -> Px {
 }
 
 /// The lifelines of the endpoints that the run's first `upto` events made.
+///
+/// A watched run's lanes are grouped by process, each process's sockets side by side in the
+/// order the processes first appeared, so that a process reads as one lifeline of sockets.
 fn lanes(run: &RunView, upto: usize) -> Vec<Lane> {
-    run.endpoints
+    let mut shown: Vec<&crate::model::EndpointView> = run
+        .endpoints
         .iter()
         .filter(|endpoint| endpoint.first_event < upto)
+        .collect();
+    let watched = run
+        .events
+        .first()
+        .is_some_and(|event| event.watched.is_some());
+    if watched {
+        // Each process's sockets after its first, in the order the processes came.
+        let mut grouped = Vec::with_capacity(shown.len());
+        while let Some(first) = shown.first().copied() {
+            let (same, others): (Vec<_>, Vec<_>) = shown
+                .into_iter()
+                .partition(|endpoint| endpoint.role == first.role);
+            grouped.extend(same);
+            shown = others;
+        }
+        shown = grouped;
+    }
+    let mut previous_role: Option<&str> = None;
+    shown
+        .into_iter()
         .enumerate()
-        .map(|(index, endpoint)| Lane {
-            endpoint: endpoint.id.clone(),
-            x: LANE_WIDTH * count(index) + LANE_WIDTH / 2,
+        .map(|(index, endpoint)| {
+            let socket = endpoint
+                .id
+                .strip_prefix(endpoint.role.as_str())
+                .and_then(|rest| rest.strip_prefix('.'))
+                .filter(|_| watched);
+            let first_of_process = previous_role != Some(endpoint.role.as_str());
+            previous_role = Some(&endpoint.role);
+            Lane {
+                endpoint: endpoint.id.clone(),
+                x: LANE_WIDTH * count(index) + LANE_WIDTH / 2,
+                title: socket.unwrap_or(&endpoint.id).to_owned(),
+                process: (socket.is_some() && first_of_process).then(|| endpoint.role.clone()),
+            }
         })
         .collect()
 }

@@ -1523,3 +1523,54 @@ fn a_watched_process_that_ends_closes_its_own_sockets_only() {
         "the process is no endpoint"
     );
 }
+
+#[test]
+fn a_watched_runs_lanes_are_grouped_by_process_under_its_name() {
+    let mut model = model_with(Vec::new());
+    let mut events = Vec::new();
+    for (seq, (role, endpoint)) in [
+        ("server.py[7]", "server.py[7].fd3"),
+        ("client.py[8]", "client.py[8].fd3"),
+        ("server.py[7]", "server.py[7].fd4"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut event = watched(seq as u64, endpoint, Call::Close, "/a/x.py", 1);
+        event.role = role.into();
+        events.push(event);
+    }
+    model.apply(ServerMessage::Events {
+        run: 1,
+        events,
+        dropped: vec![],
+    });
+    let diagram = crate::diagram::layout(model.run.as_ref().unwrap());
+    let lanes: Vec<(&str, &str, Option<&str>)> = diagram
+        .lanes
+        .iter()
+        .map(|lane| {
+            (
+                lane.endpoint.as_str(),
+                lane.title.as_str(),
+                lane.process.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        lanes,
+        [
+            ("server.py[7].fd3", "fd3", Some("server.py[7]")),
+            ("server.py[7].fd4", "fd4", None),
+            ("client.py[8].fd3", "fd3", Some("client.py[8]")),
+        ]
+    );
+    // A scenario's lanes keep their order and their whole names.
+    let scenario = crate::diagram::layout(model_with(simple_run()).run.as_ref().unwrap());
+    assert!(
+        scenario
+            .lanes
+            .iter()
+            .all(|lane| lane.title == lane.endpoint && lane.process.is_none())
+    );
+}
