@@ -8,7 +8,7 @@
 # (Raised once, 186,000 -> 186,500 B: what the page says about Unix sockets was wrong in
 # places, and saying it right took 0.5 KB that nothing else could give back. Raised again,
 # 186,500 -> 192,000 B, for watched programs: the page shows a student's own programs live,
-# 5.2 KB with the diagram grouping a process's sockets under its name.)
+# 5.3 KB with the diagram grouping a process's sockets under its name.)
 #
 # The figure is the gzip copies that trunk's post-build hook wrote (scripts/post-build.sh):
 # what a browser that accepts gzip, as every browser does, downloads. They are zopfli's where

@@ -675,39 +675,31 @@ async fn forward_events(run_id: u64, mut items: RunItems, outbox: Outbox) {
         let mut next = Some(first);
         loop {
             if let Some(item) = next.take() {
-                match item {
+                // A paused run makes no more calls until the user has seen its notice, and the
+                // events after a program name it: each goes at once, after the events before.
+                let notice = match item {
                     RunItem::Event(event) => {
                         frame.push(event);
                         pacer.count(1, Instant::now());
+                        None
                     }
-                    RunItem::Dropped(dropped) => frame.dropped.push(dropped),
-                    RunItem::Paused(call) => {
-                        // A paused run makes no more calls until the user has seen this, so
-                        // it goes at once, after the events before it.
-                        let notice = ServerMessage::Paused {
-                            run: run_id,
-                            next: call,
-                        };
-                        if !frame.send(run_id, &outbox).await
-                            || outbox.send(Outgoing::Message(notice)).await.is_err()
-                        {
-                            return;
-                        }
-                        pacer.sent(Instant::now());
+                    RunItem::Dropped(dropped) => {
+                        frame.dropped.push(dropped);
+                        None
                     }
-                    RunItem::Program(program) => {
-                        // The events after it name it: it goes after the ones before.
-                        let notice = ServerMessage::Program {
-                            run: run_id,
-                            program,
-                        };
-                        if !frame.send(run_id, &outbox).await
-                            || outbox.send(Outgoing::Message(notice)).await.is_err()
-                        {
-                            return;
-                        }
-                        pacer.sent(Instant::now());
+                    RunItem::Paused(next) => Some(ServerMessage::Paused { run: run_id, next }),
+                    RunItem::Program(program) => Some(ServerMessage::Program {
+                        run: run_id,
+                        program,
+                    }),
+                };
+                if let Some(notice) = notice {
+                    if !frame.send(run_id, &outbox).await
+                        || outbox.send(Outgoing::Message(notice)).await.is_err()
+                    {
+                        return;
                     }
+                    pacer.sent(Instant::now());
                 }
             }
             if frame.events.len() >= MAX_BATCH {

@@ -8,12 +8,11 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::{free_port, peer};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use shared::{Call, ClientMessage, Event, Phase, ReturnValue, ServerMessage};
 use tokio_tungstenite::tungstenite::Message;
 
-type Client =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Client = common::Ws;
 
 /// A directory of this test's, removed when dropped.
 struct Scratch(PathBuf);
@@ -34,23 +33,23 @@ impl Drop for Scratch {
     }
 }
 
+/// The next message the page gets, within 20 s (a `watch` starts a Python program first).
 async fn next_message(client: &mut Client) -> ServerMessage {
-    loop {
-        let frame = tokio::time::timeout(Duration::from_secs(20), client.next())
-            .await
-            .expect("no message within 20 s")
-            .expect("the connection ended")
-            .unwrap();
-        if let Message::Text(text) = frame {
-            let message: ServerMessage = serde_json::from_str(text.as_str()).unwrap();
-            // The page reads with shared::decode: both must agree on what the hub sends.
-            assert_eq!(
-                shared::decode::from_str(text.as_str()).as_ref(),
-                Ok(&message)
-            );
-            return message;
-        }
-    }
+    common::next_server_message(client, Duration::from_secs(20)).await
+}
+
+/// A page at `ws` that has said hello and asked for watched runs.
+async fn watching_page(ws: String) -> Client {
+    let (mut page, _) = tokio_tungstenite::connect_async(ws).await.unwrap();
+    assert!(matches!(
+        next_message(&mut page).await,
+        ServerMessage::Hello { .. }
+    ));
+    let watch_message = serde_json::to_string(&ClientMessage::Watch).unwrap();
+    page.send(Message::Text(watch_message.into()))
+        .await
+        .unwrap();
+    page
 }
 
 /// `backend watch --no-page`'s opposite: a watch that hands its calls to the hub at `hub`.
@@ -77,17 +76,7 @@ async fn a_watched_server_and_client_are_one_run_on_the_page() {
     tokio::spawn(backend::serve(listener, config, async {
         let _ = stopped.await;
     }));
-    let (mut page, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws"))
-        .await
-        .unwrap();
-    assert!(matches!(
-        next_message(&mut page).await,
-        ServerMessage::Hello { .. }
-    ));
-    let watch_message = serde_json::to_string(&ClientMessage::Watch).unwrap();
-    page.send(Message::Text(watch_message.into()))
-        .await
-        .unwrap();
+    let mut page = watching_page(format!("ws://{addr}/ws")).await;
 
     let port = free_port().to_string();
     let server_py = peer("simple_server.py");
@@ -280,15 +269,7 @@ async fn with_no_socket_lab_serving_watch_serves_the_page_and_names_the_crash() 
         "{url}"
     );
     let ws = url.replace("http://", "ws://").replace("/?watch", "/ws");
-    let (mut page, _) = tokio_tungstenite::connect_async(ws).await.unwrap();
-    assert!(matches!(
-        next_message(&mut page).await,
-        ServerMessage::Hello { .. }
-    ));
-    let watch_message = serde_json::to_string(&ClientMessage::Watch).unwrap();
-    page.send(Message::Text(watch_message.into()))
-        .await
-        .unwrap();
+    let mut page = watching_page(ws).await;
     assert!(matches!(
         next_message(&mut page).await,
         ServerMessage::RunStarted { .. }

@@ -9,8 +9,7 @@ use shared::{ClientMessage, ErrorCode, PROTOCOL_VERSION, Phase, RunOutcome, Serv
 use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::Message;
 
-type Client =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Client = common::Ws;
 
 /// Starts the server on a free loopback port; returns its address and a handle to stop it.
 async fn start_server() -> (std::net::SocketAddr, tokio::sync::oneshot::Sender<()>) {
@@ -32,23 +31,7 @@ async fn connect(addr: std::net::SocketAddr) -> Client {
 }
 
 async fn next_message(client: &mut Client) -> ServerMessage {
-    loop {
-        let frame = tokio::time::timeout(Duration::from_secs(10), client.next())
-            .await
-            .expect("no message within 10 s")
-            .expect("the connection ended")
-            .unwrap();
-        if let Message::Text(text) = frame {
-            // The page reads with shared::decode, the tests with serde; both must agree on
-            // every message the real server sends.
-            let message: ServerMessage = serde_json::from_str(text.as_str()).unwrap();
-            assert_eq!(
-                shared::decode::from_str(text.as_str()).as_ref(),
-                Ok(&message)
-            );
-            return message;
-        }
-    }
+    common::next_server_message(client, Duration::from_secs(10)).await
 }
 
 async fn send(client: &mut Client, message: &ClientMessage) {

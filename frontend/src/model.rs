@@ -278,6 +278,16 @@ pub struct EndpointView {
 }
 
 impl EndpointView {
+    /// Its program (or the run) ended, which closed it without a call: only a connection
+    /// the kernel keeps after its socket (TIME_WAIT) is still as last reported.
+    fn closed_by_its_end(&mut self) {
+        self.waiting = None;
+        self.state = EndpointState::Closed;
+        if self.kernel.as_ref().is_some_and(|kernel| !kernel.lingering) {
+            self.kernel = None;
+        }
+    }
+
     /// The kernel's queue figures as the card shows them, named for what the kernel counts.
     /// For a TCP socket the queues are bytes: unread, and sent but not yet acknowledged. For
     /// a datagram socket Linux reports the size of the next datagram waiting, not of all of
@@ -747,15 +757,7 @@ impl RunView {
             // A watched process ended: its sockets are closed, and it is no socket itself.
             self.returns.push(None);
             for endpoint in self.endpoints.iter_mut().filter(|e| e.role == event.role) {
-                endpoint.waiting = None;
-                endpoint.state = EndpointState::Closed;
-                if endpoint
-                    .kernel
-                    .as_ref()
-                    .is_some_and(|kernel| !kernel.lingering)
-                {
-                    endpoint.kernel = None;
-                }
+                endpoint.closed_by_its_end();
             }
             self.overview.push(self.events.len(), &event);
             self.events.push(event);
@@ -808,6 +810,11 @@ impl RunView {
                             Call::Close => EndpointState::Closed,
                             _ => endpoint.state,
                         };
+                        // A closed socket has no view of its own; the event's views below
+                        // give back a connection the kernel still keeps (TIME_WAIT).
+                        if event.call == Call::Close {
+                            endpoint.kernel = None;
+                        }
                         // Connected to a program outside Socket Lab: it gets a lifeline.
                         if let Some(process) = &result.peer_process {
                             let (theirs, ours) = (result.peer.clone(), result.local.clone());
@@ -826,17 +833,10 @@ impl RunView {
         }
         // After the call's own changes, so that a socket the event made (an accepted
         // connection) has the kernel's view from its first event on.
-        let partial = event.watched.as_ref().is_some_and(|w| w.partial_kernel);
+        // A watched program's event has the views of some of its process's sockets only.
+        let partial = event.watched.is_some();
         for endpoint in &mut self.endpoints {
-            // A watched program's event has the views of some of its sockets only; the socket
-            // its close() closed is no longer there to be viewed.
             if partial && !event.kernel.iter().any(|view| view.endpoint == endpoint.id) {
-                if endpoint.id == event.endpoint
-                    && event.call == Call::Close
-                    && event.result.is_some()
-                {
-                    endpoint.kernel = None;
-                }
                 continue;
             }
             let view = event
@@ -1085,17 +1085,7 @@ impl RunView {
     pub fn finish(&mut self, outcome: RunOutcome) {
         self.paused = None;
         for endpoint in &mut self.endpoints {
-            endpoint.waiting = None;
-            endpoint.state = EndpointState::Closed;
-            // The run's sockets are all closed now; only a connection the kernel keeps after
-            // its socket (TIME_WAIT) is still as last reported.
-            if endpoint
-                .kernel
-                .as_ref()
-                .is_some_and(|kernel| !kernel.lingering)
-            {
-                endpoint.kernel = None;
-            }
+            endpoint.closed_by_its_end();
         }
         self.outcome = Some(outcome);
     }

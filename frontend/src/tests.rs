@@ -1385,7 +1385,6 @@ fn watched(seq: u64, endpoint: &str, call: Call, file: &str, line: u32) -> Event
             tid: 7,
             syscall: call.name().into(),
             file: Some(file.into()),
-            partial_kernel: true,
             ..Default::default()
         }),
         ..Event::enter(role, endpoint, Some(line), call)

@@ -58,7 +58,9 @@ pub struct Event {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<CallError>,
     /// Every live socket of the run as the kernel reports it at this event (after the call,
-    /// on a return event), in the order the sockets were opened.
+    /// on a return event), in the order the sockets were opened. A watched program's event
+    /// (with `watched`) has the views of some of its process's sockets only (a send's or a
+    /// receive's own socket): the others are as the last event that had them said.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub kernel: Vec<SocketView>,
     /// For a program `socket-lab watch` runs (a student's own), what the kernel saw: the
@@ -71,7 +73,7 @@ pub struct Event {
 /// call as the kernel saw it.
 ///
 /// In JSON: `"watched": {"pid": 4242, "tid": 4242, "syscall": "sendto", "fd": 3,
-/// "python": "sendall", "file": "/home/ana/server.py", "partial_kernel": true}`.
+/// "python": "sendall", "file": "/home/ana/server.py"}`.
 ///
 /// The event's `role` is the process (`server.py[4242]`), its `endpoint` the descriptor in it
 /// (`server.py[4242].fd3`, then `fd3#2` for the next socket that gets descriptor 3), and its
@@ -97,10 +99,6 @@ pub struct Watched {
     /// of the role's [`RoleProgram`](crate::RoleProgram)s, by its `file`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file: Option<String>,
-    /// `kernel` holds the views of some of the process's sockets only (a send's or a
-    /// receive's own socket): the others are as the last event that had them said.
-    #[serde(default, skip_serializing_if = "is_false")]
-    pub partial_kernel: bool,
     /// The event is the process's end, not a call: its `endpoint` is the role, its `call` is
     /// `other` with how it ended (`exited with status 0`, `killed by SIGSEGV`), and the
     /// kernel has closed every socket the process still held.

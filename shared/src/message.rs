@@ -679,7 +679,6 @@ pub(crate) mod tests {
             fd: Some(3),
             python: Some("sendall".into()),
             file: Some("/home/ana/server.py".into()),
-            partial_kernel: true,
             process_ended: false,
         });
         events.push(watched);

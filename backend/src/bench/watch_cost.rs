@@ -418,67 +418,23 @@ fn page_latency(
     count: usize,
 ) -> Result<(Vec<Duration>, Vec<Duration>), BenchError> {
     let script = dir.join("datagrams.py").to_string_lossy().into_owned();
-    let count_text = count.to_string();
-    // Under watch, to the page.
-    let (receiver, port, arrivals) = datagram_receiver()?;
-    let port_text = port.to_string();
-    let status = Runner::Watch
-        .command(
-            &["/usr/bin/python3", &script, &port_text, &count_text],
-            &page.hub,
-        )?
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map_err(|error| fail("running the datagram sender under watch", error))?;
-    if !status.success() {
-        return Err(BenchError(format!(
-            "the watched datagram sender failed: {status}"
-        )));
-    }
-    std::thread::sleep(Duration::from_millis(300));
-    drop(receiver);
-    let mut shown = Vec::new();
-    while let Ok(send) = page.sends.try_recv() {
-        shown.push(send);
-    }
-    let watched = matched(
-        &arrivals.lock().map(|a| a.clone()).unwrap_or_default(),
-        &shown,
-    );
-    // Unwatched, through the relay.
+    let watched = timed_sends(
+        Runner::Watch,
+        &page.hub,
+        &script,
+        count,
+        None,
+        &mut page.sends,
+    )?;
     let (relay_port, mut relayed_lines) = runtime.block_on(watch_page::relay())?;
-    let (receiver, port, arrivals) = datagram_receiver()?;
-    let status = Runner::Plain
-        .command(
-            &[
-                "/usr/bin/python3",
-                &script,
-                &port.to_string(),
-                &count_text,
-                &relay_port.to_string(),
-            ],
-            &page.hub,
-        )?
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map_err(|error| fail("running the datagram sender with the relay", error))?;
-    if !status.success() {
-        return Err(BenchError(format!(
-            "the relayed datagram sender failed: {status}"
-        )));
-    }
-    std::thread::sleep(Duration::from_millis(300));
-    drop(receiver);
-    let mut relayed = Vec::new();
-    while let Ok(line) = relayed_lines.try_recv() {
-        relayed.push(line);
-    }
-    let relayed = matched(
-        &arrivals.lock().map(|a| a.clone()).unwrap_or_default(),
-        &relayed,
-    );
+    let relayed = timed_sends(
+        Runner::Plain,
+        &page.hub,
+        &script,
+        count,
+        Some(relay_port),
+        &mut relayed_lines,
+    )?;
     if watched.is_empty() || relayed.is_empty() {
         return Err(BenchError(format!(
             "no datagram was matched to its event ({} under watch, {} relayed)",
@@ -487,6 +443,54 @@ fn page_latency(
         )));
     }
     Ok((watched, relayed))
+}
+
+/// Runs the datagram sender under `runner` (with a relay's port, if any) and times each
+/// datagram from its arrival here to its arrival at the far end, whose arrivals `far_end`
+/// brings.
+fn timed_sends(
+    runner: Runner,
+    hub: &Path,
+    script: &str,
+    count: usize,
+    relay_port: Option<u16>,
+    far_end: &mut tokio::sync::mpsc::UnboundedReceiver<(Vec<u8>, Instant)>,
+) -> Result<Vec<Duration>, BenchError> {
+    let (receiver, port, arrivals) = datagram_receiver()?;
+    let mut program = vec![
+        "/usr/bin/python3".to_owned(),
+        script.to_owned(),
+        port.to_string(),
+        count.to_string(),
+    ];
+    program.extend(relay_port.map(|port| port.to_string()));
+    let program: Vec<&str> = program.iter().map(String::as_str).collect();
+    let status = runner
+        .command(&program, hub)?
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map_err(|error| {
+            fail(
+                &format!("running the datagram sender under {runner:?}"),
+                error,
+            )
+        })?;
+    if !status.success() {
+        return Err(BenchError(format!(
+            "the datagram sender under {runner:?} failed: {status}"
+        )));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    drop(receiver);
+    let mut shown = Vec::new();
+    while let Ok(arrival) = far_end.try_recv() {
+        shown.push(arrival);
+    }
+    Ok(matched(
+        &arrivals.lock().map(|a| a.clone()).unwrap_or_default(),
+        &shown,
+    ))
 }
 
 type Arrivals = std::sync::Arc<std::sync::Mutex<Vec<(Vec<u8>, Instant)>>>;

@@ -138,9 +138,12 @@ pub(crate) async fn serve(
     let me = nix::unistd::geteuid().as_raw();
     let mut ticks = tokio::time::interval(std::time::Duration::from_millis(5));
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut holding = false;
     loop {
         tokio::select! {
-            _ = ticks.tick() => hub.tick(),
+            // Only while events are held does anything need releasing.
+            () = hub.held(), if !holding => holding = true,
+            _ = ticks.tick(), if holding => holding = hub.tick(),
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
                     let uid = stream.peer_cred().map(|cred| cred.uid());

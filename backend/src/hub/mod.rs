@@ -48,6 +48,9 @@ pub(crate) struct Hub {
     state: Mutex<State>,
     /// The number of the newest run, changed when a run starts or ends.
     runs: watch::Sender<u64>,
+    /// Told when an event is held for the reorder window: only then does anything need to
+    /// wake to release it ([`Hub::tick`]).
+    holding: tokio::sync::Notify,
 }
 
 impl Default for Hub {
@@ -55,6 +58,7 @@ impl Default for Hub {
         Hub {
             state: Mutex::new(State::default()),
             runs: watch::Sender::new(0),
+            holding: tokio::sync::Notify::new(),
         }
     }
 }
@@ -177,6 +181,7 @@ impl Hub {
                     let at = run.held.partition_point(|held| held.t_us <= event.t_us);
                     run.held.insert(at, event);
                     run.release(false);
+                    self.holding.notify_one();
                 }
             }
             Item::Program(program) => {
@@ -244,12 +249,19 @@ impl Hub {
         }
     }
 
-    /// Sends the held events whose wait is over; called every few milliseconds.
-    pub(crate) fn tick(&self) {
+    /// Sends the held events whose wait is over; returns whether any are still held. Called
+    /// every few milliseconds while some are.
+    pub(crate) fn tick(&self) -> bool {
         let mut state = lock(&self.state);
-        if let Some(run) = state.run.as_mut() {
+        state.run.as_mut().is_some_and(|run| {
             run.release(false);
-        }
+            !run.held.is_empty()
+        })
+    }
+
+    /// Completes when an event has been held since the last call.
+    pub(crate) async fn held(&self) {
+        self.holding.notified().await;
     }
 
     /// The run a page should show after the one numbered `after` (0 for none yet): the run
@@ -360,6 +372,17 @@ mod tests {
             all.push(item);
         }
         all
+    }
+
+    /// How many events the items' dropped ranges count.
+    fn dropped_count(items: &[RunItem]) -> u64 {
+        items
+            .iter()
+            .filter_map(|item| match item {
+                RunItem::Dropped(range) => Some(range.count),
+                _ => None,
+            })
+            .sum()
     }
 
     fn seqs(items: &[RunItem]) -> Vec<u64> {
@@ -483,13 +506,7 @@ mod tests {
         );
         let items = drain(&mut slow.items).await;
         let shown = seqs(&items).len();
-        let dropped: u64 = items
-            .iter()
-            .filter_map(|item| match item {
-                RunItem::Dropped(range) => Some(range.count),
-                _ => None,
-            })
-            .sum();
+        let dropped = dropped_count(&items);
         assert!(shown < total, "the slow page's queue is bounded");
         assert_eq!(
             shown as u64 + dropped,
@@ -518,13 +535,7 @@ mod tests {
         let mut late = hub.subscribe(0).unwrap();
         let items = drain(&mut late.items).await;
         assert_eq!(seqs(&items).len(), LOG_EVENTS);
-        let dropped: u64 = items
-            .iter()
-            .filter_map(|item| match item {
-                RunItem::Dropped(range) => Some(range.count),
-                _ => None,
-            })
-            .sum();
+        let dropped = dropped_count(&items);
         assert_eq!(
             dropped,
             100 + 7,

@@ -167,7 +167,6 @@ impl PageFeed {
                 String::new()
             },
             process_ended: true,
-            partial_kernel: true,
             ..Default::default()
         });
         vec![Item::Event(ended)]
@@ -258,7 +257,6 @@ impl PageFeed {
             fd: *fd,
             python: python.as_ref().map(|python| python.call.clone()),
             file,
-            partial_kernel: true,
             process_ended: false,
         };
         let makes_socket = matches!(*syscall, "socket" | "socketpair");
@@ -297,26 +295,16 @@ impl PageFeed {
                     || enter_call(syscall, &Args::default()),
                     |open| open.call.clone(),
                 );
-                // The socket the call made, named now that the kernel has given it a number.
-                let made = match (*syscall, result) {
-                    ("socket", Some(new)) => Some(*new as i32),
-                    ("socketpair", Some(_)) => out.0.iter().find_map(|(name, arg)| match arg {
-                        Arg::Fds(fds) if *name == "fds" => fds.first().copied(),
-                        _ => None,
-                    }),
-                    _ => None,
+                // The sockets the call made, named now that the kernel has given them numbers.
+                let made_fds = match (*syscall, result, arg(out, "fds")) {
+                    ("socket", Some(new), _) => vec![*new as i32],
+                    ("socketpair", Some(_), Some(Arg::Fds(fds))) => fds.clone(),
+                    _ => Vec::new(),
                 };
-                if *syscall == "socketpair"
-                    && let Some(Arg::Fds(fds)) = arg(out, "fds")
-                {
-                    for &new in fds {
-                        self.forget(pid, new);
-                        self.endpoint(pid, new);
-                    }
-                } else if let Some(new) = made {
-                    self.forget(pid, new);
-                    self.endpoint(pid, new);
+                for &new in &made_fds {
+                    self.new_socket(pid, new);
                 }
+                let made = made_fds.first().copied();
                 let endpoint = match (fd, made) {
                     (Some(fd), _) => self.endpoint(pid, *fd).name.clone(),
                     (None, Some(new)) => self.endpoint(pid, new).name.clone(),
@@ -379,9 +367,11 @@ impl PageFeed {
         items
     }
 
-    /// Descriptor `fd` of `pid` is a new socket now: the old one's record goes.
-    fn forget(&mut self, pid: i32, fd: i32) {
+    /// Descriptor `fd` of `pid` is a new socket now: the old one's record goes, and the new
+    /// one is the descriptor's next endpoint.
+    fn new_socket(&mut self, pid: i32, fd: i32) -> &mut Endpoint {
         self.endpoints.remove(&(pid, fd));
+        self.endpoint(pid, fd)
     }
 
     #[allow(clippy::too_many_arguments)] // One call's whole return, read in one place.
@@ -422,8 +412,7 @@ impl PageFeed {
                         r#abstract: false,
                     }),
                 };
-                self.forget(pid, new);
-                let endpoint = self.endpoint(pid, new);
+                let endpoint = self.new_socket(pid, new);
                 endpoint.local = local.clone();
                 endpoint.peer = Some(address.clone());
                 endpoint.told = true;

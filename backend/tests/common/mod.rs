@@ -72,3 +72,32 @@ pub(crate) fn call_message(endpoint: &str, call: serde_json::Value) -> serde_jso
     }
     message
 }
+
+/// A page's WebSocket, as the tests open it.
+pub(crate) type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// The next message the server sends, waiting at most `within`. The page reads with
+/// `shared::decode`, the tests with serde: both must agree on every message the server sends.
+pub(crate) async fn next_server_message(
+    client: &mut Ws,
+    within: Duration,
+) -> shared::ServerMessage {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    loop {
+        let frame = tokio::time::timeout(within, client.next())
+            .await
+            .unwrap_or_else(|_| panic!("no message within {within:?}"))
+            .expect("the connection ended")
+            .unwrap();
+        if let Message::Text(text) = frame {
+            let message: shared::ServerMessage = serde_json::from_str(text.as_str()).unwrap();
+            assert_eq!(
+                shared::decode::from_str(text.as_str()).as_ref(),
+                Ok(&message)
+            );
+            return message;
+        }
+    }
+}
