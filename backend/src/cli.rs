@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use shared::RunOutcome;
 
-use crate::run::{Outside, OutsidePeer, record, record_with_outside};
+use crate::run::{Outside, OutsidePeer, record_all, record_with_outside};
 use crate::{Config, scenario_list, serve, trace};
 
 /// Socket Lab: watch a client and a server talk through real sockets.
@@ -38,6 +38,9 @@ enum Command {
         /// Print one JSON object per event instead of a table.
         #[arg(long)]
         json: bool,
+        /// Write the run's packets to FILE as pcapng (Wireshark and tshark open it).
+        #[arg(long, value_name = "FILE")]
+        pcap: Option<std::path::PathBuf>,
         /// Leave one role to your own program: Socket Lab plays the other and waits for yours
         /// on 127.0.0.1 (only scenarios with a server and a client allow it).
         #[arg(long, value_enum)]
@@ -192,6 +195,7 @@ pub fn main() -> ExitCode {
         Some(Command::Trace {
             scenario,
             json,
+            pcap,
             external,
             port,
             timeout,
@@ -206,7 +210,7 @@ pub fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            runtime.block_on(run_trace(&scenario, json, peer))
+            runtime.block_on(run_trace(&scenario, json, pcap.as_deref(), peer))
         }
     }
 }
@@ -341,9 +345,16 @@ fn outside_peer(role: ExternalRole, port: u16, timeout: f64) -> Result<OutsidePe
     })
 }
 
-async fn run_trace(scenario: &str, json: bool, peer: Option<OutsidePeer>) -> ExitCode {
+async fn run_trace(
+    scenario: &str,
+    json: bool,
+    pcap: Option<&std::path::Path>,
+    peer: Option<OutsidePeer>,
+) -> ExitCode {
     let recorded = match peer {
-        None => record(scenario).await.map_err(|error| error.to_string()),
+        None => record_all(scenario)
+            .await
+            .map_err(|error| error.to_string()),
         Some(peer) => {
             let port = peer.port;
             match peer.role {
@@ -363,29 +374,57 @@ async fn run_trace(scenario: &str, json: bool, peer: Option<OutsidePeer>) -> Exi
                 .map_err(|error| error.to_string())
         }
     };
-    let (events, outcome) = match recorded {
+    let recording = match recorded {
         Ok(recorded) => recorded,
         Err(error) => {
             eprintln!("error: {error}");
             return ExitCode::from(2);
         }
     };
+    if !recording.capture.on {
+        eprintln!(
+            "{}",
+            recording
+                .capture
+                .off_because
+                .as_deref()
+                .unwrap_or("packets are off")
+        );
+    } else if recording.capture.lost_any() {
+        eprintln!(
+            "packets not kept: {} beyond the run's limit, {} dropped by the kernel",
+            recording.capture.beyond_limit, recording.capture.dropped_by_kernel
+        );
+    }
+    if let Some(path) = pcap {
+        let file = shared::pcapng::write(&recording.capture, &recording.packets, |packet| {
+            shared::cause::packet_cause(packet, &recording.events).map(|cause| cause.text)
+        });
+        if let Err(error) = std::fs::write(path, file) {
+            eprintln!("error: could not write {}: {error}", path.display());
+            return ExitCode::from(2);
+        }
+    }
     let mut out = std::io::stdout().lock();
     if !json {
         let _ = writeln!(out, "{}", trace::table_header());
     }
-    for event in &events {
-        let line = if json {
-            trace::json_line(event)
-        } else {
-            trace::table_row(event)
+    for line in trace::in_time_order(&recording.events, &recording.packets) {
+        let line = match (line, json) {
+            (trace::Line::Event(event), true) => trace::json_line(event),
+            (trace::Line::Event(event), false) => trace::table_row(event),
+            (trace::Line::Packet(packet), true) => trace::packet_json_line(packet),
+            (trace::Line::Packet(packet), false) => trace::packet_row(packet),
         };
         if writeln!(out, "{line}").is_err() {
             // stdout was closed (`trace ... | head`): nobody reads any more.
             return ExitCode::SUCCESS;
         }
     }
-    match outcome {
+    if json {
+        let _ = writeln!(out, "{}", trace::capture_json_line(&recording.capture));
+    }
+    match recording.outcome {
         RunOutcome::Completed => ExitCode::SUCCESS,
         RunOutcome::Cancelled { reason } | RunOutcome::Failed { message: reason } => {
             eprintln!("error: the run did not complete: {reason}");

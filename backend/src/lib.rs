@@ -22,11 +22,14 @@
 
 pub mod access;
 pub mod bench;
+mod capture;
 pub mod cli;
 mod hub;
 mod lab;
 pub mod limits;
 mod loopback;
+mod netns;
+mod network;
 pub mod policy;
 pub mod run;
 mod scenario;

@@ -55,6 +55,11 @@ impl Policy {
         self
     }
 
+    /// Whether sessions may reach networks beyond loopback (`--allow-net`).
+    pub fn allows_beyond_loopback(&self) -> bool {
+        !self.allow_net.is_empty()
+    }
+
     /// Refuses sessions the server's own address.
     #[must_use]
     pub fn serving_at(mut self, address: SocketAddr) -> Self {

@@ -10,8 +10,10 @@ use std::time::Duration;
 
 use shared::{Event, RoleProgram, RunOutcome};
 
+use crate::capture::RunCapture;
 use crate::lab::{EventSink, Lab, Places, RunItem, RunItems};
 use crate::loopback::LoopbackPool;
+use crate::network::RunNetwork;
 use crate::policy::Policy;
 use crate::scenario::{self, Gate, PORT, Plan, RunSetup, Scenario};
 
@@ -57,33 +59,55 @@ pub(crate) struct Run {
     /// How long the run may take, and what to say when it takes longer, when an outside
     /// program sets it.
     limit: Option<(Duration, String)>,
+    /// The run's share of its network's capture, when its packets are captured.
+    capture: Option<RunCapture>,
 }
 
 impl Run {
     /// Prepares a run of `scenario` on the next loopback address; its events will come out of
     /// the returned receiver, which ends when the run has ended and its sockets are closed.
-    pub(crate) fn prepare(scenario: &Scenario, policy: Arc<Policy>) -> (Self, RunItems) {
+    /// Its IP sockets are opened in `network`, whose packets it captures where it can.
+    pub(crate) fn prepare(
+        scenario: &Scenario,
+        policy: Arc<Policy>,
+        network: &RunNetwork,
+    ) -> (Self, RunItems) {
         let (sink, events) = EventSink::new(policy.limits().event_queue);
-        (Self::prepare_with_sink(scenario, policy, sink), events)
+        let mut run = Self::prepare_with_sink(scenario, policy, sink, network);
+        run.capture = run.lab.network().attach(run.lab.sink());
+        (run, events)
     }
 
     /// Prepares a run whose calls make no events and read no kernel views: the stream
     /// only ends when the run does (a `quiet` Play).
-    pub(crate) fn prepare_quiet(scenario: &Scenario, policy: Arc<Policy>) -> (Self, RunItems) {
+    pub(crate) fn prepare_quiet(
+        scenario: &Scenario,
+        policy: Arc<Policy>,
+        network: &RunNetwork,
+    ) -> (Self, RunItems) {
         let (sink, events) = EventSink::unwatched_stream();
-        (Self::prepare_with_sink(scenario, policy, sink), events)
+        (
+            Self::prepare_with_sink(scenario, policy, sink, network),
+            events,
+        )
     }
 
-    fn prepare_with_sink(scenario: &Scenario, policy: Arc<Policy>, sink: EventSink) -> Self {
+    fn prepare_with_sink(
+        scenario: &Scenario,
+        policy: Arc<Policy>,
+        sink: EventSink,
+        network: &RunNetwork,
+    ) -> Self {
         let places = Places::new();
         let setup = RunSetup {
+            network: network.clone(),
             host: LoopbackPool::shared().next_address(),
             port: PORT,
             port6: OnceCell::new(),
             dir: places.dir().to_path_buf(),
             abstract_prefix: places.abstract_prefix().to_owned(),
         };
-        Self::with_plan(scenario.plan(&setup), places, policy, sink)
+        Self::with_plan(scenario.plan(&setup), places, policy, sink, network.clone())
     }
 
     /// Prepares a run in which an outside program plays one role: Socket Lab plays the
@@ -101,7 +125,13 @@ impl Run {
             });
         }
         let places = Places::new();
+        // The outside program is on the machine's network, so the run is too.
+        let network = RunNetwork::machine(
+            "packets are off: this run meets a program outside Socket Lab, on the machine's \
+             own network, where Socket Lab does not capture",
+        );
         let setup = RunSetup {
+            network: network.clone(),
             host: Ipv4Addr::LOCALHOST,
             port: peer.port,
             port6: OnceCell::new(),
@@ -111,8 +141,9 @@ impl Run {
         let mut plan = scenario.plan(&setup);
         plan.leave_to_outside(peer.role.role(), &setup.server());
         let (sink, events) = EventSink::new(policy.limits().event_queue);
-        let mut run = Self::with_plan(plan, places, policy, sink);
+        let mut run = Self::with_plan(plan, places, policy, sink, network);
         run.lab = run.lab.outside_facing();
+        run.capture = run.lab.network().attach(run.lab.sink());
         // The tutorial's exchange takes milliseconds once the peer is there, so the time the
         // peer is given is, in practice, the time it has to come.
         let reason = match peer.role {
@@ -131,13 +162,20 @@ impl Run {
         Ok((run, events))
     }
 
-    fn with_plan(plan: Plan, places: Places, policy: Arc<Policy>, sink: EventSink) -> Self {
+    fn with_plan(
+        plan: Plan,
+        places: Places,
+        policy: Arc<Policy>,
+        sink: EventSink,
+        network: RunNetwork,
+    ) -> Self {
         Run {
             plan,
             unix_dir: places.dir().to_string_lossy().into_owned(),
-            lab: Lab::new(sink, places, policy),
+            lab: Lab::new(sink, places, policy, network),
             gate: None,
             limit: None,
+            capture: None,
         }
     }
 
@@ -163,18 +201,43 @@ impl Run {
     /// Plays the run to its end, then closes every socket it still holds.
     pub(crate) async fn play(self) -> RunOutcome {
         let outcome = scenario::play(&self.plan, &self.lab, self.gate.as_deref(), self.limit).await;
-        // Dropping the lab closes its sockets and its event sender, which ends the receiver.
+        // Dropping the lab closes its sockets (their last packets leave as they close) and
+        // its event sender; the capture then reads those packets and lets go of the sender
+        // too, which ends the receiver.
         drop(self.lab);
+        if let Some(capture) = self.capture {
+            capture.finish();
+        }
         outcome
     }
+}
+
+/// A whole run as data: its events, its packets, whether they were captured, its end.
+#[derive(Debug)]
+pub struct Recording {
+    /// Every event, in `seq` order.
+    pub events: Vec<Event>,
+    /// Every packet kept, in `seq` order.
+    pub packets: Vec<shared::Packet>,
+    /// The capture's final state (whether packets were captured, and what was not kept).
+    pub capture: shared::Capture,
+    /// How the run ended.
+    pub outcome: RunOutcome,
 }
 
 /// Plays a scenario to its end and collects its events: the whole run as data, for `trace`
 /// and for tests.
 pub async fn record(scenario_id: &str) -> Result<(Vec<Event>, RunOutcome), UnknownScenario> {
+    record_all(scenario_id)
+        .await
+        .map(|recording| (recording.events, recording.outcome))
+}
+
+/// Plays a scenario to its end in a network of its own and collects its events and packets.
+pub async fn record_all(scenario_id: &str) -> Result<Recording, UnknownScenario> {
     let scenario =
         scenario::find(scenario_id).ok_or_else(|| UnknownScenario(scenario_id.to_owned()))?;
-    let (run, events) = Run::prepare(scenario, Arc::new(Policy::default()));
+    let (run, events) = Run::prepare(scenario, Arc::new(Policy::default()), &RunNetwork::own());
     Ok(collect(run, events).await)
 }
 
@@ -187,6 +250,7 @@ pub async fn play_unwatched(scenario_id: &str) -> Result<RunOutcome, UnknownScen
         scenario,
         Arc::new(Policy::default()),
         EventSink::unwatched(),
+        &RunNetwork::machine("nobody watches"),
     );
     Ok(run.play().await)
 }
@@ -195,19 +259,23 @@ pub async fn play_unwatched(scenario_id: &str) -> Result<RunOutcome, UnknownScen
 pub async fn record_with_outside(
     scenario_id: &str,
     peer: OutsidePeer,
-) -> Result<(Vec<Event>, RunOutcome), RecordError> {
+) -> Result<Recording, RecordError> {
     let scenario =
         scenario::find(scenario_id).ok_or_else(|| UnknownScenario(scenario_id.to_owned()))?;
     let (run, events) = Run::prepare_with_outside(scenario, peer, Arc::new(Policy::default()))?;
     Ok(collect(run, events).await)
 }
 
-async fn collect(run: Run, mut events: RunItems) -> (Vec<Event>, RunOutcome) {
+async fn collect(run: Run, mut events: RunItems) -> Recording {
     let collect = async {
         let mut all = Vec::new();
+        let mut packets = Vec::new();
+        let mut capture = shared::Capture::default();
         while let Some(item) = events.recv().await {
             match item {
                 RunItem::Event(event) => all.push(event),
+                RunItem::Packet(packet) => packets.push(packet),
+                RunItem::Capture(state) => capture = state,
                 RunItem::Paused(_) | RunItem::Program(_) => {}
                 // This reader keeps up with any run; should it ever fall behind, say so.
                 RunItem::Dropped(dropped) => tracing::warn!(
@@ -217,10 +285,15 @@ async fn collect(run: Run, mut events: RunItems) -> (Vec<Event>, RunOutcome) {
                 ),
             }
         }
-        all
+        (all, packets, capture)
     };
-    let (outcome, events) = tokio::join!(run.play(), collect);
-    (events, outcome)
+    let (outcome, (events, packets, capture)) = tokio::join!(run.play(), collect);
+    Recording {
+        events,
+        packets,
+        capture,
+        outcome,
+    }
 }
 
 /// Why a run with an outside program could not start.

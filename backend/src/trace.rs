@@ -4,6 +4,9 @@
 //! - JSON lines: exactly one [`shared::Event`] per line, serialised as the WebSocket sends it
 //!   (fields `seq`, `t_us`, `role`, `endpoint`, `line`, `call`, `args`, `phase`, and on return
 //!   `result` or `error`, the latter with `errno`, `code`, `message`).
+//!   Packets of the run (see [`shared::Packet`]) are lines of their own among them, in time
+//!   order, each a packet's JSON with `"kind": "packet"` added; an event's line has no
+//!   `kind`. The last line is the capture's state with `"kind": "capture"`.
 //! - The table: one line per event, columns `SEQ`, `TIME_MS`, `ENDPOINT`, `LINE`, `PHASE` and
 //!   the call as Python writes it, followed on return by `=` and the result or `!` and the
 //!   error, and by the kernel's view of the socket in braces (`{ESTABLISHED recv-q 0
@@ -113,6 +116,63 @@ pub fn kernel_text(view: &SocketView) -> String {
         text.push_str(" (the connection, kept by the kernel)");
     }
     text
+}
+
+/// One packet as a line of the table: `SEQ` is the packet's own (`p3`), `ENDPOINT` is
+/// `wire`, and the rest is what Wireshark's Info column would say.
+pub fn packet_row(packet: &shared::Packet) -> String {
+    format!(
+        "{:>4}  {:>9.3}  {:<12}  {:>4}  {:<6}  {}",
+        format!("p{}", packet.seq),
+        packet.t_us as f64 / 1000.0,
+        "wire",
+        "-",
+        "packet",
+        packet.summary()
+    )
+}
+
+/// One packet as a line of JSON: the packet's fields and `"kind": "packet"`.
+pub fn packet_json_line(packet: &shared::Packet) -> String {
+    tagged_json(packet, "packet")
+}
+
+/// The capture's state as the last line of JSON, with `"kind": "capture"`.
+pub fn capture_json_line(capture: &shared::Capture) -> String {
+    tagged_json(capture, "capture")
+}
+
+fn tagged_json(value: &impl serde::Serialize, kind: &str) -> String {
+    let mut value = serde_json::to_value(value).expect("a packet always serialises to JSON");
+    if let Some(object) = value.as_object_mut() {
+        object.insert("kind".to_owned(), serde_json::Value::from(kind));
+    }
+    value.to_string()
+}
+
+/// A run's events and packets in the order they happened: by time, an event before a
+/// packet of the same microsecond (the call that sent it).
+pub fn in_time_order<'a>(events: &'a [Event], packets: &'a [shared::Packet]) -> Vec<Line<'a>> {
+    let mut lines: Vec<Line<'a>> = events
+        .iter()
+        .map(Line::Event)
+        .chain(packets.iter().map(Line::Packet))
+        .collect();
+    // A stable sort keeps each kind's own order.
+    lines.sort_by_key(|line| match line {
+        Line::Event(event) => (event.t_us, 0),
+        Line::Packet(packet) => (packet.t_us, 1),
+    });
+    lines
+}
+
+/// A line of a run's trace.
+#[derive(Clone, Copy, Debug)]
+pub enum Line<'a> {
+    /// A call entering or returning.
+    Event(&'a Event),
+    /// A packet.
+    Packet(&'a shared::Packet),
 }
 
 /// One event as a line of JSON.

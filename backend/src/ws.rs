@@ -27,8 +27,10 @@ use tokio::sync::mpsc;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 
+use crate::capture::RunCapture;
 use crate::hub::{Hub, WATCH_RUN_BASE};
 use crate::lab::{Caller, EventSink, Lab, Places, RunItem, RunItems};
+use crate::network::RunNetwork;
 use crate::policy::Policy;
 use crate::run::{Outside, OutsidePeer, Run};
 use crate::scenario;
@@ -275,6 +277,9 @@ struct Runs {
     current: Option<Current>,
     policy: Arc<Policy>,
     hub: Arc<Hub>,
+    /// The session's own network, made at its first run: every run of the session opens
+    /// its IP sockets there, and captures its packets there.
+    network: Option<RunNetwork>,
 }
 
 #[derive(Debug)]
@@ -303,7 +308,28 @@ impl Runs {
             current: None,
             policy,
             hub,
+            network: None,
         }
+    }
+
+    /// The session's network, made the first time it is asked for. A server that lets
+    /// sessions reach networks beyond loopback (`--allow-net`) keeps them on the machine's,
+    /// which alone reaches those.
+    fn network(&mut self) -> RunNetwork {
+        let policy = &self.policy;
+        self.network
+            .get_or_insert_with(|| {
+                if policy.allows_beyond_loopback() {
+                    RunNetwork::machine(
+                        "packets are off: this server lets sessions reach networks beyond \
+                         loopback (--allow-net), so runs use the machine's network, where \
+                         Socket Lab does not capture",
+                    )
+                } else {
+                    RunNetwork::own()
+                }
+            })
+            .clone()
     }
 
     async fn handle(&mut self, message: ClientMessage, outbox: &Outbox) {
@@ -328,9 +354,10 @@ impl Runs {
                     return;
                 };
                 let policy = Arc::clone(&self.policy);
+                let network = self.network();
                 let prepared = match outside {
-                    None if quiet => Ok(Run::prepare_quiet(scenario, policy)),
-                    None => Ok(Run::prepare(scenario, policy)),
+                    None if quiet => Ok(Run::prepare_quiet(scenario, policy, &network)),
+                    None => Ok(Run::prepare(scenario, policy, &network)),
                     Some(outside) => match outside_peer(&outside) {
                         Ok(peer) => Run::prepare_with_outside(scenario, peer, policy)
                             .map_err(|error| error.to_string()),
@@ -418,8 +445,10 @@ impl Runs {
                 if !matches!(self.current, Some(Current::Sandbox(_))) {
                     self.stop_current(outbox, "the sandbox was started").await;
                     self.last_id += 1;
+                    let network = self.network();
                     let sandbox =
-                        Sandbox::start(self.last_id, Arc::clone(&self.policy), outbox).await;
+                        Sandbox::start(self.last_id, Arc::clone(&self.policy), outbox, network)
+                            .await;
                     self.current = Some(Current::Sandbox(sandbox));
                 }
                 if let Some(Current::Sandbox(sandbox)) = self.current.as_mut()
@@ -516,18 +545,20 @@ const MAX_WAITING_CALLS: usize = 64;
 struct Sandbox {
     run: u64,
     lab: Arc<Lab>,
+    /// The sandbox's share of the session network's capture.
+    capture: Option<RunCapture>,
     waiting: JoinSet<()>,
     forwarder: JoinHandle<()>,
 }
 
 impl Sandbox {
     /// Starts a sandbox run and tells the browser.
-    async fn start(run: u64, policy: Arc<Policy>, outbox: &Outbox) -> Self {
+    async fn start(run: u64, policy: Arc<Policy>, outbox: &Outbox, network: RunNetwork) -> Self {
         let (sink, events) = EventSink::new(policy.limits().event_queue);
         let places = Places::new();
         let unix_dir = places.dir().to_string_lossy().into_owned();
         let lab = Arc::new(
-            Lab::new(sink, places, policy)
+            Lab::new(sink, places, policy, network)
                 .outside_facing()
                 .with_call_time_limit(),
         );
@@ -544,8 +575,10 @@ impl Sandbox {
             unix_dir: Some(unix_dir),
         };
         let _ = outbox.send(Outgoing::Message(started)).await;
+        let capture = lab.network().attach(lab.sink());
         Sandbox {
             run,
+            capture,
             lab,
             waiting: JoinSet::new(),
             forwarder: tokio::spawn(forward_events(run, events, outbox.clone())),
@@ -589,6 +622,9 @@ impl Sandbox {
     async fn stop(mut self) -> JoinHandle<()> {
         self.waiting.shutdown().await;
         drop(self.lab);
+        if let Some(capture) = self.capture {
+            capture.finish();
+        }
         self.forwarder
     }
 }
@@ -692,6 +728,15 @@ async fn forward_events(run_id: u64, mut items: RunItems, outbox: Outbox) {
                         run: run_id,
                         program,
                     }),
+                    RunItem::Packet(packet) => {
+                        frame.packets.push(packet);
+                        pacer.count(1, Instant::now());
+                        None
+                    }
+                    RunItem::Capture(capture) => Some(ServerMessage::Capture {
+                        run: run_id,
+                        capture,
+                    }),
                 };
                 if let Some(notice) = notice {
                     if !frame.send(run_id, &outbox).await
@@ -702,7 +747,7 @@ async fn forward_events(run_id: u64, mut items: RunItems, outbox: Outbox) {
                     pacer.sent(Instant::now());
                 }
             }
-            if frame.events.len() >= MAX_BATCH {
+            if frame.events.len() + frame.packets.len() >= MAX_BATCH {
                 break;
             }
             if let Some(item) = items.try_recv() {
@@ -767,6 +812,8 @@ const FRAME_RESERVE_BYTES: usize = 16 * 1024;
 struct Frame {
     events: Vec<shared::Event>,
     dropped: Vec<shared::Dropped>,
+    /// The run's packets since the last message, sent after the events.
+    packets: Vec<shared::Packet>,
     /// The JSON bytes of `events`, about.
     bytes: usize,
 }
@@ -798,15 +845,24 @@ impl Frame {
 
     /// Sends what was gathered as one message, if anything; `false` once the browser is gone.
     async fn send(&mut self, run_id: u64, outbox: &Outbox) -> bool {
-        if self.events.is_empty() && self.dropped.is_empty() {
+        if !(self.events.is_empty() && self.dropped.is_empty()) {
+            let message = ServerMessage::Events {
+                run: run_id,
+                events: std::mem::take(&mut self.events),
+                dropped: std::mem::take(&mut self.dropped),
+            };
+            self.bytes = 0;
+            if outbox.send(Outgoing::Message(message)).await.is_err() {
+                return false;
+            }
+        }
+        if self.packets.is_empty() {
             return true;
         }
-        let message = ServerMessage::Events {
+        let message = ServerMessage::Packets {
             run: run_id,
-            events: std::mem::take(&mut self.events),
-            dropped: std::mem::take(&mut self.dropped),
+            packets: std::mem::take(&mut self.packets),
         };
-        self.bytes = 0;
         outbox.send(Outgoing::Message(message)).await.is_ok()
     }
 }

@@ -498,6 +498,8 @@ mod tests {
             ],
             events,
             outcome,
+            capture: Some(crate::packet::Capture::off("no namespaces")),
+            packets: crate::packet::examples(),
         }
     }
 

@@ -11,6 +11,8 @@
 //! - [`event`]: an [`Event`] is one call entering or returning on one endpoint.
 //! - [`kernel`]: the kernel's own view of each socket (TCP state, queues), on every event.
 //! - [`message`]: the WebSocket messages, [`ClientMessage`] and [`ServerMessage`].
+//! - [`packet`]: the packets a run's sockets put on the wire, captured from the kernel, and
+//!   [`pcapng`], the file Wireshark opens of them, and [`cause`], why each was sent.
 //! - [`describe`]: plain-words renderings of calls and results, shared by the CLI and the page.
 //! - [`trace_file`]: a recorded run as a file, to replay with no backend.
 //! - [`decode`] and [`encode`]: the page's own JSON reader and writer of these types, which
@@ -55,12 +57,17 @@
 //! lasts until `Stop`, a `Play`, or the end of the connection, which close all its sockets and
 //! remove its files.
 //!
+//! Beside the events, a run's packets come in [`ServerMessage::Packets`] batches, after a
+//! [`ServerMessage::Capture`] that says whether they are captured at all (and why not); a
+//! second `Capture` before `RunFinished` gives the final counts of packets not kept.
+//!
 //! [`ClientMessage::Watch`] shows the programs `socket-lab watch` runs on the server's machine
 //! instead: a run whose roles are processes and whose events carry [`Watched`]; its
 //! programs come as they are found, in [`ServerMessage::Program`]s before the events that
 //! name them, and the next watched run follows its `RunFinished` on the same subscription.
 
 pub mod call;
+pub mod cause;
 pub mod decode;
 pub mod describe;
 pub mod encode;
@@ -68,6 +75,8 @@ pub mod event;
 pub mod kernel;
 pub mod message;
 pub mod net;
+pub mod packet;
+pub mod pcapng;
 pub mod trace_file;
 
 pub use call::{
@@ -80,9 +89,10 @@ pub use message::{
     OutsideRole, RoleProgram, RunOutcome, SANDBOX_ID, ScenarioInfo, ServerMessage,
 };
 pub use net::{Bytes, Family, SockAddr, SockType};
+pub use packet::{Capture, IcmpMessage, Packet, Protocol, Quoted, TcpFlag, TcpSegment};
 pub use trace_file::{TRACE_FORMAT, TraceFile};
 
 /// The version of this protocol. The server sends it first, in [`ServerMessage::Hello`];
 /// it changes whenever a message changes shape, so that a page built for another version
 /// can say so plainly instead of misreading events.
-pub const PROTOCOL_VERSION: u32 = 7;
+pub const PROTOCOL_VERSION: u32 = 8;

@@ -5,6 +5,7 @@ use shared_derive::{Decode, Encode};
 
 use crate::call::Call;
 use crate::event::Event;
+use crate::packet::{Capture, Packet};
 
 /// A scenario the backend can play.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Decode, Encode)]
@@ -254,6 +255,22 @@ pub enum ServerMessage {
         run: u64,
         /// The program.
         program: RoleProgram,
+    },
+    /// Packets of a run, captured on its network, in `seq` order (see [`Packet`]). They
+    /// come in batches beside the events; a packet's `t_us` places it among them.
+    Packets {
+        /// The run.
+        run: u64,
+        /// The packets.
+        packets: Vec<Packet>,
+    },
+    /// Whether a run's packets are captured, and what its capture could not keep: sent
+    /// after `RunStarted`, and with the final counts before `RunFinished`.
+    Capture {
+        /// The run.
+        run: u64,
+        /// The capture's state.
+        capture: Capture,
     },
     /// A run has ended; no more events of it follow.
     RunFinished {
@@ -729,6 +746,26 @@ pub(crate) mod tests {
                     outside: false,
                     file: Some("/home/ana/server.py".into()),
                 },
+            },
+            ServerMessage::Packets {
+                run: 1,
+                packets: crate::packet::examples(),
+            },
+            ServerMessage::Capture {
+                run: 1,
+                capture: Capture {
+                    on: true,
+                    started_unix_us: 1_700_000_000_000_000,
+                    snaplen: 256,
+                    beyond_limit: 2,
+                    dropped_by_kernel: 1,
+                    kept: 4,
+                    ..Capture::default()
+                },
+            },
+            ServerMessage::Capture {
+                run: 1,
+                capture: Capture::off("this kernel forbids user namespaces"),
             },
             ServerMessage::Paused {
                 run: 1,

@@ -5,6 +5,7 @@ use shared_derive::{Decode, Encode};
 
 use crate::event::Event;
 use crate::message::{RoleProgram, RunOutcome, ScenarioInfo};
+use crate::packet::{Capture, Packet};
 
 /// The `format` field of every trace file, so that a file of another kind is named as such.
 pub const TRACE_FORMAT: &str = "socket-lab-trace";
@@ -28,13 +29,20 @@ pub struct TraceFile {
     /// How the run ended, if it had when the file was saved.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outcome: Option<RunOutcome>,
+    /// Whether the run's packets were captured, and what was not kept (protocol 8 on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capture: Option<Capture>,
+    /// The run's packets, in `seq` order (protocol 8 on; absent in older files).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub packets: Vec<Packet>,
 }
 
 /// The oldest protocol whose trace files this version reads: events have kept their shape
 /// since (protocols 3 to 5 only changed the messages around them, and 6 added a kernel
 /// view's `peer_closed`, which older files leave out and which reads as false; 7 added a
 /// watched program's `watched`, a program's `file` and the `other` call, all optional or
-/// new, so a file of 2 to 6 reads as it always did).
+/// new, so a file of 2 to 6 reads as it always did; 8 added the run's `packets` and
+/// `capture`, which older files leave out).
 pub const OLDEST_READABLE_PROTOCOL: u32 = 2;
 
 impl TraceFile {
@@ -96,6 +104,8 @@ mod tests {
             programs: vec![],
             events: vec![],
             outcome: Some(RunOutcome::Completed),
+            capture: None,
+            packets: vec![],
         }
     }
 

@@ -276,7 +276,7 @@ impl Hub {
                 RunItem::Event(event) => sink.forward(event),
                 RunItem::Program(program) => sink.program(program.clone()),
                 RunItem::Dropped(dropped) => sink.forward_dropped(dropped.clone()),
-                RunItem::Paused(_) => {}
+                RunItem::Paused(_) | RunItem::Packet(_) | RunItem::Capture(_) => {}
             }
         }
         // A finished run's stream ends after its log: the sink is dropped here.

@@ -159,9 +159,11 @@ pub(crate) struct TableEntry {
 /// sock_diag netlink socket that a lab keeps: every event of a run asks again while a closed
 /// connection lingers (a minute, in `TIME_WAIT`), and opening the socket for each event cost
 /// as much as the lookups. It is opened at the first lookup, and again after a failed one.
-#[derive(Default)]
 pub(crate) struct ConnectionTable {
     diag: Option<diag::Diag>,
+    /// The network whose connections these are: sock_diag answers for the network its
+    /// socket was opened in.
+    network: crate::network::RunNetwork,
 }
 
 impl std::fmt::Debug for ConnectionTable {
@@ -173,11 +175,19 @@ impl std::fmt::Debug for ConnectionTable {
 }
 
 impl ConnectionTable {
+    /// A table of `network`'s connections; nothing is opened until the first lookup.
+    pub(crate) fn new(network: crate::network::RunNetwork) -> Self {
+        ConnectionTable {
+            diag: None,
+            network,
+        }
+    }
+
     /// The kernel's entries for the given address pairs; pairs it holds no connection for are
     /// left out.
     pub(crate) fn entries(&mut self, wanted: &[AddressPair]) -> HashMap<AddressPair, TableEntry> {
         if self.diag.is_none() {
-            self.diag = diag::Diag::open().ok();
+            self.diag = diag::Diag::open_in(&self.network).ok();
         }
         if let Some(diag) = &mut self.diag {
             let asked = wanted.iter().try_fold(HashMap::new(), |mut found, &pair| {
@@ -193,7 +203,11 @@ impl ConnectionTable {
                 Err(_) => self.diag = None,
             }
         }
-        // Without sock_diag (a kernel built without it), the text tables have the rows too.
+        // Without sock_diag (a kernel built without it), the text tables have the rows too;
+        // a network of Socket Lab's own has none but sock_diag's.
+        if self.network.is_own() {
+            return HashMap::new();
+        }
         [true, false]
             .into_iter()
             .filter(|&ipv4| wanted.iter().any(|pair| pair.local.is_ipv4() == ipv4))
@@ -317,7 +331,26 @@ mod diag {
 
     impl Diag {
         pub(super) fn open() -> io::Result<Self> {
-            let mut socket = netlink_sys::Socket::new(NETLINK_SOCK_DIAG)?;
+            Self::ready(netlink_sys::Socket::new(NETLINK_SOCK_DIAG)?)
+        }
+
+        /// A sock_diag socket that asks about `network`'s sockets.
+        #[allow(unsafe_code)] // netlink-sys takes a descriptor only as a raw one.
+        pub(super) fn open_in(network: &crate::network::RunNetwork) -> io::Result<Self> {
+            let fd = network.kernel_socket(
+                libc::AF_NETLINK,
+                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+                NETLINK_SOCK_DIAG as libc::c_int,
+            )?;
+            // SAFETY: the descriptor is a netlink socket just opened, and ours alone.
+            let socket = unsafe {
+                use std::os::fd::{FromRawFd, IntoRawFd};
+                netlink_sys::Socket::from_raw_fd(fd.into_raw_fd())
+            };
+            Self::ready(socket)
+        }
+
+        fn ready(mut socket: netlink_sys::Socket) -> io::Result<Self> {
             socket.bind_auto()?;
             socket.connect(&netlink_sys::SocketAddr::new(0, 0))?;
             Ok(Diag {

@@ -34,6 +34,7 @@ pub(crate) use kernel::listening_on;
 pub(crate) use places::Places;
 use socket::{Blocking, LabSocket};
 
+use crate::network::RunNetwork;
 use crate::policy::{self, Policy};
 
 /// What a run's stream carries: its events, the notices of a paused run, and the count of
@@ -50,6 +51,10 @@ pub(crate) enum RunItem {
     /// A watched run found a program (a process, or a Python file of one) that the events
     /// after this name.
     Program(shared::RoleProgram),
+    /// A packet on the run's network.
+    Packet(shared::Packet),
+    /// Whether the run's packets are captured, and the counts of those not kept.
+    Capture(shared::Capture),
 }
 
 /// The receiving end of a run's stream.
@@ -195,6 +200,37 @@ impl EventSink {
         }
     }
 
+    /// When the run's clock (every event's and packet's `t_us`) started.
+    pub(crate) fn started(&self) -> Instant {
+        self.started
+    }
+
+    /// Sends a packet of the run's network, in order with the events; `false` when the
+    /// queue had no room (the caller counts it). Packets leave the reserve to calls other
+    /// than sends and receives, as data calls do.
+    pub(crate) fn packet(&self, packet: shared::Packet) -> bool {
+        if !self.watched {
+            return true;
+        }
+        let mut state = lock(&self.state);
+        let keep = 2 + state.reserve;
+        state.flush_dropped(keep)
+            && state.events.capacity() >= keep
+            && state.events.try_send(RunItem::Packet(packet)).is_ok()
+    }
+
+    /// Sends the state of the run's capture. Like a program, it is never dropped.
+    pub(crate) fn capture(&self, capture: shared::Capture) {
+        if !self.watched {
+            return;
+        }
+        let mut state = lock(&self.state);
+        state.flush_dropped(1);
+        if state.events.try_send(RunItem::Capture(capture)).is_err() {
+            tracing::warn!("a run's capture state did not fit in its queue");
+        }
+    }
+
     /// Says which call the paused run will make next, in order with its events.
     pub(crate) fn paused(&self, next: NextCall) {
         let mut state = lock(&self.state);
@@ -317,7 +353,9 @@ pub(crate) struct Lab {
     lingering: Mutex<Vec<(String, AddressPair)>>,
     /// Where the lingering connections are looked up, kept open for the run.
     connections: Mutex<kernel::ConnectionTable>,
-    sink: EventSink,
+    sink: Arc<EventSink>,
+    /// Where the lab's IP sockets are opened.
+    network: RunNetwork,
     places: Places,
     /// Whether the lab takes its addresses from outside Socket Lab (the user's own calls in
     /// the sandbox, a run with an outside program): then the program at the other end of
@@ -335,15 +373,21 @@ pub(crate) struct Lab {
 impl Lab {
     /// An empty lab whose events go to `sink`, whose Unix names live in `places`, and which
     /// follows `policy`.
-    pub(crate) fn new(sink: EventSink, places: Places, policy: Arc<Policy>) -> Self {
+    pub(crate) fn new(
+        sink: EventSink,
+        places: Places,
+        policy: Arc<Policy>,
+        network: RunNetwork,
+    ) -> Self {
         let sockets = Arc::new(SocketTable::default());
         let id = policy.register(&sockets);
         Lab {
             sockets,
             accepted_names: Mutex::new(HashSet::new()),
             lingering: Mutex::new(Vec::new()),
-            connections: Mutex::new(kernel::ConnectionTable::default()),
-            sink,
+            connections: Mutex::new(kernel::ConnectionTable::new(network.clone())),
+            sink: Arc::new(sink),
+            network,
             places,
             outside_facing: false,
             max_wait: None,
@@ -419,8 +463,13 @@ impl Lab {
     }
 
     /// The lab's event stream, for notices that go with its events.
-    pub(crate) fn sink(&self) -> &EventSink {
+    pub(crate) fn sink(&self) -> &Arc<EventSink> {
         &self.sink
+    }
+
+    /// The network the lab's IP sockets are opened in.
+    pub(crate) fn network(&self) -> &RunNetwork {
+        &self.network
     }
 
     /// Closes, without events, every socket whose endpoint belongs to `role`: what the kernel
@@ -546,7 +595,8 @@ impl Lab {
                         ),
                     ));
                 }
-                let socket = LabSocket::open(*family, *sock_type).map_err(io_error)?;
+                let socket =
+                    LabSocket::open(*family, *sock_type, &self.network).map_err(io_error)?;
                 let result = snapshot(ReturnValue::Socket, &socket);
                 sockets.push((endpoint.to_owned(), Arc::new(socket)));
                 Ok(result)

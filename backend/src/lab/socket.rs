@@ -103,7 +103,13 @@ impl AsRawFd for Descriptor {
 
 impl LabSocket {
     /// `socket(family, type)`.
-    pub(crate) fn open(family: Family, sock_type: SockType) -> io::Result<Self> {
+    /// An IP socket is opened in `network` (a Unix socket always on the machine: its names
+    /// are files).
+    pub(crate) fn open(
+        family: Family,
+        sock_type: SockType,
+        network: &crate::network::RunNetwork,
+    ) -> io::Result<Self> {
         let domain = match family {
             Family::Inet => Domain::IPV4,
             Family::Inet6 => Domain::IPV6,
@@ -113,7 +119,13 @@ impl LabSocket {
             SockType::Stream => Type::STREAM,
             SockType::Dgram => Type::DGRAM,
         };
-        Self::wrap(Socket::new(domain, ty, None)?, family, sock_type)
+        let socket = match family {
+            Family::Unix => Socket::new(domain, ty, None)?,
+            Family::Inet | Family::Inet6 => {
+                Socket::from(network.ip_socket(domain.into(), ty.into())?)
+            }
+        };
+        Self::wrap(socket, family, sock_type)
     }
 
     fn wrap(socket: Socket, family: Family, sock_type: SockType) -> io::Result<Self> {

@@ -13,7 +13,7 @@ mod unix;
 
 use std::cell::OnceCell;
 use std::collections::HashMap;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -91,6 +91,8 @@ pub(crate) fn find(id: &str) -> Option<&'static Scenario> {
 /// The places a run may use, written into its programs.
 #[derive(Clone, Debug)]
 pub(crate) struct RunSetup {
+    /// The network the run's IP sockets are opened in.
+    pub(crate) network: crate::network::RunNetwork,
     /// The run's own loopback address, where its IPv4 servers listen.
     pub(crate) host: Ipv4Addr,
     /// The port its IPv4 servers listen on: the tutorial's, unless an outside program asks
@@ -109,7 +111,7 @@ pub(crate) struct RunSetup {
 impl RunSetup {
     /// The run's port on `::1`: one the kernel has free, found the first time it is asked for.
     pub(crate) fn port6(&self) -> u16 {
-        *self.port6.get_or_init(free_ipv6_port)
+        *self.port6.get_or_init(|| free_ipv6_port(&self.network))
     }
 
     /// The IPv4 address `(host, PORT)` of the run's server.
@@ -138,9 +140,16 @@ impl RunSetup {
 /// listener that never connected leaves nothing behind, so the port can be bound again at
 /// once. Without IPv6 on loopback the tutorial's port is used, and the run shows the kernel's
 /// error for it.
-fn free_ipv6_port() -> u16 {
-    TcpListener::bind(SocketAddr::from((Ipv6Addr::LOCALHOST, 0)))
-        .and_then(|listener| listener.local_addr())
+fn free_ipv6_port(network: &crate::network::RunNetwork) -> u16 {
+    network
+        .ip_socket(libc::AF_INET6, libc::SOCK_STREAM | libc::SOCK_CLOEXEC)
+        .map(socket2::Socket::from)
+        .and_then(|socket| {
+            socket.bind(&SocketAddr::from((Ipv6Addr::LOCALHOST, 0)).into())?;
+            socket.local_addr()
+        })
+        .ok()
+        .and_then(|address| address.as_socket())
         .map_or(PORT, |address| address.port())
 }
 
@@ -735,6 +744,7 @@ mod tests {
             host: Ipv4Addr::new(127, 64, 0, 1),
             port: PORT,
             port6: OnceCell::from(40000),
+            network: crate::network::RunNetwork::machine("a test"),
             dir: PathBuf::from("/tmp/socket-lab-1-1"),
             abstract_prefix: "socket-lab-1-1/".into(),
         }

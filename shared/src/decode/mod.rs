@@ -298,6 +298,8 @@ mod tests {
             programs: vec![],
             events,
             outcome: Some(crate::RunOutcome::Completed),
+            capture: None,
+            packets: crate::packet::examples(),
         };
         let json = serde_json::to_string(&trace).unwrap();
         assert_eq!(from_str::<TraceFile>(&json), Ok(trace));

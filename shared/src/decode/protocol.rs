@@ -363,7 +363,7 @@ impl Decode for ServerMessage {
         let (mut protocol, mut server_version, mut scenarios) = (None, None, None);
         let (mut run, mut scenario, mut programs, mut unix_dir) = (None, None, None, None);
         let (mut events, mut dropped, mut next, mut code) = (None, None, None, None);
-        let mut program = None;
+        let (mut program, mut packets, mut capture) = (None, None, None);
         let mut outcome = OutcomeFields::default();
         reader.object(|reader, key| match key {
             "protocol" => field(reader, &mut protocol),
@@ -378,6 +378,8 @@ impl Decode for ServerMessage {
             "next" => field(reader, &mut next),
             "code" => field(reader, &mut code),
             "program" => field(reader, &mut program),
+            "packets" => field(reader, &mut packets),
+            "capture" => field(reader, &mut capture),
             _ if outcome.read(reader, key)? => Ok(()),
             _ => reader.skip(),
         })?;
@@ -405,6 +407,14 @@ impl Decode for ServerMessage {
             "program" => ServerMessage::Program {
                 run: required(reader, run, "run")?,
                 program: required(reader, program, "program")?,
+            },
+            "packets" => ServerMessage::Packets {
+                run: required(reader, run, "run")?,
+                packets: required(reader, packets, "packets")?,
+            },
+            "capture" => ServerMessage::Capture {
+                run: required(reader, run, "run")?,
+                capture: required(reader, capture, "capture")?,
             },
             "run_finished" => ServerMessage::RunFinished {
                 run: required(reader, run, "run")?,

@@ -1,0 +1,121 @@
+//! [`RunNetwork`]: the network a lab's IP sockets are opened in. A session's own network
+//! (a network namespace of Socket Lab's, see `netns`, whose packets `capture` reads), or the
+//! machine's, with the reason its packets are not shown.
+//!
+//! Each WebSocket session, and each `backend trace`, has a network of its own, made at its
+//! first run, so a run captures only its own packets: two sessions never share a loopback.
+//! Making a namespace costs about 1 ms (`unshare -Urn true` against `unshare -Ur true`, 50
+//! times each, on this project's machine), several times a whole seed exchange, so runs of a
+//! session share their session's network rather than making one each. Unix sockets stay on
+//! the machine (their path names are files; packets are an IP matter).
+
+use std::io;
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
+
+use shared::Capture;
+
+use crate::capture::{NetworkCapture, RunCapture};
+use crate::lab::EventSink;
+use crate::netns;
+
+/// Where a lab's IP sockets are opened.
+#[derive(Clone, Debug)]
+pub(crate) enum RunNetwork {
+    /// A network of Socket Lab's own.
+    Own(Arc<OwnNetwork>),
+    /// The machine's network; packets are not captured, for this reason.
+    Machine {
+        /// Why packets are off, in plain words.
+        why: Arc<str>,
+    },
+}
+
+/// A network of Socket Lab's own and its capture.
+#[derive(Debug)]
+pub(crate) struct OwnNetwork {
+    network: netns::Network,
+    capture: Result<NetworkCapture, String>,
+}
+
+impl RunNetwork {
+    /// A new network of Socket Lab's own, or the machine's with the reason there is none.
+    pub(crate) fn own() -> Self {
+        match netns::network() {
+            Ok(new) => {
+                let capture = new.capture.and_then(|socket| {
+                    NetworkCapture::start(socket)
+                        .map_err(|error| format!("could not read the network's packets: {error}"))
+                });
+                if let Err(why) = &capture {
+                    tracing::warn!(%why, "packets are off");
+                }
+                RunNetwork::Own(Arc::new(OwnNetwork {
+                    network: new.network,
+                    capture,
+                }))
+            }
+            Err(why) => {
+                tracing::warn!(%why, "Socket Lab's own network is off: packets are off");
+                RunNetwork::machine(format!("packets are off: {why}"))
+            }
+        }
+    }
+
+    /// The machine's network, with the reason its packets are not shown.
+    pub(crate) fn machine(why: impl Into<String>) -> Self {
+        RunNetwork::Machine {
+            why: Arc::from(why.into()),
+        }
+    }
+
+    /// Whether this is a network of Socket Lab's own.
+    pub(crate) fn is_own(&self) -> bool {
+        matches!(self, RunNetwork::Own(_))
+    }
+
+    /// `socket(domain, kind)` for an IP socket of a lab, in this network.
+    pub(crate) fn ip_socket(&self, domain: libc::c_int, kind: libc::c_int) -> io::Result<OwnedFd> {
+        match self {
+            RunNetwork::Own(own) => own.network.socket(domain, kind, 0),
+            RunNetwork::Machine { .. } => {
+                socket2::Socket::new(domain.into(), kind.into(), None).map(OwnedFd::from)
+            }
+        }
+    }
+
+    /// A socket of `domain`, `kind` and `protocol` for asking the kernel about this
+    /// network's sockets (sock_diag netlink): one opened in it.
+    pub(crate) fn kernel_socket(
+        &self,
+        domain: libc::c_int,
+        kind: libc::c_int,
+        protocol: libc::c_int,
+    ) -> io::Result<OwnedFd> {
+        match self {
+            RunNetwork::Own(own) => own.network.socket(domain, kind, protocol),
+            RunNetwork::Machine { .. } => {
+                socket2::Socket::new(domain.into(), kind.into(), Some(protocol.into()))
+                    .map(OwnedFd::from)
+            }
+        }
+    }
+
+    /// Starts sending the network's packets to the run of `sink`; for a network without
+    /// capture, tells the run why its packets are off.
+    pub(crate) fn attach(&self, sink: &Arc<EventSink>) -> Option<RunCapture> {
+        match self {
+            RunNetwork::Own(own) => match &own.capture {
+                Ok(capture) => Some(capture.attach(sink)),
+                Err(why) => {
+                    sink.capture(Capture::off(format!("packets are off: {why}")));
+                    None
+                }
+            },
+            RunNetwork::Machine { why } => {
+                sink.capture(Capture::off(why.to_string()));
+                None
+            }
+        }
+    }
+}

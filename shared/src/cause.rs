@@ -1,0 +1,303 @@
+//! Why each packet was sent: the two endpoints it travels between, found by their addresses
+//! in the run's events, and the call that made it, or the kernel acting by itself, in plain
+//! words. The page (its log, its diagram) and `backend trace --pcap` (each packet's comment)
+//! say the same.
+
+use std::collections::HashMap;
+
+use crate::call::{Call, ReturnValue, SockOption};
+use crate::event::{Event, Phase};
+use crate::net::SockAddr;
+use crate::packet::{Packet, Protocol, TcpFlag, endpoint_text};
+
+/// A packet's place in its run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PacketCause {
+    /// The endpoint that sent it, when the run's events name one with its address.
+    pub from: Option<String>,
+    /// The endpoint it went to.
+    pub to: Option<String>,
+    /// The `seq` of the event of the call that made it; `None` when the kernel sent it by
+    /// itself (a SYN-ACK, an ACK, a RST or an ICMP error).
+    pub call: Option<u64>,
+    /// What the packet is and why it was sent, in plain words.
+    pub text: String,
+}
+
+/// Where the run's endpoints are: each endpoint's local and peer address, as its events
+/// last reported them.
+#[derive(Clone, Debug, Default)]
+pub struct Endpoints {
+    addresses: Vec<(String, Option<SockAddr>, Option<SockAddr>)>,
+    by_name: HashMap<String, usize>,
+}
+
+impl Endpoints {
+    /// The endpoints of a run's events.
+    pub fn of(events: &[Event]) -> Self {
+        let mut endpoints = Endpoints::default();
+        for event in events {
+            let Some(Ok(result)) = event.outcome() else {
+                continue;
+            };
+            if let Some(local) = &result.local {
+                endpoints.entry(&event.endpoint).1 = Some(local.clone());
+            }
+            if let Some(peer) = &result.peer {
+                endpoints.entry(&event.endpoint).2 = Some(peer.clone());
+            }
+            if let ReturnValue::Accepted {
+                endpoint, address, ..
+            } = &result.value
+            {
+                endpoints.entry(endpoint).2 = Some(address.clone());
+            }
+        }
+        endpoints
+    }
+
+    fn entry(&mut self, name: &str) -> &mut (String, Option<SockAddr>, Option<SockAddr>) {
+        let index = match self.by_name.get(name) {
+            Some(&index) => index,
+            None => {
+                self.addresses.push((name.to_owned(), None, None));
+                self.by_name
+                    .insert(name.to_owned(), self.addresses.len() - 1);
+                self.addresses.len() - 1
+            }
+        };
+        &mut self.addresses[index]
+    }
+
+    /// The endpoint whose socket has address `local` and is connected to `peer`; else one
+    /// bound to `local` with no peer (a listener, an unconnected datagram socket). An
+    /// endpoint bound to the unspecified address (`0.0.0.0`) has every address of its port.
+    pub fn at(&self, local: &SockAddr, peer: &SockAddr) -> Option<&str> {
+        let exact = self.addresses.iter().rev().find(|(_, ours, theirs)| {
+            ours.as_ref().is_some_and(|ours| covers(ours, local)) && theirs.as_ref() == Some(peer)
+        });
+        let bound = || {
+            self.addresses.iter().rev().find(|(_, ours, theirs)| {
+                ours.as_ref().is_some_and(|ours| covers(ours, local)) && theirs.is_none()
+            })
+        };
+        exact.or_else(bound).map(|(name, _, _)| name.as_str())
+    }
+}
+
+/// Whether a socket bound to `bound` has `address` (the same, or the same port on the
+/// unspecified address of its family).
+fn covers(bound: &SockAddr, address: &SockAddr) -> bool {
+    match (bound, address) {
+        (SockAddr::Inet { host, port }, SockAddr::Inet { port: other, .. })
+            if host.is_unspecified() =>
+        {
+            port == other
+        }
+        (SockAddr::Inet6 { host, port, .. }, SockAddr::Inet6 { port: other, .. })
+            if host.is_unspecified() =>
+        {
+            port == other
+        }
+        (
+            SockAddr::Inet6 {
+                host: a, port: p, ..
+            },
+            SockAddr::Inet6 {
+                host: b, port: q, ..
+            },
+        ) => a == b && p == q,
+        _ => bound == address,
+    }
+}
+
+/// Why `packet` was sent, given its run's events.
+pub fn packet_cause(packet: &Packet, events: &[Event]) -> Option<PacketCause> {
+    Some(cause(packet, events, &Endpoints::of(events)))
+}
+
+/// Why `packet` was sent, with the run's endpoints already found (for a whole run's packets
+/// at once).
+pub fn cause(packet: &Packet, events: &[Event], endpoints: &Endpoints) -> PacketCause {
+    let from = endpoints.at(&packet.src, &packet.dst).map(str::to_owned);
+    let to = endpoints.at(&packet.dst, &packet.src).map(str::to_owned);
+    // The call the sender was in, or had made last, when the packet left.
+    let last_call = from.as_deref().and_then(|from| {
+        events
+            .iter()
+            .rev()
+            .find(|event| event.endpoint == from && event.t_us <= packet.t_us)
+    });
+    let made_by = |fits: &dyn Fn(&Call) -> bool| {
+        last_call
+            .filter(|event| fits(&event.call))
+            .map(|event| (event.seq, event.call.name(), event.phase))
+    };
+    let dst = endpoint_text(&packet.dst);
+    let (call, text) = match (packet.protocol, &packet.tcp, &packet.icmp) {
+        (Protocol::Tcp, Some(tcp), _) => {
+            let syn = tcp.has(TcpFlag::Syn);
+            let ack = tcp.has(TcpFlag::Ack);
+            if tcp.has(TcpFlag::Rst) {
+                let lingered = from
+                    .as_deref()
+                    .is_some_and(|from| linger_zero(events, from));
+                match made_by(&|call| matches!(call, Call::Close)) {
+                    Some((seq, ..)) if lingered => (
+                        Some(seq),
+                        "close() with SO_LINGER 0 aborts the connection: the kernel sends RST \
+                         instead of FIN, and drops any data not yet sent"
+                            .to_owned(),
+                    ),
+                    _ if tcp.seq == 0 || (ack && to.is_some() && from.is_none()) => (
+                        None,
+                        format!(
+                            "nothing listens on port {}: the kernel refuses the connection by \
+                             itself with RST, and connect() fails with ECONNREFUSED",
+                            port(&packet.src)
+                        ),
+                    ),
+                    _ => (
+                        None,
+                        "the kernel resets the connection: a segment came for a socket that no \
+                         longer has it"
+                            .to_owned(),
+                    ),
+                }
+            } else if syn && !ack {
+                let call = made_by(&|call| matches!(call, Call::Connect { .. }));
+                (
+                    call.map(|(seq, ..)| seq),
+                    format!(
+                        "connect() sends SYN: the first step of TCP's three-way handshake asks \
+                         {dst} for a connection, and connect() waits for the answer"
+                    ),
+                )
+            } else if syn {
+                (
+                    None,
+                    "the kernel answers the SYN by itself with SYN-ACK: the listener's backlog \
+                     has room, and no call is needed (accept() only takes a connection the \
+                     handshake has made)"
+                        .to_owned(),
+                )
+            } else if tcp.has(TcpFlag::Fin) {
+                match made_by(&|call| matches!(call, Call::Close | Call::Shutdown { .. })) {
+                    Some((seq, name, _)) => (
+                        Some(seq),
+                        format!(
+                            "{name}() sends FIN: this side has nothing more to send (the other \
+                             side's recv() will return b'' once it has read the rest)"
+                        ),
+                    ),
+                    None => (
+                        None,
+                        "the kernel sends FIN: the socket was closed (its program ended, or \
+                         the run closed what was left open)"
+                            .to_owned(),
+                    ),
+                }
+            } else if packet.payload_len > 0 {
+                match made_by(&|call| {
+                    matches!(
+                        call,
+                        Call::Send { .. } | Call::Sendall { .. } | Call::Sendto { .. }
+                    )
+                }) {
+                    Some((seq, name, _)) => (
+                        Some(seq),
+                        format!(
+                            "{name}() hands {} bytes to the kernel, which sends them in this \
+                             segment; they wait in the receiver's queue until its recv()",
+                            packet.payload_len
+                        ),
+                    ),
+                    None => (
+                        None,
+                        format!(
+                            "the kernel sends {} bytes the program gave it earlier",
+                            packet.payload_len
+                        ),
+                    ),
+                }
+            } else if tcp.seq == 1
+                && tcp.ack == 1
+                && made_by(&|call| matches!(call, Call::Connect { .. })).is_some()
+            {
+                (
+                    made_by(&|call| matches!(call, Call::Connect { .. })).map(|(seq, ..)| seq),
+                    "the client's kernel acknowledges the SYN-ACK: the handshake is complete, \
+                     connect() returns, and the connection waits in the listener's accept queue"
+                        .to_owned(),
+                )
+            } else {
+                (
+                    None,
+                    format!(
+                        "the kernel acknowledges what it has received (up to byte {}), by itself",
+                        tcp.ack
+                    ),
+                )
+            }
+        }
+        (Protocol::Udp, _, _) => {
+            let call = made_by(&|call| {
+                matches!(
+                    call,
+                    Call::Send { .. } | Call::Sendall { .. } | Call::Sendto { .. }
+                )
+            });
+            (
+                call.map(|(seq, ..)| seq),
+                format!(
+                    "{}() sends a datagram of {} bytes to {dst}: UDP sends it at once, with no \
+                     connection and no acknowledgement",
+                    call.map_or("sendto", |(_, name, _)| name),
+                    packet.payload_len
+                ),
+            )
+        }
+        (protocol, _, Some(icmp)) if icmp.is_port_unreachable(protocol) => {
+            let port = icmp.quoted.as_ref().map_or_else(String::new, |quoted| {
+                format!(" {}", self::port(&quoted.dst))
+            });
+            (
+                None,
+                format!(
+                    "no socket has port{port}: the kernel answers the datagram with ICMP port \
+                     unreachable, and the sender's next call on its socket may fail with \
+                     ECONNREFUSED"
+                ),
+            )
+        }
+        (_, _, Some(icmp)) => (None, format!("the kernel sends ICMP: {}", icmp.text)),
+        _ => (None, format!("a {} packet", packet.protocol.name())),
+    };
+    PacketCause {
+        from,
+        to,
+        call,
+        text,
+    }
+}
+
+fn port(address: &SockAddr) -> u16 {
+    match address {
+        SockAddr::Inet { port, .. } | SockAddr::Inet6 { port, .. } => *port,
+        SockAddr::Unix { .. } => 0,
+    }
+}
+
+/// Whether `endpoint` had `SO_LINGER` set to 0 seconds by one of its calls.
+fn linger_zero(events: &[Event], endpoint: &str) -> bool {
+    events.iter().any(|event| {
+        event.endpoint == endpoint
+            && event.phase == Phase::Return
+            && matches!(
+                event.call,
+                Call::Setsockopt {
+                    option: SockOption::Linger(Some(0))
+                }
+            )
+    })
+}
