@@ -106,16 +106,18 @@ if [ "$want_browser" = 1 ]; then
   # Python 3 and netcat are outside peers in the integration tests (the tutorial's own
   # programs, and `nc` as a student would use it); strace is what `backend bench` compares
   # the cost of watching with, and the witness `watch`'s tests hold it to; gcc builds the C
-  # forking server those tests watch. Debian's python3 is the one at /usr/bin, which the bench uses.
+  # forking server those tests watch. tshark reads the pcapng files of runs back: the
+  # independent witness of the packet tests. Debian's python3 is the one at /usr/bin, which the bench uses.
   # brotli and zopfli compress the built page (scripts/post-build.sh; without them, gzip -9
   # only): zopfli writes gzip that any browser reads, about 5% smaller than gzip -9's.
   # openssl hashes the minified JavaScript glue for index.html's integrity attribute.
   if [ ! -x /usr/bin/python3 ] || ! command -v nc >/dev/null || ! command -v strace >/dev/null \
     || ! command -v brotli >/dev/null || ! command -v zopfli >/dev/null \
-    || ! command -v openssl >/dev/null || ! command -v cc >/dev/null; then
-    log "installing python3, netcat, strace, brotli, zopfli, openssl and gcc from Debian"
+    || ! command -v openssl >/dev/null || ! command -v cc >/dev/null \
+    || ! command -v tshark >/dev/null; then
+    log "installing python3, netcat, strace, brotli, zopfli, openssl, gcc and tshark from Debian"
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq && apt-get install -y -qq python3 netcat-openbsd strace brotli zopfli openssl gcc >/dev/null
+    apt-get update -qq && apt-get install -y -qq python3 netcat-openbsd strace brotli zopfli openssl gcc tshark >/dev/null
   fi
 fi
 

@@ -663,6 +663,8 @@ fn long_trace(sends: usize) -> shared::TraceFile {
         }],
         events,
         outcome: Some(shared::RunOutcome::Completed),
+        capture: None,
+        packets: Vec::new(),
     }
 }
 
@@ -1290,6 +1292,8 @@ async fn record_big_trace(addr: SocketAddr, events: usize) -> Result<String, Str
                     programs,
                     events: Vec::new(),
                     outcome: None,
+                    capture: None,
+                    packets: Vec::new(),
                 });
             }
             ServerMessage::Events {
@@ -1600,7 +1604,7 @@ async fn log_rows_in_view(client: &Client, want: usize) -> Result<usize, String>
     loop {
         let rows = client
             .find_all(Locator::Css(
-                "[data-testid='event-log'] tbody tr:not(.spacer)",
+                "[data-testid='event-log'] tbody tr:not(.spacer):not(.packet)",
             ))
             .await
             .map_err(|e| e.to_string())?
@@ -2150,4 +2154,78 @@ async fn a_watched_pair_shows_live_and_steps_through_its_source(
 #[ignore = "needs a built page and chromedriver: run scripts/test.sh"]
 async fn a_watched_program_is_shown_live_and_stepped_with_its_source() {
     in_browser_alone(a_watched_pair_shows_live_and_steps_through_its_source).await;
+}
+
+async fn stepping_reaches_the_syn_ack_between_the_two_sockets(
+    client: &Client,
+    base: SocketAddr,
+) -> Result<(), String> {
+    goto(
+        client,
+        &format!("http://{base}/?scenario=simple-server-client&play=1"),
+    )
+    .await?;
+    wait_for_text(client, "run-status", "finished").await?;
+    wait_for_text(
+        client,
+        "capture-status",
+        "captured on the run's own network",
+    )
+    .await?;
+    click(client, "step-first").await?;
+    // Step by step, through the calls, to the second packet: the listener's SYN-ACK.
+    let mut label = String::new();
+    for _ in 0..40 {
+        click(client, "step-forward").await?;
+        label = wait_for_text(client, "step-label", "of").await?;
+        if label.starts_with("packet 2 of") {
+            break;
+        }
+    }
+    if !label.starts_with("packet 2 of") {
+        return Err(format!(
+            "stepping never reached the second packet: {label:?}"
+        ));
+    }
+    let explanation = wait_for_text(client, "explanation", "SYN-ACK").await?;
+    if !explanation.contains("[SYN, ACK]") || !explanation.contains("backlog has room") {
+        return Err(format!("at the SYN-ACK the page says {explanation:?}"));
+    }
+    // The selected packet is drawn from the server's socket to the client's.
+    let drawn = script(
+        client,
+        "const packet = document.querySelector(\"[data-testid='packet'][data-selected='true']\");
+         if (!packet) return null;
+         const line = packet.querySelector('line');
+         const lane = name => [...document.querySelectorAll('text.lane-title')]
+             .find(text => text.textContent === name)?.getAttribute('x');
+         return [packet.dataset.kind, line.getAttribute('x1'), line.getAttribute('x2'),
+                 lane('server.con'), lane('client.s')];",
+    )
+    .await?;
+    let drawn: Option<Vec<Option<String>>> =
+        serde_json::from_value(drawn.clone()).map_err(|e| format!("{e}: {drawn}"))?;
+    let Some(drawn) = drawn else {
+        return Err("no packet is drawn as selected".to_owned());
+    };
+    if drawn[0].as_deref() != Some("SYN,ACK") || drawn[1] != drawn[3] || drawn[2] != drawn[4] {
+        return Err(format!(
+            "the selected packet is (kind, from x, to x, server.con x, client.s x) {drawn:?}"
+        ));
+    }
+    scroll_into_view(client, "diagram").await?;
+    save_screenshot(client, "packets-syn-ack.png").await;
+    // The log lists the packet among the calls, selected.
+    scroll_into_view(client, "event-log").await?;
+    let row = wait_for_text(client, "event-log", "[SYN, ACK]").await?;
+    if !row.contains("the kernel answers the SYN by itself") {
+        return Err(format!("the log reads {row:?}"));
+    }
+    Ok(())
+}
+
+#[tokio::test]
+#[ignore = "needs dist/ and chromedriver: run scripts/test.sh"]
+async fn stepping_shows_the_syn_ack_drawn_between_the_two_sockets() {
+    in_browser(stepping_reaches_the_syn_ack_between_the_two_sockets).await;
 }

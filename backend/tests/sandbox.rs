@@ -80,7 +80,9 @@ impl User {
                     }
                     ServerMessage::Hello { .. }
                     | ServerMessage::Paused { .. }
-                    | ServerMessage::Program { .. } => {}
+                    | ServerMessage::Program { .. }
+                    | ServerMessage::Packets { .. }
+                    | ServerMessage::Capture { .. } => {}
                 }
                 return message;
             }

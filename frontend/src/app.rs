@@ -13,7 +13,7 @@ use web_sys::{CloseEvent, MessageEvent, WebSocket};
 use crate::diagram::{HEADER_HEIGHT, Px, ROW_HEIGHT};
 use crate::inbox::Inbox;
 use crate::manual::{self, CallForm};
-use crate::model::{Link, Model, RunView, Source, role_colour};
+use crate::model::{Link, Model, RunView, Source, Step, role_colour};
 
 /// What a link asks for: `?scenario=<id>` picks a scenario, `&play=1` plays it at once,
 /// `&pause=1` pauses before each call, `&outside=client&port=<p>` leaves a role to the
@@ -555,16 +555,22 @@ fn typing_in_a_field(event: &web_sys::KeyboardEvent) -> bool {
 /// Offers `contents` as a file download, through the page's one download link (which tests
 /// can also read).
 fn download(file_name: &str, contents: &str, mime: &str) {
-    let Some(document) = window().document() else {
-        return;
-    };
     let parts = js_sys::Array::of1(&wasm_bindgen::JsValue::from_str(contents));
     let options = web_sys::BlobPropertyBag::new();
     options.set_type(mime);
     let Ok(blob) = web_sys::Blob::new_with_str_sequence_and_options(&parts, &options) else {
         return;
     };
-    let Ok(url) = web_sys::Url::create_object_url_with_blob(&blob) else {
+    offer(file_name, &blob);
+}
+
+/// Offers a blob as a file, through the page's one download link (whose last blob URL is
+/// let go first).
+fn offer(file_name: &str, blob: &web_sys::Blob) {
+    let Some(document) = window().document() else {
+        return;
+    };
+    let Ok(url) = web_sys::Url::create_object_url_with_blob(blob) else {
         return;
     };
     let Some(link) = document
@@ -604,6 +610,45 @@ fn export_svg(file_name: &str) {
     }
 }
 
+/// What the page says of a run's capture: how many packets, on which network, and what was
+/// lost, or why there are none.
+fn capture_text(capture: &shared::Capture, packets: usize) -> String {
+    if !capture.on {
+        let why = capture.off_because.as_deref().unwrap_or("packets are off");
+        return format!("Packets: none shown ({why}).");
+    }
+    let mut text = format!(
+        "Packets: {packets} captured on the run's own network (its own loopback), each kept to its first {} bytes.",
+        capture.snaplen
+    );
+    if capture.beyond_limit > 0 {
+        text.push_str(&format!(
+            " {} more were not kept: the run's limit is {} packets.",
+            capture.beyond_limit,
+            shared::packet::PACKETS_PER_RUN
+        ));
+    }
+    if capture.dropped_by_kernel > 0 {
+        text.push_str(&format!(
+            " The kernel dropped {} before Socket Lab could read them.",
+            capture.dropped_by_kernel
+        ));
+    }
+    text
+}
+
+/// Offers bytes as a file to download, through the page's download link.
+fn download_bytes(file_name: &str, contents: &[u8], mime: &str) {
+    let array = js_sys::Uint8Array::from(contents);
+    let parts = js_sys::Array::of1(&array);
+    let options = web_sys::BlobPropertyBag::new();
+    options.set_type(mime);
+    let Ok(blob) = web_sys::Blob::new_with_u8_array_sequence_and_options(&parts, &options) else {
+        return;
+    };
+    offer(file_name, &blob);
+}
+
 /// The diagram's styles, inside the SVG so that an exported diagram looks the same. The
 /// colours fall back to the light theme's outside the page. Every rule starts with `svg`: a
 /// `<style>` in an inline SVG applies to the whole page.
@@ -623,6 +668,11 @@ svg .arrowhead { fill: var(--client, #d95f02); }
 svg .message-label { font: 600 12px ui-monospace, monospace; fill: var(--client-text, #b84f00); }
 svg .selected-row { fill: var(--wait, #b58900); opacity: .15; }
 svg .fold { fill: var(--client, #d95f02); opacity: .25; stroke: var(--client, #d95f02); stroke-dasharray: 3 3; }
+svg .packet { stroke: var(--wire, #6a3d9a); stroke-width: 1; opacity: .8; }
+svg .packet.selected { stroke-width: 3; opacity: 1; }
+svg .packet-head { fill: var(--wire, #6a3d9a); }
+svg .packet-label { font: 10px ui-monospace, monospace; fill: var(--wire, #6a3d9a); }
+svg .packet-label.selected { font-weight: 700; }
 ";
 
 #[component]
@@ -1168,12 +1218,25 @@ fn RunPanel(
             })
         })
     });
+    // The packet stepped to, and whether the step shown is the run's last.
+    let packet_step = Memo::new(move |_| {
+        model.with(|m| {
+            m.run.as_ref().map_or((None, 0, true), |run| {
+                (
+                    run.selected_packet().map(|(index, _)| index),
+                    run.packets.len(),
+                    run.at_last_step(),
+                )
+            })
+        })
+    });
     let selected = move || position.get().0;
     let total = move || position.get().1;
     let following = move || position.get().2;
-    let step_label = move || match selected() {
-        Some(index) => format!("event {} of {}", index + 1, total()),
-        None => "no events yet".to_owned(),
+    let step_label = move || match (packet_step.get(), selected()) {
+        ((Some(packet), packets, _), _) => format!("packet {} of {packets}", packet + 1),
+        (_, Some(index)) => format!("event {} of {}", index + 1, total()),
+        (_, None) => "no events yet".to_owned(),
     };
     let explanation = move || {
         model.with(|m| {
@@ -1188,12 +1251,38 @@ fn RunPanel(
             }
             // A run waiting for the student's program, or just started, has no call yet: the
             // line says what will come there rather than stand empty.
+            if let Some((_, packet)) = run.selected_packet() {
+                let cause = run.packet_cause(packet, &shared::cause::Endpoints::of(&run.events));
+                let route = match (&cause.from, &cause.to) {
+                    (Some(from), Some(to)) => format!("{from} → {to}"),
+                    (Some(from), None) => format!("from {from}"),
+                    (None, Some(to)) => format!("to {to}"),
+                    (None, None) => "on the wire".to_owned(),
+                };
+                return Some(format!("Packet {route}: {}. {}", packet.summary(), cause.text));
+            }
             let Some(selected) = run.selected() else {
                 return Some("No calls yet: each call is explained here as it happens.".to_owned());
             };
             let event = &run.events[selected];
             Some(format!("{}: {}", event.endpoint, run.explain(event)))
         })
+    };
+    let save_packets = move |_| {
+        if let Some((name, file)) = model.with_untracked(|m| {
+            m.run.as_ref().map(|run| {
+                let endpoints = shared::cause::Endpoints::of(&run.events);
+                let capture = run.capture.clone().unwrap_or_default();
+                (
+                    format!("socket-lab-{}.pcapng", run.scenario.id),
+                    shared::pcapng::write(&capture, &run.packets, |packet| {
+                        Some(run.packet_cause(packet, &endpoints).text)
+                    }),
+                )
+            })
+        }) {
+            download_bytes(&name, &file, "application/x-pcapng");
+        }
     };
     let save_trace = move |_| {
         if let Some((name, json)) = model.with_untracked(|m| {
@@ -1339,6 +1428,7 @@ fn RunPanel(
     });
     let show_hex = RwSignal::new(false);
     let zoomed_in = RwSignal::new(false);
+    let show_packets = RwSignal::new(true);
     // What the diagram draws, computed once per change of the run, the scroll or the zoom,
     // and compared with what it drew: a new event below the rows on screen redraws nothing.
     let frame = Memo::new(move |_| {
@@ -1442,6 +1532,19 @@ fn RunPanel(
                             class="message-label" text-anchor="middle">{label}</text>
                     }
                 }).collect_view()}
+                {diagram.packets.iter().map(|packet| {
+                    let selected = if packet.selected { " selected" } else { "" };
+                    let index = packet.index;
+                    view! {
+                        <g data-testid="packet" data-kind=packet.kind.clone() data-selected=packet.selected.to_string()
+                            on:click=move |_| model.update(|m| m.with_run(|run| run.seek_packet(index)))>
+                            <line x1=packet.from.0 y1=packet.from.1 x2=packet.to.0 y2=packet.to.1
+                                class=format!("packet{selected}") marker-end="url(#packethead)"/>
+                            <text x=packet.label_at.0 y=packet.label_at.1 class=format!("packet-label{selected}")
+                                text-anchor="middle">{packet.label.clone()}</text>
+                        </g>
+                    }
+                }).collect_view()}
             })
         })
     };
@@ -1456,6 +1559,9 @@ fn RunPanel(
                 <defs>
                     <marker id="arrowhead" markerWidth="10" markerHeight="8" refX="9" refY="4" orient="auto">
                         <path d="M0,0 L10,4 L0,8 z" class="arrowhead"/>
+                    </marker>
+                    <marker id="packethead" markerWidth="7" markerHeight="6" refX="6" refY="3" orient="auto">
+                        <path d="M0,0 L7,3 L0,6 z" class="packet-head"/>
                     </marker>
                 </defs>
                 <g>{diagram_content}</g>
@@ -1505,7 +1611,7 @@ fn RunPanel(
         let _ = log_changes.get();
         model.with_untracked(|m| {
             let run = m.run.as_ref()?;
-            let rows = run.log_rows(filter.as_deref(), newest_first);
+            let rows = run.log_rows(filter.as_deref(), newest_first, show_packets.get());
             let first_row = match scrolled_to {
                 Some(first_row) => first_row,
                 None if run.cursor.is_none() && !newest_first => {
@@ -1519,19 +1625,47 @@ fn RunPanel(
                 LOG_ROW_HEIGHT,
                 rows.len(),
             );
-            let highlight = run.cursor.and(run.selected());
+            let highlight = match run.selected_packet() {
+                Some((packet, _)) => Some(Step::Packet(packet)),
+                None => run.cursor.and(run.selected()).map(Step::Event),
+            };
+            let endpoints = std::cell::OnceCell::new();
             let above = rows_as_px(window.start) * LOG_ROW_HEIGHT;
             let below = rows_as_px(rows.len() - window.end) * LOG_ROW_HEIGHT;
             Some(view! {
                 <tr class="spacer" style=format!("height: {above}px")></tr>
                 {window.map(|row| {
-                    let index = rows.event(row);
+                    let index = match rows.step(row) {
+                        Step::Event(index) => index,
+                        Step::Packet(index) => {
+                            let packet = &run.packets[index];
+                            let endpoints = endpoints.get_or_init(|| shared::cause::Endpoints::of(&run.events));
+                            let cause = run.packet_cause(packet, endpoints);
+                            let route = match (cause.from, cause.to) {
+                                (Some(from), Some(to)) => format!("{from} → {to}"),
+                                (from, to) => from.or(to).unwrap_or_else(|| "wire".to_owned()),
+                            };
+                            let class = if highlight == Some(Step::Packet(index)) { "packet selected" } else { "packet" };
+                            let (text, title) = (cause.text.clone(), cause.text);
+                            return view! {
+                                <tr class=class data-testid="packet-row" on:click=move |_| model.update(|m| m.with_run(|run| run.seek_packet(index)))>
+                                    <td>{format!("p{}", packet.seq)}</td>
+                                    <td>{crate::model::millis_text(packet.t_us)}</td>
+                                    <td>{route}</td>
+                                    <td>"packet"</td>
+                                    <td><code>{packet.summary()}</code></td>
+                                    <td></td>
+                                    <td title=title>{text}</td>
+                                </tr>
+                            }.into_any();
+                        }
+                    };
                     let event = &run.events[index];
                     let result = if event.phase == Phase::Return { outcome_text(event) } else { String::new() };
                     let meaning = run.explain(event);
                     let (result_title, meaning_title) = (result.clone(), meaning.clone());
                     let mut class = if event.error.is_some() { "failed".to_owned() } else { String::new() };
-                    if Some(index) == highlight {
+                    if Some(Step::Event(index)) == highlight {
                         class.push_str(" selected");
                     }
                     view! {
@@ -1544,7 +1678,7 @@ fn RunPanel(
                             <td title=result_title><code>{result}</code></td>
                             <td title=meaning_title>{meaning}</td>
                         </tr>
-                    }
+                    }.into_any()
                 }).collect_view()}
                 <tr class="spacer" style=format!("height: {below}px")></tr>
             })
@@ -1575,11 +1709,16 @@ fn RunPanel(
         };
         let row = model.with_untracked(|m| {
             m.run.as_ref().and_then(|run| {
+                let step = match run.selected_packet() {
+                    Some((packet, _)) => Step::Packet(packet),
+                    None => Step::Event(index),
+                };
                 run.log_rows(
                     filter.get_untracked().as_deref(),
                     newest_first.get_untracked(),
+                    show_packets.get_untracked(),
                 )
-                .row_of(index)
+                .row_of(step)
             })
         });
         if let Some(row) = row {
@@ -1631,7 +1770,7 @@ fn RunPanel(
                 on:click=move |_| replay.toggle(model)>
                 {move || if replay.playing.get() { "■ pause" } else { "▷ replay" }}
             </button>
-            <button data-testid="step-forward" title="Step forward (→)" disabled=move || selected().is_none_or(|i| i + 1 >= total())
+            <button data-testid="step-forward" title="Step forward (→)" disabled=move || selected().is_none() || packet_step.get().2
                 on:click=move |_| model.update(|m| m.with_run(|run| run.step(1)))>"step ▶"</button>
             <button data-testid="follow" title="Newest event (End)" disabled=following
                 on:click=move |_| model.update(|m| m.with_run(RunView::follow))>"newest ▶▶"</button>
@@ -1657,6 +1796,7 @@ fn RunPanel(
             </label>
             // Before the first call there is nothing to save or export.
             <button data-testid="save-trace" on:click=save_trace title="Save the run as a trace file" disabled=move || total() == 0>"Save trace"</button>
+            <button data-testid="save-packets" on:click=save_packets title="Save the run's packets as pcapng, for Wireshark" disabled=move || packet_step.get().1 == 0>"Save packets"</button>
             <button data-testid="export-svg" on:click=export title="Save the diagram as SVG" disabled=move || total() == 0>"Export SVG"</button>
             <label title="Draw every call, instead of folding long stretches of sends and receives into one row">
                 <input type="checkbox" data-testid="zoom-in" prop:checked=move || zoomed_in.get()
@@ -1712,6 +1852,10 @@ fn RunPanel(
             })
         })}
         <p class="explanation" data-testid="explanation">{explanation}</p>
+        <p class="capture-status" data-testid="capture-status">{move || model.with(|m| {
+            let run = m.run.as_ref()?;
+            Some(capture_text(run.capture.as_ref()?, run.packets.len()))
+        })}</p>
         <section class="workbench">
             <div class="programs">{programs}</div>
             <div class="endpoints">{cards}</div>
@@ -1733,6 +1877,10 @@ fn RunPanel(
                             view! { <option value=id.clone() selected=chosen>{id.clone()}</option> }
                         }).collect_view()}
                     </select>
+                </label>
+                <label title="List the run's packets among its calls">
+                    <input type="checkbox" data-testid="log-packets" prop:checked=move || show_packets.get()
+                        on:change=move |ev| show_packets.set(event_target_checked(&ev))/>" packets"
                 </label>
                 <button data-testid="log-sort" on:click=move |_| newest_first.update(|newest| *newest = !*newest)>
                     {move || if newest_first.get() { "newest first ↓" } else { "oldest first ↑" }}

@@ -79,6 +79,27 @@ pub struct Arrow {
     pub datagram: bool,
 }
 
+/// A packet on the wire, between the lifelines of the sockets it travels between, drawn
+/// in the gap after the event before it (several in one gap share it, in order).
+#[derive(Clone, Debug, PartialEq)]
+pub struct PacketArrow {
+    /// The packet's index in the run.
+    pub index: usize,
+    /// Where it starts.
+    pub from: (Px, Px),
+    /// Where it ends.
+    pub to: (Px, Px),
+    /// What it is: `SYN`, `PSH, ACK 24 B`, `UDP 10 B`, `ICMP port unreachable`.
+    pub label: String,
+    /// Where its label goes: along the arrow, each packet of a gap a little further, so
+    /// that a handshake's three labels do not overlap.
+    pub label_at: (Px, Px),
+    /// The TCP flags, or the protocol, for tests and styles: `SYN,ACK`, `UDP`.
+    pub kind: String,
+    /// Whether it is the packet stepped to.
+    pub selected: bool,
+}
+
 /// The whole diagram.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct Diagram {
@@ -92,6 +113,8 @@ pub struct Diagram {
     pub bars: Vec<Bar>,
     /// One per message.
     pub arrows: Vec<Arrow>,
+    /// One per packet shown.
+    pub packets: Vec<PacketArrow>,
 }
 
 /// Extra width right of the last lane, so its labels are not cut off.
@@ -238,12 +261,100 @@ pub fn layout_window(run: &RunView, upto: usize, rows: Range<usize>) -> Diagram 
             })
         })
         .collect();
+    let packets = packet_arrows(run, upto, &rows, &lane_x);
     Diagram {
         width: width(&lanes),
         height,
         lanes,
         bars,
         arrows,
+        packets,
+    }
+}
+
+/// The packets shown (up to the step selected) whose gap between rows is in `rows`.
+fn packet_arrows(
+    run: &RunView,
+    upto: usize,
+    rows: &Range<usize>,
+    lane_x: &dyn Fn(&str) -> Px,
+) -> Vec<PacketArrow> {
+    let shown = run.packets_shown();
+    if shown == 0 || upto == 0 {
+        return Vec::new();
+    }
+    let endpoints = shared::cause::Endpoints::of(&run.events);
+    let selected = run.selected_packet().map(|(index, _)| index);
+    // Packets grouped by the event before them (the gap they are drawn in).
+    let mut in_gap: Vec<(usize, usize)> = Vec::new();
+    for (index, packet) in run.packets[..shown].iter().enumerate() {
+        let before = run
+            .events
+            .partition_point(|event| event.t_us <= packet.t_us)
+            .saturating_sub(1)
+            .min(upto - 1);
+        in_gap.push((before, index));
+    }
+    let mut arrows = Vec::new();
+    let mut at = 0;
+    while at < in_gap.len() {
+        let gap = in_gap[at].0;
+        let end = in_gap[at..]
+            .iter()
+            .position(|(other, _)| *other != gap)
+            .map_or(in_gap.len(), |offset| at + offset);
+        if rows.contains(&gap) {
+            let in_this_gap = count(end - at);
+            let top = row_y(run.events[gap].seq);
+            for (nth, &(_, index)) in in_gap[at..end].iter().enumerate() {
+                let packet = &run.packets[index];
+                let y = top + ROW_HEIGHT * (count(nth) + 1) / (in_this_gap + 1);
+                let from = endpoints.at(&packet.src, &packet.dst).map(lane_x);
+                let to = endpoints.at(&packet.dst, &packet.src).map(lane_x);
+                // A side whose socket the events do not name (a connect that failed has no
+                // address) is drawn beside the other.
+                let (from_x, to_x) = match (from, to) {
+                    (Some(from), Some(to)) if from != to => (from, to),
+                    (Some(x), _) | (_, Some(x)) => (x, x + LANE_WIDTH / 3),
+                    (None, None) => continue,
+                };
+                let (label, kind) = packet_label(packet);
+                let along = |a: Px, b: Px| a + (b - a) * (count(nth) + 1) / (in_this_gap + 1);
+                arrows.push(PacketArrow {
+                    index,
+                    from: (from_x, y),
+                    to: (to_x, y + 4),
+                    label_at: (along(from_x, to_x), y - 2),
+                    label,
+                    kind,
+                    selected: selected == Some(index),
+                });
+            }
+        }
+        at = end;
+    }
+    arrows
+}
+
+/// A packet's label and kind: `SYN, ACK` and `SYN,ACK`; `PSH, ACK 24 B`; `UDP 10 B`.
+fn packet_label(packet: &shared::Packet) -> (String, String) {
+    match (&packet.tcp, &packet.icmp) {
+        (Some(tcp), _) => {
+            let names: Vec<&str> = tcp.flags.iter().map(|flag| flag.name()).collect();
+            let mut label = names.join(", ");
+            if packet.payload_len > 0 {
+                label.push_str(&format!(" {} B", packet.payload_len));
+            }
+            (label, names.join(","))
+        }
+        (None, Some(icmp)) if icmp.is_port_unreachable(packet.protocol) => (
+            format!("{} port unreachable", packet.protocol.name()),
+            packet.protocol.name().to_owned(),
+        ),
+        _ => (
+            format!("{} {} B", packet.protocol.name(), packet.payload_len),
+            packet.protocol.name().to_owned(),
+        ),
     }
 }
 
@@ -451,6 +562,7 @@ pub fn layout_overview(
         lanes,
         bars: Vec::new(),
         arrows: Vec::new(),
+        packets: Vec::new(),
     };
     let lane_x = |endpoint: &str| {
         diagram

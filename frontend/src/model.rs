@@ -5,12 +5,14 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use shared::cause::{Endpoints, PacketCause};
 use shared::describe::{call_text, outcome_text};
 use shared::{
     Bytes, Call, Event, Family, NextCall, PROTOCOL_VERSION, Phase, ReturnValue, RoleProgram,
     RunOutcome, ScenarioInfo, ServerMessage, SockAddr, SockType, SocketView, TRACE_FORMAT,
     TraceFile,
 };
+use shared::{Capture, Packet};
 
 /// The colour a role's endpoints are drawn in: clients (`client`, `client2`) in the client
 /// colour, every other program (`server`, a `second` or `restarted` server) in the server
@@ -123,6 +125,16 @@ impl Model {
                         view.push(event);
                     }
                     view.dropped.extend(dropped);
+                }
+            }
+            ServerMessage::Packets { run, packets } => {
+                if let Some(view) = self.run.as_mut().filter(|view| view.id == run) {
+                    view.packets.extend(packets);
+                }
+            }
+            ServerMessage::Capture { run, capture } => {
+                if let Some(view) = self.run.as_mut().filter(|view| view.id == run) {
+                    view.capture = Some(capture);
                 }
             }
             ServerMessage::Program { run, program } => {
@@ -363,8 +375,8 @@ pub fn queue_meaning(name: &str) -> &'static str {
 /// The log's rows, and the event each shows.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LogRows {
-    /// The events shown, in order, when not every event is.
-    events: Option<Vec<usize>>,
+    /// The steps shown, in order, when not every event alone is (a filter, or packets).
+    events: Option<Vec<Step>>,
     count: usize,
     newest_first: bool,
 }
@@ -380,21 +392,24 @@ impl LogRows {
         self.count == 0
     }
 
-    /// The index of the event that `row` shows, for a row below [`len`](Self::len).
-    pub fn event(&self, row: usize) -> usize {
+    /// What `row` shows (an event or a packet), for a row below [`len`](Self::len).
+    pub fn step(&self, row: usize) -> Step {
         let nth = if self.newest_first {
             self.count - 1 - row
         } else {
             row
         };
-        self.events.as_ref().map_or(nth, |events| events[nth])
+        self.events
+            .as_ref()
+            .map_or(Step::Event(nth), |events| events[nth])
     }
 
-    /// The row that shows the event with this index, if one does.
-    pub fn row_of(&self, index: usize) -> Option<usize> {
-        let nth = match &self.events {
-            None => (index < self.count).then_some(index)?,
-            Some(events) => events.binary_search(&index).ok()?,
+    /// The row that shows this step, if one does.
+    pub fn row_of(&self, step: Step) -> Option<usize> {
+        let nth = match (&self.events, step) {
+            (None, Step::Event(index)) => (index < self.count).then_some(index)?,
+            (None, Step::Packet(_)) => return None,
+            (Some(steps), step) => steps.iter().position(|shown| *shown == step)?,
         };
         Some(if self.newest_first {
             self.count - 1 - nth
@@ -464,6 +479,15 @@ pub enum Source {
     },
 }
 
+/// A step of a run: an event or a packet, by index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// The event with this index.
+    Event(usize),
+    /// The packet with this index.
+    Packet(usize),
+}
+
 /// A run as the page shows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RunView {
@@ -493,6 +517,13 @@ pub struct RunView {
     pub dropped: Vec<shared::Dropped>,
     /// The diagram's overview rows of every event so far, kept as events come.
     pub overview: crate::diagram::Overview,
+    /// The run's packets so far, in seq order (and in time order).
+    pub packets: Vec<Packet>,
+    /// Whether the run's packets are captured, and what was not kept.
+    pub capture: Option<Capture>,
+    /// The packet the user has stepped to, by index: then `cursor` is the last event before
+    /// it.
+    pub packet_cursor: Option<usize>,
     /// Which run of the page's this is, or is a view of (the run as it stood at an event):
     /// each run made anew gets a number of its own.
     origin: u64,
@@ -532,6 +563,9 @@ impl RunView {
             paused: None,
             dropped: Vec::new(),
             overview: crate::diagram::Overview::default(),
+            packets: Vec::new(),
+            capture: None,
+            packet_cursor: None,
             origin: {
                 static RUNS: AtomicU64 = AtomicU64::new(0);
                 RUNS.fetch_add(1, Ordering::Relaxed)
@@ -548,6 +582,8 @@ impl RunView {
         if let Some(outcome) = file.outcome {
             run.finish(outcome);
         }
+        run.packets = file.packets;
+        run.capture = file.capture;
         run.source = Source::File { name };
         run.cursor = Some(0);
         run
@@ -562,6 +598,8 @@ impl RunView {
             programs: self.programs.clone(),
             events: self.events.clone(),
             outcome: self.outcome.clone(),
+            capture: self.capture.clone(),
+            packets: self.packets.clone(),
         }
     }
 
@@ -584,20 +622,125 @@ impl RunView {
         }
     }
 
-    /// Steps the cursor by `delta` events, staying within the recorded events.
+    /// Steps by `delta` steps through the run's calls and packets in the order they
+    /// happened, staying within what is recorded. A packet stepped to is the selected
+    /// packet, and the event before it the selected event.
     pub fn step(&mut self, delta: isize) {
         let Some(last) = self.events.len().checked_sub(1) else {
             return;
         };
-        let from = self.selected().unwrap_or(0);
-        self.cursor = Some(from.saturating_add_signed(delta).min(last));
+        if self.packets.is_empty() {
+            let from = self.selected().unwrap_or(0);
+            self.cursor = Some(from.saturating_add_signed(delta).min(last));
+            return;
+        }
+        let steps = self.steps();
+        let here = match self.packet_cursor {
+            Some(packet) => steps.iter().position(|step| *step == Step::Packet(packet)),
+            None => {
+                let event = self.selected().unwrap_or(0);
+                steps.iter().position(|step| *step == Step::Event(event))
+            }
+        }
+        .unwrap_or(0);
+        let there = here.saturating_add_signed(delta).min(steps.len() - 1);
+        match steps[there] {
+            Step::Event(index) => {
+                self.cursor = Some(index);
+                self.packet_cursor = None;
+            }
+            Step::Packet(packet) => {
+                let before = steps[..there].iter().rev().find_map(|step| match step {
+                    Step::Event(index) => Some(*index),
+                    Step::Packet(_) => None,
+                });
+                self.cursor = Some(before.unwrap_or(0));
+                self.packet_cursor = Some(packet);
+            }
+        }
+    }
+
+    /// The run's calls and packets in the order they happened: by time, an event before a
+    /// packet of the same microsecond (the call that sent it). A packet always follows the
+    /// call that sent it, so one before the first event (there is none) follows it.
+    pub fn steps(&self) -> Vec<Step> {
+        let mut steps = Vec::with_capacity(self.events.len() + self.packets.len());
+        let mut packets = self.packets.iter().enumerate().peekable();
+        for index in 0..self.events.len() {
+            steps.push(Step::Event(index));
+            let next = self
+                .events
+                .get(index + 1)
+                .map_or(u64::MAX, |next| next.t_us);
+            while let Some((packet, _)) = packets.next_if(|(_, packet)| packet.t_us < next) {
+                steps.push(Step::Packet(packet));
+            }
+        }
+        steps
+    }
+
+    /// Whether the selected step is the run's last (the newest event, with no packet after
+    /// it, or the last packet).
+    pub fn at_last_step(&self) -> bool {
+        if self.packets.is_empty() {
+            return self.at_end();
+        }
+        let current = match self.selected_packet() {
+            Some((index, _)) => Step::Packet(index),
+            None => match self.selected() {
+                Some(index) => Step::Event(index),
+                None => return true,
+            },
+        };
+        self.steps().last() == Some(&current)
+    }
+
+    /// The packet stepped to, if one is.
+    pub fn selected_packet(&self) -> Option<(usize, &Packet)> {
+        let index = self.packet_cursor?;
+        Some((index, self.packets.get(index)?))
+    }
+
+    /// How many packets are shown: those up to the selected packet, or up to the next event
+    /// after the selected one (the packets a call caused come before the next event), or
+    /// all of them while following the newest event.
+    pub fn packets_shown(&self) -> usize {
+        if let Some((index, _)) = self.selected_packet() {
+            return index + 1;
+        }
+        match (self.cursor, self.selected()) {
+            (Some(_), Some(index)) => {
+                let next = self
+                    .events
+                    .get(index + 1)
+                    .map_or(u64::MAX, |next| next.t_us);
+                self.packets.partition_point(|packet| packet.t_us < next)
+            }
+            _ => self.packets.len(),
+        }
+    }
+
+    /// Why a packet was sent, between which endpoints, in plain words.
+    pub fn packet_cause(&self, packet: &Packet, endpoints: &Endpoints) -> PacketCause {
+        shared::cause::cause(packet, &self.events, endpoints)
     }
 
     /// Moves the cursor to an event (clamped to the recorded ones).
     pub fn seek(&mut self, index: usize) {
+        self.packet_cursor = None;
         if let Some(last) = self.events.len().checked_sub(1) {
             self.cursor = Some(index.min(last));
         }
+    }
+
+    /// Moves the cursor to a packet, and the event cursor to the last event before it.
+    pub fn seek_packet(&mut self, packet: usize) {
+        let Some(at) = self.packets.get(packet).map(|packet| packet.t_us) else {
+            return;
+        };
+        let before = self.events.partition_point(|event| event.t_us <= at);
+        self.cursor = Some(before.saturating_sub(1));
+        self.packet_cursor = Some(packet);
     }
 
     /// Whether the selected event is the newest one recorded (or there are none).
@@ -609,6 +752,7 @@ impl RunView {
     /// Follows the newest event again.
     pub fn follow(&mut self) {
         self.cursor = None;
+        self.packet_cursor = None;
     }
 
     /// The run as it stood at the selected event: endpoints, messages and kernel views as of
@@ -689,26 +833,40 @@ impl RunView {
         Some(call_text(&enter.call))
     }
 
-    /// The log's rows: every event, or one endpoint's, oldest or newest first.
-    pub fn log_rows(&self, endpoint: Option<&str>, newest_first: bool) -> LogRows {
-        let Some(endpoint) = endpoint else {
+    /// The log's rows: every event, or one endpoint's, oldest or newest first; with
+    /// `packets`, the run's packets among them (an endpoint's: those it sent or received).
+    pub fn log_rows(&self, endpoint: Option<&str>, newest_first: bool, packets: bool) -> LogRows {
+        if endpoint.is_none() && (!packets || self.packets.is_empty()) {
             // Every event: a row's event is found from its number, with no list of them all.
             return LogRows {
                 events: None,
                 count: self.events.len(),
                 newest_first,
             };
+        }
+        let endpoints = (packets && endpoint.is_some()).then(|| Endpoints::of(&self.events));
+        let steps: Vec<Step> = if packets {
+            self.steps()
+        } else {
+            (0..self.events.len()).map(Step::Event).collect()
         };
-        let events: Vec<usize> = self
-            .events
-            .iter()
-            .enumerate()
-            .filter(|(_, event)| event.endpoint == endpoint)
-            .map(|(index, _)| index)
-            .collect();
+        let steps: Vec<Step> = match endpoint {
+            None => steps,
+            Some(endpoint) => steps
+                .into_iter()
+                .filter(|step| match *step {
+                    Step::Event(index) => self.events[index].endpoint == endpoint,
+                    Step::Packet(index) => endpoints.as_ref().is_some_and(|endpoints| {
+                        let packet = &self.packets[index];
+                        endpoints.at(&packet.src, &packet.dst) == Some(endpoint)
+                            || endpoints.at(&packet.dst, &packet.src) == Some(endpoint)
+                    }),
+                })
+                .collect(),
+        };
         LogRows {
-            count: events.len(),
-            events: Some(events),
+            count: steps.len(),
+            events: Some(steps),
             newest_first,
         }
     }

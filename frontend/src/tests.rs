@@ -775,38 +775,42 @@ fn the_log_filters_by_endpoint_and_sorts_by_time() {
     let run = run_with_code();
     let shown = |rows: &crate::model::LogRows| {
         (0..rows.len())
-            .map(|row| rows.event(row))
+            .filter_map(|row| match rows.step(row) {
+                crate::model::Step::Event(index) => Some(index),
+                crate::model::Step::Packet(_) => None,
+            })
             .collect::<Vec<_>>()
     };
-    let client_rows = run.log_rows(Some("client.s"), false);
+    let client_rows = run.log_rows(Some("client.s"), false, true);
     let client = shown(&client_rows);
     assert!(!client.is_empty());
     assert!(client.iter().all(|&i| run.events[i].endpoint == "client.s"));
     assert!(client.windows(2).all(|pair| pair[0] < pair[1]));
     let all = run.events.len();
     assert_eq!(
-        shown(&run.log_rows(None, false)),
+        shown(&run.log_rows(None, false, true)),
         (0..all).collect::<Vec<_>>()
     );
     assert_eq!(
-        shown(&run.log_rows(None, true)),
+        shown(&run.log_rows(None, true, true)),
         (0..all).rev().collect::<Vec<_>>()
     );
-    let client_newest_first = run.log_rows(Some("client.s"), true);
+    let client_newest_first = run.log_rows(Some("client.s"), true, true);
     assert_eq!(
         shown(&client_newest_first),
         client.iter().rev().copied().collect::<Vec<_>>()
     );
     // Each event is found in the row that shows it, and only there.
     for rows in [
-        run.log_rows(None, false),
-        run.log_rows(None, true),
+        run.log_rows(None, false, true),
+        run.log_rows(None, true, true),
         client_rows,
         client_newest_first,
     ] {
         for index in 0..all + 1 {
-            let row = (0..rows.len()).find(|&row| rows.event(row) == index);
-            assert_eq!(rows.row_of(index), row, "event {index} in {rows:?}");
+            let step = crate::model::Step::Event(index);
+            let row = (0..rows.len()).find(|&row| rows.step(row) == step);
+            assert_eq!(rows.row_of(step), row, "event {index} in {rows:?}");
         }
     }
 }

@@ -283,7 +283,7 @@ mod tests {
         data: &'a [u8],
     }
 
-    fn tcp(segment: Segment<'_>) -> Vec<u8> {
+    fn tcp(segment: &Segment<'_>) -> Vec<u8> {
         let mut step = PacketBuilder::ethernet2([0; 6], [0; 6])
             .ipv4(segment.ips.0, segment.ips.1, 64)
             .tcp(segment.ports.0, segment.ports.1, segment.seq, 1000);
@@ -311,7 +311,7 @@ mod tests {
             syn: true,
             data: b"",
         };
-        let syn = packet(&tcp(syn), 0, 1, &mut flows).expect("a packet");
+        let syn = packet(&tcp(&syn), 0, 1, &mut flows).expect("a packet");
         assert_eq!(syn.protocol, Protocol::Tcp);
         assert_eq!(syn.flags_text(), "[SYN]");
         assert_eq!(syn.tcp.as_ref().unwrap().seq, 0);
@@ -323,7 +323,7 @@ mod tests {
             syn: true,
             data: b"",
         };
-        let syn_ack = packet(&tcp(reverse), 1, 2, &mut flows).unwrap();
+        let syn_ack = packet(&tcp(&reverse), 1, 2, &mut flows).unwrap();
         assert_eq!(syn_ack.flags_text(), "[SYN, ACK]");
         assert_eq!(syn_ack.tcp.as_ref().unwrap().ack, 1);
         let data = Segment {
@@ -334,7 +334,7 @@ mod tests {
             syn: false,
             data: b"hello",
         };
-        let data = packet(&tcp(data), 2, 3, &mut flows).unwrap();
+        let data = packet(&tcp(&data), 2, 3, &mut flows).unwrap();
         let segment = data.tcp.clone().unwrap();
         assert_eq!((segment.seq, segment.ack), (1, 1));
         assert_eq!(data.payload_len, 5);

@@ -139,7 +139,12 @@ proptest! {
         let (sink, mut events_rx) = EventSink::new(10_000);
         let places = Places::new();
         let dir = places.dir().to_path_buf();
-        let lab = Lab::new(sink, places, Default::default());
+        let lab = Lab::new(
+            sink,
+            places,
+            Default::default(),
+            crate::network::RunNetwork::machine("a unit test"),
+        );
         runtime.block_on(async {
             for (endpoint, call) in calls {
                 // The strategy's addresses use one host; each case gets its own.
@@ -193,7 +198,12 @@ fn accept_on_a_shut_down_listener_waits_without_spinning() {
     std::thread::spawn(move || {
         let runtime = current_thread_runtime();
         let (sink, _events_rx) = EventSink::new(100);
-        let lab = Lab::new(sink, Places::new(), Default::default());
+        let lab = Lab::new(
+            sink,
+            Places::new(),
+            Default::default(),
+            crate::network::RunNetwork::machine("a unit test"),
+        );
         let caller = Caller {
             role: "user",
             endpoint: "s",
@@ -262,6 +272,8 @@ fn a_full_queue_keeps_room_for_the_calls_that_are_not_data() {
             }
             super::RunItem::Paused(_) => "paused".to_owned(),
             super::RunItem::Program(_) => "program".to_owned(),
+            super::RunItem::Packet(_) => "packet".to_owned(),
+            super::RunItem::Capture(_) => "capture".to_owned(),
         })
         .collect();
     // 16 places and one for a pause notice: 14 receives leave 3 (2 reserved, 1 for a pause),
@@ -283,7 +295,12 @@ fn a_unix_stream_socket_tells_when_its_peer_closed() {
     let _alone = descriptors_to_myself();
     let runtime = current_thread_runtime();
     let (sink, _events_rx) = EventSink::new(1_000);
-    let lab = Lab::new(sink, Places::new(), Default::default());
+    let lab = Lab::new(
+        sink,
+        Places::new(),
+        Default::default(),
+        crate::network::RunNetwork::machine("a unit test"),
+    );
     let view_of = |endpoint: &str| {
         let sockets = lab.sockets.lock();
         let (name, socket) = sockets.iter().find(|(name, _)| name == endpoint).unwrap();

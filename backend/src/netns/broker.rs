@@ -1,8 +1,5 @@
 //! The broker process's side: a loop that makes network namespaces and sockets in them.
 
-// The broker is a forked child of a threaded process: it may only make raw system calls on
-// stack buffers, which is what unsafe code here is for.
-#![allow(unsafe_code)]
 //!
 //! It runs in a child forked from the (threaded) backend, so until it exits it may use only
 //! what is safe after such a fork: raw system calls on stack buffers, no allocation, no

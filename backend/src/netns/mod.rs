@@ -17,8 +17,8 @@
 //! container without them), [`network`] says why, and sessions use the machine's network as
 //! before, with packets off.
 
-// Raw system calls: the channel's fixed-size messages are sent as bytes, and descriptors
-// received with SCM_RIGHTS are taken as owned; the fork is nix's, which is unsafe.
+// The broker is a forked child of a threaded process: it may only make raw system calls on
+// stack buffers, which is what unsafe code there is for.
 #[allow(unsafe_code)]
 mod broker;
 

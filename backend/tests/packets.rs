@@ -1,0 +1,392 @@
+//! The packets of runs, captured in Socket Lab's own networks and read back by tshark (the
+//! independent witness): what each scenario teaches is on the wire, the bytes of the calls
+//! are the bytes of the segments, a run captures its own packets only.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use common::{Ws, next_server_message};
+use futures_util::SinkExt;
+use serde_json::Value;
+use shared::{Call, ClientMessage, Family, Packet, Protocol, ServerMessage, SockAddr, SockType};
+use tokio_tungstenite::tungstenite::Message;
+
+/// A scratch folder, removed at the end.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Self {
+        let path =
+            std::env::temp_dir().join(format!("socket-lab-packets-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&path).unwrap();
+        Scratch(path)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Runs `backend trace SCENARIO --json --pcap FILE` (by `command`, which may run it as
+/// another user); returns the JSON lines.
+fn trace(mut command: Command, scenario: &str, pcap: &Path) -> Vec<Value> {
+    let output = command
+        .args(["trace", scenario, "--json", "--pcap"])
+        .arg(pcap)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{scenario}: {output:?}");
+    String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
+}
+
+/// The packets of a pcapng file as tshark reads them: one map of field to value a packet.
+fn tshark(pcap: &Path) -> Vec<std::collections::HashMap<String, String>> {
+    const FIELDS: [&str; 9] = [
+        "frame.time_epoch",
+        "ip.proto",
+        "tcp.flags.str",
+        "tcp.seq",
+        "tcp.ack",
+        "tcp.payload",
+        "udp.payload",
+        "icmp.type",
+        "tcp.srcport",
+    ];
+    let mut command = Command::new("tshark");
+    command
+        .arg("-r")
+        .arg(pcap)
+        .args(["-T", "fields", "-E", "separator=|"]);
+    for field in FIELDS {
+        command.args(["-e", field]);
+    }
+    let output = command
+        .output()
+        .expect("tshark runs (scripts/setup.sh --test installs it)");
+    assert!(output.status.success(), "tshark: {output:?}");
+    String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|line| {
+            FIELDS
+                .iter()
+                .zip(line.split('|'))
+                .map(|(field, value)| ((*field).to_owned(), value.to_owned()))
+                .collect()
+        })
+        .collect()
+}
+
+/// tshark's flags as `SYN`, `SYN,ACK`, `FIN,ACK`: it writes them as a row of dots and letters.
+fn flags(packet: &std::collections::HashMap<String, String>) -> String {
+    let text = &packet["tcp.flags.str"];
+    let mut names = Vec::new();
+    for (letter, name) in [
+        ('S', "SYN"),
+        ('R', "RST"),
+        ('F', "FIN"),
+        ('P', "PSH"),
+        ('A', "ACK"),
+    ] {
+        if text.contains(letter) {
+            names.push(name);
+        }
+    }
+    names.join(",")
+}
+
+fn backend() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_backend"))
+}
+
+/// The bytes the events' calls sent, in order.
+fn sent_bytes(lines: &[Value]) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    for line in lines {
+        if line.get("kind").is_none()
+            && line["phase"] == "enter"
+            && matches!(line["call"].as_str(), Some("send" | "sendall" | "sendto"))
+        {
+            let hex = line["args"]["data"]["hex"].as_str().unwrap();
+            bytes.extend(shared::Bytes::from_hex(hex).unwrap().0);
+        }
+    }
+    bytes
+}
+
+fn payloads(packets: &[std::collections::HashMap<String, String>], field: &str) -> Vec<u8> {
+    packets
+        .iter()
+        .flat_map(|packet| {
+            shared::Bytes::from_hex(&packet[field].replace(':', ""))
+                .unwrap()
+                .0
+        })
+        .collect()
+}
+
+#[test]
+fn tshark_finds_what_each_scenario_teaches() {
+    let scratch = Scratch::new("scenarios");
+    // The three-way handshake, the data, and both FINs.
+    let pcap = scratch.0.join("simple.pcapng");
+    let lines = trace(backend(), "simple-server-client", &pcap);
+    let packets = tshark(&pcap);
+    let all: Vec<String> = packets.iter().map(flags).collect();
+    assert_eq!(all[..3], ["SYN", "SYN,ACK", "ACK"], "{all:?}");
+    assert_eq!(
+        all.iter().filter(|flags| flags.contains("FIN")).count(),
+        2,
+        "{all:?}"
+    );
+    assert_eq!(payloads(&packets, "tcp.payload"), sent_bytes(&lines));
+    assert_eq!(
+        payloads(&packets, "tcp.payload"),
+        b"Connection is successful"
+    );
+    // Relative numbers as Wireshark computes them, and the JSON's packets agree.
+    let json_packets: Vec<&Value> = lines
+        .iter()
+        .filter(|line| line["kind"] == "packet")
+        .collect();
+    assert_eq!(json_packets.len(), packets.len());
+    for (ours, theirs) in json_packets.iter().zip(&packets) {
+        assert_eq!(ours["tcp"]["seq"].to_string(), theirs["tcp.seq"]);
+        assert_eq!(ours["tcp"]["ack"].to_string(), theirs["tcp.ack"]);
+    }
+    let capture = lines.last().unwrap();
+    assert_eq!(capture["kind"], "capture");
+    assert_eq!(capture["on"], true);
+    assert_eq!(capture["dropped_by_kernel"], 0);
+    // The timestamps are the run's, on the wall clock.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let first: f64 = packets[0]["frame.time_epoch"].parse().unwrap();
+    assert!((now - first).abs() < 60.0, "packet time {first}, now {now}");
+
+    // SO_LINGER 0: the close sends RST, not FIN.
+    let pcap = scratch.0.join("reset.pcapng");
+    trace(backend(), "reset", &pcap);
+    let all: Vec<String> = tshark(&pcap).iter().map(flags).collect();
+    assert!(all.iter().any(|flags| flags.contains("RST")), "{all:?}");
+    assert!(!all.iter().any(|flags| flags.contains("FIN")), "{all:?}");
+
+    // Nothing listens: the SYN is answered with RST.
+    let pcap = scratch.0.join("refused.pcapng");
+    trace(backend(), "connection-refused", &pcap);
+    let all: Vec<String> = tshark(&pcap).iter().map(flags).collect();
+    assert_eq!(all, ["SYN", "RST,ACK"]);
+
+    // Datagrams, each the bytes of its sendto.
+    let pcap = scratch.0.join("udp.pcapng");
+    let lines = trace(backend(), "udp-echo", &pcap);
+    let packets = tshark(&pcap);
+    assert!(packets.iter().all(|packet| packet["ip.proto"] == "17"));
+    assert_eq!(payloads(&packets, "udp.payload"), sent_bytes(&lines));
+
+    // A TCP echo: every byte sent is in a segment, in order.
+    let pcap = scratch.0.join("echo.pcapng");
+    let lines = trace(backend(), "tcp-echo", &pcap);
+    let mut sent = sent_bytes(&lines);
+    let mut carried = payloads(&tshark(&pcap), "tcp.payload");
+    sent.sort_unstable();
+    carried.sort_unstable();
+    assert_eq!(carried, sent);
+}
+
+#[test]
+fn an_ordinary_user_captures_too() {
+    if !nix::unistd::Uid::effective().is_root() {
+        // Already an ordinary user: the test above is this one.
+        return;
+    }
+    let scratch = Scratch::new("nobody");
+    std::fs::set_permissions(
+        &scratch.0,
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+    // A copy of the binary where the user may run it: the build's folder may be root's.
+    let binary = scratch.0.join("backend");
+    std::fs::copy(env!("CARGO_BIN_EXE_backend"), &binary).unwrap();
+    std::fs::set_permissions(&binary, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let mut command = Command::new("setpriv");
+    command
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(&binary);
+    let pcap = scratch.0.join("simple.pcapng");
+    let lines = trace(command, "simple-server-client", &pcap);
+    assert_eq!(lines.last().unwrap()["on"], true, "{:?}", lines.last());
+    let all: Vec<String> = tshark(&pcap).iter().map(flags).collect();
+    assert_eq!(all[..3], ["SYN", "SYN,ACK", "ACK"], "{all:?}");
+}
+
+/// A page's WebSocket to a server of its own.
+async fn page() -> (Ws, tokio::sync::oneshot::Sender<()>, std::net::SocketAddr) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let config = backend::Config::new(std::env::temp_dir().join("socket-lab-no-frontend"));
+    tokio::spawn(backend::serve(listener, config, async {
+        let _ = stopped.await;
+    }));
+    let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws"))
+        .await
+        .unwrap();
+    assert!(matches!(
+        next_server_message(&mut socket, Duration::from_secs(10)).await,
+        ServerMessage::Hello { .. }
+    ));
+    (socket, stop, addr)
+}
+
+async fn send(socket: &mut Ws, message: &ClientMessage) {
+    let json = serde_json::to_string(message).unwrap();
+    socket.send(Message::Text(json.into())).await.unwrap();
+}
+
+/// Everything of one run: its events' addresses and its packets, until `RunFinished` (or,
+/// for a sandbox, until `until` says the packets are all there).
+#[derive(Default)]
+struct Seen {
+    addresses: Vec<SockAddr>,
+    packets: Vec<Packet>,
+    captures: Vec<shared::Capture>,
+    finished: bool,
+}
+
+async fn read_until(socket: &mut Ws, seen: &mut Seen, done: impl Fn(&Seen) -> bool) {
+    while !done(seen) {
+        match next_server_message(socket, Duration::from_secs(10)).await {
+            ServerMessage::Events { events, .. } => {
+                for event in events {
+                    if let Some(Ok(result)) = event.outcome() {
+                        seen.addresses.extend(result.local.clone());
+                        seen.addresses.extend(result.peer.clone());
+                    }
+                }
+            }
+            ServerMessage::Packets { packets, .. } => seen.packets.extend(packets),
+            ServerMessage::Capture { capture, .. } => seen.captures.push(capture),
+            ServerMessage::RunFinished { .. } => seen.finished = true,
+            _ => {}
+        }
+    }
+}
+
+#[tokio::test]
+async fn two_sessions_side_by_side_capture_only_their_own_packets() {
+    let ((mut first, _stop1, addr1), (mut second, _stop2, addr2)) = tokio::join!(page(), page());
+    let play = ClientMessage::Play {
+        scenario: "tcp-echo".into(),
+        pause_before_calls: false,
+        quiet: false,
+        outside: None,
+    };
+    send(&mut first, &play).await;
+    send(&mut second, &play).await;
+    let (mut one, mut two) = (Seen::default(), Seen::default());
+    tokio::join!(
+        read_until(&mut first, &mut one, |seen| seen.finished),
+        read_until(&mut second, &mut two, |seen| seen.finished),
+    );
+    for (seen, other, page) in [(&one, &two, addr1), (&two, &one, addr2)] {
+        assert!(seen.packets.len() >= 10, "{} packets", seen.packets.len());
+        assert_eq!(
+            seen.captures.len(),
+            2,
+            "a capture state at the start and at the end"
+        );
+        assert!(
+            seen.captures
+                .iter()
+                .all(|capture| capture.on && !capture.lost_any())
+        );
+        let seqs: Vec<u64> = seen.packets.iter().map(|packet| packet.seq).collect();
+        assert_eq!(seqs, (0..seen.packets.len() as u64).collect::<Vec<_>>());
+        for packet in &seen.packets {
+            // Every packet is between addresses of this run's own sockets...
+            assert!(seen.addresses.contains(&packet.src), "{packet:?}");
+            assert!(seen.addresses.contains(&packet.dst), "{packet:?}");
+            // ...never the other run's, nor the page's own WebSocket.
+            let port = |address: &SockAddr| match address {
+                SockAddr::Inet { port, .. } | SockAddr::Inet6 { port, .. } => *port,
+                SockAddr::Unix { .. } => 0,
+            };
+            assert_ne!(port(&packet.src), page.port());
+            assert_ne!(port(&packet.dst), page.port());
+            let theirs = other
+                .packets
+                .iter()
+                .any(|their| their.frame == packet.frame);
+            assert!(!theirs, "a packet of the other session: {packet:?}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_datagram_to_a_closed_port_is_answered_with_icmp_in_the_sandbox() {
+    let (mut socket, _stop, _) = page().await;
+    let call = |endpoint: &str, call: Call| ClientMessage::Call {
+        endpoint: endpoint.into(),
+        call,
+    };
+    send(
+        &mut socket,
+        &call(
+            "me.u",
+            Call::Socket {
+                family: Family::Inet,
+                sock_type: SockType::Dgram,
+            },
+        ),
+    )
+    .await;
+    send(
+        &mut socket,
+        &call(
+            "me.u",
+            Call::Sendto {
+                data: shared::Bytes::from(&b"anyone there?"[..]),
+                address: SockAddr::Inet {
+                    host: std::net::Ipv4Addr::LOCALHOST,
+                    port: 9,
+                },
+            },
+        ),
+    )
+    .await;
+    let mut seen = Seen::default();
+    read_until(&mut socket, &mut seen, |seen| seen.packets.len() >= 2).await;
+    assert!(seen.captures[0].on, "{:?}", seen.captures);
+    let (datagram, answer) = (&seen.packets[0], &seen.packets[1]);
+    assert_eq!(datagram.protocol, Protocol::Udp);
+    assert_eq!(datagram.payload.0, b"anyone there?");
+    let icmp = answer.icmp.as_ref().expect("an ICMP message");
+    assert!(icmp.is_port_unreachable(answer.protocol), "{icmp:?}");
+    assert_eq!(icmp.answers, Some(datagram.seq));
+    let cause = shared::cause::packet_cause(answer, &[]).unwrap();
+    assert!(cause.text.contains("port unreachable"), "{}", cause.text);
+    // The page's Save packets writes this file from the same packets: tshark reads it.
+    let scratch = Scratch::new("icmp");
+    let pcap = scratch.0.join("sandbox.pcapng");
+    std::fs::write(
+        &pcap,
+        shared::pcapng::write(&seen.captures[0], &seen.packets, |_| None),
+    )
+    .unwrap();
+    let packets = tshark(&pcap);
+    assert_eq!(packets[1]["icmp.type"], "3");
+    assert_eq!(payloads(&packets[..1], "udp.payload"), b"anyone there?");
+}
