@@ -8,7 +8,10 @@
 # (Raised once, 186,000 -> 186,500 B: what the page says about Unix sockets was wrong in
 # places, and saying it right took 0.5 KB that nothing else could give back. Raised again,
 # 186,500 -> 192,000 B, for watched programs: the page shows a student's own programs live,
-# 5.3 KB with the diagram grouping a process's sockets under its name.)
+# 5.3 KB with the diagram grouping a process's sockets under its name. Raised again,
+# 192,000 -> 214,000 B, for packets: the log's packet rows, the diagram's packet arrows,
+# stepping through packets, why each was sent (shared::cause), Save packets (pcapng) and
+# the packets' decoder, 20.9 KB in all; under the 240 KB ceiling.)
 #
 # The figure is the gzip copies that trunk's post-build hook wrote (scripts/post-build.sh):
 # what a browser that accepts gzip, as every browser does, downloads. They are zopfli's where
@@ -16,7 +19,7 @@
 # is printed beside them.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-BUDGET_BYTES=192000
+BUDGET_BYTES=214000
 GOAL_BYTES=150000
 
 shopt -s nullglob

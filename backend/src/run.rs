@@ -241,6 +241,18 @@ pub async fn record_all(scenario_id: &str) -> Result<Recording, UnknownScenario>
     Ok(collect(run, events).await)
 }
 
+/// Plays a scenario to its end in `network` and collects its events and packets (the
+/// bench compares capture on and off with it).
+pub(crate) async fn record_in(
+    scenario_id: &str,
+    network: &RunNetwork,
+) -> Result<Recording, UnknownScenario> {
+    let scenario =
+        scenario::find(scenario_id).ok_or_else(|| UnknownScenario(scenario_id.to_owned()))?;
+    let (run, events) = Run::prepare(scenario, Arc::new(Policy::default()), network);
+    Ok(collect(run, events).await)
+}
+
 /// Plays a scenario with nobody watching: the same calls on the same kind of lab, with no
 /// events and no kernel views read. `backend bench` compares it with a watched run.
 pub async fn play_unwatched(scenario_id: &str) -> Result<RunOutcome, UnknownScenario> {

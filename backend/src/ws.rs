@@ -445,7 +445,13 @@ impl Runs {
                 if !matches!(self.current, Some(Current::Sandbox(_))) {
                     self.stop_current(outbox, "the sandbox was started").await;
                     self.last_id += 1;
-                    let network = self.network();
+                    // The sandbox stays on the machine's network, where the student's own
+                    // programs (nc, a client.py) can reach its sockets.
+                    let network = RunNetwork::machine(
+                        "packets are off in the sandbox: its sockets are on the machine's \
+                         network, so that your own programs (nc, a client.py) can reach them, \
+                         and Socket Lab captures packets only in a network of its own",
+                    );
                     let sandbox =
                         Sandbox::start(self.last_id, Arc::clone(&self.policy), outbox, network)
                             .await;

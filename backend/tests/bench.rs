@@ -42,6 +42,8 @@ fn a_quick_bench_measures_every_figure() {
         "exchange_watched_ms",
         "exchange_unwatched_ms",
         "watching_cost_ratio",
+        "capture_exchange_ratio",
+        "network_creation_ms",
     ] {
         let figure = figures.get(id).unwrap_or_else(|| panic!("no figure {id}"));
         let value = figure

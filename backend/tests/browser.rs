@@ -2191,7 +2191,8 @@ async fn stepping_reaches_the_syn_ack_between_the_two_sockets(
     if !explanation.contains("[SYN, ACK]") || !explanation.contains("backlog has room") {
         return Err(format!("at the SYN-ACK the page says {explanation:?}"));
     }
-    // The selected packet is drawn from the server's socket to the client's.
+    // The selected packet is drawn from the server's listener (the connection it answers for
+    // is still in its accept queue: accept() has not returned it yet) to the client's socket.
     let drawn = script(
         client,
         "const packet = document.querySelector(\"[data-testid='packet'][data-selected='true']\");
@@ -2200,7 +2201,7 @@ async fn stepping_reaches_the_syn_ack_between_the_two_sockets(
          const lane = name => [...document.querySelectorAll('text.lane-title')]
              .find(text => text.textContent === name)?.getAttribute('x');
          return [packet.dataset.kind, line.getAttribute('x1'), line.getAttribute('x2'),
-                 lane('server.con'), lane('client.s')];",
+                 lane('server.s'), lane('client.s')];",
     )
     .await?;
     let drawn: Option<Vec<Option<String>>> =
@@ -2210,7 +2211,7 @@ async fn stepping_reaches_the_syn_ack_between_the_two_sockets(
     };
     if drawn[0].as_deref() != Some("SYN,ACK") || drawn[1] != drawn[3] || drawn[2] != drawn[4] {
         return Err(format!(
-            "the selected packet is (kind, from x, to x, server.con x, client.s x) {drawn:?}"
+            "the selected packet is (kind, from x, to x, server.s x, client.s x) {drawn:?}"
         ));
     }
     scroll_into_view(client, "diagram").await?;

@@ -14,11 +14,18 @@ fn trace_json_prints_one_event_per_line_with_the_documented_fields() {
     let output = backend(&["trace", "simple-server-client", "--json"]);
     assert!(output.status.success(), "{output:?}");
     let stdout = String::from_utf8(output.stdout).unwrap();
-    let events: Vec<serde_json::Value> = stdout
+    let lines: Vec<serde_json::Value> = stdout
         .lines()
         .map(|line| serde_json::from_str(line).unwrap())
         .collect();
+    // Packets and the capture's state are lines of their own, with a `kind`; events have none.
+    let events: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|line| line.get("kind").is_none())
+        .collect();
     assert_eq!(events.len(), 24);
+    assert!(lines.iter().any(|line| line["kind"] == "packet"));
+    assert_eq!(lines.last().unwrap()["kind"], "capture");
     for (index, event) in events.iter().enumerate() {
         assert_eq!(event["seq"], index);
         for field in ["endpoint", "call", "phase"] {

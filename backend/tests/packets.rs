@@ -11,7 +11,7 @@ use std::time::Duration;
 use common::{Ws, next_server_message};
 use futures_util::SinkExt;
 use serde_json::Value;
-use shared::{Call, ClientMessage, Family, Packet, Protocol, ServerMessage, SockAddr, SockType};
+use shared::{ClientMessage, Packet, ServerMessage, SockAddr};
 use tokio_tungstenite::tungstenite::Message;
 
 /// A scratch folder, removed at the end.
@@ -333,60 +333,4 @@ async fn two_sessions_side_by_side_capture_only_their_own_packets() {
             assert!(!theirs, "a packet of the other session: {packet:?}");
         }
     }
-}
-
-#[tokio::test]
-async fn a_datagram_to_a_closed_port_is_answered_with_icmp_in_the_sandbox() {
-    let (mut socket, _stop, _) = page().await;
-    let call = |endpoint: &str, call: Call| ClientMessage::Call {
-        endpoint: endpoint.into(),
-        call,
-    };
-    send(
-        &mut socket,
-        &call(
-            "me.u",
-            Call::Socket {
-                family: Family::Inet,
-                sock_type: SockType::Dgram,
-            },
-        ),
-    )
-    .await;
-    send(
-        &mut socket,
-        &call(
-            "me.u",
-            Call::Sendto {
-                data: shared::Bytes::from(&b"anyone there?"[..]),
-                address: SockAddr::Inet {
-                    host: std::net::Ipv4Addr::LOCALHOST,
-                    port: 9,
-                },
-            },
-        ),
-    )
-    .await;
-    let mut seen = Seen::default();
-    read_until(&mut socket, &mut seen, |seen| seen.packets.len() >= 2).await;
-    assert!(seen.captures[0].on, "{:?}", seen.captures);
-    let (datagram, answer) = (&seen.packets[0], &seen.packets[1]);
-    assert_eq!(datagram.protocol, Protocol::Udp);
-    assert_eq!(datagram.payload.0, b"anyone there?");
-    let icmp = answer.icmp.as_ref().expect("an ICMP message");
-    assert!(icmp.is_port_unreachable(answer.protocol), "{icmp:?}");
-    assert_eq!(icmp.answers, Some(datagram.seq));
-    let cause = shared::cause::packet_cause(answer, &[]).unwrap();
-    assert!(cause.text.contains("port unreachable"), "{}", cause.text);
-    // The page's Save packets writes this file from the same packets: tshark reads it.
-    let scratch = Scratch::new("icmp");
-    let pcap = scratch.0.join("sandbox.pcapng");
-    std::fs::write(
-        &pcap,
-        shared::pcapng::write(&seen.captures[0], &seen.packets, |_| None),
-    )
-    .unwrap();
-    let packets = tshark(&pcap);
-    assert_eq!(packets[1]["icmp.type"], "3");
-    assert_eq!(payloads(&packets[..1], "udp.payload"), b"anyone there?");
 }

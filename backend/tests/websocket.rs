@@ -30,8 +30,15 @@ async fn connect(addr: std::net::SocketAddr) -> Client {
     client
 }
 
+/// The next message but packets and the capture's state, which `tests/packets.rs` checks:
+/// these tests are about the calls.
 async fn next_message(client: &mut Client) -> ServerMessage {
-    common::next_server_message(client, Duration::from_secs(10)).await
+    loop {
+        match common::next_server_message(client, Duration::from_secs(10)).await {
+            ServerMessage::Packets { .. } | ServerMessage::Capture { .. } => {}
+            other => return other,
+        }
+    }
 }
 
 async fn send(client: &mut Client, message: &ClientMessage) {

@@ -261,7 +261,7 @@ pub fn layout_window(run: &RunView, upto: usize, rows: Range<usize>) -> Diagram 
             })
         })
         .collect();
-    let packets = packet_arrows(run, upto, &rows, &lane_x);
+    let packets = packet_arrows(run, upto, &rows, &lanes);
     Diagram {
         width: width(&lanes),
         height,
@@ -277,8 +277,14 @@ fn packet_arrows(
     run: &RunView,
     upto: usize,
     rows: &Range<usize>,
-    lane_x: &dyn Fn(&str) -> Px,
+    lanes: &[Lane],
 ) -> Vec<PacketArrow> {
+    let lane_of = |endpoint: &str| {
+        lanes
+            .iter()
+            .find(|lane| lane.endpoint == endpoint)
+            .map(|lane| lane.x)
+    };
     let shown = run.packets_shown();
     if shown == 0 || upto == 0 {
         return Vec::new();
@@ -309,8 +315,15 @@ fn packet_arrows(
             for (nth, &(_, index)) in in_gap[at..end].iter().enumerate() {
                 let packet = &run.packets[index];
                 let y = top + ROW_HEIGHT * (count(nth) + 1) / (in_this_gap + 1);
-                let from = endpoints.at(&packet.src, &packet.dst).map(lane_x);
-                let to = endpoints.at(&packet.dst, &packet.src).map(lane_x);
+                // A connection not accepted yet has no lane: its packets are the listener's.
+                let lane = |local: &shared::SockAddr, peer: &shared::SockAddr| {
+                    endpoints
+                        .at(local, peer)
+                        .and_then(lane_of)
+                        .or_else(|| endpoints.bound_at(local).and_then(lane_of))
+                };
+                let from = lane(&packet.src, &packet.dst);
+                let to = lane(&packet.dst, &packet.src);
                 // A side whose socket the events do not name (a connect that failed has no
                 // address) is drawn beside the other.
                 let (from_x, to_x) = match (from, to) {

@@ -69,6 +69,18 @@ impl Endpoints {
         &mut self.addresses[index]
     }
 
+    /// The endpoint bound to `local` with no peer: the listener a connection not accepted
+    /// yet belongs to, or an unconnected datagram socket.
+    pub fn bound_at(&self, local: &SockAddr) -> Option<&str> {
+        self.addresses
+            .iter()
+            .rev()
+            .find(|(_, ours, theirs)| {
+                ours.as_ref().is_some_and(|ours| covers(ours, local)) && theirs.is_none()
+            })
+            .map(|(name, _, _)| name.as_str())
+    }
+
     /// The endpoint whose socket has address `local` and is connected to `peer`; else one
     /// bound to `local` with no peer (a listener, an unconnected datagram socket). An
     /// endpoint bound to the unspecified address (`0.0.0.0`) has every address of its port.

@@ -11,6 +11,7 @@
 //! What each figure means is written beside it in [`Figure::what`]; `PERFORMANCE.md` records
 //! a run of it with the goals of issue 7.
 
+mod capture_cost;
 mod watch_cost;
 mod watch_page;
 
@@ -66,6 +67,8 @@ pub enum Part {
     Watching,
     /// What `watch` costs a student's own program, against strace.
     Watch,
+    /// What capturing a run's packets costs.
+    Capture,
 }
 
 impl BenchOptions {
@@ -213,6 +216,10 @@ pub async fn run(options: BenchOptions) -> Result<Report, BenchError> {
     if options.runs(Part::Watching) {
         eprintln!("bench: the cost of watching");
         figures.extend(cost_of_watching(&server, &options).await?);
+    }
+    if options.runs(Part::Capture) {
+        eprintln!("bench: what capturing packets costs");
+        figures.extend(capture_cost::figures(options.scaled(200, 20)).await?);
     }
     if options.runs(Part::Watch) {
         eprintln!("bench: what watch costs a program, against strace");

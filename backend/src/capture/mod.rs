@@ -17,9 +17,8 @@ mod parse;
 
 use std::io::IoSliceMut;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
@@ -32,14 +31,14 @@ use crate::lab::{EventSink, lock};
 /// `sll_pkttype` of a packet leaving a socket of this host.
 const PACKET_OUTGOING: u8 = 4;
 
-/// How often the reading thread looks whether its network is gone.
-const STOP_CHECK: Duration = Duration::from_millis(250);
-
 /// The capture of one network: a thread that reads its packet socket while the network
 /// lives, and the run (if any) its packets go to.
 #[derive(Debug)]
 pub(crate) struct NetworkCapture {
     shared: Arc<Shared>,
+    /// Closed when the network goes, which wakes the reading thread to end.
+    stop: Option<OwnedFd>,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 #[derive(Debug)]
@@ -48,7 +47,6 @@ struct Shared {
     /// Every read of the socket happens under this lock, so a run's last packets, read by
     /// [`RunCapture::finish`], can never be passed by one the thread read before.
     reader: Mutex<Reader>,
-    stop: AtomicBool,
 }
 
 #[derive(Debug, Default)]
@@ -77,13 +75,17 @@ impl NetworkCapture {
         let shared = Arc::new(Shared {
             socket,
             reader: Mutex::new(Reader::default()),
-            stop: AtomicBool::new(false),
         });
-        let thread = Arc::clone(&shared);
-        std::thread::Builder::new()
+        let (stopped, stop) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+        let reading = Arc::clone(&shared);
+        let thread = std::thread::Builder::new()
             .name("capture".to_owned())
-            .spawn(move || thread.read_until_stopped())?;
-        Ok(NetworkCapture { shared })
+            .spawn(move || reading.read_until_stopped(&stopped))?;
+        Ok(NetworkCapture {
+            shared,
+            stop: Some(stop),
+            thread: Some(thread),
+        })
     }
 
     /// Sends the network's packets from now on to the run whose events go to `sink`, and
@@ -119,8 +121,12 @@ impl NetworkCapture {
 }
 
 impl Drop for NetworkCapture {
+    /// Ends the reading thread, which lets go of the packet socket before this returns.
     fn drop(&mut self) {
-        self.shared.stop.store(true, Ordering::Relaxed);
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }
 
@@ -145,17 +151,24 @@ impl RunCapture {
 }
 
 impl Shared {
-    fn read_until_stopped(&self) {
-        while !self.stop.load(Ordering::Relaxed) {
-            let mut fds = [PollFd::new(self.socket.as_fd(), PollFlags::POLLIN)];
-            let timeout = PollTimeout::try_from(STOP_CHECK).unwrap_or(PollTimeout::MAX);
-            match poll(&mut fds, timeout) {
-                Ok(0) | Err(Errno::EINTR) => continue,
+    /// Reads packets as they come until `stopped` (a pipe's read end) says the network is
+    /// gone: its write end has closed.
+    fn read_until_stopped(&self, stopped: &OwnedFd) {
+        loop {
+            let mut fds = [
+                PollFd::new(self.socket.as_fd(), PollFlags::POLLIN),
+                PollFd::new(stopped.as_fd(), PollFlags::POLLIN),
+            ];
+            match poll(&mut fds, PollTimeout::NONE) {
                 Ok(_) => {}
+                Err(Errno::EINTR) => continue,
                 Err(error) => {
                     tracing::warn!(%error, "a network's capture stopped");
                     return;
                 }
+            }
+            if fds[1].any().unwrap_or(true) {
+                return;
             }
             let mut reader = lock(&self.reader);
             self.read_available(&mut reader);
@@ -282,4 +295,80 @@ fn unix_now_ns() -> i128 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |since| since.as_nanos() as i128)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use shared::Protocol;
+
+    use crate::lab::{EventSink, RunItem};
+    use crate::network::RunNetwork;
+
+    /// A datagram to a port where nothing listens, in a network of Socket Lab's own: the
+    /// capture has the datagram and the kernel's ICMP port unreachable, tied to it, and
+    /// tshark (where installed) reads the pcapng of the two.
+    #[test]
+    fn a_datagram_to_a_closed_port_is_answered_with_icmp() {
+        let _descriptors = crate::lab::tests::descriptors_to_myself();
+        let network = RunNetwork::own();
+        if !network.is_own() {
+            eprintln!("no network of Socket Lab's own here: nothing to capture");
+            return;
+        }
+        let (sink, mut items) = EventSink::new(64);
+        let sink = Arc::new(sink);
+        let capture = network.attach(&sink).expect("a capture");
+        let socket = socket2::Socket::from(
+            network
+                .ip_socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC)
+                .unwrap(),
+        );
+        let closed = std::net::SocketAddr::from(([127, 0, 0, 1], 9));
+        socket.send_to(b"anyone there?", &closed.into()).unwrap();
+        // The kernel's answer makes the socket's next call fail with ECONNREFUSED once
+        // connected; here it is enough that it came: wait for the error to be queued.
+        let mut buffer = [std::mem::MaybeUninit::new(0u8); 16];
+        socket
+            .set_read_timeout(Some(std::time::Duration::from_millis(200)))
+            .unwrap();
+        let _ = socket.recv(&mut buffer);
+        capture.finish();
+        drop(sink);
+        let mut packets = Vec::new();
+        let mut states = Vec::new();
+        while let Some(item) = items.try_recv() {
+            match item {
+                RunItem::Packet(packet) => packets.push(packet),
+                RunItem::Capture(state) => states.push(state),
+                _ => {}
+            }
+        }
+        assert_eq!(packets.len(), 2, "{packets:?}");
+        let (datagram, answer) = (&packets[0], &packets[1]);
+        assert_eq!(datagram.protocol, Protocol::Udp);
+        assert_eq!(datagram.payload.0, b"anyone there?");
+        let icmp = answer.icmp.as_ref().expect("an ICMP message");
+        assert!(icmp.is_port_unreachable(answer.protocol), "{icmp:?}");
+        assert_eq!(icmp.answers, Some(datagram.seq));
+        let cause = shared::cause::packet_cause(answer, &[]).unwrap();
+        assert!(cause.text.contains("port unreachable"), "{}", cause.text);
+        let last = states.last().expect("the final state");
+        assert!(last.on && !last.lost_any(), "{last:?}");
+        // The pcapng the page's Save packets writes from the same packets.
+        let path =
+            std::env::temp_dir().join(format!("socket-lab-icmp-{}.pcapng", std::process::id()));
+        std::fs::write(&path, shared::pcapng::write(last, &packets, |_| None)).unwrap();
+        if let Ok(output) = std::process::Command::new("tshark")
+            .arg("-r")
+            .arg(&path)
+            .args(["-T", "fields", "-e", "icmp.type", "-e", "udp.dstport"])
+            .output()
+        {
+            let text = String::from_utf8_lossy(&output.stdout);
+            assert_eq!(text.lines().collect::<Vec<_>>(), ["\t9", "3\t9"], "{text}");
+        }
+        let _ = std::fs::remove_file(&path);
+    }
 }

@@ -304,6 +304,7 @@ mod tests {
     /// machines do); elsewhere it says so and checks that the reason is given.
     #[test]
     fn a_network_has_its_own_loopback_and_sockets_in_it() {
+        let _descriptors = crate::lab::tests::descriptors_to_myself();
         let new = match network() {
             Ok(new) => new,
             Err(why) => {

@@ -1,0 +1,77 @@
+//! What capturing a run's packets costs: the seed exchange (Simple Server and Simple Client)
+//! recorded with its IP sockets in a network of Socket Lab's own, every packet captured and
+//! parsed, against the same exchange on the machine's network with no capture, the two
+//! interleaved in one run of the bench (ratios hold on a noisy machine; absolute times do
+//! not). Also what making a network costs, which a session pays once.
+
+use std::time::Instant;
+
+use shared::RunOutcome;
+
+use super::{BenchError, Figure, Goal, fail, median, millis};
+use crate::network::RunNetwork;
+
+pub(super) async fn figures(exchanges: usize) -> Result<Vec<Figure>, BenchError> {
+    let own = RunNetwork::own();
+    if !own.is_own() {
+        return Ok(vec![
+            Figure::new(
+                "capture_exchange_ratio",
+                "seed exchange with every packet captured / with capture off",
+                None,
+                "x",
+                Some(Goal::AtMost(1.1)),
+            )
+            .note("not measured: this system gives Socket Lab no network of its own"),
+        ]);
+    }
+    let machine = RunNetwork::machine("the bench's capture-off side");
+    let mut captured = Vec::with_capacity(exchanges);
+    let mut plain = Vec::with_capacity(exchanges);
+    let mut packets = 0;
+    for _ in 0..exchanges {
+        for (network, times) in [(&own, &mut captured), (&machine, &mut plain)] {
+            let began = Instant::now();
+            let recording = crate::run::record_in("simple-server-client", network)
+                .await
+                .map_err(|error| fail("a recorded exchange", error))?;
+            if recording.outcome != RunOutcome::Completed {
+                return Err(BenchError(format!(
+                    "an exchange ended {:?}",
+                    recording.outcome
+                )));
+            }
+            times.push(began.elapsed());
+            packets = packets.max(recording.packets.len());
+        }
+    }
+    let mut making = Vec::with_capacity(exchanges.min(50));
+    for _ in 0..exchanges.min(50) {
+        let began = Instant::now();
+        let network = RunNetwork::own();
+        making.push(began.elapsed());
+        drop(network);
+    }
+    let (with, without) = (millis(median(&mut captured)), millis(median(&mut plain)));
+    Ok(vec![
+        Figure::new(
+            "capture_exchange_ratio",
+            "seed exchange with every packet captured / with capture off",
+            Some(with / without),
+            "x",
+            Some(Goal::AtMost(1.1)),
+        )
+        .note(format!(
+            "medians of {exchanges}, interleaved: {with:.3} ms in the session's own network \
+             with its {packets} packets captured, {without:.3} ms on the machine's network"
+        )),
+        Figure::new(
+            "network_creation_ms",
+            "making a session's own network (namespace, loopback up, capture socket)",
+            Some(millis(median(&mut making))),
+            "ms",
+            None,
+        )
+        .note("paid once per session, at its first run"),
+    ])
+}
