@@ -332,7 +332,10 @@ fn packet_arrows(
                     (None, None) => continue,
                 };
                 let (label, kind) = packet_label(packet);
-                let along = |a: Px, b: Px| a + (b - a) * (count(nth) + 1) / (in_this_gap + 1);
+                // Left to right whichever way each goes, so that labels of packets going
+                // both ways (a SYN, its SYN-ACK) stand apart.
+                let along =
+                    |a: Px, b: Px| a.min(b) + (a - b).abs() * (count(nth) + 1) / (in_this_gap + 1);
                 arrows.push(PacketArrow {
                     index,
                     from: (from_x, y),

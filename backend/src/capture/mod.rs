@@ -28,6 +28,9 @@ use shared::packet::{PACKETS_PER_RUN, SNAPLEN};
 
 use crate::lab::{EventSink, lock};
 
+/// How long the reading thread lets packets gather after the first wakes it.
+const BATCH_DELAY: std::time::Duration = std::time::Duration::from_millis(2);
+
 /// `sll_pkttype` of a packet leaving a socket of this host.
 const PACKET_OUTGOING: u8 = 4;
 
@@ -170,6 +173,11 @@ impl Shared {
             if fds[1].any().unwrap_or(true) {
                 return;
             }
+            // Packets come in bursts (a handshake is three, each send two): waking once a
+            // burst rather than once a packet keeps the thread off the cores the run's own
+            // calls need, for a millisecond's delay on the page. A run's end reads what is
+            // left itself.
+            std::thread::sleep(BATCH_DELAY);
             let mut reader = lock(&self.reader);
             self.read_available(&mut reader);
         }

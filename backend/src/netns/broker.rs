@@ -7,7 +7,7 @@
 
 use std::os::fd::RawFd;
 
-use super::wire::{Reply, Request, op};
+use super::wire::{MAX_BATCH, Reply, Request, op};
 
 /// The descriptor the channel to the backend has in the broker.
 pub(super) const CHANNEL: RawFd = 3;
@@ -115,7 +115,8 @@ unsafe fn loopback_up() -> Result<(), i32> {
     }
 }
 
-/// Opens a socket in the network namespace `namespace` and sends it back.
+/// Opens `request.count` sockets (at least one, at most [`MAX_BATCH`]) in the network
+/// namespace `namespace` and sends them back in one reply; an error if not even one opens.
 unsafe fn socket_in(namespace: RawFd, request: &Request) {
     unsafe {
         if namespace < 0 {
@@ -124,16 +125,28 @@ unsafe fn socket_in(namespace: RawFd, request: &Request) {
         if libc::setns(namespace, libc::CLONE_NEWNET) != 0 {
             return send(&Reply::failed(errno(), op::SOCKET), &[]);
         }
-        let socket = libc::socket(
-            request.domain,
-            request.kind | libc::SOCK_CLOEXEC,
-            request.protocol,
-        );
-        if socket < 0 {
+        let mut sockets = [-1; MAX_BATCH as usize];
+        let wanted = request.count.clamp(1, MAX_BATCH) as usize;
+        let mut opened = 0;
+        while opened < wanted {
+            let socket = libc::socket(
+                request.domain,
+                request.kind | libc::SOCK_CLOEXEC,
+                request.protocol,
+            );
+            if socket < 0 {
+                break;
+            }
+            sockets[opened] = socket;
+            opened += 1;
+        }
+        if opened == 0 {
             return send(&Reply::failed(errno(), op::SOCKET), &[]);
         }
-        send(&Reply::ok(), &[socket]);
-        libc::close(socket);
+        send(&Reply::ok(), &sockets[..opened]);
+        for &socket in &sockets[..opened] {
+            libc::close(socket);
+        }
     }
 }
 
@@ -145,7 +158,7 @@ fn errno() -> i32 {
 
 /// A buffer for control messages, aligned as `cmsghdr` needs.
 #[repr(C, align(8))]
-struct ControlBuffer([u8; 64]);
+struct ControlBuffer([u8; 128]);
 
 /// Sends `reply` with up to two descriptors.
 unsafe fn send(reply: &Reply, fds: &[RawFd]) {
@@ -154,7 +167,7 @@ unsafe fn send(reply: &Reply, fds: &[RawFd]) {
             iov_base: std::ptr::from_ref(reply).cast_mut().cast(),
             iov_len: size_of::<Reply>(),
         };
-        let mut control = ControlBuffer([0; 64]);
+        let mut control = ControlBuffer([0; 128]);
         let mut message: libc::msghdr = std::mem::zeroed();
         message.msg_iov = &mut iov;
         message.msg_iovlen = 1;
@@ -183,7 +196,7 @@ unsafe fn receive(request: &mut Request, received: &mut RawFd) -> isize {
             iov_base: std::ptr::from_mut(request).cast(),
             iov_len: size_of::<Request>(),
         };
-        let mut control = ControlBuffer([0; 64]);
+        let mut control = ControlBuffer([0; 128]);
         let mut message: libc::msghdr = std::mem::zeroed();
         message.msg_iov = &mut iov;
         message.msg_iovlen = 1;
