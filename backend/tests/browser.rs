@@ -291,6 +291,7 @@ const WHAT_EACH_SCENARIO_SHOWS: &[(&str, &str, &str)] = &[
     ("address-in-use", "event-log", "EADDRINUSE"),
     ("reset", "event-log", "ECONNRESET"),
     ("nonblocking", "event-log", "TimeoutError"),
+    ("port-unreachable", "event-log", "port unreachable"),
 ];
 
 async fn every_scenario_plays(client: &Client, base: SocketAddr) -> Result<(), String> {

@@ -195,6 +195,23 @@ fn tshark_finds_what_each_scenario_teaches() {
     assert!(packets.iter().all(|packet| packet["ip.proto"] == "17"));
     assert_eq!(payloads(&packets, "udp.payload"), sent_bytes(&lines));
 
+    // A datagram to a closed port: the kernel answers with ICMP port unreachable, which
+    // quotes the datagram, and the connected socket's recv() fails.
+    let pcap = scratch.0.join("unreachable.pcapng");
+    let lines = trace(backend(), "port-unreachable", &pcap);
+    let packets = tshark(&pcap);
+    assert_eq!(packets.len(), 2, "{packets:?}");
+    assert_eq!(packets[1]["icmp.type"], "3");
+    assert_eq!(payloads(&packets[..1], "udp.payload"), b"Anyone there?");
+    let icmp = lines
+        .iter()
+        .find(|line| line["kind"] == "packet" && line["protocol"] == "icmp")
+        .expect("the ICMP packet in the JSON");
+    assert_eq!(icmp["icmp"]["answers"], 0);
+    assert!(lines.iter().any(|line| line["call"] == "recv"
+        && line["phase"] == "return"
+        && line["error"]["errno"] == "ECONNREFUSED"));
+
     // A TCP echo: every byte sent is in a segment, in order.
     let pcap = scratch.0.join("echo.pcapng");
     let lines = trace(backend(), "tcp-echo", &pcap);

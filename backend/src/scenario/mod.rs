@@ -81,6 +81,7 @@ pub(crate) static CATALOG: &[Scenario] = &[
     tcp::ADDRESS_IN_USE,
     tcp::RESET,
     tcp::NONBLOCKING,
+    udp::PORT_UNREACHABLE,
 ];
 
 /// The scenario with this id.
@@ -735,6 +736,7 @@ mod tests {
                 "address-in-use",
                 "reset",
                 "nonblocking",
+                "port-unreachable",
             ]
         );
     }

@@ -152,3 +152,57 @@ s.close()
         }
     },
 };
+
+pub(super) const PORT_UNREACHABLE: Scenario = Scenario {
+    id: "port-unreachable",
+    title: "A datagram to a closed port",
+    summary: "The client sends a datagram where no socket is bound. UDP has no handshake, so \
+              send() succeeds: the datagram leaves. The kernel at the other end has no socket \
+              for the port and answers with an ICMP port unreachable message; a connected UDP \
+              socket hears of it, and its next recv() raises ConnectionRefusedError \
+              (ECONNREFUSED). The packets show both.",
+    outside: &[],
+    plan: |setup| {
+        let host = setup.host;
+        let port = setup.port;
+        let mut client = RolePlan::new(
+            "client",
+            format!(
+                "import socket
+
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.connect(('{host}', {port}))  # Socket Lab: nothing is bound to this port in this run
+s.send(b'Anyone there?')
+try:
+    s.recv(1024)
+except ConnectionRefusedError as e:
+    print('recv:', e)
+s.close()
+"
+            ),
+        );
+        client.step("s = socket.socket", "s", udp());
+        client.step(
+            "s.connect",
+            "s",
+            Call::Connect {
+                address: setup.server(),
+            },
+        );
+        client.step(
+            "s.send",
+            "s",
+            Call::Send {
+                data: bytes("Anyone there?"),
+            },
+        );
+        client
+            .step("s.recv", "s", Call::Recv { bufsize: 1024 })
+            .handled();
+        client.step("s.close()", "s", Call::Close);
+        Plan {
+            roles: vec![client],
+            outside: Vec::new(),
+        }
+    },
+};
