@@ -5,7 +5,9 @@
 //! result and an errno, must never panic, and once it is dropped must leave no descriptor
 //! open and no file behind. The property test counts this process's descriptors, so every
 //! unit test of the backend that opens a descriptor holds [`DESCRIPTORS`] (the lab's are all
-//! here; `watch`'s take it through [`descriptors_to_myself`]).
+//! here; the others, `watch`'s, the networks' and capture's, the hand-in socket's, the
+//! scenarios' plans (an IPv6 plan binds a socket to find a free port), take it through
+//! [`descriptors_to_myself`]).
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
