@@ -2231,3 +2231,115 @@ async fn stepping_reaches_the_syn_ack_between_the_two_sockets(
 async fn stepping_shows_the_syn_ack_drawn_between_the_two_sockets() {
     in_browser(stepping_reaches_the_syn_ack_between_the_two_sockets).await;
 }
+
+/// A saved trace of 10,000 events and 10,000 packets (the packets made from a real capture's
+/// shape, one beside each event, between the run's own two sockets), opened in the page: the
+/// first render, timed by the page itself. It prints the figure and writes it to
+/// `e2e-artifacts/page-performance-packets.json` (PERFORMANCE.md holds the goal).
+async fn page_opens_events_and_packets(client: &Client, base: SocketAddr) -> Result<(), String> {
+    const EVENTS: usize = 10_000;
+    let json = record_big_trace(base, EVENTS).await?;
+    let mut trace = shared::TraceFile::parse(&json)?;
+    // The run's connection, by the addresses its accept reported.
+    let (server, client_address) = trace
+        .events
+        .iter()
+        .find_map(|event| {
+            match event
+                .result
+                .as_ref()
+                .map(|result| (&result.value, &result.local))
+            {
+                Some((shared::ReturnValue::Accepted { address, .. }, Some(local))) => {
+                    Some((local.clone(), address.clone()))
+                }
+                _ => None,
+            }
+        })
+        .ok_or("the recorded run has no accept")?;
+    // A 70-byte TCP frame with 4 bytes of data, as a small echo's segments are.
+    let frame = "00".repeat(70);
+    trace.packets = trace
+        .events
+        .iter()
+        .enumerate()
+        .map(|(index, event)| {
+            let outwards = index % 2 == 0;
+            let (src, dst) = if outwards {
+                (client_address.clone(), server.clone())
+            } else {
+                (server.clone(), client_address.clone())
+            };
+            shared::Packet {
+                seq: index as u64,
+                t_us: event.t_us,
+                protocol: shared::Protocol::Tcp,
+                src,
+                dst,
+                length: 56,
+                tcp: Some(shared::TcpSegment {
+                    flags: vec![shared::TcpFlag::Psh, shared::TcpFlag::Ack],
+                    seq: 1 + 4 * (index as u32 / 2),
+                    ack: 1 + 4 * (index as u32 / 2),
+                    window: 65536,
+                }),
+                icmp: None,
+                payload_len: 4,
+                payload: shared::Bytes::from(&b"ping"[..]),
+                frame: frame.clone(),
+            }
+        })
+        .collect();
+    trace.capture = Some(shared::Capture {
+        on: true,
+        snaplen: 256,
+        kept: EVENTS as u64,
+        ..shared::Capture::default()
+    });
+    let path = std::env::temp_dir().join(format!(
+        "socket-lab-{}-10k-packets.json",
+        std::process::id()
+    ));
+    std::fs::write(&path, trace.to_json()).map_err(|e| e.to_string())?;
+    goto(client, &format!("http://{base}/?perf=1")).await?;
+    wait_for_text(client, "connection-status", "connected").await?;
+    open_trace_file(client, &path).await?;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let first_render = loop {
+        if let Some((_, ms)) = page_measures(client)
+            .await?
+            .into_iter()
+            .find(|(name, _)| name == "open-trace")
+        {
+            break ms;
+        }
+        if Instant::now() > deadline {
+            return Err("the page never measured opening the trace".into());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let _ = std::fs::remove_file(&path);
+    let parts = page_measures(client).await?;
+    println!(
+        "opening 10,000 events and 10,000 packets: first render {first_render:.1} ms; parts {parts:?}"
+    );
+    wait_for_text(client, "capture-status", "captured on the run's own network").await?;
+    scroll_into_view(client, "event-log").await?;
+    wait_for_text(client, "event-log", "[PSH, ACK]").await?;
+    save_screenshot(client, "page-performance-10k-packets.png").await;
+    let dir = repo_root().join("e2e-artifacts");
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    std::fs::write(
+        dir.join("page-performance-packets.json"),
+        serde_json::json!({ "open_10k_events_10k_packets_ms": first_render, "parts": parts })
+            .to_string(),
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+#[tokio::test]
+#[ignore = "needs dist/ and chromedriver: run scripts/test.sh"]
+async fn a_trace_of_ten_thousand_events_and_packets_opens() {
+    in_browser(page_opens_events_and_packets).await;
+}
