@@ -2323,7 +2323,12 @@ async fn page_opens_events_and_packets(client: &Client, base: SocketAddr) -> Res
     println!(
         "opening 10,000 events and 10,000 packets: first render {first_render:.1} ms; parts {parts:?}"
     );
-    wait_for_text(client, "capture-status", "captured on the run's own network").await?;
+    wait_for_text(
+        client,
+        "capture-status",
+        "captured on the run's own network",
+    )
+    .await?;
     scroll_into_view(client, "event-log").await?;
     wait_for_text(client, "event-log", "[PSH, ACK]").await?;
     save_screenshot(client, "page-performance-10k-packets.png").await;
