@@ -76,17 +76,13 @@ impl RunNetwork {
 
     /// `socket(domain, kind)` for an IP socket of a lab, in this network.
     pub(crate) fn ip_socket(&self, domain: libc::c_int, kind: libc::c_int) -> io::Result<OwnedFd> {
-        match self {
-            RunNetwork::Own(own) => own.network.socket(domain, kind, 0),
-            RunNetwork::Machine { .. } => {
-                socket2::Socket::new(domain.into(), kind.into(), None).map(OwnedFd::from)
-            }
-        }
+        self.socket(domain, kind, 0)
     }
 
-    /// A socket of `domain`, `kind` and `protocol` for asking the kernel about this
-    /// network's sockets (sock_diag netlink): one opened in it.
-    pub(crate) fn kernel_socket(
+    /// `socket(domain, kind, protocol)` in this network: a lab's socket, or one for asking
+    /// the kernel about this network's sockets (sock_diag netlink answers for the network
+    /// its socket was opened in).
+    pub(crate) fn socket(
         &self,
         domain: libc::c_int,
         kind: libc::c_int,
@@ -95,8 +91,8 @@ impl RunNetwork {
         match self {
             RunNetwork::Own(own) => own.network.socket(domain, kind, protocol),
             RunNetwork::Machine { .. } => {
-                socket2::Socket::new(domain.into(), kind.into(), Some(protocol.into()))
-                    .map(OwnedFd::from)
+                let protocol = (protocol != 0).then(|| protocol.into());
+                socket2::Socket::new(domain.into(), kind.into(), protocol).map(OwnedFd::from)
             }
         }
     }

@@ -150,20 +150,16 @@ fn tagged_json(value: &impl serde::Serialize, kind: &str) -> String {
     value.to_string()
 }
 
-/// A run's events and packets in the order they happened: by time, an event before a
-/// packet of the same microsecond (the call that sent it).
+/// A run's events and packets in the order they happened, as the page steps through them
+/// ([`shared::cause::steps`]).
 pub fn in_time_order<'a>(events: &'a [Event], packets: &'a [shared::Packet]) -> Vec<Line<'a>> {
-    let mut lines: Vec<Line<'a>> = events
-        .iter()
-        .map(Line::Event)
-        .chain(packets.iter().map(Line::Packet))
-        .collect();
-    // A stable sort keeps each kind's own order.
-    lines.sort_by_key(|line| match line {
-        Line::Event(event) => (event.t_us, 0),
-        Line::Packet(packet) => (packet.t_us, 1),
-    });
-    lines
+    shared::cause::steps(events, packets)
+        .into_iter()
+        .map(|step| match step {
+            shared::cause::Step::Event(index) => Line::Event(&events[index]),
+            shared::cause::Step::Packet(index) => Line::Packet(&packets[index]),
+        })
+        .collect()
 }
 
 /// A line of a run's trace.

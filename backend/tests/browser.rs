@@ -1331,6 +1331,26 @@ async fn page_measures(client: &Client) -> Result<Vec<(String, f64)>, String> {
     serde_json::from_value(entries).map_err(|e| e.to_string())
 }
 
+/// Opens a trace file in the page (opened with `perf=1`) and waits for the page's own
+/// measure of its first render, in milliseconds.
+async fn open_and_time(client: &Client, path: &std::path::Path) -> Result<f64, String> {
+    open_trace_file(client, path).await?;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some((_, ms)) = page_measures(client)
+            .await?
+            .into_iter()
+            .find(|(name, _)| name == "open-trace")
+        {
+            return Ok(ms);
+        }
+        if Instant::now() > deadline {
+            return Err("the page never measured opening the trace".into());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// The page with many events, timed by the page itself with the Performance API: opening a
 /// trace of 10,000 events (the first render), and appending events as a live run makes them.
 /// It prints the figures and writes them to `e2e-artifacts/page-performance.json`; what it
@@ -1353,21 +1373,7 @@ async fn page_performance(client: &Client, base: SocketAddr) -> Result<(), Strin
             "the page's code came as {page_transferred} bytes for {page_size}: not compressed"
         ));
     }
-    open_trace_file(client, &path).await?;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let first_render = loop {
-        if let Some((_, ms)) = page_measures(client)
-            .await?
-            .into_iter()
-            .find(|(name, _)| name == "open-trace")
-        {
-            break ms;
-        }
-        if Instant::now() > deadline {
-            return Err("the page never measured opening the trace".into());
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let first_render = open_and_time(client, &path).await?;
     let _ = std::fs::remove_file(&path);
     let opening = page_measures(client).await?;
     let opening_ms = |part: &str| {
@@ -2303,21 +2309,7 @@ async fn page_opens_events_and_packets(client: &Client, base: SocketAddr) -> Res
     std::fs::write(&path, trace.to_json()).map_err(|e| e.to_string())?;
     goto(client, &format!("http://{base}/?perf=1")).await?;
     wait_for_text(client, "connection-status", "connected").await?;
-    open_trace_file(client, &path).await?;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let first_render = loop {
-        if let Some((_, ms)) = page_measures(client)
-            .await?
-            .into_iter()
-            .find(|(name, _)| name == "open-trace")
-        {
-            break ms;
-        }
-        if Instant::now() > deadline {
-            return Err("the page never measured opening the trace".into());
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let first_render = open_and_time(client, &path).await?;
     let _ = std::fs::remove_file(&path);
     let parts = page_measures(client).await?;
     println!(

@@ -229,19 +229,7 @@ fn an_ordinary_user_captures_too() {
         return;
     }
     let scratch = Scratch::new("nobody");
-    std::fs::set_permissions(
-        &scratch.0,
-        std::os::unix::fs::PermissionsExt::from_mode(0o777),
-    )
-    .unwrap();
-    // A copy of the binary where the user may run it: the build's folder may be root's.
-    let binary = scratch.0.join("backend");
-    std::fs::copy(env!("CARGO_BIN_EXE_backend"), &binary).unwrap();
-    std::fs::set_permissions(&binary, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let mut command = Command::new("setpriv");
-    command
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-        .arg(&binary);
+    let command = common::as_nobody(env!("CARGO_BIN_EXE_backend"), "backend", &scratch.0);
     let pcap = scratch.0.join("simple.pcapng");
     let lines = trace(command, "simple-server-client", &pcap);
     assert_eq!(lines.last().unwrap()["on"], true, "{:?}", lines.last());

@@ -437,22 +437,9 @@ fn an_ordinary_user_can_watch() {
         return;
     }
     let scratch = Scratch::new("nobody");
-    std::fs::set_permissions(
-        &scratch.0,
-        std::os::unix::fs::PermissionsExt::from_mode(0o777),
-    )
-    .unwrap();
     let log = scratch.path("events.jsonl");
-    // A copy of the binary where the user may run it: the build's folder may be root's
-    // alone (a fresh clone in a 0700 temporary folder, as CI makes), and watch runs itself
-    // again as the program's launcher.
-    let binary = scratch.path("socket-lab");
-    std::fs::copy(env!("CARGO_BIN_EXE_backend"), &binary).unwrap();
-    std::fs::set_permissions(&binary, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let mut setpriv = Command::new("setpriv");
-    setpriv
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-        .arg(&binary);
+    // watch runs itself again as the program's launcher: the copy is what it runs.
+    let setpriv = common::as_nobody(env!("CARGO_BIN_EXE_backend"), "socket-lab", &scratch.0);
     let output = watch_with(setpriv, &log, &[python(), "-c", ONE_SOCKET])
         .output()
         .unwrap();

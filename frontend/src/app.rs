@@ -1253,13 +1253,12 @@ fn RunPanel(
             // line says what will come there rather than stand empty.
             if let Some((_, packet)) = run.selected_packet() {
                 let cause = run.packet_cause(packet, &shared::cause::Endpoints::of(&run.events));
-                let route = match (&cause.from, &cause.to) {
-                    (Some(from), Some(to)) => format!("{from} → {to}"),
-                    (Some(from), None) => format!("from {from}"),
-                    (None, Some(to)) => format!("to {to}"),
-                    (None, None) => "on the wire".to_owned(),
-                };
-                return Some(format!("Packet {route}: {}. {}", packet.summary(), cause.text));
+                return Some(format!(
+                    "Packet {}: {}. {}",
+                    cause.route(),
+                    packet.summary(),
+                    cause.text
+                ));
             }
             let Some(selected) = run.selected() else {
                 return Some("No calls yet: each call is explained here as it happens.".to_owned());
@@ -1641,10 +1640,7 @@ fn RunPanel(
                             let packet = &run.packets[index];
                             let endpoints = endpoints.get_or_init(|| shared::cause::Endpoints::of(&run.events));
                             let cause = run.packet_cause(packet, endpoints);
-                            let route = match (cause.from, cause.to) {
-                                (Some(from), Some(to)) => format!("{from} → {to}"),
-                                (from, to) => from.or(to).unwrap_or_else(|| "wire".to_owned()),
-                            };
+                            let route = cause.route();
                             let class = if highlight == Some(Step::Packet(index)) { "packet selected" } else { "packet" };
                             let (text, title) = (cause.text.clone(), cause.text);
                             return view! {

@@ -5,6 +5,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+pub use shared::cause::Step;
 use shared::cause::{Endpoints, PacketCause};
 use shared::describe::{call_text, outcome_text};
 use shared::{
@@ -479,15 +480,6 @@ pub enum Source {
     },
 }
 
-/// A step of a run: an event or a packet, by index.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Step {
-    /// The event with this index.
-    Event(usize),
-    /// The packet with this index.
-    Packet(usize),
-}
-
 /// A run as the page shows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RunView {
@@ -664,35 +656,23 @@ impl RunView {
     /// packet of the same microsecond (the call that sent it). A packet always follows the
     /// call that sent it, so one before the first event (there is none) follows it.
     pub fn steps(&self) -> Vec<Step> {
-        let mut steps = Vec::with_capacity(self.events.len() + self.packets.len());
-        let mut packets = self.packets.iter().enumerate().peekable();
-        for index in 0..self.events.len() {
-            steps.push(Step::Event(index));
-            let next = self
-                .events
-                .get(index + 1)
-                .map_or(u64::MAX, |next| next.t_us);
-            while let Some((packet, _)) = packets.next_if(|(_, packet)| packet.t_us < next) {
-                steps.push(Step::Packet(packet));
-            }
-        }
-        steps
+        shared::cause::steps(&self.events, &self.packets)
     }
 
     /// Whether the selected step is the run's last (the newest event, with no packet after
     /// it, or the last packet).
     pub fn at_last_step(&self) -> bool {
-        if self.packets.is_empty() {
+        let (Some(last_event), Some(last_packet)) = (self.events.last(), self.packets.last())
+        else {
             return self.at_end();
-        }
-        let current = match self.selected_packet() {
-            Some((index, _)) => Step::Packet(index),
-            None => match self.selected() {
-                Some(index) => Step::Event(index),
-                None => return true,
-            },
         };
-        self.steps().last() == Some(&current)
+        // The run's last step is its last packet when that came at or after its last event
+        // (see `steps`), else its last event.
+        let packet_is_last = last_packet.t_us >= last_event.t_us;
+        match self.selected_packet() {
+            Some((index, _)) => packet_is_last && index + 1 == self.packets.len(),
+            None => !packet_is_last && self.at_end(),
+        }
     }
 
     /// The packet stepped to, if one is.

@@ -10,6 +10,32 @@ use crate::event::{Event, Phase};
 use crate::net::SockAddr;
 use crate::packet::{Packet, Protocol, TcpFlag, endpoint_text};
 
+/// A step of a run: an event or a packet, by its index in the run's events or packets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// The event with this index.
+    Event(usize),
+    /// The packet with this index.
+    Packet(usize),
+}
+
+/// A run's events and packets in the order they happened: by time, each packet after the
+/// last event at or before its time (an event before a packet of the same microsecond: the
+/// call that sent it). A packet always follows a call that sent it, so one before the first
+/// event (there is none) follows that event. Both lists are in time order.
+pub fn steps(events: &[Event], packets: &[Packet]) -> Vec<Step> {
+    let mut steps = Vec::with_capacity(events.len() + packets.len());
+    let mut packets = packets.iter().enumerate().peekable();
+    for index in 0..events.len() {
+        steps.push(Step::Event(index));
+        let next = events.get(index + 1).map_or(u64::MAX, |next| next.t_us);
+        while let Some((packet, _)) = packets.next_if(|(_, packet)| packet.t_us < next) {
+            steps.push(Step::Packet(packet));
+        }
+    }
+    steps
+}
+
 /// A packet's place in its run.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PacketCause {
@@ -22,6 +48,18 @@ pub struct PacketCause {
     pub call: Option<u64>,
     /// What the packet is and why it was sent, in plain words.
     pub text: String,
+}
+
+impl PacketCause {
+    /// Between which endpoints the packet went, as the page writes it: `client.s → server.s`,
+    /// or the one side known, or `on the wire` when the run's events name neither.
+    pub fn route(&self) -> String {
+        match (&self.from, &self.to) {
+            (Some(from), Some(to)) => format!("{from} → {to}"),
+            (Some(one), None) | (None, Some(one)) => one.clone(),
+            (None, None) => "on the wire".to_owned(),
+        }
+    }
 }
 
 /// Where the run's endpoints are: each endpoint's local and peer address, as its events
@@ -134,11 +172,12 @@ pub fn cause(packet: &Packet, events: &[Event], endpoints: &Endpoints) -> Packet
     let from = endpoints.at(&packet.src, &packet.dst).map(str::to_owned);
     let to = endpoints.at(&packet.dst, &packet.src).map(str::to_owned);
     // The call the sender was in, or had made last, when the packet left.
+    let until = events.partition_point(|event| event.t_us <= packet.t_us);
     let last_call = from.as_deref().and_then(|from| {
-        events
+        events[..until]
             .iter()
             .rev()
-            .find(|event| event.endpoint == from && event.t_us <= packet.t_us)
+            .find(|event| event.endpoint == from)
     });
     let made_by = |fits: &dyn Fn(&Call) -> bool| {
         last_call

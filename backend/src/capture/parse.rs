@@ -28,19 +28,7 @@ struct Direction {
 /// `None` for a frame that is not IP (there are none on a loopback but IP's).
 pub(crate) fn packet(frame: &[u8], seq: u64, t_us: u64, flows: &mut Flows) -> Option<Packet> {
     let sliced = LaxSlicedPacket::from_ethernet(frame).ok()?;
-    let (source, destination, length) = match sliced.net.as_ref()? {
-        LaxNetSlice::Ipv4(ip) => (
-            IpAddr::V4(ip.header().source_addr()),
-            IpAddr::V4(ip.header().destination_addr()),
-            u32::from(ip.header().total_len()),
-        ),
-        LaxNetSlice::Ipv6(ip) => (
-            IpAddr::V6(ip.header().source_addr()),
-            IpAddr::V6(ip.header().destination_addr()),
-            40 + u32::from(ip.header().payload_length()),
-        ),
-        LaxNetSlice::Arp(_) => return None,
-    };
+    let (source, destination, length) = ip_header(sliced.net.as_ref()?)?;
     let mut packet = Packet {
         seq,
         t_us,
@@ -94,6 +82,23 @@ pub(crate) fn packet(frame: &[u8], seq: u64, t_us: u64, flows: &mut Flows) -> Op
         None => {}
     }
     Some(packet)
+}
+
+/// An IP header's source, destination and the packet's whole length; `None` for ARP.
+fn ip_header(net: &LaxNetSlice<'_>) -> Option<(IpAddr, IpAddr, u32)> {
+    match net {
+        LaxNetSlice::Ipv4(ip) => Some((
+            IpAddr::V4(ip.header().source_addr()),
+            IpAddr::V4(ip.header().destination_addr()),
+            u32::from(ip.header().total_len()),
+        )),
+        LaxNetSlice::Ipv6(ip) => Some((
+            IpAddr::V6(ip.header().source_addr()),
+            IpAddr::V6(ip.header().destination_addr()),
+            40 + u32::from(ip.header().payload_length()),
+        )),
+        LaxNetSlice::Arp(_) => None,
+    }
 }
 
 fn shown(payload: &[u8]) -> Bytes {
@@ -218,17 +223,7 @@ impl Flows {
 /// the first 8 bytes after it, which hold the ports).
 fn quoted_packet(quoted: &[u8]) -> Option<(Protocol, SocketAddr, SocketAddr)> {
     let sliced = LaxSlicedPacket::from_ip(quoted).ok()?;
-    let (source, destination) = match sliced.net.as_ref()? {
-        LaxNetSlice::Ipv4(ip) => (
-            IpAddr::V4(ip.header().source_addr()),
-            IpAddr::V4(ip.header().destination_addr()),
-        ),
-        LaxNetSlice::Ipv6(ip) => (
-            IpAddr::V6(ip.header().source_addr()),
-            IpAddr::V6(ip.header().destination_addr()),
-        ),
-        LaxNetSlice::Arp(_) => return None,
-    };
+    let (source, destination, _) = ip_header(sliced.net.as_ref()?)?;
     // The transport header may be cut short (a TCP header is quoted by its first 8 bytes
     // only), so the ports are read from the bytes themselves.
     let payload = sliced.net.as_ref()?.ip_payload_ref()?;

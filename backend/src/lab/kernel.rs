@@ -337,7 +337,7 @@ mod diag {
         /// A sock_diag socket that asks about `network`'s sockets.
         #[allow(unsafe_code)] // netlink-sys takes a descriptor only as a raw one.
         pub(super) fn open_in(network: &crate::network::RunNetwork) -> io::Result<Self> {
-            let fd = network.kernel_socket(
+            let fd = network.socket(
                 libc::AF_NETLINK,
                 libc::SOCK_RAW | libc::SOCK_CLOEXEC,
                 NETLINK_SOCK_DIAG as libc::c_int,

@@ -212,11 +212,7 @@ impl EventSink {
         if !self.watched {
             return true;
         }
-        let mut state = lock(&self.state);
-        let keep = 2 + state.reserve;
-        state.flush_dropped(keep)
-            && state.events.capacity() >= keep
-            && state.events.try_send(RunItem::Packet(packet)).is_ok()
+        lock(&self.state).offer(RunItem::Packet(packet), true)
     }
 
     /// Sends the state of the run's capture. Like a program, it is never dropped.
@@ -260,20 +256,24 @@ fn absorb(range: &mut shared::Dropped, more: shared::Dropped) {
 impl SinkState {
     /// Queues an event, or counts it as dropped when the queue is full.
     fn queue(&mut self, event: &Event) {
-        let state = self;
-        // The last place is kept for a pause notice; a drop count needs one of its own; and
-        // sends and receives leave the reserve to the other calls.
-        let keep = if event.call.moves_data() {
-            2 + state.reserve
-        } else {
-            2
-        };
-        if state.flush_dropped(keep) && state.events.capacity() >= keep {
+        if !self.offer(RunItem::Event(event.clone()), event.call.moves_data()) {
+            self.count_dropped(event);
+        }
+    }
+
+    /// Queues an item if there is room for it; `false` when there is not (the caller counts
+    /// it). The last place is kept for a pause notice; a drop count needs one of its own;
+    /// and items that move data (sends, receives, packets) leave the reserve to the calls
+    /// that change what a socket is.
+    fn offer(&mut self, item: RunItem, moves_data: bool) -> bool {
+        let keep = if moves_data { 2 + self.reserve } else { 2 };
+        if self.flush_dropped(keep) && self.events.capacity() >= keep {
             // A closed receiver means nobody watches any more (the browser left); the run
-            // is being torn down and its remaining events have nowhere to go.
-            let _ = state.events.try_send(RunItem::Event(event.clone()));
+            // is being torn down and its remaining items have nowhere to go.
+            let _ = self.events.try_send(item);
+            true
         } else {
-            state.count_dropped(event);
+            false
         }
     }
 

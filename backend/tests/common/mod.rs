@@ -15,6 +15,23 @@ pub(crate) fn free_port() -> u16 {
         .expect("no free port on 127.0.0.1")
 }
 
+/// `setpriv` about to run, as the ordinary user `nobody`, a copy of `binary` named `name` in
+/// `dir` (which is opened to everyone): the build's folder may be root's alone (a fresh
+/// clone in a 0700 temporary folder, as CI makes), and the copy is where that user may run
+/// it.
+pub(crate) fn as_nobody(binary: &str, name: &str, dir: &std::path::Path) -> Command {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let copy = dir.join(name);
+    std::fs::copy(binary, &copy).unwrap();
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut setpriv = Command::new("setpriv");
+    setpriv
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(copy);
+    setpriv
+}
+
 /// One of the outside peer programs in `backend/tests/peers/`.
 pub(crate) fn peer(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
