@@ -1253,11 +1253,17 @@ fn RunPanel(
             // line says what will come there rather than stand empty.
             if let Some((_, packet)) = run.selected_packet() {
                 let cause = run.packet_cause(packet, &shared::cause::Endpoints::of(&run.events));
+                // The reason is written to follow a packet's line in the log; here it starts a
+                // sentence.
+                let mut reason = cause.text.chars();
+                let reason = reason
+                    .next()
+                    .map(|first| first.to_uppercase().chain(reason).collect::<String>())
+                    .unwrap_or_default();
                 return Some(format!(
-                    "Packet {}: {}. {}",
+                    "Packet {}: {}. {reason}",
                     cause.route(),
-                    packet.summary(),
-                    cause.text
+                    packet.summary()
                 ));
             }
             let Some(selected) = run.selected() else {

@@ -170,7 +170,13 @@ pub fn packet_cause(packet: &Packet, events: &[Event]) -> Option<PacketCause> {
 /// at once).
 pub fn cause(packet: &Packet, events: &[Event], endpoints: &Endpoints) -> PacketCause {
     let from = endpoints.at(&packet.src, &packet.dst).map(str::to_owned);
-    let to = endpoints.at(&packet.dst, &packet.src).map(str::to_owned);
+    // An ICMP error goes to the socket that sent the packet it quotes (its own addresses
+    // have no ports to find a socket by).
+    let quoted = packet.icmp.as_ref().and_then(|icmp| icmp.quoted.as_ref());
+    let to = endpoints
+        .at(&packet.dst, &packet.src)
+        .or_else(|| quoted.and_then(|quoted| endpoints.at(&quoted.src, &quoted.dst)))
+        .map(str::to_owned);
     // The call the sender was in, or had made last, when the packet left.
     let until = events.partition_point(|event| event.t_us <= packet.t_us);
     let last_call = from.as_deref().and_then(|from| {
@@ -351,4 +357,45 @@ fn linger_zero(events: &[Event], endpoint: &str) -> bool {
                 }
             )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::call::{CallResult, ReturnValue};
+
+    #[test]
+    fn an_icmp_error_goes_to_the_socket_that_sent_what_it_quotes() {
+        let packets = crate::packet::examples();
+        let (datagram, unreachable) = (&packets[2], &packets[3]);
+        let mut connect = Event::enter(
+            "client",
+            "client.s",
+            None,
+            Call::Connect {
+                address: datagram.dst.clone(),
+            },
+        );
+        connect.phase = Phase::Return;
+        connect.t_us = datagram.t_us;
+        connect.result = Some(CallResult {
+            value: ReturnValue::None,
+            fd: Some(3),
+            local: Some(datagram.src.clone()),
+            peer: Some(datagram.dst.clone()),
+            peer_process: None,
+        });
+        let events = [connect];
+        let cause = packet_cause(unreachable, &events).unwrap();
+        assert_eq!(cause.to.as_deref(), Some("client.s"));
+        assert_eq!(cause.route(), "client.s");
+        assert!(cause.text.contains("port unreachable"), "{}", cause.text);
+        let sent = packet_cause(datagram, &events).unwrap();
+        assert_eq!(sent.from.as_deref(), Some("client.s"));
+        // Steps: the event, then the packets at or after its time.
+        assert_eq!(
+            steps(&events, &packets[2..])[..2],
+            [Step::Event(0), Step::Packet(0)]
+        );
+    }
 }
