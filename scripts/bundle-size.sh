@@ -2,16 +2,17 @@
 # The page every student downloads: its wasm and JS, gzipped as the server sends them, against
 # the budget. Fails the build above it. Run after `trunk build --release` (scripts/test.sh does).
 #
-# Issue 7 asks for 150 KB; the page is about 185 KB today (PERFORMANCE.md says where the
-# bytes are and what it would take). The budget is set just above today's size so that the
-# page cannot grow unnoticed while the 150 KB goal is worked towards; lower it as it shrinks.
+# The ceiling is 240 KB (issue 24 retired issue 7's goal of 150 KB: no feature a student would
+# use is traded for bytes under the ceiling). The budget is set just above today's size so that
+# the page cannot grow unnoticed: growth is a decision, taken by raising it with a line in
+# CHANGELOG.
 # (Raised once, 186,000 -> 186,500 B: what the page says about Unix sockets was wrong in
 # places, and saying it right took 0.5 KB that nothing else could give back. Raised again,
 # 186,500 -> 192,000 B, for watched programs: the page shows a student's own programs live,
 # 5.3 KB with the diagram grouping a process's sockets under its name. Raised again,
-# 192,000 -> 214,000 B, for packets: the log's packet rows, the diagram's packet arrows,
+# 192,000 -> 220,000 B, for packets: the log's packet rows, the diagram's packet arrows,
 # stepping through packets, why each was sent (shared::cause), Save packets (pcapng) and
-# the packets' decoder, 20.9 KB in all; under the 240 KB ceiling.)
+# the packets' decoder, 26.8 KB in all (218,420 B with them); under the 240 KB ceiling.)
 #
 # The figure is the gzip copies that trunk's post-build hook wrote (scripts/post-build.sh):
 # what a browser that accepts gzip, as every browser does, downloads. They are zopfli's where
@@ -19,8 +20,8 @@
 # is printed beside them.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-BUDGET_BYTES=214000
-GOAL_BYTES=150000
+BUDGET_BYTES=220000
+CEILING_BYTES=240000
 
 shopt -s nullglob
 wasm=(dist/*.wasm)
@@ -64,7 +65,7 @@ wasm_gz=$(wc -c < "${wasm[0]}.gz")
 js_gz=$(wc -c < "${js[0]}.gz")
 total=$((wasm_gz + js_gz))
 plain_gzip=$(($(gzip -9c "${wasm[0]}" | wc -c) + $(gzip -9c "${js[0]}" | wc -c)))
-echo "bundle: wasm $wasm_gz B + js $js_gz B = $total B gzipped as served (budget $BUDGET_BYTES B, goal $GOAL_BYTES B; gzip -9 makes $plain_gzip B)"
+echo "bundle: wasm $wasm_gz B + js $js_gz B = $total B gzipped as served (budget $BUDGET_BYTES B, ceiling $CEILING_BYTES B; gzip -9 makes $plain_gzip B)"
 if [ "$total" -gt "$BUDGET_BYTES" ]; then
   echo "bundle: $total B is over the budget of $BUDGET_BYTES B" >&2
   exit 1

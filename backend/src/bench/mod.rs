@@ -491,7 +491,8 @@ fn page_size(server: &ServerProcess) -> Result<Vec<Figure>, BenchError> {
             "the page's wasm and JS, as downloaded with gzip",
             gzip,
             "KB",
-            Some(Goal::AtMost(150.0)),
+            // Issue 24's ceiling (issue 7's 150 KB goal is retired).
+            Some(Goal::AtMost(240.0)),
         )
         .note(gzip_note),
         Figure::new(
