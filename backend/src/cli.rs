@@ -68,6 +68,15 @@ enum Command {
         /// The built frontend, when `watch` serves the page itself.
         #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../dist"))]
         static_dir: PathBuf,
+        /// Run the program in Socket Lab's own network: a loopback of its own, shared by
+        /// your programs watched with --private-net at the same time (your server and client
+        /// see each other on 127.0.0.1) and reaching nothing else, with every packet captured.
+        #[arg(long)]
+        private_net: bool,
+        /// Write the packets of the private network, while the program runs, to FILE as
+        /// pcapng (Wireshark and tshark open it). Needs --private-net.
+        #[arg(long, value_name = "FILE", requires = "private_net")]
+        pcap: Option<PathBuf>,
         /// The program and its arguments (after `--`).
         #[arg(
             required = true,
@@ -76,6 +85,12 @@ enum Command {
             value_name = "PROGRAM"
         )]
         command: Vec<std::ffi::OsString>,
+    },
+    /// The holder of `watch --private-net`'s network (started by `watch`, not by hand).
+    #[command(name = "private-net-holder", hide = true)]
+    PrivateNetHolder {
+        /// Where it listens for the `watch`es that join.
+        socket: PathBuf,
     },
     /// Measure start, the page's size as served, latency, throughput, sessions, memory and the
     /// cost of watching on this machine, against a server this command starts (build with
@@ -136,21 +151,31 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     // Before any other thread starts: the tracer blocks the signals it forwards, and every
     // thread must have them blocked, or one would die of a Ctrl-C meant for the program.
-    if let Some(Command::Watch {
-        output,
-        json,
-        no_page,
-        static_dir,
-        command,
-    }) = cli.command
-    {
-        let status = crate::watch::run(&crate::watch::WatchOptions {
-            command,
+    match cli.command {
+        Some(Command::Watch {
             output,
             json,
-            page: (!no_page).then_some(static_dir),
-        });
-        return ExitCode::from(u8::try_from(status).unwrap_or(u8::MAX));
+            no_page,
+            static_dir,
+            private_net,
+            pcap,
+            command,
+        }) => {
+            let status = crate::watch::run(&crate::watch::WatchOptions {
+                command,
+                output,
+                json,
+                page: (!no_page).then_some(static_dir),
+                private_net,
+                pcap,
+            });
+            return ExitCode::from(u8::try_from(status).unwrap_or(u8::MAX));
+        }
+        // One thread, as the holder needs to enter a user namespace.
+        Some(Command::PrivateNetHolder { socket }) => {
+            return ExitCode::from(u8::try_from(crate::private_net::hold(&socket)).unwrap_or(1));
+        }
+        _ => {}
     }
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
@@ -185,7 +210,9 @@ pub fn main() -> ExitCode {
             },
         )),
         Some(Command::Serve(args)) => runtime.block_on(run_server(args)),
-        Some(Command::Watch { .. }) => unreachable!("watch runs before the runtime starts"),
+        Some(Command::Watch { .. } | Command::PrivateNetHolder { .. }) => {
+            unreachable!("watch and the holder run before the runtime starts")
+        }
         Some(Command::Scenarios) => {
             for (id, title) in scenario_list() {
                 println!("{id:<24}  {title}");

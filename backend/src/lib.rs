@@ -31,6 +31,7 @@ mod loopback;
 mod netns;
 mod network;
 pub mod policy;
+mod private_net;
 pub mod run;
 mod scenario;
 pub mod server;

@@ -57,10 +57,29 @@ struct Reader {
     target: Option<Target>,
 }
 
+/// Where a capture's packets go: a run's [`EventSink`], or a watched program's outputs (the
+/// terminal, its pcapng file, its page).
+pub(crate) trait PacketSink: Send + Sync + std::fmt::Debug {
+    /// Hands a packet on; `false` when there was no room for it (the capture counts it).
+    fn packet(&self, packet: shared::Packet) -> bool;
+    /// The capture's state: when it starts, and with its final counts when it ends.
+    fn capture(&self, capture: Capture);
+}
+
+impl PacketSink for EventSink {
+    fn packet(&self, packet: shared::Packet) -> bool {
+        EventSink::packet(self, packet)
+    }
+
+    fn capture(&self, capture: Capture) {
+        EventSink::capture(self, capture);
+    }
+}
+
 /// The run that a network's packets go to.
 #[derive(Debug)]
 struct Target {
-    sink: Arc<EventSink>,
+    sink: Arc<dyn PacketSink>,
     /// The wall-clock time of the run's `t_us` 0, in nanoseconds since the epoch.
     started_unix_ns: i128,
     flows: parse::Flows,
@@ -94,6 +113,13 @@ impl NetworkCapture {
     /// Sends the network's packets from now on to the run whose events go to `sink`, and
     /// tells the run that its packets are captured.
     pub(crate) fn attach(&self, sink: &Arc<EventSink>) -> RunCapture {
+        let started_unix_ns = unix_now_ns() - sink.started().elapsed().as_nanos() as i128;
+        self.attach_to(Arc::clone(sink) as Arc<dyn PacketSink>, started_unix_ns)
+    }
+
+    /// Sends the network's packets from now on to `sink`, timed from `started_unix_ns` (the
+    /// wall-clock time, in nanoseconds since the epoch, of the `t_us` 0 of its events).
+    pub(crate) fn attach_to(&self, sink: Arc<dyn PacketSink>, started_unix_ns: i128) -> RunCapture {
         let mut reader = lock(&self.shared.reader);
         // Packets left from the run before (a connection's last ACK after its run ended)
         // are not this run's.
@@ -101,7 +127,6 @@ impl NetworkCapture {
         reader.target = None;
         // Reading the statistics resets them: what is read at the end is this run's.
         let _ = kernel_drops(&self.shared.socket);
-        let started_unix_ns = unix_now_ns() - sink.started().elapsed().as_nanos() as i128;
         let status = Capture {
             on: true,
             off_because: None,
@@ -111,7 +136,7 @@ impl NetworkCapture {
         };
         sink.capture(status.clone());
         reader.target = Some(Target {
-            sink: Arc::clone(sink),
+            sink,
             started_unix_ns,
             flows: parse::Flows::default(),
             status,
@@ -299,7 +324,7 @@ fn kernel_drops(socket: &OwnedFd) -> std::io::Result<u64> {
     }
 }
 
-fn unix_now_ns() -> i128 {
+pub(crate) fn unix_now_ns() -> i128 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |since| since.as_nanos() as i128)

@@ -9,7 +9,9 @@
 //! - `watch` says `{"hello": {"protocol": 7, "command": "python3 server.py"}}`;
 //! - the server answers `{"page": "http://127.0.0.1:3000/?watch"}`, the address to open;
 //! - `watch` sends `{"event": {...}}`, `{"program": {...}}` and `{"dropped": {...}}` lines
-//!   (the page protocol's [`Event`], [`RoleProgram`] and [`Dropped`]), and last
+//!   (the page protocol's [`Event`], [`RoleProgram`] and [`Dropped`]), with
+//!   `--private-net` `{"packet": {...}}` and `{"capture": {...}}` lines (its [`Packet`]
+//!   and [`Capture`], packets timed on the monotonic clock as events are), and last
 //!   `{"ended": {"text": "server.py[4242] exited with status 0", "ok": true}}`.
 //!
 //! A line that cannot be read ends that `watch`'s part (logged); the run goes on.
@@ -20,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use shared::{Dropped, Event, RoleProgram};
+use shared::{Capture, Dropped, Event, Packet, RoleProgram};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 
@@ -54,6 +56,10 @@ pub(crate) enum HandIn {
     Program(RoleProgram),
     /// Events `watch` did not send.
     Dropped(Dropped),
+    /// A packet of the private network (`watch --private-net`).
+    Packet(Packet),
+    /// How `watch`'s capture stands.
+    Capture(Capture),
     /// The last line: how the program ended.
     Ended {
         /// In words: `server.py[4242] was killed by SIGSEGV`.
@@ -84,7 +90,7 @@ pub(crate) fn default_path() -> PathBuf {
 }
 
 /// Makes the socket's directory, only the user's, or checks that the one there is.
-fn private_dir(path: &Path) -> io::Result<()> {
+pub(crate) fn private_dir(path: &Path) -> io::Result<()> {
     let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) else {
         return Ok(());
     };
@@ -223,6 +229,8 @@ async fn member(stream: UnixStream, hub: Arc<Hub>, page: String) {
                 Ok(HandIn::Event(event)) => hub.publish(membership, Item::Event(event)),
                 Ok(HandIn::Program(program)) => hub.publish(membership, Item::Program(program)),
                 Ok(HandIn::Dropped(dropped)) => hub.publish(membership, Item::Dropped(dropped)),
+                Ok(HandIn::Packet(packet)) => hub.publish(membership, Item::Packet(packet)),
+                Ok(HandIn::Capture(capture)) => hub.publish(membership, Item::Capture(capture)),
                 Ok(HandIn::Ended { text, ok }) => ending = Some((text, ok)),
                 Ok(HandIn::Hello { .. }) => {}
                 Err(error) => {

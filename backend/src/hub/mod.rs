@@ -15,6 +15,7 @@
 //! slowly gets its missed events counted, as for a scenario, and slows nobody else.
 
 pub(crate) mod handin;
+mod packets;
 
 use std::sync::Mutex;
 
@@ -87,6 +88,10 @@ struct HubRun {
     next_seq: u64,
     /// The `watch`es still taking part.
     members: usize,
+    /// The number the next member gets.
+    next_member: u64,
+    /// The packets its `watch --private-net`s captured.
+    packets: packets::RunPackets,
     /// How each member's program ended: its words, and whether it ended well.
     endings: Vec<(String, bool)>,
     outcome: Option<RunOutcome>,
@@ -98,6 +103,7 @@ struct HubRun {
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Membership {
     run: u64,
+    member: u64,
 }
 
 /// A page's view of one watched run: the messages to start it with, and its items.
@@ -122,6 +128,10 @@ pub(crate) enum Item {
     Program(RoleProgram),
     /// Events the `watch` could not send (the hub was slower than the program).
     Dropped(Dropped),
+    /// A packet of the private network (`watch --private-net`), timed as events are.
+    Packet(shared::Packet),
+    /// How the `watch`'s capture stands: on, with its counts, or off and why.
+    Capture(shared::Capture),
 }
 
 impl Hub {
@@ -149,6 +159,8 @@ impl Hub {
                 logged_events: 0,
                 next_seq: 0,
                 members: 0,
+                next_member: 0,
+                packets: packets::RunPackets::default(),
                 endings: Vec::new(),
                 outcome: None,
                 pages: Vec::new(),
@@ -159,7 +171,11 @@ impl Hub {
             unreachable!("a run was just made if there was none");
         };
         run.members += 1;
-        Membership { run: run.id }
+        run.next_member += 1;
+        Membership {
+            run: run.id,
+            member: run.next_member,
+        }
     }
 
     /// Adds what a member handed in to its run.
@@ -207,6 +223,23 @@ impl Hub {
                 }
                 run.log.push(RunItem::Dropped(dropped));
             }
+            Item::Packet(mut packet) => {
+                packet.t_us = packet.t_us.saturating_sub(run.started_us);
+                if let Some(packet) = run.packets.take(member.member, packet) {
+                    // A page whose queue is full misses it; the page's own count of what it
+                    // missed is of events (a known gap: the hub's pages do not count lost
+                    // packets apart).
+                    for page in &run.pages {
+                        page.packet(packet.clone());
+                    }
+                }
+            }
+            Item::Capture(capture) => {
+                let merged = run.packets.state(member.member, capture);
+                for page in &run.pages {
+                    page.capture(merged.clone());
+                }
+            }
         }
     }
 
@@ -224,6 +257,7 @@ impl Hub {
             )
         }));
         run.members = run.members.saturating_sub(1);
+        run.packets.leave(member.member);
         if run.members <= 1 {
             // Nothing can come out of order any more.
             run.release(true);
@@ -242,6 +276,12 @@ impl Hub {
                     reason: failed.join("; "),
                 }
             });
+            if run.packets.told() {
+                let merged = run.packets.merged();
+                for page in &run.pages {
+                    page.capture(merged.clone());
+                }
+            }
             // Dropping a page's queue ends its stream once the page has read it.
             run.pages.clear();
             let id = run.id;
@@ -278,6 +318,14 @@ impl Hub {
                 RunItem::Dropped(dropped) => sink.forward_dropped(dropped.clone()),
                 RunItem::Paused(_) | RunItem::Packet(_) | RunItem::Capture(_) => {}
             }
+        }
+        // The packets so far, then how the capture stands; the page puts packets and events
+        // in time order itself.
+        if run.packets.told() {
+            sink.capture(run.packets.merged());
+        }
+        for packet in &run.packets.kept {
+            sink.packet(packet.clone());
         }
         // A finished run's stream ends after its log: the sink is dropped here.
         if run.outcome.is_none() {

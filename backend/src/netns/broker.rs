@@ -95,7 +95,7 @@ unsafe fn new_network() {
 }
 
 /// Brings `lo` up in the current network namespace (a new one starts with it down).
-unsafe fn loopback_up() -> Result<(), i32> {
+pub(super) unsafe fn loopback_up() -> Result<(), i32> {
     unsafe {
         let control = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
         if control < 0 {

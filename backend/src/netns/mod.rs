@@ -223,6 +223,13 @@ fn receive_on(channel: RawFd) -> Result<(Reply, Vec<OwnedFd>), String> {
     Ok((reply, fds))
 }
 
+/// Brings `lo` up in this process's network namespace (a new one starts with it down).
+pub(crate) fn loopback_up() -> io::Result<()> {
+    #[allow(unsafe_code)] // The broker's own function: two ioctls on a socket of its own.
+    // SAFETY: it makes raw system calls on stack buffers only, which any process may.
+    unsafe { broker::loopback_up() }.map_err(io::Error::from_raw_os_error)
+}
+
 /// One of Socket Lab's own networks: a network namespace with its loopback up, and, where
 /// the system allows it, a packet socket that sees every packet on that loopback.
 #[derive(Debug)]

@@ -39,6 +39,7 @@ mod fds;
 mod filter;
 mod inject;
 mod kernel_view;
+mod packets;
 mod page;
 mod publish;
 mod python;
@@ -74,7 +75,16 @@ pub struct WatchOptions {
     /// Show the calls in a page too, served (if no Socket Lab serves on this machine) from
     /// this built frontend.
     pub page: Option<PathBuf>,
+    /// Run the program in the user's private network (`private_net`), capturing its packets.
+    pub private_net: bool,
+    /// Write the private network's packets to this file as pcapng.
+    pub pcap: Option<PathBuf>,
 }
+
+/// What the page says of a watched program's packets without `--private-net`.
+const PACKETS_NEED_PRIVATE_NET: &str = "packets are shown for programs watched with \
+     --private-net (socket-lab watch --private-net -- PROGRAM): in the machine's network, \
+     the packets of other programs would be mixed with the program's own";
 
 /// Runs the program under watch and returns the status `watch` should exit with: the
 /// program's own (128 plus the signal's number when a signal ended it), or 2 for `watch`'s
@@ -103,6 +113,19 @@ fn run_inner(options: &WatchOptions) -> Result<i32, String> {
     // Checked before the program starts, so that a machine that cannot filter says so
     // without running anything.
     filter::first_stage()?;
+    if options.pcap.is_some() && !options.private_net {
+        return Err(
+            "--pcap needs --private-net: packets are captured in the private network only"
+                .to_owned(),
+        );
+    }
+    // Before the fork: the launcher enters the network, and the holder (when this `watch`
+    // starts it) must be started while this process has one thread.
+    let mut private_net = if options.private_net {
+        Some(crate::private_net::PrivateNet::join()?)
+    } else {
+        None
+    };
     let second_stage = filter::instructions(&filter::second_stage()?);
     // `watch`'s own Ctrl-C and SIGTERM are handled by a thread of their own (below); the
     // launcher unblocks them again before it executes the program.
@@ -120,7 +143,7 @@ fn run_inner(options: &WatchOptions) -> Result<i32, String> {
     // one-thread program may: allocate, print, execute.
     let forked = unsafe { nix::unistd::fork() };
     let root = match forked {
-        Ok(ForkResult::Child) => launch(&options.command, &python_path),
+        Ok(ForkResult::Child) => launch(&options.command, &python_path, private_net.as_ref()),
         Ok(ForkResult::Parent { child }) => child,
         Err(error) => return Err(format!("cannot start the program: {error}")),
     };
@@ -157,6 +180,34 @@ fn run_inner(options: &WatchOptions) -> Result<i32, String> {
             }
         }
     });
+    let capture = private_net.as_mut().and_then(|network| {
+        let started_unix_ns = crate::capture::unix_now_ns() - started.elapsed().as_nanos() as i128;
+        let page_packets = page.as_ref().and_then(publish::Page::packets);
+        let started = network.take_packet_socket().and_then(|socket| {
+            packets::WatchCapture::start(
+                socket,
+                started_unix_ns,
+                options.pcap.is_some(),
+                page_packets,
+            )
+            .map_err(|error| format!("could not read the network's packets: {error}"))
+        });
+        match started {
+            Ok(capture) => Some(capture),
+            Err(why) => {
+                say!("socket-lab watch: packets are off: {why}");
+                if let Some(page) = page.as_mut() {
+                    page.packets_off(&format!("packets are off: {why}"));
+                }
+                None
+            }
+        }
+    });
+    if private_net.is_none()
+        && let Some(page) = page.as_mut()
+    {
+        page.packets_off(PACKETS_NEED_PRIVATE_NET);
+    }
     if !options.json {
         let _ = writeln!(out, "{}", table_header());
     }
@@ -170,11 +221,20 @@ fn run_inner(options: &WatchOptions) -> Result<i32, String> {
         if write_failed {
             return;
         }
-        let lines: Vec<String> = if json {
-            vec![json_line(&event)]
+        // The packets captured since the last call shown come first: they happened before
+        // this call's event was made.
+        let mut lines: Vec<String> = capture
+            .as_ref()
+            .map(packets::WatchCapture::take_pending)
+            .unwrap_or_default()
+            .iter()
+            .map(|packet| packet_line(packet, json))
+            .collect();
+        if json {
+            lines.push(json_line(&event));
         } else {
-            table.shown(event).iter().map(table_row).collect()
-        };
+            lines.extend(table.shown(event).iter().map(table_row));
+        }
         // Flushed each line, so that the calls interleave with the program's own output as
         // they happened.
         for line in lines {
@@ -184,8 +244,32 @@ fn run_inner(options: &WatchOptions) -> Result<i32, String> {
         }
     };
     let ending = Tracer::new(second_stage, root, started, live, &mut emit).run();
+    // The program's last packets are queued by its last calls, which have returned: the
+    // capture reads them, and its counts go to the page before the run's end.
+    let captured = capture.map(packets::WatchCapture::finish);
     if let Some(page) = page.take() {
         page.finish();
+    }
+    drop(private_net);
+    if let Some((status, kept, pending)) = &captured {
+        if !write_failed {
+            for packet in pending {
+                let _ = writeln!(out, "{}", packet_line(packet, options.json));
+            }
+            if options.json {
+                let _ = writeln!(out, "{}", crate::trace::capture_json_line(status));
+            }
+        }
+        say_capture(status);
+        if let Some(path) = &options.pcap {
+            let file = shared::pcapng::write(status, kept, |_| None);
+            if let Err(error) = std::fs::write(path, file) {
+                say!(
+                    "socket-lab watch: could not write {}: {error}",
+                    path.display()
+                );
+            }
+        }
     }
     let ending = ending?;
     let _ = out.flush();
@@ -199,9 +283,64 @@ fn run_inner(options: &WatchOptions) -> Result<i32, String> {
     Ok(ending.shell_status())
 }
 
-/// The launcher's part, in the forked child: stop until the tracer has seized this process,
-/// load the filter, and become the program. Never returns.
-fn launch(command: &[OsString], python_path: &OsString) -> ! {
+/// Says how many packets were captured, and what was lost.
+fn say_capture(status: &shared::Capture) {
+    if !status.on {
+        return;
+    }
+    say!(
+        "socket-lab watch: {} packets captured in the private network",
+        status.kept
+    );
+    if status.lost_any() {
+        say!(
+            "socket-lab watch: packets not kept: {} beyond the limit or the page's room, {} dropped by the kernel",
+            status.beyond_limit,
+            status.dropped_by_kernel
+        );
+    }
+}
+
+/// A packet as a row of the table (its number `p0` where a call's is, and `wire` where its
+/// process would be) or as a JSON line with `"kind": "packet"`, as `backend trace` writes them.
+fn packet_line(packet: &shared::Packet, json: bool) -> String {
+    if json {
+        return crate::trace::packet_json_line(packet);
+    }
+    let row = format!(
+        "{:>5}  {:>9.3}  {:>7}  {:>7}  {:<6}  {}",
+        format!("p{}", packet.seq),
+        packet.t_us as f64 / 1000.0,
+        "wire",
+        "-",
+        "packet",
+        packet.summary()
+    );
+    row.chars()
+        .flat_map(|c| {
+            if c.is_control() {
+                c.escape_default().collect::<Vec<_>>()
+            } else {
+                vec![c]
+            }
+        })
+        .collect()
+}
+
+/// The launcher's part, in the forked child: enter the private network if asked, stop until
+/// the tracer has seized this process, load the filter, and become the program. Never
+/// returns.
+fn launch(
+    command: &[OsString],
+    python_path: &OsString,
+    private_net: Option<&crate::private_net::PrivateNet>,
+) -> ! {
+    if let Some(network) = private_net
+        && let Err(message) = network.enter()
+    {
+        say!("socket-lab watch: {message}");
+        std::process::exit(NO_FILTER_STATUS);
+    }
     // The tracer waits for this stop, seizes the process and wakes it with SIGCONT.
     let _ = nix::sys::signal::raise(Signal::SIGSTOP);
     let loaded = filter::first_stage().and_then(|program| {

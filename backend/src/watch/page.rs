@@ -80,6 +80,12 @@ impl PageFeed {
         }
     }
 
+    /// The monotonic clock's reading, in microseconds, at `watch`'s start: an event's
+    /// `t_us` is this plus its time since.
+    pub(crate) fn clock_base_us(&self) -> u64 {
+        self.clock_base_us
+    }
+
     /// The page's events and programs for one watched event, in order.
     pub(crate) fn feed(&mut self, event: &WatchEvent) -> Vec<Item> {
         let pid = event.pid;

@@ -76,6 +76,21 @@ impl Page {
         })
     }
 
+    /// The page's share of the packets, while the page is there.
+    pub(crate) fn packets(&self) -> Option<PagePackets> {
+        Some(PagePackets {
+            queue: self.queue.clone()?,
+            clock_base_us: self.feed.clock_base_us(),
+        })
+    }
+
+    /// Tells the page why it shows no packets (the program is not in a private network).
+    pub(crate) fn packets_off(&mut self, why: &str) {
+        if let Some(queue) = &self.queue {
+            let _ = queue.send(Line::Item(Item::Capture(shared::Capture::off(why))));
+        }
+    }
+
     /// Hands one of the program's events to the page.
     pub(crate) fn push(&mut self, event: &WatchEvent) {
         if self.queue.is_none() {
@@ -158,6 +173,31 @@ impl Page {
     }
 }
 
+/// The page's share of a private network's packets (see `packets.rs`): they go in the
+/// writer's queue with the events, timed on the monotonic clock as the events are.
+#[derive(Debug)]
+pub(crate) struct PagePackets {
+    queue: SyncSender<Line>,
+    clock_base_us: u64,
+}
+
+impl PagePackets {
+    /// Queues a packet timed from `watch`'s start; `false` when the queue is full (the
+    /// capture counts it) or the page's writer is gone.
+    pub(crate) fn packet(&self, mut packet: shared::Packet) -> bool {
+        packet.t_us = packet.t_us.saturating_add(self.clock_base_us);
+        self.queue
+            .try_send(Line::Item(Item::Packet(packet)))
+            .is_ok()
+    }
+
+    /// Queues the capture's state; like a program notice, it waits for room rather than
+    /// being dropped.
+    pub(crate) fn capture(&self, capture: shared::Capture) {
+        let _ = self.queue.send(Line::Item(Item::Capture(capture)));
+    }
+}
+
 /// Says hello to the hub; returns the page's address.
 fn greet(stream: UnixStream, command: &str) -> std::io::Result<(String, UnixStream)> {
     stream.set_read_timeout(Some(CONNECT_TIMEOUT))?;
@@ -191,6 +231,8 @@ fn write_lines(stream: &UnixStream, lines: &Receiver<Line>) {
                 Line::Item(Item::Event(event)) => (HandIn::Event(event), false),
                 Line::Item(Item::Program(program)) => (HandIn::Program(program), false),
                 Line::Item(Item::Dropped(dropped)) => (HandIn::Dropped(dropped), false),
+                Line::Item(Item::Packet(packet)) => (HandIn::Packet(packet), false),
+                Line::Item(Item::Capture(capture)) => (HandIn::Capture(capture), false),
                 Line::Ended(text, ok) => (HandIn::Ended { text, ok }, true),
             };
             let written = serde_json::to_writer(&mut out, &hand_in)
