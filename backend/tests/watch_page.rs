@@ -52,12 +52,15 @@ async fn watching_page(ws: String) -> Client {
     page
 }
 
-/// `backend watch --no-page`'s opposite: a watch that hands its calls to the hub at `hub`.
-fn watch(hub: &std::path::Path, program: &[&str]) -> Command {
+/// `backend watch --no-page`'s opposite: a watch (given `options`) that hands its calls to
+/// the hub at `hub`.
+fn watch(hub: &std::path::Path, options: &[&str], program: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_backend"));
     command
         .env("SOCKET_LAB_HUB", hub)
-        .args(["watch", "-o", "/dev/null", "--"])
+        .args(["watch", "-o", "/dev/null"])
+        .args(options)
+        .arg("--")
         .args(program)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -78,59 +81,8 @@ async fn a_watched_server_and_client_are_one_run_on_the_page() {
     }));
     let mut page = watching_page(format!("ws://{addr}/ws")).await;
 
-    let port = free_port().to_string();
-    let server_py = peer("simple_server.py");
-    let client_py = peer("simple_client.py");
-    let server = watch(
-        &hub,
-        &["/usr/bin/python3", server_py.to_str().unwrap(), &port],
-    )
-    .spawn()
-    .unwrap();
-    // The server listens before the client starts: its first events come first.
-    let mut messages = Vec::new();
-    let mut run = None;
-    while !messages.iter().any(|m: &ServerMessage| {
-        matches!(m, ServerMessage::Events { events, .. }
-        if events.iter().any(|e| e.call.name() == "listen" && e.phase == Phase::Return))
-    }) {
-        let message = next_message(&mut page).await;
-        if let ServerMessage::RunStarted {
-            run: id, scenario, ..
-        } = &message
-        {
-            assert!(scenario.title.contains("simple_server.py"), "{scenario:?}");
-            run = Some(*id);
-        }
-        messages.push(message);
-    }
-    let client = watch(
-        &hub,
-        &[
-            "/usr/bin/python3",
-            client_py.to_str().unwrap(),
-            "127.0.0.1",
-            &port,
-        ],
-    )
-    .output()
-    .unwrap();
-    assert!(client.status.success(), "{client:?}");
-    // The client's watch printed where the page is: this server's.
-    let said = String::from_utf8_lossy(&client.stderr);
-    assert!(said.contains(&format!("http://{addr}/?watch")), "{said}");
-    let server = server.wait_with_output().unwrap();
-    assert!(server.status.success(), "{server:?}");
-    loop {
-        let message = next_message(&mut page).await;
-        let finished = matches!(message, ServerMessage::RunFinished { .. });
-        messages.push(message);
-        if finished {
-            break;
-        }
-    }
+    let (messages, run) = play_server_and_client(&mut page, &hub, &[], &addr.to_string()).await;
     let _ = stop.send(());
-    let run = run.expect("the run started");
 
     let mut events: Vec<Event> = Vec::new();
     let mut programs = Vec::new();
@@ -234,6 +186,190 @@ async fn a_watched_server_and_client_are_one_run_on_the_page() {
     );
 }
 
+/// The same two programs under `watch --private-net`: the page gets their network's packets
+/// once each (both `watch`es capture them), numbered in order, the handshake first, from the
+/// client's socket (the address its `connect` was given by the kernel) to the server's; and
+/// the run's capture is on, with nothing lost. Without `--private-net`, the page is told why
+/// there are no packets.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_shows_the_packets_of_programs_watched_in_their_private_network() {
+    let scratch = Scratch::new("packets");
+    let hub = scratch.0.join("hub").join("watch.sock");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut config = backend::Config::new(scratch.0.join("no-page-here"));
+    config.hub_socket = Some(hub.clone());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(backend::serve(listener, config, async {
+        let _ = stopped.await;
+    }));
+    let mut page = watching_page(format!("ws://{addr}/ws")).await;
+    let (messages, run) =
+        play_server_and_client(&mut page, &hub, &["--private-net"], &addr.to_string()).await;
+    let mut events: Vec<Event> = Vec::new();
+    let mut packets: Vec<shared::Packet> = Vec::new();
+    let mut captures = Vec::new();
+    for message in &messages {
+        match message {
+            ServerMessage::Events {
+                run: id,
+                events: batch,
+                ..
+            } => {
+                assert_eq!(*id, run);
+                events.extend(batch.iter().cloned());
+            }
+            ServerMessage::Packets {
+                run: id,
+                packets: batch,
+            } => {
+                assert_eq!(*id, run);
+                packets.extend(batch.iter().cloned());
+            }
+            ServerMessage::Capture { run: id, capture } => {
+                assert_eq!(*id, run);
+                captures.push(capture.clone());
+            }
+            _ => {}
+        }
+    }
+    // Once each, numbered in order.
+    let seqs: Vec<u64> = packets.iter().map(|p| p.seq).collect();
+    assert_eq!(
+        seqs,
+        (0..packets.len() as u64).collect::<Vec<_>>(),
+        "{packets:#?}"
+    );
+    let flags: Vec<Vec<shared::TcpFlag>> = packets
+        .iter()
+        .filter_map(|p| p.tcp.as_ref().map(|tcp| tcp.flags.clone()))
+        .collect();
+    use shared::TcpFlag::{Ack, Fin, Syn};
+    assert_eq!(
+        flags[..3],
+        [vec![Syn], vec![Syn, Ack], vec![Ack]],
+        "{flags:?}"
+    );
+    assert_eq!(
+        flags.iter().filter(|flags| flags.contains(&Fin)).count(),
+        2,
+        "{flags:?}"
+    );
+    // The SYN leaves the client's socket: the address the kernel gave its connect().
+    let connected = events
+        .iter()
+        .find(|e| {
+            e.role.starts_with("simple_client.py")
+                && e.call.name() == "connect"
+                && e.phase == Phase::Return
+        })
+        .expect("the client connected");
+    let client_address = connected
+        .result
+        .as_ref()
+        .and_then(|result| result.local.clone())
+        .expect("the kernel told the client's address");
+    assert_eq!(packets[0].src, client_address);
+    // Packets and events are on one clock: the SYN is sent within the connect() call.
+    let connect_entered = events
+        .iter()
+        .find(|e| e.endpoint == connected.endpoint && e.call.name() == "connect")
+        .unwrap();
+    assert!(
+        connect_entered.t_us <= packets[0].t_us && packets[0].t_us <= connected.t_us,
+        "connect {} .. {}, SYN at {}",
+        connect_entered.t_us,
+        connected.t_us,
+        packets[0].t_us
+    );
+    let last = captures.last().expect("the capture's state was sent");
+    assert!(last.on, "{last:?}");
+    assert_eq!(last.kept, packets.len() as u64);
+    assert!(!last.lost_any(), "{last:?}");
+
+    // Without --private-net: no packets, and the reason.
+    let (messages, _) = play_server_and_client(&mut page, &hub, &[], &addr.to_string()).await;
+    assert!(
+        !messages
+            .iter()
+            .any(|m| matches!(m, ServerMessage::Packets { .. })),
+        "packets of the machine's network"
+    );
+    let off = messages
+        .iter()
+        .find_map(|m| match m {
+            ServerMessage::Capture { capture, .. } => Some(capture.clone()),
+            _ => None,
+        })
+        .expect("the page is told why there are no packets");
+    assert!(!off.on);
+    assert!(
+        off.off_because
+            .as_deref()
+            .unwrap_or_default()
+            .contains("--private-net"),
+        "{off:?}"
+    );
+    let _ = stop.send(());
+}
+
+/// The tutorial's server, then its client, each under a `watch` given `options`, handing
+/// in to `hub`; returns what the page got until the run finished, and the run's number.
+async fn play_server_and_client(
+    page: &mut Client,
+    hub: &std::path::Path,
+    options: &[&str],
+    served_at: &str,
+) -> (Vec<ServerMessage>, u64) {
+    let port = free_port().to_string();
+    let server_py = peer("simple_server.py");
+    let client_py = peer("simple_client.py");
+    let server_program = ["/usr/bin/python3", server_py.to_str().unwrap(), &port];
+    let server = watch(hub, options, &server_program).spawn().unwrap();
+    // The server listens before the client starts: its first events come first.
+    let mut messages = Vec::new();
+    let mut run = None;
+    while !messages.iter().any(|m: &ServerMessage| {
+        matches!(m, ServerMessage::Events { events, .. }
+        if events.iter().any(|e| e.call.name() == "listen" && e.phase == Phase::Return))
+    }) {
+        let message = next_message(page).await;
+        if let ServerMessage::RunStarted {
+            run: id, scenario, ..
+        } = &message
+        {
+            assert!(scenario.title.contains("simple_server.py"), "{scenario:?}");
+            run = Some(*id);
+        }
+        messages.push(message);
+    }
+    let client_program = [
+        "/usr/bin/python3",
+        client_py.to_str().unwrap(),
+        "127.0.0.1",
+        &port,
+    ];
+    let client = watch(hub, options, &client_program).output().unwrap();
+    assert!(client.status.success(), "{client:?}");
+    // The client's watch printed where the page is: this server's.
+    let said = String::from_utf8_lossy(&client.stderr);
+    assert!(
+        said.contains(&format!("http://{served_at}/?watch")),
+        "{said}"
+    );
+    let server = server.wait_with_output().unwrap();
+    assert!(server.status.success(), "{server:?}");
+    loop {
+        let message = next_message(page).await;
+        let finished = matches!(message, ServerMessage::RunFinished { .. });
+        messages.push(message);
+        if finished {
+            break;
+        }
+    }
+    (messages, run.expect("the run started"))
+}
+
 /// Reads the page's address from what `watch` printed on standard error.
 fn printed_page(stderr: &mut impl std::io::BufRead) -> String {
     let mut line = String::new();
@@ -256,7 +392,7 @@ async fn with_no_socket_lab_serving_watch_serves_the_page_and_names_the_crash() 
                    sys.stdin.readline()\n\
                    s = socket.socket()\n\
                    os.kill(os.getpid(), signal.SIGSEGV)\n";
-    let mut watched = watch(&hub, &["/usr/bin/python3", "-c", program])
+    let mut watched = watch(&hub, &[], &["/usr/bin/python3", "-c", program])
         .stdin(Stdio::piped())
         .spawn()
         .unwrap();

@@ -31,40 +31,33 @@ pub(super) struct RunPackets {
 #[derive(Debug, Clone, Copy)]
 struct Capturer {
     member: u64,
-    /// The member's number of its first packet taken, and the run's number for it.
-    first_member_seq: u64,
-    first_run_seq: u64,
-    /// Whether its packets up to the last one taken from the member before are to be skipped.
-    after_handover: bool,
+    /// The member's number of its first packet taken, and the run's number for it; `None`
+    /// until one is taken.
+    numbering: Option<(u64, u64)>,
 }
 
 impl RunPackets {
     /// Takes a packet member `member` handed in (timed on the run's clock), renumbered in
     /// the run; `None` when it is not taken (another member's copy is, or it was already).
     pub(super) fn take(&mut self, member: u64, mut packet: Packet) -> Option<Packet> {
-        let capturer = match self.capturer {
-            Some(capturer) if capturer.member == member => capturer,
-            Some(_) => return None,
-            None => {
-                let capturer = Capturer {
-                    member,
-                    first_member_seq: packet.seq,
-                    first_run_seq: self.next_seq,
-                    after_handover: self.last_t_us.is_some(),
-                };
-                self.capturer = Some(capturer);
-                capturer
-            }
-        };
-        if capturer.after_handover && self.last_t_us.is_some_and(|last| packet.t_us <= last) {
+        let capturer = self.capturer.get_or_insert(Capturer {
+            member,
+            numbering: None,
+        });
+        if capturer.member != member {
             return None;
         }
-        if let Some(taken) = self.capturer.as_mut() {
-            taken.after_handover = false;
+        // A new capturer's copies of the packets already taken are skipped; its numbering
+        // starts at its first packet taken.
+        if capturer.numbering.is_none() && self.last_t_us.is_some_and(|last| packet.t_us <= last) {
+            return None;
         }
+        let (first_member_seq, first_run_seq) = *capturer
+            .numbering
+            .get_or_insert((packet.seq, self.next_seq));
         let renumber = |seq: u64| {
-            seq.checked_sub(capturer.first_member_seq)
-                .map(|since| capturer.first_run_seq + since)
+            seq.checked_sub(first_member_seq)
+                .map(|since| first_run_seq + since)
         };
         if let Some(icmp) = packet.icmp.as_mut() {
             icmp.answers = icmp.answers.and_then(renumber);
