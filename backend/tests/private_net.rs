@@ -189,8 +189,8 @@ fn server_and_client(user: User) {
     assert!(
         server_packets
             .iter()
-            .all(|packet| packet["src"]["port"].to_string() == port
-                || packet["dst"]["port"].to_string() == port),
+            .all(|packet| [&packet["src"]["port"], &packet["dst"]["port"]]
+                .contains(&&Value::from(port.parse::<u16>().unwrap()))),
         "a packet of another conversation"
     );
 
