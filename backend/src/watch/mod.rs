@@ -147,13 +147,6 @@ fn run_inner(options: &WatchOptions) -> Result<i32, String> {
         Ok(ForkResult::Parent { child }) => child,
         Err(error) => return Err(format!("cannot start the program: {error}")),
     };
-    if let Err(message) = tracer::seize(root) {
-        let _ = nix::sys::signal::kill(root, Signal::SIGKILL);
-        let _ = nix::sys::wait::waitpid(root, None);
-        return Err(message);
-    }
-    let live = Live::default();
-    forward_signals(signals, live.clone());
     // After the fork: the page's threads must not be in the launcher's copy of `watch`.
     let mut page = options.page.as_deref().and_then(|static_dir| {
         let command: Vec<String> = options
@@ -208,6 +201,15 @@ fn run_inner(options: &WatchOptions) -> Result<i32, String> {
     {
         page.packets_off(PACKETS_NEED_PRIVATE_NET);
     }
+    // The program is stopped until it is seized: the page and the capture are ready before
+    // its first call, so a program that connects at once has its SYN captured.
+    if let Err(message) = tracer::seize(root) {
+        let _ = nix::sys::signal::kill(root, Signal::SIGKILL);
+        let _ = nix::sys::wait::waitpid(root, None);
+        return Err(message);
+    }
+    let live = Live::default();
+    forward_signals(signals, live.clone());
     if !options.json {
         let _ = writeln!(out, "{}", table_header());
     }
