@@ -49,14 +49,18 @@ enum Runner {
     Strace,
     StraceSeccomp,
     Watch,
+    /// `watch --private-net`: both programs in the user's private network, every packet
+    /// captured and handed to the page with the events.
+    WatchPrivateNet,
 }
 
 impl Runner {
-    const ALL: [Runner; 4] = [
+    const ALL: [Runner; 5] = [
         Runner::Plain,
         Runner::Strace,
         Runner::StraceSeccomp,
         Runner::Watch,
+        Runner::WatchPrivateNet,
     ];
 
     /// The command that runs `program` under this runner; `watch` hands its calls to the
@@ -81,17 +85,17 @@ impl Runner {
                 ]);
                 command
             }
-            Runner::Watch => {
+            Runner::Watch | Runner::WatchPrivateNet => {
                 let exe =
                     std::env::current_exe().map_err(|error| fail("finding this binary", error))?;
                 let mut command = Command::new(exe);
-                command.env(crate::hub::handin::HUB_ENV, hub).args([
-                    "watch",
-                    "--json",
-                    "-o",
-                    "/dev/null",
-                    "--",
-                ]);
+                command
+                    .env(crate::hub::handin::HUB_ENV, hub)
+                    .args(["watch", "--json", "-o", "/dev/null"]);
+                if self == Runner::WatchPrivateNet {
+                    command.arg("--private-net");
+                }
+                command.arg("--");
                 command
             }
         };
@@ -229,8 +233,8 @@ pub(super) fn figures(options: &BenchOptions) -> Result<Vec<Figure>, BenchError>
     result?;
     started?;
     let (mut watched, mut relayed) = latencies?;
-    let [plain, strace, seccomp, watch] =
-        [0, 1, 2, 3].map(|index| millis(median(&mut times[index])));
+    let [plain, strace, seccomp, watch, private_net] =
+        [0, 1, 2, 3, 4].map(|index| millis(median(&mut times[index])));
     let each = format!("median of {runs}, {messages} messages each way, both programs under it");
     Ok(vec![
         Figure::new(
@@ -268,6 +272,26 @@ pub(super) fn figures(options: &BenchOptions) -> Result<Vec<Figure>, BenchError>
             "{each}; the events go to a page (a WebSocket client of a server of the \
              benchmark's own), the terminal's to /dev/null"
         )),
+        Figure::new(
+            "watch_exchange_private_net_ms",
+            "the same under watch --private-net, every packet captured",
+            Some(private_net),
+            "ms",
+            None,
+        )
+        .note(format!(
+            "{each}; both programs in the user's private network, its holder started and \
+             ended in each exchange, every packet handed to the page with the events (a run \
+             keeps 20,000 and counts the rest)"
+        )),
+        Figure::new(
+            "watch_private_net_over_watch",
+            "watched with every packet captured / watched on the machine's network",
+            Some(private_net / watch),
+            "x",
+            Some(Goal::AtMost(1.1)),
+        )
+        .note("issue 23's goal for capture: within 10% of capture off, side by side in one run"),
         Figure::new(
             "watch_over_strace_seccomp",
             "watch / strace -f --seccomp-bpf",
