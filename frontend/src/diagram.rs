@@ -315,12 +315,13 @@ fn packet_arrows(
             for (nth, &(_, index)) in in_gap[at..end].iter().enumerate() {
                 let packet = &run.packets[index];
                 let y = top + ROW_HEIGHT * (count(nth) + 1) / (in_this_gap + 1);
-                // A connection not accepted yet has no lane: its packets are the listener's.
+                // Only the sockets that exist by the gap's event: a connection not accepted
+                // yet is its listener's (it waits in the listener's accept queue).
                 let lane = |local: &shared::SockAddr, peer: &shared::SockAddr| {
                     endpoints
-                        .at(local, peer)
+                        .at(local, peer, gap + 1)
                         .and_then(lane_of)
-                        .or_else(|| endpoints.bound_at(local).and_then(lane_of))
+                        .or_else(|| endpoints.bound_at(local, gap + 1).and_then(lane_of))
                 };
                 let from = lane(&packet.src, &packet.dst);
                 let to = lane(&packet.dst, &packet.src);

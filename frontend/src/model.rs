@@ -838,8 +838,11 @@ impl RunView {
                     Step::Event(index) => self.events[index].endpoint == endpoint,
                     Step::Packet(index) => endpoints.as_ref().is_some_and(|endpoints| {
                         let packet = &self.packets[index];
-                        endpoints.at(&packet.src, &packet.dst) == Some(endpoint)
-                            || endpoints.at(&packet.dst, &packet.src) == Some(endpoint)
+                        let until = self
+                            .events
+                            .partition_point(|event| event.t_us <= packet.t_us);
+                        endpoints.at(&packet.src, &packet.dst, until) == Some(endpoint)
+                            || endpoints.at(&packet.dst, &packet.src, until) == Some(endpoint)
                     }),
                 })
                 .collect(),

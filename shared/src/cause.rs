@@ -63,75 +63,98 @@ impl PacketCause {
 }
 
 /// Where the run's endpoints are: each endpoint's local and peer address, as its events
-/// last reported them.
+/// last reported them, and from which event on it exists.
 #[derive(Clone, Debug, Default)]
 pub struct Endpoints {
-    addresses: Vec<(String, Option<SockAddr>, Option<SockAddr>)>,
+    entries: Vec<EndpointEntry>,
     by_name: HashMap<String, usize>,
+}
+
+#[derive(Clone, Debug)]
+struct EndpointEntry {
+    name: String,
+    local: Option<SockAddr>,
+    peer: Option<SockAddr>,
+    /// The index of the first event that names it: its own, or the `accept()` that made it.
+    since: usize,
 }
 
 impl Endpoints {
     /// The endpoints of a run's events.
     pub fn of(events: &[Event]) -> Self {
         let mut endpoints = Endpoints::default();
-        for event in events {
+        for (index, event) in events.iter().enumerate() {
+            endpoints.entry(&event.endpoint, index);
             let Some(Ok(result)) = event.outcome() else {
                 continue;
             };
             if let Some(local) = &result.local {
-                endpoints.entry(&event.endpoint).1 = Some(local.clone());
+                endpoints.entry(&event.endpoint, index).local = Some(local.clone());
             }
             if let Some(peer) = &result.peer {
-                endpoints.entry(&event.endpoint).2 = Some(peer.clone());
+                endpoints.entry(&event.endpoint, index).peer = Some(peer.clone());
             }
             if let ReturnValue::Accepted {
                 endpoint, address, ..
             } = &result.value
             {
-                endpoints.entry(endpoint).2 = Some(address.clone());
+                endpoints.entry(endpoint, index).peer = Some(address.clone());
             }
         }
+        // Endpoints named but never given an address cannot be found by one.
         endpoints
     }
 
-    fn entry(&mut self, name: &str) -> &mut (String, Option<SockAddr>, Option<SockAddr>) {
-        let index = match self.by_name.get(name) {
-            Some(&index) => index,
+    /// The entry of `name`, made at event `index` if it is new.
+    fn entry(&mut self, name: &str, index: usize) -> &mut EndpointEntry {
+        let at = match self.by_name.get(name) {
+            Some(&at) => at,
             None => {
-                self.addresses.push((name.to_owned(), None, None));
-                self.by_name
-                    .insert(name.to_owned(), self.addresses.len() - 1);
-                self.addresses.len() - 1
+                self.entries.push(EndpointEntry {
+                    name: name.to_owned(),
+                    local: None,
+                    peer: None,
+                    since: index,
+                });
+                self.by_name.insert(name.to_owned(), self.entries.len() - 1);
+                self.entries.len() - 1
             }
         };
-        &mut self.addresses[index]
+        &mut self.entries[at]
     }
 
-    /// The endpoint bound to `local` with no peer: the listener a connection not accepted
-    /// yet belongs to, or an unconnected datagram socket.
-    pub fn bound_at(&self, local: &SockAddr) -> Option<&str> {
-        self.addresses
+    /// The endpoints that exist once the first `before` events have happened, newest first.
+    fn existing(&self, before: usize) -> impl Iterator<Item = &EndpointEntry> {
+        self.entries
             .iter()
             .rev()
-            .find(|(_, ours, theirs)| {
-                ours.as_ref().is_some_and(|ours| covers(ours, local)) && theirs.is_none()
+            .filter(move |entry| entry.since < before)
+    }
+
+    /// The endpoint bound to `local` with no peer, among those that exist after the first
+    /// `before` events: the listener a connection not accepted yet belongs to, or an
+    /// unconnected datagram socket.
+    pub fn bound_at(&self, local: &SockAddr, before: usize) -> Option<&str> {
+        self.existing(before)
+            .find(|entry| {
+                entry.local.as_ref().is_some_and(|ours| covers(ours, local)) && entry.peer.is_none()
             })
-            .map(|(name, _, _)| name.as_str())
+            .map(|entry| entry.name.as_str())
     }
 
     /// The endpoint whose socket has address `local` and is connected to `peer`; else one
-    /// bound to `local` with no peer (a listener, an unconnected datagram socket). An
-    /// endpoint bound to the unspecified address (`0.0.0.0`) has every address of its port.
-    pub fn at(&self, local: &SockAddr, peer: &SockAddr) -> Option<&str> {
-        let exact = self.addresses.iter().rev().find(|(_, ours, theirs)| {
-            ours.as_ref().is_some_and(|ours| covers(ours, local)) && theirs.as_ref() == Some(peer)
+    /// bound to `local` with no peer (a listener, an unconnected datagram socket); among
+    /// those that exist after the first `before` events (a connection not accepted yet is
+    /// its listener's). An endpoint bound to the unspecified address (`0.0.0.0`) has every
+    /// address of its port.
+    pub fn at(&self, local: &SockAddr, peer: &SockAddr, before: usize) -> Option<&str> {
+        let exact = self.existing(before).find(|entry| {
+            entry.local.as_ref().is_some_and(|ours| covers(ours, local))
+                && entry.peer.as_ref() == Some(peer)
         });
-        let bound = || {
-            self.addresses.iter().rev().find(|(_, ours, theirs)| {
-                ours.as_ref().is_some_and(|ours| covers(ours, local)) && theirs.is_none()
-            })
-        };
-        exact.or_else(bound).map(|(name, _, _)| name.as_str())
+        exact
+            .map(|entry| entry.name.as_str())
+            .or_else(|| self.bound_at(local, before))
     }
 }
 
@@ -169,16 +192,19 @@ pub fn packet_cause(packet: &Packet, events: &[Event]) -> Option<PacketCause> {
 /// Why `packet` was sent, with the run's endpoints already found (for a whole run's packets
 /// at once).
 pub fn cause(packet: &Packet, events: &[Event], endpoints: &Endpoints) -> PacketCause {
-    let from = endpoints.at(&packet.src, &packet.dst).map(str::to_owned);
+    // The events up to the packet's time: the sockets that existed when it was sent.
+    let until = events.partition_point(|event| event.t_us <= packet.t_us);
+    let from = endpoints
+        .at(&packet.src, &packet.dst, until)
+        .map(str::to_owned);
     // An ICMP error goes to the socket that sent the packet it quotes (its own addresses
     // have no ports to find a socket by).
     let quoted = packet.icmp.as_ref().and_then(|icmp| icmp.quoted.as_ref());
     let to = endpoints
-        .at(&packet.dst, &packet.src)
-        .or_else(|| quoted.and_then(|quoted| endpoints.at(&quoted.src, &quoted.dst)))
+        .at(&packet.dst, &packet.src, until)
+        .or_else(|| quoted.and_then(|quoted| endpoints.at(&quoted.src, &quoted.dst, until)))
         .map(str::to_owned);
     // The call the sender was in, or had made last, when the packet left.
-    let until = events.partition_point(|event| event.t_us <= packet.t_us);
     let last_call = from.as_deref().and_then(|from| {
         events[..until]
             .iter()
@@ -397,5 +423,67 @@ mod tests {
             steps(&events, &packets[2..])[..2],
             [Step::Event(0), Step::Packet(0)]
         );
+    }
+
+    /// A returned call of `endpoint` at `t_us` with its socket's addresses.
+    fn returned(endpoint: &str, t_us: u64, value: ReturnValue, local: SockAddr) -> Event {
+        let mut event = Event::enter("r", endpoint, None, Call::Listen { backlog: 5 });
+        event.phase = Phase::Return;
+        event.t_us = t_us;
+        event.result = Some(CallResult {
+            value,
+            fd: Some(3),
+            local: Some(local),
+            peer: None,
+            peer_process: None,
+        });
+        event
+    }
+
+    #[test]
+    fn a_connection_not_accepted_yet_is_its_listeners() {
+        let address = |port| SockAddr::Inet {
+            host: std::net::Ipv4Addr::LOCALHOST,
+            port,
+        };
+        let packets = crate::packet::examples();
+        let mut syn = packets[0].clone();
+        (syn.src, syn.dst, syn.t_us) = (address(5000), address(12345), 3);
+        let listened = returned("server.s", 1, ReturnValue::None, address(12345));
+        let mut connected = returned("client.s", 4, ReturnValue::None, address(5000));
+        connected.result.as_mut().unwrap().peer = Some(address(12345));
+        let accepted = returned(
+            "server.s",
+            5,
+            ReturnValue::Accepted {
+                endpoint: "server.con".into(),
+                fd: 4,
+                address: address(5000),
+                process: None,
+            },
+            address(12345),
+        );
+        let mut sent = returned("server.con", 6, ReturnValue::None, address(12345));
+        sent.result.as_mut().unwrap().peer = Some(address(5000));
+        let mut connecting = Event::enter(
+            "client",
+            "client.s",
+            None,
+            Call::Connect {
+                address: address(12345),
+            },
+        );
+        connecting.t_us = 2;
+        let events = [listened, connecting, connected, accepted, sent];
+        // The SYN came before accept() made the connection's socket: it is the listener's.
+        let cause = packet_cause(&syn, &events).unwrap();
+        assert_eq!(cause.to.as_deref(), Some("server.s"));
+        assert_eq!(cause.from.as_deref(), Some("client.s"));
+        // A segment after accept() is the connection's.
+        let mut data = packets[1].clone();
+        (data.src, data.dst, data.t_us) = (address(12345), address(5000), 7);
+        let cause = packet_cause(&data, &events).unwrap();
+        assert_eq!(cause.from.as_deref(), Some("server.con"));
+        assert_eq!(cause.route(), "server.con → client.s");
     }
 }

@@ -89,9 +89,12 @@ impl Runner {
                 let exe =
                     std::env::current_exe().map_err(|error| fail("finding this binary", error))?;
                 let mut command = Command::new(exe);
-                command
-                    .env(crate::hub::handin::HUB_ENV, hub)
-                    .args(["watch", "--json", "-o", "/dev/null"]);
+                command.env(crate::hub::handin::HUB_ENV, hub).args([
+                    "watch",
+                    "--json",
+                    "-o",
+                    "/dev/null",
+                ]);
                 if self == Runner::WatchPrivateNet {
                     command.arg("--private-net");
                 }
