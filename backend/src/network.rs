@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use shared::Capture;
 
-use crate::capture::{NetworkCapture, RunCapture};
+use crate::capture::{NetworkCapture, RunCapture, RunTraffic};
 use crate::lab::EventSink;
 use crate::netns;
 
@@ -56,13 +56,19 @@ impl RunNetwork {
                 }))
             }
             Err(why) => {
-                tracing::warn!(%why, "Socket Lab's own network is off: packets are off");
-                RunNetwork::machine(format!("packets are off: {why}"))
+                tracing::warn!(
+                    %why,
+                    "Socket Lab's own network is off: runs use the machine's network, and \
+                     their packets are captured there only with CAP_NET_RAW"
+                );
+                RunNetwork::machine(format!("Socket Lab has no network of its own here: {why}"))
             }
         }
     }
 
-    /// The machine's network, with the reason its packets are not shown.
+    /// The machine's network, with the reason the run has no network of its own (the page
+    /// reads "packets are off: " and this, then why they cannot be captured on the machine's
+    /// loopback either, when they cannot).
     pub(crate) fn machine(why: impl Into<String>) -> Self {
         RunNetwork::Machine {
             why: Arc::from(why.into()),
@@ -97,9 +103,14 @@ impl RunNetwork {
         }
     }
 
-    /// Starts sending the network's packets to the run of `sink`; for a network without
-    /// capture, tells the run why its packets are off.
-    pub(crate) fn attach(&self, sink: &Arc<EventSink>) -> Option<RunCapture> {
+    /// Starts sending the network's packets to the run of `sink`, whose own traffic, on the
+    /// machine's network, is `traffic`; for a network without capture, tells the run why
+    /// its packets are off.
+    pub(crate) fn attach(
+        &self,
+        sink: &Arc<EventSink>,
+        traffic: Option<RunTraffic>,
+    ) -> Option<RunCapture> {
         match self {
             RunNetwork::Own(own) => match &own.capture {
                 Ok(capture) => Some(capture.attach(sink)),
@@ -108,9 +119,19 @@ impl RunNetwork {
                     None
                 }
             },
+            // The machine's loopback, filtered to the run's own packets, where this program
+            // may capture there (CAP_NET_RAW).
             RunNetwork::Machine { why } => {
-                sink.capture(Capture::off(why.to_string()));
-                None
+                let captured = traffic
+                    .ok_or_else(|| "its sockets may have any address".to_owned())
+                    .and_then(crate::capture::on_machine_loopback);
+                match captured {
+                    Ok(capture) => Some(capture.attach(sink).owning(capture)),
+                    Err(problem) => {
+                        sink.capture(Capture::off(format!("packets are off: {why}; {problem}")));
+                        None
+                    }
+                }
             }
         }
     }

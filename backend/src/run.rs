@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use shared::{Event, RoleProgram, RunOutcome};
 
-use crate::capture::RunCapture;
+use crate::capture::{RunCapture, RunTraffic};
 use crate::lab::{EventSink, Lab, Places, RunItem, RunItems};
 use crate::loopback::LoopbackPool;
 use crate::network::RunNetwork;
@@ -73,8 +73,11 @@ impl Run {
         network: &RunNetwork,
     ) -> (Self, RunItems) {
         let (sink, events) = EventSink::new(policy.limits().event_queue);
-        let mut run = Self::prepare_with_sink(scenario, policy, sink, network);
-        run.capture = run.lab.network().attach(run.lab.sink());
+        let (mut run, host) = Self::prepare_with_sink(scenario, policy, sink, network);
+        run.capture = run
+            .lab
+            .network()
+            .attach(run.lab.sink(), Some(RunTraffic::Address(host)));
         (run, events)
     }
 
@@ -87,17 +90,19 @@ impl Run {
     ) -> (Self, RunItems) {
         let (sink, events) = EventSink::unwatched_stream();
         (
-            Self::prepare_with_sink(scenario, policy, sink, network),
+            Self::prepare_with_sink(scenario, policy, sink, network).0,
             events,
         )
     }
 
+    /// The run, and its loopback address (whose packets are its own on the machine's
+    /// loopback).
     fn prepare_with_sink(
         scenario: &Scenario,
         policy: Arc<Policy>,
         sink: EventSink,
         network: &RunNetwork,
-    ) -> Self {
+    ) -> (Self, Ipv4Addr) {
         let places = Places::new();
         let setup = RunSetup {
             network: network.clone(),
@@ -107,7 +112,11 @@ impl Run {
             dir: places.dir().to_path_buf(),
             abstract_prefix: places.abstract_prefix().to_owned(),
         };
-        Self::with_plan(scenario.plan(&setup), places, policy, sink, network.clone())
+        let host = setup.host;
+        (
+            Self::with_plan(scenario.plan(&setup), places, policy, sink, network.clone()),
+            host,
+        )
     }
 
     /// Prepares a run in which an outside program plays one role: Socket Lab plays the
@@ -127,8 +136,7 @@ impl Run {
         let places = Places::new();
         // The outside program is on the machine's network, so the run is too.
         let network = RunNetwork::machine(
-            "packets are off: this run meets a program outside Socket Lab, on the machine's \
-             own network, where Socket Lab does not capture",
+            "this run meets a program outside Socket Lab, so it is on the machine's own network",
         );
         let setup = RunSetup {
             network: network.clone(),
@@ -143,7 +151,10 @@ impl Run {
         let (sink, events) = EventSink::new(policy.limits().event_queue);
         let mut run = Self::with_plan(plan, places, policy, sink, network);
         run.lab = run.lab.outside_facing();
-        run.capture = run.lab.network().attach(run.lab.sink());
+        run.capture = run
+            .lab
+            .network()
+            .attach(run.lab.sink(), Some(RunTraffic::Port(peer.port)));
         // The tutorial's exchange takes milliseconds once the peer is there, so the time the
         // peer is given is, in practice, the time it has to come.
         let reason = match peer.role {
@@ -237,7 +248,7 @@ pub async fn record(scenario_id: &str) -> Result<(Vec<Event>, RunOutcome), Unkno
 pub async fn record_all(scenario_id: &str) -> Result<Recording, UnknownScenario> {
     let scenario =
         scenario::find(scenario_id).ok_or_else(|| UnknownScenario(scenario_id.to_owned()))?;
-    let (run, events) = Run::prepare(scenario, Arc::new(Policy::default()), &RunNetwork::own());
+    let (run, events) = Run::prepare(scenario, recording_policy(), &RunNetwork::own());
     Ok(collect(run, events).await)
 }
 
@@ -249,7 +260,7 @@ pub(crate) async fn record_in(
 ) -> Result<Recording, UnknownScenario> {
     let scenario =
         scenario::find(scenario_id).ok_or_else(|| UnknownScenario(scenario_id.to_owned()))?;
-    let (run, events) = Run::prepare(scenario, Arc::new(Policy::default()), network);
+    let (run, events) = Run::prepare(scenario, recording_policy(), network);
     Ok(collect(run, events).await)
 }
 
@@ -258,7 +269,7 @@ pub(crate) async fn record_in(
 pub async fn play_unwatched(scenario_id: &str) -> Result<RunOutcome, UnknownScenario> {
     let scenario =
         scenario::find(scenario_id).ok_or_else(|| UnknownScenario(scenario_id.to_owned()))?;
-    let run = Run::prepare_with_sink(
+    let (run, _) = Run::prepare_with_sink(
         scenario,
         Arc::new(Policy::default()),
         EventSink::unwatched(),
@@ -274,8 +285,19 @@ pub async fn record_with_outside(
 ) -> Result<Recording, RecordError> {
     let scenario =
         scenario::find(scenario_id).ok_or_else(|| UnknownScenario(scenario_id.to_owned()))?;
-    let (run, events) = Run::prepare_with_outside(scenario, peer, Arc::new(Policy::default()))?;
+    let (run, events) = Run::prepare_with_outside(scenario, peer, recording_policy())?;
     Ok(collect(run, events).await)
+}
+
+/// The policy of a recorded run (`trace`): a page's, with a queue that holds a whole run's
+/// events and packets. The run and its reader share one task, and a run whose calls never
+/// wait (a client's 100 KB already in the kernel's queue) makes them all before the reader
+/// reads; a page's queue would summarise some, which a recording must not.
+fn recording_policy() -> Arc<Policy> {
+    Arc::new(Policy::new(crate::limits::Limits {
+        event_queue: 1 << 16,
+        ..crate::limits::Limits::default()
+    }))
 }
 
 async fn collect(run: Run, mut events: RunItems) -> Recording {

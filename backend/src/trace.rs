@@ -142,12 +142,15 @@ pub fn capture_json_line(capture: &shared::Capture) -> String {
     tagged_json(capture, "capture")
 }
 
+/// `value`'s JSON object with `"kind": KIND` first. Written straight from serde's output, not
+/// through a `serde_json::Value` (a packet's is a few hundred bytes, and `watch` writes one a
+/// packet while its program runs).
 fn tagged_json(value: &impl serde::Serialize, kind: &str) -> String {
-    let mut value = serde_json::to_value(value).expect("a packet always serialises to JSON");
-    if let Some(object) = value.as_object_mut() {
-        object.insert("kind".to_owned(), serde_json::Value::from(kind));
+    let object = serde_json::to_string(value).expect("a packet always serialises to JSON");
+    match object.strip_prefix('{') {
+        Some("}") | None => format!("{{\"kind\":\"{kind}\"}}"),
+        Some(fields) => format!("{{\"kind\":\"{kind}\",{fields}"),
     }
-    value.to_string()
 }
 
 /// A run's events and packets in the order they happened, as the page steps through them

@@ -321,9 +321,8 @@ impl Runs {
             .get_or_insert_with(|| {
                 if policy.allows_beyond_loopback() {
                     RunNetwork::machine(
-                        "packets are off: this server lets sessions reach networks beyond \
-                         loopback (--allow-net), so runs use the machine's network, where \
-                         Socket Lab does not capture",
+                        "this server lets sessions reach networks beyond loopback \
+                         (--allow-net), so runs use the machine's network",
                     )
                 } else {
                     RunNetwork::own()
@@ -448,9 +447,8 @@ impl Runs {
                     // The sandbox stays on the machine's network, where the student's own
                     // programs (nc, a client.py) can reach its sockets.
                     let network = RunNetwork::machine(
-                        "packets are off in the sandbox: its sockets are on the machine's \
-                         network, so that your own programs (nc, a client.py) can reach them, \
-                         and Socket Lab captures packets only in a network of its own",
+                        "the sandbox's sockets are on the machine's network, so that your own \
+                         programs (nc, a client.py) can reach them",
                     );
                     let sandbox =
                         Sandbox::start(self.last_id, Arc::clone(&self.policy), outbox, network)
@@ -581,7 +579,7 @@ impl Sandbox {
             unix_dir: Some(unix_dir),
         };
         let _ = outbox.send(Outgoing::Message(started)).await;
-        let capture = lab.network().attach(lab.sink());
+        let capture = lab.network().attach(lab.sink(), None);
         Sandbox {
             run,
             capture,

@@ -237,6 +237,87 @@ fn an_ordinary_user_captures_too() {
     assert_eq!(all[..3], ["SYN", "SYN,ACK", "ACK"], "{all:?}");
 }
 
+/// Where Socket Lab may make no network of its own (here, `SOCKET_LAB_NETNS=off` stands for a
+/// system that forbids user namespaces): with `CAP_NET_RAW` (root here) the run's packets are
+/// captured on the machine's loopback, filtered to the run's own address, and tshark finds
+/// the handshake and the FINs, nothing of another run played at the same time; as an
+/// ordinary user without it, the trace still plays and says why packets are off.
+#[test]
+fn without_a_network_of_its_own_the_machines_loopback_is_captured_with_cap_net_raw() {
+    let scratch = Scratch::new("no-netns");
+    let mut command = backend();
+    command.env("SOCKET_LAB_NETNS", "off");
+    // Another run on the machine's loopback at the same time, whose packets must not show.
+    let mut other = backend();
+    let other = other
+        .env("SOCKET_LAB_NETNS", "off")
+        .args(["trace", "tcp-echo", "--json"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pcap = scratch.0.join("machine.pcapng");
+    let lines = trace(command, "simple-server-client", &pcap);
+    let _ = { other }.wait();
+    let capture = lines.last().unwrap();
+    assert_eq!(capture["kind"], "capture", "{capture}");
+    if nix::unistd::Uid::effective().is_root() {
+        assert_eq!(capture["on"], true, "{capture}");
+        assert!(
+            capture["scope"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("machine's loopback"),
+            "{capture}"
+        );
+        let packets = tshark(&pcap);
+        let all: Vec<String> = packets.iter().map(flags).collect();
+        assert_eq!(all[..3], ["SYN", "SYN,ACK", "ACK"], "{all:?}");
+        assert_eq!(
+            all.iter().filter(|f| f.contains("FIN")).count(),
+            2,
+            "{all:?}"
+        );
+        // Every packet is this run's: to or from the run's own address (a client's source
+        // is 127.0.0.1, the loopback's first address), never the other run's.
+        let packet_hosts: Vec<[String; 2]> = lines
+            .iter()
+            .filter(|line| line["kind"] == "packet")
+            .map(|line| {
+                [
+                    line["src"]["host"].to_string(),
+                    line["dst"]["host"].to_string(),
+                ]
+            })
+            .collect();
+        let run_hosts: std::collections::BTreeSet<&String> = packet_hosts
+            .iter()
+            .flatten()
+            .filter(|host| host.as_str() != "\"127.0.0.1\"")
+            .collect();
+        assert_eq!(run_hosts.len(), 1, "{packet_hosts:?}");
+        let ours = run_hosts.into_iter().next().unwrap();
+        assert!(
+            packet_hosts.iter().all(|hosts| hosts.contains(ours)),
+            "{packet_hosts:?}"
+        );
+    }
+    let as_nobody = common::as_nobody(env!("CARGO_BIN_EXE_backend"), "backend", &scratch.0);
+    let mut as_nobody = as_nobody;
+    as_nobody.env("SOCKET_LAB_NETNS", "off");
+    let lines = trace(
+        as_nobody,
+        "simple-server-client",
+        &scratch.0.join("nobody.pcapng"),
+    );
+    let capture = lines.last().unwrap();
+    assert_eq!(capture["on"], false, "{capture}");
+    let why = capture["off_because"].as_str().unwrap_or_default();
+    assert!(
+        why.contains("SOCKET_LAB_NETNS=off") && why.contains("CAP_NET_RAW"),
+        "{why}"
+    );
+}
+
 /// A page's WebSocket to a server of its own.
 async fn page() -> (Ws, tokio::sync::oneshot::Sender<()>, std::net::SocketAddr) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

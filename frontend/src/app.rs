@@ -617,8 +617,12 @@ fn capture_text(capture: &shared::Capture, packets: usize) -> String {
         let why = capture.off_because.as_deref().unwrap_or("packets are off");
         return format!("Packets: none shown ({why}).");
     }
+    let scope = capture
+        .scope
+        .as_deref()
+        .unwrap_or("the run's own network (its own loopback)");
     let mut text = format!(
-        "Packets: {packets} captured on the run's own network (its own loopback), each kept to its first {} bytes.",
+        "Packets: {packets} captured on {scope}, each kept to its first {} bytes.",
         capture.snaplen
     );
     if capture.beyond_limit > 0 {

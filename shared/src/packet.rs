@@ -226,6 +226,10 @@ pub struct Capture {
     pub dropped_by_kernel: u64,
     /// Packets kept, so far.
     pub kept: u64,
+    /// Where they are captured, in plain words, when it is not a network of the run's own:
+    /// on a system without one, the machine's loopback with a filter for the run's address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
 }
 
 impl Capture {

@@ -13,7 +13,10 @@
 //! socket's `PACKET_STATISTICS` say how many the kernel dropped: all three are in the run's
 //! [`Capture`], so a lost packet is counted, never silent.
 
+mod machine;
 mod parse;
+
+pub(crate) use machine::{RunTraffic, on_machine_loopback};
 
 use std::io::IoSliceMut;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -28,8 +31,9 @@ use shared::packet::{PACKETS_PER_RUN, SNAPLEN};
 
 use crate::lab::{EventSink, lock};
 
-/// How long the reading thread lets packets gather after the first wakes it.
-const BATCH_DELAY: std::time::Duration = std::time::Duration::from_millis(2);
+/// How long the reading thread lets packets gather after the first wakes it, for a session's
+/// network (a run's last packets are read at its end, whatever the delay).
+pub(crate) const BATCH_DELAY: std::time::Duration = std::time::Duration::from_millis(2);
 
 /// `sll_pkttype` of a packet leaving a socket of this host.
 const PACKET_OUTGOING: u8 = 4;
@@ -39,6 +43,8 @@ const PACKET_OUTGOING: u8 = 4;
 #[derive(Debug)]
 pub(crate) struct NetworkCapture {
     shared: Arc<Shared>,
+    /// Where it captures, for the run's [`Capture::scope`], when not a network of its own.
+    scope: Option<String>,
     /// Closed when the network goes, which wakes the reading thread to end.
     stop: Option<OwnedFd>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -47,6 +53,8 @@ pub(crate) struct NetworkCapture {
 #[derive(Debug)]
 struct Shared {
     socket: OwnedFd,
+    /// How long packets gather before the thread reads them.
+    batch_delay: std::time::Duration,
     /// Every read of the socket happens under this lock, so a run's last packets, read by
     /// [`RunCapture::finish`], can never be passed by one the thread read before.
     reader: Mutex<Reader>,
@@ -91,11 +99,36 @@ struct Target {
 impl NetworkCapture {
     /// Starts reading `socket` (the network's packet socket, just opened).
     pub(crate) fn start(socket: OwnedFd) -> std::io::Result<Self> {
+        Self::start_batched(socket, BATCH_DELAY)
+    }
+
+    /// Starts reading `socket`, letting packets gather `batch_delay` after the first wakes
+    /// the thread: a longer delay wakes it less often, for a program whose every call is
+    /// waited for (a watched one), at the cost of seeing packets that much later.
+    pub(crate) fn start_batched(
+        socket: OwnedFd,
+        batch_delay: std::time::Duration,
+    ) -> std::io::Result<Self> {
+        // Keep [`SNAPLEN`] bytes of every packet leaving a socket, nothing of the copies
+        // arriving (a loopback packet is seen both ways; the kernel need not queue it twice).
+        let keep_all = outgoing_only(&[keep()]);
+        Self::start_filtered(socket, &keep_all, None, batch_delay)
+    }
+
+    /// Starts reading `socket` through the BPF `filter` (which returns how many bytes of a
+    /// packet to keep, 0 for none), capturing on `scope` when not a network of its own.
+    pub(crate) fn start_filtered(
+        socket: OwnedFd,
+        filter: &[libc::sock_filter],
+        scope: Option<String>,
+        batch_delay: std::time::Duration,
+    ) -> std::io::Result<Self> {
         setsockopt(&socket, sockopt::ReceiveTimestampns, &true)?;
-        cut_to_snaplen(&socket)?;
+        attach_filter(&socket, filter)?;
         // Start empty: whatever was queued before the filter went on is dropped.
         let shared = Arc::new(Shared {
             socket,
+            batch_delay,
             reader: Mutex::new(Reader::default()),
         });
         let (stopped, stop) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
@@ -105,6 +138,7 @@ impl NetworkCapture {
             .spawn(move || reading.read_until_stopped(&stopped))?;
         Ok(NetworkCapture {
             shared,
+            scope,
             stop: Some(stop),
             thread: Some(thread),
         })
@@ -132,6 +166,7 @@ impl NetworkCapture {
             off_because: None,
             started_unix_us: (started_unix_ns / 1000) as u64,
             snaplen: SNAPLEN,
+            scope: self.scope.clone(),
             ..Capture::default()
         };
         sink.capture(status.clone());
@@ -144,6 +179,7 @@ impl NetworkCapture {
         });
         RunCapture {
             shared: Arc::clone(&self.shared),
+            own: None,
         }
     }
 }
@@ -162,9 +198,17 @@ impl Drop for NetworkCapture {
 #[derive(Debug)]
 pub(crate) struct RunCapture {
     shared: Arc<Shared>,
+    /// A capture made for this run alone (on the machine's loopback), ended with it.
+    own: Option<NetworkCapture>,
 }
 
 impl RunCapture {
+    /// This run's share of `capture`, a capture made for the run alone: it ends with the run.
+    pub(crate) fn owning(mut self, capture: NetworkCapture) -> Self {
+        self.own = Some(capture);
+        self
+    }
+
     /// Reads the run's last packets, sends the final counts, and stops sending packets to
     /// the run. Call once the run's last call has returned.
     pub(crate) fn finish(self) {
@@ -175,6 +219,8 @@ impl RunCapture {
             target.status.beyond_limit += target.unsent;
             target.sink.capture(target.status.clone());
         }
+        drop(reader);
+        drop(self.own);
     }
 }
 
@@ -202,7 +248,7 @@ impl Shared {
             // burst rather than once a packet keeps the thread off the cores the run's own
             // calls need, for a millisecond's delay on the page. A run's end reads what is
             // left itself.
-            std::thread::sleep(BATCH_DELAY);
+            std::thread::sleep(self.batch_delay);
             let mut reader = lock(&self.reader);
             self.read_available(&mut reader);
         }
@@ -268,18 +314,55 @@ impl Target {
     }
 }
 
-/// Has the kernel keep at most [`SNAPLEN`] bytes of each packet: a BPF filter whose one
-/// instruction accepts that many.
-#[allow(unsafe_code)] // SO_ATTACH_FILTER has no safe wrapper in nix or socket2.
-fn cut_to_snaplen(socket: &OwnedFd) -> std::io::Result<()> {
-    let mut program = [libc::sock_filter {
+/// The BPF instruction that keeps [`SNAPLEN`] bytes of the packet.
+pub(crate) fn keep() -> libc::sock_filter {
+    libc::sock_filter {
         code: (libc::BPF_RET | libc::BPF_K) as u16,
         jt: 0,
         jf: 0,
         k: SNAPLEN,
-    }];
+    }
+}
+
+/// `program` run only on packets leaving a socket of this host (`PACKET_OUTGOING`, read
+/// with the kernel's ancillary `SKF_AD_PKTTYPE` load); the others are dropped before the
+/// program.
+pub(crate) fn outgoing_only(program: &[libc::sock_filter]) -> Vec<libc::sock_filter> {
+    let op = |code: u32, jt: u8, jf: u8, k: u32| libc::sock_filter {
+        code: code as u16,
+        jt,
+        jf,
+        k,
+    };
+    // SKF_AD_OFF + SKF_AD_PKTTYPE (linux/filter.h): the packet's type, as sll_pkttype.
+    const PACKET_TYPE: u32 = (-0x1000_i32) as u32 + 4;
+    let mut filter = vec![
+        op(
+            libc::BPF_LD | libc::BPF_B | libc::BPF_ABS,
+            0,
+            0,
+            PACKET_TYPE,
+        ),
+        // Outgoing: on to the program; else to the last instruction, which drops.
+        op(
+            libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K,
+            0,
+            u8::try_from(program.len()).unwrap_or(u8::MAX),
+            u32::from(PACKET_OUTGOING),
+        ),
+    ];
+    filter.extend_from_slice(program);
+    filter.push(op(libc::BPF_RET | libc::BPF_K, 0, 0, 0));
+    filter
+}
+
+/// Attaches a classic BPF program to `socket`: the kernel runs it on every packet and keeps
+/// as many bytes as it returns (0: the packet is not queued at all).
+#[allow(unsafe_code)] // SO_ATTACH_FILTER has no safe wrapper in nix or socket2.
+fn attach_filter(socket: &OwnedFd, program: &[libc::sock_filter]) -> std::io::Result<()> {
+    let mut program = program.to_vec();
     let filter = libc::sock_fprog {
-        len: 1,
+        len: u16::try_from(program.len()).map_err(std::io::Error::other)?,
         filter: program.as_mut_ptr(),
     };
     // SAFETY: the filter program outlives the call, which copies it.
@@ -352,7 +435,7 @@ mod tests {
         }
         let (sink, mut items) = EventSink::new(64);
         let sink = Arc::new(sink);
-        let capture = network.attach(&sink).expect("a capture");
+        let capture = network.attach(&sink, None).expect("a capture");
         let socket = socket2::Socket::from(
             network
                 .ip_socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC)

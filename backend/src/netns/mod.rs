@@ -254,8 +254,16 @@ pub(crate) struct NewNetwork {
     pub(crate) capture: Result<OwnedFd, String>,
 }
 
+/// The environment variable that, set to `off`, has Socket Lab make no networks of its own,
+/// as where the system forbids them: runs use the machine's network (and capture there with
+/// `CAP_NET_RAW`). For an administrator who wants that, and for the tests of that path.
+pub(crate) const NETNS_ENV: &str = "SOCKET_LAB_NETNS";
+
 /// Makes a network of Socket Lab's own, or says why it cannot.
 pub(crate) fn network() -> Result<NewNetwork, String> {
+    if std::env::var_os(NETNS_ENV).is_some_and(|value| value == "off") {
+        return Err(format!("{NETNS_ENV}=off asks for the machine's network"));
+    }
     let broker = broker().map_err(str::to_owned)?;
     let (reply, mut fds) = broker.ask(
         Request {

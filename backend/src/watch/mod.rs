@@ -181,6 +181,7 @@ fn run_inner(options: &WatchOptions) -> Result<i32, String> {
                 socket,
                 started_unix_ns,
                 options.pcap.is_some(),
+                options.json,
                 page_packets,
             )
             .map_err(|error| format!("could not read the network's packets: {error}"))
@@ -228,10 +229,7 @@ fn run_inner(options: &WatchOptions) -> Result<i32, String> {
         let mut lines: Vec<String> = capture
             .as_ref()
             .map(packets::WatchCapture::take_pending)
-            .unwrap_or_default()
-            .iter()
-            .map(|packet| packet_line(packet, json))
-            .collect();
+            .unwrap_or_default();
         if json {
             lines.push(json_line(&event));
         } else {
@@ -255,8 +253,8 @@ fn run_inner(options: &WatchOptions) -> Result<i32, String> {
     drop(private_net);
     if let Some((status, kept, pending)) = &captured {
         if !write_failed {
-            for packet in pending {
-                let _ = writeln!(out, "{}", packet_line(packet, options.json));
+            for line in pending {
+                let _ = writeln!(out, "{line}");
             }
             if options.json {
                 let _ = writeln!(out, "{}", crate::trace::capture_json_line(status));
@@ -303,32 +301,6 @@ fn say_capture(status: &shared::Capture) {
     }
 }
 
-/// A packet as a row of the table (its number `p0` where a call's is, and `wire` where its
-/// process would be) or as a JSON line with `"kind": "packet"`, as `backend trace` writes them.
-fn packet_line(packet: &shared::Packet, json: bool) -> String {
-    if json {
-        return crate::trace::packet_json_line(packet);
-    }
-    let row = format!(
-        "{:>5}  {:>9.3}  {:>7}  {:>7}  {:<6}  {}",
-        format!("p{}", packet.seq),
-        packet.t_us as f64 / 1000.0,
-        "wire",
-        "-",
-        "packet",
-        packet.summary()
-    );
-    row.chars()
-        .flat_map(|c| {
-            if c.is_control() {
-                c.escape_default().collect::<Vec<_>>()
-            } else {
-                vec![c]
-            }
-        })
-        .collect()
-}
-
 /// The launcher's part, in the forked child: enter the private network if asked, stop until
 /// the tracer has seized this process, load the filter, and become the program. Never
 /// returns.
@@ -343,6 +315,11 @@ fn launch(
         say!("socket-lab watch: {message}");
         std::process::exit(NO_FILTER_STATUS);
     }
+    // A binary given file capabilities (`setcap cap_net_raw+ep`, for packets where there is
+    // no network of Socket Lab's own) makes its process undumpable, and an undumpable
+    // process may not be traced by its parent: the launcher, about to become the student's
+    // program (which gets none of those capabilities), makes itself dumpable again.
+    let _ = nix::sys::prctl::set_dumpable(true);
     // The tracer waits for this stop, seizes the process and wakes it with SIGCONT.
     let _ = nix::sys::signal::raise(Signal::SIGSTOP);
     let loaded = filter::first_stage().and_then(|program| {

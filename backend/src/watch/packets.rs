@@ -2,9 +2,11 @@
 //! `private_net` and `capture`), handed to the terminal (rows among the calls, or JSON
 //! lines), to `--pcap`'s pcapng file, and to the page.
 //!
-//! The capture reads the packet socket on a thread of its own; the terminal is written by
-//! the tracer's thread, which takes the packets waiting at each call it shows and at the
-//! end. Every packet of the network while the program runs is the run's: with two programs
+//! The capture reads the packet socket on a thread of its own, and writes each packet's line
+//! for the terminal there too; the terminal is written by the tracer's thread, which takes
+//! the lines waiting at each call it shows and at the end, so that the program's calls, which
+//! the tracer stops, wait for no packet's formatting. The capture's thread wakes once in
+//! [`WATCH_BATCH_DELAY`]: the hub holds a watched run's events for 20 ms anyway. Every packet of the network while the program runs is the run's: with two programs
 //! watched in one private network, each `watch` shows both programs' packets, which is what
 //! went over their loopback.
 
@@ -15,6 +17,12 @@ use shared::{Capture, Packet};
 use super::publish::PagePackets;
 use crate::capture::{NetworkCapture, PacketSink, RunCapture};
 use crate::lab::lock;
+use std::time::Duration;
+
+/// How long packets gather before the capture's thread reads them (a session's network
+/// waits 2 ms: a watched program's every call is waited for by its tracer, and in a
+/// ping-pong each wake of the thread is time taken from it).
+const WATCH_BATCH_DELAY: Duration = Duration::from_millis(20);
 
 /// The capture of a watched program's private network, while it runs.
 #[derive(Debug)]
@@ -27,8 +35,10 @@ pub(crate) struct WatchCapture {
 
 #[derive(Debug)]
 struct WatchPackets {
-    /// Packets the terminal has not shown yet.
-    pending: Mutex<Vec<Packet>>,
+    /// Lines the terminal has not shown yet.
+    pending: Mutex<Vec<String>>,
+    /// Whether the terminal's lines are JSON.
+    json: bool,
     /// Every packet kept, for the pcapng file (only with `--pcap`).
     kept: Option<Mutex<Vec<Packet>>>,
     status: Mutex<Capture>,
@@ -47,7 +57,8 @@ impl PacketSink for WatchPackets {
         if let Some(kept) = &self.kept {
             lock(kept).push(packet.clone());
         }
-        lock(&self.pending).push(packet);
+        let line = packet_line(&packet, self.json);
+        lock(&self.pending).push(line);
         true
     }
 
@@ -66,11 +77,13 @@ impl WatchCapture {
         socket: std::os::fd::OwnedFd,
         started_unix_ns: i128,
         keep_for_file: bool,
+        json: bool,
         page: Option<PagePackets>,
     ) -> std::io::Result<Self> {
-        let network = NetworkCapture::start(socket)?;
+        let network = NetworkCapture::start_batched(socket, WATCH_BATCH_DELAY)?;
         let sink = Arc::new(WatchPackets {
             pending: Mutex::new(Vec::new()),
+            json,
             kept: keep_for_file.then(|| Mutex::new(Vec::new())),
             status: Mutex::new(Capture::default()),
             page,
@@ -83,14 +96,14 @@ impl WatchCapture {
         })
     }
 
-    /// The packets not shown yet, in the order they were captured.
-    pub(crate) fn take_pending(&self) -> Vec<Packet> {
+    /// The lines of the packets not shown yet, in the order they were captured.
+    pub(crate) fn take_pending(&self) -> Vec<String> {
         std::mem::take(&mut *lock(&self.sink.pending))
     }
 
     /// Reads the last packets and the final counts; returns the capture's state, every
-    /// packet kept for the file, and the packets the terminal has not shown yet.
-    pub(crate) fn finish(mut self) -> (Capture, Vec<Packet>, Vec<Packet>) {
+    /// packet kept for the file, and the lines the terminal has not shown yet.
+    pub(crate) fn finish(mut self) -> (Capture, Vec<Packet>, Vec<String>) {
         if let Some(run) = self.run.take() {
             run.finish();
         }
@@ -105,4 +118,31 @@ impl WatchCapture {
         drop(self.network);
         (status, kept, pending)
     }
+}
+
+/// A packet as a row of the table (its number `p0` where a call's is, and `wire` where its
+/// process would be) or as a JSON line with `"kind": "packet"`, as `backend trace` writes them.
+fn packet_line(packet: &Packet, json: bool) -> String {
+    if json {
+        return crate::trace::packet_json_line(packet);
+    }
+    let row = format!(
+        "{:>5}  {:>9.3}  {:>7}  {:>7}  {:<6}  {}",
+        format!("p{}", packet.seq),
+        packet.t_us as f64 / 1000.0,
+        "wire",
+        "-",
+        "packet",
+        packet.summary()
+    );
+    // As for a call's row: nothing from the wire may drive the terminal.
+    row.chars()
+        .flat_map(|c| {
+            if c.is_control() {
+                c.escape_default().collect::<Vec<_>>()
+            } else {
+                vec![c]
+            }
+        })
+        .collect()
 }
