@@ -24,10 +24,14 @@ use crate::netns;
 pub(crate) enum RunNetwork {
     /// A network of Socket Lab's own.
     Own(Arc<OwnNetwork>),
-    /// The machine's network; packets are not captured, for this reason.
+    /// The machine's network: its loopback is captured, filtered to each run's own
+    /// packets, where this program has `CAP_NET_RAW` and `on_loopback` allows it.
     Machine {
-        /// Why packets are off, in plain words.
+        /// Why the run has no network of its own, in plain words.
         why: Arc<str>,
+        /// Whether to capture on the machine's loopback (not for the benchmark's side with
+        /// capture off, nor for a run nobody watches).
+        on_loopback: bool,
     },
 }
 
@@ -72,6 +76,15 @@ impl RunNetwork {
     pub(crate) fn machine(why: impl Into<String>) -> Self {
         RunNetwork::Machine {
             why: Arc::from(why.into()),
+            on_loopback: true,
+        }
+    }
+
+    /// The machine's network with nothing captured at all, for this reason.
+    pub(crate) fn uncaptured(why: impl Into<String>) -> Self {
+        RunNetwork::Machine {
+            why: Arc::from(why.into()),
+            on_loopback: false,
         }
     }
 
@@ -121,7 +134,14 @@ impl RunNetwork {
             },
             // The machine's loopback, filtered to the run's own packets, where this program
             // may capture there (CAP_NET_RAW).
-            RunNetwork::Machine { why } => {
+            RunNetwork::Machine {
+                why,
+                on_loopback: false,
+            } => {
+                sink.capture(Capture::off(format!("packets are off: {why}")));
+                None
+            }
+            RunNetwork::Machine { why, .. } => {
                 let captured = traffic
                     .ok_or_else(|| "its sockets may have any address".to_owned())
                     .and_then(crate::capture::on_machine_loopback);

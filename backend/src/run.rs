@@ -273,7 +273,7 @@ pub async fn play_unwatched(scenario_id: &str) -> Result<RunOutcome, UnknownScen
         scenario,
         Arc::new(Policy::default()),
         EventSink::unwatched(),
-        &RunNetwork::machine("nobody watches"),
+        &RunNetwork::uncaptured("nobody watches"),
     );
     Ok(run.play().await)
 }

@@ -25,7 +25,7 @@ pub(super) async fn figures(exchanges: usize) -> Result<Vec<Figure>, BenchError>
             .note("not measured: this system gives Socket Lab no network of its own"),
         ]);
     }
-    let machine = RunNetwork::machine("the bench's capture-off side");
+    let machine = RunNetwork::uncaptured("the bench's capture-off side");
     let mut captured = Vec::with_capacity(exchanges);
     let mut plain = Vec::with_capacity(exchanges);
     let mut packets = 0;
