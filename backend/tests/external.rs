@@ -169,19 +169,4 @@ fn a_client_that_sends_garbage_and_too_much_does_not_stop_the_run() {
     // The echo server took the bytes as they came and sent them back, up to the end of stream.
     assert!(table.contains("recv(1024) = b'\\x00\\x01\\x02"), "{table}");
     assert!(table.contains("recv(1024) = b''"), "{table}");
-    // With CAP_NET_RAW (root here), the run's packets are captured on the machine's loopback,
-    // by the run's port: the client's data segments are among them. As an ordinary user the
-    // trace says why not instead.
-    if nix::unistd::Uid::effective().is_root() {
-        assert!(
-            table.contains(&format!("→ 127.0.0.1:{port} [PSH, ACK]")),
-            "{table}"
-        );
-    } else {
-        assert!(
-            text(&trace.stderr).contains("CAP_NET_RAW"),
-            "{}",
-            text(&trace.stderr)
-        );
-    }
 }

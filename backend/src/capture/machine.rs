@@ -1,13 +1,14 @@
-//! Capture on the machine's own loopback, for a run that has no network of its own: where the
-//! system forbids unprivileged user namespaces (Ubuntu 24.04 by default), and for runs that
-//! meet a program outside Socket Lab, which is on the machine's network.
+//! Capture on the machine's own loopback, for a scenario run that has no network of its own:
+//! where the system forbids unprivileged user namespaces (Ubuntu 24.04 by default).
 //!
 //! The machine's loopback carries every program's traffic, so the packet socket (which needs
 //! `CAP_NET_RAW`: `setcap cap_net_raw+ep` on the binary, as the README says) is bound to `lo`
 //! and given a BPF filter that keeps only the run's own packets: those to or from the run's
-//! own loopback address (every scenario run has one, `loopback.rs`), or, for a run on
-//! 127.0.0.1 with an outside program, TCP and UDP to or from the run's port. The kernel drops
-//! the rest before they are queued, so another session's packets are never read.
+//! own loopback address (every scenario run has one, `loopback.rs`). The kernel drops the rest
+//! before they are queued, so another session's packets are never read. (Each such socket's
+//! filter runs on every packet of the machine's loopback while its run lasts; a scenario run
+//! lasts milliseconds. Runs that meet an outside program, which may last minutes, are not
+//! captured this way.)
 
 use std::net::Ipv4Addr;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -19,9 +20,6 @@ use super::{NetworkCapture, keep, outgoing_only};
 pub(crate) enum RunTraffic {
     /// IPv4 packets to or from this address (a scenario run's own loopback address).
     Address(Ipv4Addr),
-    /// IPv4 TCP and UDP packets to or from this port (a run on 127.0.0.1 that meets an
-    /// outside program there).
-    Port(u16),
 }
 
 impl RunTraffic {
@@ -31,10 +29,6 @@ impl RunTraffic {
             RunTraffic::Address(address) => format!(
                 "the machine's loopback, only those to or from this run's address {address} \
                  (this system gives Socket Lab no network of its own; IPv6 is not captured)"
-            ),
-            RunTraffic::Port(port) => format!(
-                "the machine's loopback, only TCP and UDP to or from port {port}, where this \
-                 run meets your program"
             ),
         }
     }
@@ -51,7 +45,6 @@ impl RunTraffic {
         };
         let load_half = libc::BPF_LD | libc::BPF_H | libc::BPF_ABS;
         let load_word = libc::BPF_LD | libc::BPF_W | libc::BPF_ABS;
-        let load_byte = libc::BPF_LD | libc::BPF_B | libc::BPF_ABS;
         let jump_if = libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K;
         let keep = keep();
         let drop = op(libc::BPF_RET | libc::BPF_K, 0, 0, 0);
@@ -67,25 +60,6 @@ impl RunTraffic {
                     op(jump_if, 2, 0, address),
                     op(load_word, 0, 0, 30),
                     op(jump_if, 0, 1, address),
-                    keep,
-                    drop,
-                ]
-            }
-            RunTraffic::Port(port) => {
-                let port = u32::from(port);
-                vec![
-                    op(load_half, 0, 0, 12),
-                    op(jump_if, 0, 9, IPV4),
-                    // TCP or UDP.
-                    op(load_byte, 0, 0, 23),
-                    op(jump_if, 1, 0, libc::IPPROTO_TCP as u32),
-                    op(jump_if, 0, 6, libc::IPPROTO_UDP as u32),
-                    // X = the IPv4 header's length; the ports follow it.
-                    op(libc::BPF_LDX | libc::BPF_B | libc::BPF_MSH, 0, 0, 14),
-                    op(libc::BPF_LD | libc::BPF_H | libc::BPF_IND, 0, 0, 14),
-                    op(jump_if, 2, 0, port),
-                    op(libc::BPF_LD | libc::BPF_H | libc::BPF_IND, 0, 0, 16),
-                    op(jump_if, 0, 1, port),
                     keep,
                     drop,
                 ]
@@ -151,10 +125,7 @@ mod tests {
     /// The filters' jumps land on a `ret`: every path through each ends keeping or dropping.
     #[test]
     fn every_jump_of_the_filters_lands_inside_them() {
-        for traffic in [
-            RunTraffic::Address(Ipv4Addr::new(127, 64, 0, 1)),
-            RunTraffic::Port(12345),
-        ] {
+        for traffic in [RunTraffic::Address(Ipv4Addr::new(127, 64, 0, 1))] {
             let program = traffic.filter();
             for (index, instruction) in program.iter().enumerate() {
                 if u32::from(instruction.code) & 0x07 == libc::BPF_JMP {
@@ -169,7 +140,7 @@ mod tests {
     }
 
     /// The run's datagrams on the machine's loopback are kept, and another's beside them are
-    /// not: by address, and by port. Where this process lacks `CAP_NET_RAW` (an ordinary
+    /// not. Where this process lacks `CAP_NET_RAW` (an ordinary
     /// user's test run), the reason says so.
     #[test]
     fn only_the_runs_own_packets_are_kept_on_the_machines_loopback() {
@@ -184,7 +155,7 @@ mod tests {
         let port = receiver.local_addr().unwrap().port();
         let other = UdpSocket::bind("127.0.0.1:0").unwrap();
         let other_port = other.local_addr().unwrap().port();
-        for traffic in [RunTraffic::Address(ours), RunTraffic::Port(port)] {
+        for traffic in [RunTraffic::Address(ours)] {
             let capture = match on_machine_loopback(traffic) {
                 Ok(capture) => capture,
                 Err(why) => {
