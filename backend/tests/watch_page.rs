@@ -284,6 +284,13 @@ async fn the_page_shows_the_packets_of_programs_watched_in_their_private_network
     );
     let last = captures.last().expect("the capture's state was sent");
     assert!(last.on, "{last:?}");
+    assert!(
+        last.scope
+            .as_deref()
+            .unwrap_or_default()
+            .contains("private network"),
+        "{last:?}"
+    );
     assert_eq!(last.kept, packets.len() as u64);
     assert!(!last.lost_any(), "{last:?}");
 

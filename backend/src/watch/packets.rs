@@ -62,7 +62,15 @@ impl PacketSink for WatchPackets {
         true
     }
 
-    fn capture(&self, capture: Capture) {
+    fn capture(&self, mut capture: Capture) {
+        // The page names the network: the user's private one, not a session's.
+        if capture.on && capture.scope.is_none() {
+            capture.scope = Some(
+                "your private network (a loopback of its own, shared by your programs watched \
+                 with --private-net)"
+                    .to_owned(),
+            );
+        }
         if let Some(page) = &self.page {
             page.capture(capture.clone());
         }
