@@ -62,6 +62,12 @@ fn socket_path() -> PathBuf {
 impl PrivateNet {
     /// Joins the user's private network, starting its holder when none runs.
     pub(crate) fn join() -> Result<PrivateNet, String> {
+        if std::env::var_os(crate::netns::NETNS_ENV).is_some_and(|value| value == "off") {
+            return Err(format!(
+                "--private-net needs a network of Socket Lab's own, and {}=off turns them off",
+                crate::netns::NETNS_ENV
+            ));
+        }
         let path = socket_path();
         crate::hub::handin::private_dir(&path)
             .map_err(|error| format!("cannot make the directory of {}: {error}", path.display()))?;

@@ -275,6 +275,28 @@ fn the_same_as_an_ordinary_user() {
     server_and_client(User::Nobody);
 }
 
+/// Where Socket Lab may not make a network of its own (`SOCKET_LAB_NETNS=off` stands for a
+/// system that forbids user namespaces), `--private-net` says why and runs nothing.
+#[test]
+fn private_net_without_networks_of_its_own_says_why_and_runs_nothing() {
+    let scratch = Scratch::new("no-netns");
+    let marker = scratch.path("ran");
+    let output = Command::new(env!("CARGO_BIN_EXE_backend"))
+        .env("SOCKET_LAB_HUB", scratch.path("hub/watch.sock"))
+        .env("SOCKET_LAB_NETNS", "off")
+        .args(["watch", "--no-page", "--private-net", "--", "touch"])
+        .arg(&marker)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", said(&output));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("SOCKET_LAB_NETNS=off"),
+        "{}",
+        said(&output)
+    );
+    assert!(!marker.exists(), "the program ran");
+}
+
 #[test]
 fn pcap_without_private_net_is_refused_before_anything_runs() {
     let scratch = Scratch::new("refused");
