@@ -112,18 +112,19 @@ fn server_and_client(user: User) {
         scratch.path("client.json"),
         scratch.path("server.pcapng"),
     );
-    let server = watch(
-        &scratch,
-        user,
-        &server_json,
-        Some(&pcap),
-        &[server_py.to_str().unwrap(), &port],
-    )
-    .spawn()
-    .unwrap();
+    let mut server = common::Running::new(
+        watch(
+            &scratch,
+            user,
+            &server_json,
+            Some(&pcap),
+            &[server_py.to_str().unwrap(), &port],
+        )
+        .spawn()
+        .unwrap(),
+    );
     // The server says `listening` once it listens.
-    let mut server = server;
-    let mut stdout = std::io::BufReader::new(server.stdout.take().unwrap());
+    let mut stdout = std::io::BufReader::new(server.child().stdout.take().unwrap());
     let mut first = String::new();
     std::io::BufRead::read_line(&mut stdout, &mut first).unwrap();
     assert_eq!(first.trim(), "listening", "the server did not start");
@@ -142,7 +143,7 @@ fn server_and_client(user: User) {
         "{}",
         said(&client)
     );
-    let server = server.wait_with_output().unwrap();
+    let server = server.take().wait_with_output().unwrap();
     assert!(server.status.success(), "{}", said(&server));
     assert!(
         matches!(taken.accept(), Err(error) if error.kind() == std::io::ErrorKind::WouldBlock),

@@ -332,7 +332,7 @@ async fn play_server_and_client(
     let server_py = peer("simple_server.py");
     let client_py = peer("simple_client.py");
     let server_program = ["/usr/bin/python3", server_py.to_str().unwrap(), &port];
-    let server = watch(hub, options, &server_program).spawn().unwrap();
+    let server = common::Running::new(watch(hub, options, &server_program).spawn().unwrap());
     // The server listens before the client starts: its first events come first.
     let mut messages = Vec::new();
     let mut run = None;
@@ -364,7 +364,7 @@ async fn play_server_and_client(
         said.contains(&format!("http://{served_at}/?watch")),
         "{said}"
     );
-    let server = server.wait_with_output().unwrap();
+    let server = server.take().wait_with_output().unwrap();
     assert!(server.status.success(), "{server:?}");
     loop {
         let message = next_message(page).await;

@@ -32,6 +32,35 @@ pub(crate) fn as_nobody(binary: &str, name: &str, dir: &std::path::Path) -> Comm
     setpriv
 }
 
+/// A child process that a failing test must not leave running: killed and reaped when
+/// dropped, unless taken first.
+pub(crate) struct Running(Option<std::process::Child>);
+
+impl Running {
+    pub(crate) fn new(child: std::process::Child) -> Self {
+        Running(Some(child))
+    }
+
+    /// The child, still running.
+    pub(crate) fn child(&mut self) -> &mut std::process::Child {
+        self.0.as_mut().expect("the child was taken")
+    }
+
+    /// The child, which the caller now waits for.
+    pub(crate) fn take(mut self) -> std::process::Child {
+        self.0.take().expect("the child was taken")
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 /// One of the outside peer programs in `backend/tests/peers/`.
 pub(crate) fn peer(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
