@@ -77,7 +77,7 @@ impl Run {
         run.capture = run
             .lab
             .network()
-            .attach(run.lab.sink(), Some(RunTraffic::Address(host)));
+            .attach(run.lab.sink(), Some(RunTraffic(host)));
         (run, events)
     }
 

@@ -52,6 +52,29 @@ async fn watching_page(ws: String) -> Client {
     page
 }
 
+/// A Socket Lab serving at a free port with its hand-in socket in `scratch`, and a page there
+/// that watches: the hand-in socket, the address, what stops the server, and the page.
+async fn serving_a_watching_page(
+    scratch: &Scratch,
+) -> (
+    PathBuf,
+    std::net::SocketAddr,
+    tokio::sync::oneshot::Sender<()>,
+    Client,
+) {
+    let hub = scratch.0.join("hub").join("watch.sock");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut config = backend::Config::new(scratch.0.join("no-page-here"));
+    config.hub_socket = Some(hub.clone());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(backend::serve(listener, config, async {
+        let _ = stopped.await;
+    }));
+    let page = watching_page(format!("ws://{addr}/ws")).await;
+    (hub, addr, stop, page)
+}
+
 /// `backend watch --no-page`'s opposite: a watch (given `options`) that hands its calls to
 /// the hub at `hub`.
 fn watch(hub: &std::path::Path, options: &[&str], program: &[&str]) -> Command {
@@ -70,16 +93,7 @@ fn watch(hub: &std::path::Path, options: &[&str], program: &[&str]) -> Command {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_watched_server_and_client_are_one_run_on_the_page() {
     let scratch = Scratch::new("two");
-    let hub = scratch.0.join("hub").join("watch.sock");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let mut config = backend::Config::new(scratch.0.join("no-page-here"));
-    config.hub_socket = Some(hub.clone());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(backend::serve(listener, config, async {
-        let _ = stopped.await;
-    }));
-    let mut page = watching_page(format!("ws://{addr}/ws")).await;
+    let (hub, addr, stop, mut page) = serving_a_watching_page(&scratch).await;
 
     let (messages, run) = play_server_and_client(&mut page, &hub, &[], &addr.to_string()).await;
     let _ = stop.send(());
@@ -194,16 +208,7 @@ async fn a_watched_server_and_client_are_one_run_on_the_page() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_page_shows_the_packets_of_programs_watched_in_their_private_network() {
     let scratch = Scratch::new("packets");
-    let hub = scratch.0.join("hub").join("watch.sock");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let mut config = backend::Config::new(scratch.0.join("no-page-here"));
-    config.hub_socket = Some(hub.clone());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(backend::serve(listener, config, async {
-        let _ = stopped.await;
-    }));
-    let mut page = watching_page(format!("ws://{addr}/ws")).await;
+    let (hub, addr, stop, mut page) = serving_a_watching_page(&scratch).await;
     let (messages, run) =
         play_server_and_client(&mut page, &hub, &["--private-net"], &addr.to_string()).await;
     let mut events: Vec<Event> = Vec::new();

@@ -15,22 +15,19 @@ use std::os::fd::{AsRawFd, OwnedFd};
 
 use super::{NetworkCapture, keep, outgoing_only};
 
-/// Which of the machine loopback's packets are a run's.
+/// Which of the machine loopback's packets are a run's: the IPv4 packets to or from this
+/// address (a scenario run's own loopback address).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum RunTraffic {
-    /// IPv4 packets to or from this address (a scenario run's own loopback address).
-    Address(Ipv4Addr),
-}
+pub(crate) struct RunTraffic(pub(crate) Ipv4Addr);
 
 impl RunTraffic {
     /// Where the packets are captured, as the page says it.
     fn scope(self) -> String {
-        match self {
-            RunTraffic::Address(address) => format!(
-                "the machine's loopback, only those to or from this run's address {address} \
-                 (this system gives Socket Lab no network of its own; IPv6 is not captured)"
-            ),
-        }
+        format!(
+            "the machine's loopback, only those to or from this run's address {} (this system \
+             gives Socket Lab no network of its own; IPv6 is not captured)",
+            self.0
+        )
     }
 
     /// The BPF program that keeps [`SNAPLEN`](shared::packet::SNAPLEN) bytes of the run's packets leaving their
@@ -49,22 +46,18 @@ impl RunTraffic {
         let keep = keep();
         let drop = op(libc::BPF_RET | libc::BPF_K, 0, 0, 0);
         const IPV4: u32 = 0x0800;
-        outgoing_only(&match self {
-            RunTraffic::Address(address) => {
-                let address = u32::from(address);
-                vec![
-                    op(load_half, 0, 0, 12),
-                    op(jump_if, 0, 5, IPV4),
-                    // The source address, then the destination.
-                    op(load_word, 0, 0, 26),
-                    op(jump_if, 2, 0, address),
-                    op(load_word, 0, 0, 30),
-                    op(jump_if, 0, 1, address),
-                    keep,
-                    drop,
-                ]
-            }
-        })
+        let address = u32::from(self.0);
+        outgoing_only(&[
+            op(load_half, 0, 0, 12),
+            op(jump_if, 0, 5, IPV4),
+            // The source address, then the destination.
+            op(load_word, 0, 0, 26),
+            op(jump_if, 2, 0, address),
+            op(load_word, 0, 0, 30),
+            op(jump_if, 0, 1, address),
+            keep,
+            drop,
+        ])
     }
 }
 
@@ -125,18 +118,17 @@ mod tests {
     /// The filters' jumps land on a `ret`: every path through each ends keeping or dropping.
     #[test]
     fn every_jump_of_the_filters_lands_inside_them() {
-        for traffic in [RunTraffic::Address(Ipv4Addr::new(127, 64, 0, 1))] {
-            let program = traffic.filter();
-            for (index, instruction) in program.iter().enumerate() {
-                if u32::from(instruction.code) & 0x07 == libc::BPF_JMP {
-                    for jump in [instruction.jt, instruction.jf] {
-                        assert!(index + 1 + usize::from(jump) < program.len(), "{traffic:?}");
-                    }
+        let traffic = RunTraffic(Ipv4Addr::new(127, 64, 0, 1));
+        let program = traffic.filter();
+        for (index, instruction) in program.iter().enumerate() {
+            if u32::from(instruction.code) & 0x07 == libc::BPF_JMP {
+                for jump in [instruction.jt, instruction.jf] {
+                    assert!(index + 1 + usize::from(jump) < program.len(), "{traffic:?}");
                 }
             }
-            let last = program.last().unwrap();
-            assert_eq!(u32::from(last.code), libc::BPF_RET | libc::BPF_K);
         }
+        let last = program.last().unwrap();
+        assert_eq!(u32::from(last.code), libc::BPF_RET | libc::BPF_K);
     }
 
     /// The run's datagrams on the machine's loopback are kept, and another's beside them are
@@ -147,7 +139,7 @@ mod tests {
         use std::net::UdpSocket;
         use std::sync::Arc;
 
-        use crate::lab::{EventSink, RunItem};
+        use crate::lab::EventSink;
 
         let _descriptors = crate::lab::tests::descriptors_to_myself();
         let ours = crate::loopback::LoopbackPool::shared().next_address();
@@ -155,49 +147,40 @@ mod tests {
         let port = receiver.local_addr().unwrap().port();
         let other = UdpSocket::bind("127.0.0.1:0").unwrap();
         let other_port = other.local_addr().unwrap().port();
-        for traffic in [RunTraffic::Address(ours)] {
-            let capture = match on_machine_loopback(traffic) {
-                Ok(capture) => capture,
-                Err(why) => {
-                    assert!(why.contains("CAP_NET_RAW"), "{why}");
-                    eprintln!("no capture on the machine's loopback here: {why}");
-                    return;
-                }
-            };
-            let (sink, mut items) = EventSink::new(64);
-            let sink = Arc::new(sink);
-            let run = capture.attach(&sink);
-            let sender = UdpSocket::bind((ours, 0)).unwrap();
-            sender.send_to(b"ours", (ours, port)).unwrap();
-            let stranger = UdpSocket::bind("127.0.0.1:0").unwrap();
-            stranger
-                .send_to(b"not ours", ("127.0.0.1", other_port))
-                .unwrap();
-            let mut buffer = [0u8; 16];
-            receiver.recv(&mut buffer).unwrap();
-            other.recv(&mut buffer).unwrap();
-            run.finish();
-            drop(sink);
-            let mut packets = Vec::new();
-            let mut states = Vec::new();
-            while let Some(item) = items.try_recv() {
-                match item {
-                    RunItem::Packet(packet) => packets.push(packet),
-                    RunItem::Capture(state) => states.push(state),
-                    _ => {}
-                }
+        let traffic = RunTraffic(ours);
+        let capture = match on_machine_loopback(traffic) {
+            Ok(capture) => capture,
+            Err(why) => {
+                assert!(why.contains("CAP_NET_RAW"), "{why}");
+                eprintln!("no capture on the machine's loopback here: {why}");
+                return;
             }
-            let payloads: Vec<&[u8]> = packets.iter().map(|p| &p.payload.0[..]).collect();
-            assert_eq!(payloads, [&b"ours"[..]], "{traffic:?}");
-            let last = states.last().expect("the final state");
-            assert!(last.on, "{last:?}");
-            assert!(
-                last.scope
-                    .as_deref()
-                    .unwrap_or_default()
-                    .contains("machine's loopback"),
-                "{last:?}"
-            );
-        }
+        };
+        let (sink, mut items) = EventSink::new(64);
+        let sink = Arc::new(sink);
+        let run = capture.attach(&sink);
+        let sender = UdpSocket::bind((ours, 0)).unwrap();
+        sender.send_to(b"ours", (ours, port)).unwrap();
+        let stranger = UdpSocket::bind("127.0.0.1:0").unwrap();
+        stranger
+            .send_to(b"not ours", ("127.0.0.1", other_port))
+            .unwrap();
+        let mut buffer = [0u8; 16];
+        receiver.recv(&mut buffer).unwrap();
+        other.recv(&mut buffer).unwrap();
+        run.finish();
+        drop(sink);
+        let (packets, states) = crate::capture::tests::packets_and_states(&mut items);
+        let payloads: Vec<&[u8]> = packets.iter().map(|p| &p.payload.0[..]).collect();
+        assert_eq!(payloads, [&b"ours"[..]], "{traffic:?}");
+        let last = states.last().expect("the final state");
+        assert!(last.on, "{last:?}");
+        assert!(
+            last.scope
+                .as_deref()
+                .unwrap_or_default()
+                .contains("machine's loopback"),
+            "{last:?}"
+        );
     }
 }

@@ -414,13 +414,29 @@ pub(crate) fn unix_now_ns() -> i128 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::sync::Arc;
 
     use shared::Protocol;
 
     use crate::lab::{EventSink, RunItem};
     use crate::network::RunNetwork;
+
+    /// The packets and capture states a run's items have had so far.
+    pub(crate) fn packets_and_states(
+        items: &mut crate::lab::RunItems,
+    ) -> (Vec<shared::Packet>, Vec<shared::Capture>) {
+        let mut packets = Vec::new();
+        let mut states = Vec::new();
+        while let Some(item) = items.try_recv() {
+            match item {
+                RunItem::Packet(packet) => packets.push(packet),
+                RunItem::Capture(state) => states.push(state),
+                _ => {}
+            }
+        }
+        (packets, states)
+    }
 
     /// A datagram to a port where nothing listens, in a network of Socket Lab's own: the
     /// capture has the datagram and the kernel's ICMP port unreachable, tied to it, and
@@ -452,15 +468,7 @@ mod tests {
         let _ = socket.recv(&mut buffer);
         capture.finish();
         drop(sink);
-        let mut packets = Vec::new();
-        let mut states = Vec::new();
-        while let Some(item) = items.try_recv() {
-            match item {
-                RunItem::Packet(packet) => packets.push(packet),
-                RunItem::Capture(state) => states.push(state),
-                _ => {}
-            }
-        }
+        let (packets, states) = packets_and_states(&mut items);
         assert_eq!(packets.len(), 2, "{packets:?}");
         let (datagram, answer) = (&packets[0], &packets[1]);
         assert_eq!(datagram.protocol, Protocol::Udp);

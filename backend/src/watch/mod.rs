@@ -509,8 +509,13 @@ fn table_header() -> String {
 /// character escaped: a path, a command line or a file name comes from the program, and a
 /// terminal would obey the escape sequences in it.
 fn table_row(event: &WatchEvent) -> String {
+    without_controls(&raw_table_row(event))
+}
+
+/// `text` with every control character escaped, so that no terminal obeys it.
+fn without_controls(text: &str) -> String {
     let mut shown = String::new();
-    for c in raw_table_row(event).chars() {
+    for c in text.chars() {
         if c.is_control() {
             shown.push_str(&c.escape_default().to_string());
         } else {

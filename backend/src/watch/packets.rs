@@ -144,13 +144,5 @@ fn packet_line(packet: &Packet, json: bool) -> String {
         packet.summary()
     );
     // As for a call's row: nothing from the wire may drive the terminal.
-    row.chars()
-        .flat_map(|c| {
-            if c.is_control() {
-                c.escape_default().collect::<Vec<_>>()
-            } else {
-                vec![c]
-            }
-        })
-        .collect()
+    super::without_controls(&row)
 }
