@@ -252,91 +252,90 @@ async fn member(stream: UnixStream, hub: Arc<Hub>, page: String) {
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    // A std mutex held across this test's awaits is what is meant: the test runs on a
-    // runtime of its own, and only other tests' threads ever wait for the lock.
-    #[allow(clippy::await_holding_lock)]
-    async fn a_watch_hands_in_a_run_and_the_socket_is_the_users_alone() {
+    #[test]
+    fn a_watch_hands_in_a_run_and_the_socket_is_the_users_alone() {
         // Opens descriptors: the lab's property test counts its own alone.
-        let _descriptors = crate::lab::tests::descriptors_to_myself();
-        let dir = std::env::temp_dir().join(format!("socket-lab-hub-test-{}", std::process::id()));
-        let path = dir.join("hub").join("watch.sock");
-        let listener = listen(&path).await.unwrap().unwrap();
-        let mode = std::fs::metadata(path.parent().unwrap()).unwrap().mode();
-        assert_eq!(mode & 0o777, 0o700);
-        // A second server finds the first there and leaves it.
-        assert!(listen(&path).await.unwrap().is_none());
-        let hub = Arc::new(Hub::default());
-        let (stop, shutdown) = tokio::sync::watch::channel(false);
-        let server = tokio::spawn(serve(
-            listener,
-            path.clone(),
-            Arc::clone(&hub),
-            "http://127.0.0.1:1/?watch".into(),
-            shutdown,
-        ));
-        let stream = UnixStream::connect(&path).await.unwrap();
-        let (read, mut write) = stream.into_split();
-        let hello = serde_json::to_string(&HandIn::Hello {
-            protocol: shared::PROTOCOL_VERSION,
-            command: "python3 server.py".into(),
-        })
-        .unwrap();
-        write
-            .write_all(format!("{hello}\n").as_bytes())
-            .await
+        crate::lab::tests::alone_on_a_runtime(async {
+            let dir =
+                std::env::temp_dir().join(format!("socket-lab-hub-test-{}", std::process::id()));
+            let path = dir.join("hub").join("watch.sock");
+            let listener = listen(&path).await.unwrap().unwrap();
+            let mode = std::fs::metadata(path.parent().unwrap()).unwrap().mode();
+            assert_eq!(mode & 0o777, 0o700);
+            // A second server finds the first there and leaves it.
+            assert!(listen(&path).await.unwrap().is_none());
+            let hub = Arc::new(Hub::default());
+            let (stop, shutdown) = tokio::sync::watch::channel(false);
+            let server = tokio::spawn(serve(
+                listener,
+                path.clone(),
+                Arc::clone(&hub),
+                "http://127.0.0.1:1/?watch".into(),
+                shutdown,
+            ));
+            let stream = UnixStream::connect(&path).await.unwrap();
+            let (read, mut write) = stream.into_split();
+            let hello = serde_json::to_string(&HandIn::Hello {
+                protocol: shared::PROTOCOL_VERSION,
+                command: "python3 server.py".into(),
+            })
             .unwrap();
-        let mut reader = BufReader::new(read);
-        let mut line = Vec::new();
-        read_line(&mut reader, &mut line).await.unwrap().unwrap();
-        let welcome: Welcome = serde_json::from_slice(&line).unwrap();
-        assert_eq!(welcome.page, "http://127.0.0.1:1/?watch");
-        let event = Event::enter(
-            "server.py[7]",
-            "server.py[7].fd3",
-            None,
-            shared::Call::Accept,
-        );
-        for item in [
-            HandIn::Event(event),
-            HandIn::Ended {
-                text: "server.py[7] exited with status 1".into(),
-                ok: false,
-            },
-        ] {
-            let json = serde_json::to_string(&item).unwrap();
             write
-                .write_all(format!("{json}\n").as_bytes())
+                .write_all(format!("{hello}\n").as_bytes())
                 .await
                 .unwrap();
-        }
-        // Not JSON: the watch's part ends there, with what it said before.
-        write.write_all(b"{nonsense\n").await.unwrap();
-        let mut changes = hub.changes();
-        tokio::time::timeout(std::time::Duration::from_secs(5), async {
-            while hub.outcome(1).is_none() {
-                changes.changed().await.unwrap();
+            let mut reader = BufReader::new(read);
+            let mut line = Vec::new();
+            read_line(&mut reader, &mut line).await.unwrap().unwrap();
+            let welcome: Welcome = serde_json::from_slice(&line).unwrap();
+            assert_eq!(welcome.page, "http://127.0.0.1:1/?watch");
+            let event = Event::enter(
+                "server.py[7]",
+                "server.py[7].fd3",
+                None,
+                shared::Call::Accept,
+            );
+            for item in [
+                HandIn::Event(event),
+                HandIn::Ended {
+                    text: "server.py[7] exited with status 1".into(),
+                    ok: false,
+                },
+            ] {
+                let json = serde_json::to_string(&item).unwrap();
+                write
+                    .write_all(format!("{json}\n").as_bytes())
+                    .await
+                    .unwrap();
             }
-        })
-        .await
-        .unwrap();
-        let mut page = hub.subscribe(0).unwrap();
-        assert!(matches!(
-            page.items.recv().await,
-            Some(crate::lab::RunItem::Event(_))
-        ));
-        assert_eq!(
-            hub.outcome(1),
-            Some(shared::RunOutcome::Cancelled {
-                reason: "server.py[7] exited with status 1".into()
+            // Not JSON: the watch's part ends there, with what it said before.
+            write.write_all(b"{nonsense\n").await.unwrap();
+            let mut changes = hub.changes();
+            tokio::time::timeout(std::time::Duration::from_secs(5), async {
+                while hub.outcome(1).is_none() {
+                    changes.changed().await.unwrap();
+                }
             })
-        );
-        stop.send_replace(true);
-        server.await.unwrap();
-        assert!(
-            !path.exists(),
-            "the socket is removed when the server stops"
-        );
-        let _ = std::fs::remove_dir_all(&dir);
+            .await
+            .unwrap();
+            let mut page = hub.subscribe(0).unwrap();
+            assert!(matches!(
+                page.items.recv().await,
+                Some(crate::lab::RunItem::Event(_))
+            ));
+            assert_eq!(
+                hub.outcome(1),
+                Some(shared::RunOutcome::Cancelled {
+                    reason: "server.py[7] exited with status 1".into()
+                })
+            );
+            stop.send_replace(true);
+            server.await.unwrap();
+            assert!(
+                !path.exists(),
+                "the socket is removed when the server stops"
+            );
+            let _ = std::fs::remove_dir_all(&dir);
+        })
     }
 }

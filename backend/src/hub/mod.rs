@@ -443,151 +443,159 @@ mod tests {
             .collect()
     }
 
-    #[tokio::test]
-    async fn two_watches_are_one_run_numbered_in_order_and_it_ends_with_the_last() {
-        let hub = Hub::default();
-        let server = hub.join("python3 server.py");
-        let client = hub.join("python3 client.py");
-        let mut page = hub.subscribe(0).unwrap();
-        hub.publish(server, Item::Event(event("s.fd3", Call::Accept)));
-        hub.publish(
-            client,
-            Item::Program(RoleProgram {
-                role: "client.py[2]".into(),
-                code: "import socket\n".into(),
-                outside: false,
-                file: Some("client.py".into()),
-            }),
-        );
-        hub.publish(client, Item::Event(event("c.fd3", Call::Close)));
-        // Two programs: their events wait a moment for any of the other's that came late.
-        let first = drain(&mut page.items).await;
-        assert!(
-            matches!(first[..], [RunItem::Program(_)]),
-            "a program goes at once"
-        );
-        tokio::time::sleep(std::time::Duration::from_micros(REORDER_WINDOW_US + 5_000)).await;
-        hub.tick();
-        let items = drain(&mut page.items).await;
-        assert_eq!(seqs(&items), vec![0, 1]);
-        hub.leave(
-            client,
-            Some(("client.py[2] exited with status 0".into(), true)),
-        );
-        assert_eq!(hub.outcome(page.id), None, "the server still runs");
-        // A page that opens now gets what happened so far, in the same order.
-        let mut late = hub.subscribe(0).unwrap();
-        assert_eq!(late.id, page.id);
-        assert_eq!(seqs(&drain(&mut late.items).await), vec![0, 1]);
-        hub.leave(
-            server,
-            Some(("server.py[1] was killed by SIGSEGV".into(), false)),
-        );
-        assert_eq!(
-            hub.outcome(page.id),
-            Some(RunOutcome::Cancelled {
-                reason: "server.py[1] was killed by SIGSEGV".into()
-            })
-        );
-        // The run's streams end, and the next watch starts the next run.
-        assert!(page.items.recv().await.is_none());
-        let next = hub.join("nc -l 9000");
-        assert!(hub.subscribe(page.id).is_some());
-        hub.leave(next, None);
-        assert!(matches!(
-            hub.outcome(page.id + 1),
-            Some(RunOutcome::Cancelled { reason }) if reason.contains("without saying")
-        ));
+    #[test]
+    fn two_watches_are_one_run_numbered_in_order_and_it_ends_with_the_last() {
+        crate::lab::tests::alone_on_a_runtime(async {
+            let hub = Hub::default();
+            let server = hub.join("python3 server.py");
+            let client = hub.join("python3 client.py");
+            let mut page = hub.subscribe(0).unwrap();
+            hub.publish(server, Item::Event(event("s.fd3", Call::Accept)));
+            hub.publish(
+                client,
+                Item::Program(RoleProgram {
+                    role: "client.py[2]".into(),
+                    code: "import socket\n".into(),
+                    outside: false,
+                    file: Some("client.py".into()),
+                }),
+            );
+            hub.publish(client, Item::Event(event("c.fd3", Call::Close)));
+            // Two programs: their events wait a moment for any of the other's that came late.
+            let first = drain(&mut page.items).await;
+            assert!(
+                matches!(first[..], [RunItem::Program(_)]),
+                "a program goes at once"
+            );
+            tokio::time::sleep(std::time::Duration::from_micros(REORDER_WINDOW_US + 5_000)).await;
+            hub.tick();
+            let items = drain(&mut page.items).await;
+            assert_eq!(seqs(&items), vec![0, 1]);
+            hub.leave(
+                client,
+                Some(("client.py[2] exited with status 0".into(), true)),
+            );
+            assert_eq!(hub.outcome(page.id), None, "the server still runs");
+            // A page that opens now gets what happened so far, in the same order.
+            let mut late = hub.subscribe(0).unwrap();
+            assert_eq!(late.id, page.id);
+            assert_eq!(seqs(&drain(&mut late.items).await), vec![0, 1]);
+            hub.leave(
+                server,
+                Some(("server.py[1] was killed by SIGSEGV".into(), false)),
+            );
+            assert_eq!(
+                hub.outcome(page.id),
+                Some(RunOutcome::Cancelled {
+                    reason: "server.py[1] was killed by SIGSEGV".into()
+                })
+            );
+            // The run's streams end, and the next watch starts the next run.
+            assert!(page.items.recv().await.is_none());
+            let next = hub.join("nc -l 9000");
+            assert!(hub.subscribe(page.id).is_some());
+            hub.leave(next, None);
+            assert!(matches!(
+                hub.outcome(page.id + 1),
+                Some(RunOutcome::Cancelled { reason }) if reason.contains("without saying")
+            ));
+        })
     }
 
-    #[tokio::test]
-    async fn two_programs_events_are_shown_in_the_order_they_happened() {
-        let hub = Hub::default();
-        let server = hub.join("server");
-        let client = hub.join("client");
-        let mut page = hub.subscribe(0).unwrap();
-        let now = monotonic_us();
-        let mut accepted = event("s.fd3", Call::Accept);
-        accepted.t_us = now;
-        let mut connect = event(
-            "c.fd3",
-            Call::Connect {
-                address: shared::SockAddr::Unix {
-                    path: "x".into(),
-                    r#abstract: false,
+    #[test]
+    fn two_programs_events_are_shown_in_the_order_they_happened() {
+        crate::lab::tests::alone_on_a_runtime(async {
+            let hub = Hub::default();
+            let server = hub.join("server");
+            let client = hub.join("client");
+            let mut page = hub.subscribe(0).unwrap();
+            let now = monotonic_us();
+            let mut accepted = event("s.fd3", Call::Accept);
+            accepted.t_us = now;
+            let mut connect = event(
+                "c.fd3",
+                Call::Connect {
+                    address: shared::SockAddr::Unix {
+                        path: "x".into(),
+                        r#abstract: false,
+                    },
                 },
-            },
-        );
-        connect.t_us = now - 3_000;
-        // The server's accept reaches the hub first; the client's connect, 3 ms earlier, next.
-        hub.publish(server, Item::Event(accepted));
-        hub.publish(client, Item::Event(connect));
-        hub.leave(client, Some(("client exited with status 0".into(), true)));
-        let calls: Vec<String> = drain(&mut page.items)
-            .await
-            .iter()
-            .filter_map(|item| match item {
-                RunItem::Event(event) => Some(format!("{} {}", event.seq, event.call.name())),
-                _ => None,
-            })
-            .collect();
-        assert_eq!(calls, ["0 connect", "1 accept"]);
+            );
+            connect.t_us = now - 3_000;
+            // The server's accept reaches the hub first; the client's connect, 3 ms earlier, next.
+            hub.publish(server, Item::Event(accepted));
+            hub.publish(client, Item::Event(connect));
+            hub.leave(client, Some(("client exited with status 0".into(), true)));
+            let calls: Vec<String> = drain(&mut page.items)
+                .await
+                .iter()
+                .filter_map(|item| match item {
+                    RunItem::Event(event) => Some(format!("{} {}", event.seq, event.call.name())),
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(calls, ["0 connect", "1 accept"]);
+        })
     }
 
-    #[tokio::test]
-    async fn a_page_that_reads_slowly_misses_counted_events_and_slows_no_other_page() {
-        let hub = Hub::default();
-        let member = hub.join("firehose");
-        let mut slow = hub.subscribe(0).unwrap();
-        let mut quick = hub.subscribe(0).unwrap();
-        let total = 3 * PAGE_QUEUE;
-        let mut quick_events = 0;
-        for _ in 0..total {
-            let mut returned = event("p[1].fd3", Call::Recv { bufsize: 4 });
-            returned.phase = Phase::Return;
-            hub.publish(member, Item::Event(returned));
-            quick_events += seqs(&drain(&mut quick.items).await).len();
-        }
-        assert_eq!(
-            quick_events, total,
-            "the page that keeps up gets every event"
-        );
-        let items = drain(&mut slow.items).await;
-        let shown = seqs(&items).len();
-        let dropped = dropped_count(&items);
-        assert!(shown < total, "the slow page's queue is bounded");
-        assert_eq!(
-            shown as u64 + dropped,
-            total as u64,
-            "and every event is shown or counted"
-        );
+    #[test]
+    fn a_page_that_reads_slowly_misses_counted_events_and_slows_no_other_page() {
+        crate::lab::tests::alone_on_a_runtime(async {
+            let hub = Hub::default();
+            let member = hub.join("firehose");
+            let mut slow = hub.subscribe(0).unwrap();
+            let mut quick = hub.subscribe(0).unwrap();
+            let total = 3 * PAGE_QUEUE;
+            let mut quick_events = 0;
+            for _ in 0..total {
+                let mut returned = event("p[1].fd3", Call::Recv { bufsize: 4 });
+                returned.phase = Phase::Return;
+                hub.publish(member, Item::Event(returned));
+                quick_events += seqs(&drain(&mut quick.items).await).len();
+            }
+            assert_eq!(
+                quick_events, total,
+                "the page that keeps up gets every event"
+            );
+            let items = drain(&mut slow.items).await;
+            let shown = seqs(&items).len();
+            let dropped = dropped_count(&items);
+            assert!(shown < total, "the slow page's queue is bounded");
+            assert_eq!(
+                shown as u64 + dropped,
+                total as u64,
+                "and every event is shown or counted"
+            );
+        })
     }
 
-    #[tokio::test]
-    async fn a_long_run_keeps_its_first_events_and_counts_the_rest_for_late_pages() {
-        let hub = Hub::default();
-        let member = hub.join("firehose");
-        let total = LOG_EVENTS + 100;
-        for _ in 0..total {
-            let mut returned = event("p[1].fd3", Call::Recv { bufsize: 4 });
-            returned.phase = Phase::Return;
-            hub.publish(member, Item::Event(returned));
-        }
-        hub.publish(
-            member,
-            Item::Dropped(Dropped {
-                count: 7,
-                ..Default::default()
-            }),
-        );
-        let mut late = hub.subscribe(0).unwrap();
-        let items = drain(&mut late.items).await;
-        assert_eq!(seqs(&items).len(), LOG_EVENTS);
-        let dropped = dropped_count(&items);
-        assert_eq!(
-            dropped,
-            100 + 7,
-            "every event is a kept one or a counted one"
-        );
+    #[test]
+    fn a_long_run_keeps_its_first_events_and_counts_the_rest_for_late_pages() {
+        crate::lab::tests::alone_on_a_runtime(async {
+            let hub = Hub::default();
+            let member = hub.join("firehose");
+            let total = LOG_EVENTS + 100;
+            for _ in 0..total {
+                let mut returned = event("p[1].fd3", Call::Recv { bufsize: 4 });
+                returned.phase = Phase::Return;
+                hub.publish(member, Item::Event(returned));
+            }
+            hub.publish(
+                member,
+                Item::Dropped(Dropped {
+                    count: 7,
+                    ..Default::default()
+                }),
+            );
+            let mut late = hub.subscribe(0).unwrap();
+            let items = drain(&mut late.items).await;
+            assert_eq!(seqs(&items).len(), LOG_EVENTS);
+            let dropped = dropped_count(&items);
+            assert_eq!(
+                dropped,
+                100 + 7,
+                "every event is a kept one or a counted one"
+            );
+        })
     }
 }

@@ -6,8 +6,10 @@
 //! open and no file behind. The property test counts this process's descriptors, so every
 //! unit test of the backend that opens a descriptor holds [`DESCRIPTORS`] (the lab's are all
 //! here; the others, `watch`'s, the networks' and capture's, the hand-in socket's, the
-//! scenarios' plans (an IPv6 plan binds a socket to find a free port), take it through
-//! [`descriptors_to_myself`]).
+//! scenarios' plans (an IPv6 plan binds a socket to find a free port), a watched program's
+//! source file read back, take it through [`descriptors_to_myself`], and a test on a tokio
+//! runtime through [`alone_on_a_runtime`]: the CI run of 2026-12-02 failed when a file read
+//! by one test and the hub tests' runtimes were counted as the lab's).
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
@@ -27,6 +29,18 @@ pub(crate) fn descriptors_to_myself() -> std::sync::MutexGuard<'static, ()> {
     DESCRIPTORS
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Runs a test's future on a runtime of its own while it holds [`DESCRIPTORS`]: a runtime
+/// opens descriptors (its reactor's) when it is built and closes them when it is dropped,
+/// so `#[tokio::test]`, which builds it before the test's body could take the lock, would
+/// make the property test count them.
+pub(crate) fn alone_on_a_runtime<F: std::future::Future>(future: F) -> F::Output {
+    let _alone = descriptors_to_myself();
+    let runtime = current_thread_runtime();
+    let output = runtime.block_on(future);
+    drop(runtime);
+    output
 }
 
 /// A runtime on the test's own thread, so that what the lab opens stays on it.
