@@ -336,6 +336,6 @@ mod tests {
                 "the socket is removed when the server stops"
             );
             let _ = std::fs::remove_dir_all(&dir);
-        })
+        });
     }
 }

@@ -499,7 +499,7 @@ mod tests {
                 hub.outcome(page.id + 1),
                 Some(RunOutcome::Cancelled { reason }) if reason.contains("without saying")
             ));
-        })
+        });
     }
 
     #[test]
@@ -535,7 +535,7 @@ mod tests {
                 })
                 .collect();
             assert_eq!(calls, ["0 connect", "1 accept"]);
-        })
+        });
     }
 
     #[test]
@@ -566,7 +566,7 @@ mod tests {
                 total as u64,
                 "and every event is shown or counted"
             );
-        })
+        });
     }
 
     #[test]
@@ -596,6 +596,6 @@ mod tests {
                 100 + 7,
                 "every event is a kept one or a counted one"
             );
-        })
+        });
     }
 }
