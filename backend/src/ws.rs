@@ -20,8 +20,8 @@ use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
 use shared::message::{check_endpoint_name, close_code as app_close_code};
 use shared::{
-    Call, ClientMessage, ErrorCode, PROTOCOL_VERSION, RunOutcome, SANDBOX_ID, ScenarioInfo,
-    ServerMessage,
+    Call, ClientMessage, ErrorCode, PROTOCOL_VERSION, RunOutcome, SANDBOX_ID, SandboxNetwork,
+    ScenarioInfo, ServerMessage,
 };
 use tokio::sync::mpsc;
 use tokio::task::{JoinHandle, JoinSet};
@@ -280,6 +280,8 @@ struct Runs {
     /// The session's own network, made at its first run: every run of the session opens
     /// its IP sockets there, and captures its packets there.
     network: Option<RunNetwork>,
+    /// Where the session's sandbox opens its IP sockets (`ClientMessage::Sandbox`).
+    sandbox_network: SandboxNetwork,
 }
 
 #[derive(Debug)]
@@ -309,6 +311,7 @@ impl Runs {
             policy,
             hub,
             network: None,
+            sandbox_network: SandboxNetwork::default(),
         }
     }
 
@@ -387,6 +390,11 @@ impl Runs {
                     gate,
                 });
             }
+            ClientMessage::Sandbox { network } => {
+                self.sandbox_network = network;
+                self.start_sandbox(outbox, "the sandbox was started afresh")
+                    .await;
+            }
             ClientMessage::Watch => {
                 self.stop_current(outbox, "the page shows watched programs instead")
                     .await;
@@ -442,18 +450,7 @@ impl Runs {
                     return;
                 }
                 if !matches!(self.current, Some(Current::Sandbox(_))) {
-                    self.stop_current(outbox, "the sandbox was started").await;
-                    self.last_id += 1;
-                    // The sandbox stays on the machine's network, where the student's own
-                    // programs (nc, a client.py) can reach its sockets.
-                    let network = RunNetwork::machine(
-                        "the sandbox's sockets are on the machine's network, so that your own \
-                         programs (nc, a client.py) can reach them",
-                    );
-                    let sandbox =
-                        Sandbox::start(self.last_id, Arc::clone(&self.policy), outbox, network)
-                            .await;
-                    self.current = Some(Current::Sandbox(sandbox));
+                    self.start_sandbox(outbox, "the sandbox was started").await;
                 }
                 if let Some(Current::Sandbox(sandbox)) = self.current.as_mut()
                     && let Err(problem) = sandbox.call(endpoint, call).await
@@ -462,6 +459,26 @@ impl Runs {
                 }
             }
         }
+    }
+
+    /// Stops the run in progress (saying `reason`) and starts a sandbox run on the network
+    /// the session chose for its sandbox.
+    async fn start_sandbox(&mut self, outbox: &Outbox, reason: &str) {
+        self.stop_current(outbox, reason).await;
+        self.last_id += 1;
+        let network = match self.sandbox_network {
+            SandboxNetwork::Own => self.network(),
+            // Nothing is captured there: a packet socket on the machine's loopback would
+            // filter every packet of the machine's for as long as the sandbox is open, and
+            // the sandbox's sockets may have any loopback address.
+            SandboxNetwork::Machine => RunNetwork::uncaptured(
+                "the sandbox is on the machine's network, so that your own programs (nc, a \
+                 client.py) can reach its sockets; put it on Socket Lab's network to see its \
+                 packets",
+            ),
+        };
+        let sandbox = Sandbox::start(self.last_id, Arc::clone(&self.policy), outbox, network).await;
+        self.current = Some(Current::Sandbox(sandbox));
     }
 
     /// Stops the run in progress, if any, and tells the browser. Returns whether there was one.

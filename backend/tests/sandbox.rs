@@ -9,8 +9,9 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use shared::describe::explain;
 use shared::{
-    Bytes, Call, ClientMessage, ErrorCode, ErrorOrigin, Event, Family, Phase, ReturnValue,
-    RunOutcome, SANDBOX_ID, ServerMessage, SockAddr, SockOption, SockType,
+    Bytes, Call, Capture, ClientMessage, ErrorCode, ErrorOrigin, Event, Family, Packet, Phase,
+    ReturnValue, RunOutcome, SANDBOX_ID, SandboxNetwork, ServerMessage, SockAddr, SockOption,
+    SockType, TcpFlag,
 };
 use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::Message;
@@ -25,6 +26,8 @@ struct User {
     errors: Vec<(ErrorCode, String)>,
     unix_dir: Option<String>,
     finished: Option<RunOutcome>,
+    packets: Vec<Packet>,
+    capture: Option<Capture>,
     _stop: tokio::sync::oneshot::Sender<()>,
 }
 
@@ -46,6 +49,8 @@ impl User {
             errors: Vec::new(),
             unix_dir: None,
             finished: None,
+            packets: Vec::new(),
+            capture: None,
             _stop: stop,
         };
         assert!(matches!(user.next().await, ServerMessage::Hello { .. }));
@@ -78,14 +83,43 @@ impl User {
                     ServerMessage::RunFinished { outcome, .. } => {
                         self.finished = Some(outcome.clone());
                     }
+                    ServerMessage::Packets { packets, .. } => {
+                        self.packets.extend(packets.clone());
+                    }
+                    ServerMessage::Capture { capture, .. } => {
+                        self.capture = Some(capture.clone());
+                    }
                     ServerMessage::Hello { .. }
                     | ServerMessage::Paused { .. }
-                    | ServerMessage::Program { .. }
-                    | ServerMessage::Packets { .. }
-                    | ServerMessage::Capture { .. } => {}
+                    | ServerMessage::Program { .. } => {}
                 }
                 return message;
             }
+        }
+    }
+
+    /// Waits until the run's capture state has come, and returns it.
+    async fn capture_state(&mut self) -> Capture {
+        loop {
+            if let Some(capture) = &self.capture {
+                return capture.clone();
+            }
+            self.next().await;
+        }
+    }
+
+    /// Waits for the first packet of the flags `flags` exactly, and returns it.
+    async fn packet_with(&mut self, flags: &[TcpFlag]) -> Packet {
+        loop {
+            if let Some(packet) = self.packets.iter().find(|packet| {
+                packet
+                    .tcp
+                    .as_ref()
+                    .is_some_and(|tcp| tcp.flags.as_slice() == flags)
+            }) {
+                return packet.clone();
+            }
+            self.next().await;
         }
     }
 
@@ -525,9 +559,69 @@ async fn no_calls_of_ones_own_while_a_scenario_plays() {
     assert!(user.events.iter().all(|e| e.role != SANDBOX_ID));
 }
 
+/// The sandbox opens its sockets in the session's own network: a listener there takes a port
+/// the machine's loopback holds, no connection of it reaches the machine's listener, and its
+/// handshake's packets come to the page.
+#[tokio::test]
+async fn the_sandbox_has_a_network_of_its_own_and_shows_its_packets() {
+    let mut user = User::connect().await;
+    // The machine's listener on the port the sandbox will use: were the sandbox on the
+    // machine's network, its bind would fail and its connect would reach this one.
+    let machine = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    machine.set_nonblocking(true).unwrap();
+    let port = machine.local_addr().unwrap().port();
+    let address = inet(Ipv4Addr::LOCALHOST, port);
+    user.ok("s", socket(Family::Inet, SockType::Stream)).await;
+    let capture = user.capture_state().await;
+    assert!(capture.on, "{capture:?}");
+    assert_eq!(capture.scope, None, "a network of the session's own");
+    user.ok(
+        "s",
+        Call::Bind {
+            address: address.clone(),
+        },
+    )
+    .await;
+    user.ok("s", Call::Listen { backlog: 1 }).await;
+    user.ok("c", socket(Family::Inet, SockType::Stream)).await;
+    user.ok(
+        "c",
+        Call::Connect {
+            address: address.clone(),
+        },
+    )
+    .await;
+    let syn = user.packet_with(&[TcpFlag::Syn]).await;
+    assert_eq!(syn.dst, address);
+    let syn_ack = user.packet_with(&[TcpFlag::Syn, TcpFlag::Ack]).await;
+    assert_eq!(syn_ack.src, address);
+    assert_eq!(syn_ack.dst, syn.src);
+    user.ok("s", Call::Accept).await;
+    assert_eq!(
+        machine.accept().map_err(|error| error.kind()).err(),
+        Some(std::io::ErrorKind::WouldBlock),
+        "the sandbox's connect reached the machine's listener"
+    );
+    assert!(user.errors.is_empty(), "{:?}", user.errors);
+}
+
 #[tokio::test]
 async fn manual_mode_accepts_an_outside_client_and_names_its_program() {
     let mut user = User::connect().await;
+    // The student's own programs reach the sandbox on the machine's network only.
+    user.send(&ClientMessage::Sandbox {
+        network: SandboxNetwork::Machine,
+    })
+    .await;
+    let capture = user.capture_state().await;
+    assert!(!capture.on);
+    assert!(
+        capture
+            .off_because
+            .as_deref()
+            .is_some_and(|why| why.contains("machine's network")),
+        "{capture:?}"
+    );
     let port = common::free_port();
     let address = inet(Ipv4Addr::LOCALHOST, port);
     user.ok("s", socket(Family::Inet, SockType::Stream)).await;

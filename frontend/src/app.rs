@@ -5,7 +5,7 @@ use std::rc::Rc;
 
 use leptos::prelude::*;
 use shared::describe::{call_text, kernel_call_text, outcome_text};
-use shared::{ClientMessage, OutsideRole, Phase, ServerMessage, TraceFile};
+use shared::{ClientMessage, OutsideRole, Phase, SandboxNetwork, ServerMessage, TraceFile};
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::{JsCast, JsValue};
 use web_sys::{CloseEvent, MessageEvent, WebSocket};
@@ -976,6 +976,7 @@ fn ManualPanel(connection: Rc<Connection>, model: RwSignal<Model>) -> impl IntoV
     let form = RwSignal::new(CallForm::new());
     let problem = RwSignal::new(None::<String>);
     let shows = move |field: &'static str| form.with(|f| manual::fields(&f.call).contains(&field));
+    let sandbox_connection = Rc::clone(&connection);
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         match form.with_untracked(CallForm::build) {
@@ -992,10 +993,31 @@ fn ManualPanel(connection: Rc<Connection>, model: RwSignal<Model>) -> impl IntoV
             }
         }
     };
+    // Where the sandbox's sockets live: choosing starts it afresh there, closing its sockets.
+    let choose_network = move |ev: leptos::ev::Event| {
+        let network = match event_target_value(&ev).as_str() {
+            "machine" => SandboxNetwork::Machine,
+            _ => SandboxNetwork::Own,
+        };
+        if model.with_untracked(|m| m.link != Link::Connected) {
+            problem.set(Some(
+                "the backend is not connected; wait until it is".to_owned(),
+            ));
+            return;
+        }
+        problem.set(None);
+        sandbox_connection.send(&ClientMessage::Sandbox { network });
+    };
     view! {
         <details class="manual" data-testid="manual">
             <summary>"Your own calls (manual mode)"</summary>
             <p class="hint">"Make any call on your own sockets, in any order, and see what the kernel answers. Name a socket (such as s), create it with socket, then bind, listen, accept, connect… A call that waits, such as accept, goes on while you make the next one."</p>
+            <label class="sandbox-network">"Network "
+                <select data-testid="sandbox-network" on:change=choose_network>
+                    <option value="own" selected>"Socket Lab's own: see every packet"</option>
+                    <option value="machine">"this machine's: your own programs (nc, client.py) can reach it, no packets"</option>
+                </select>
+            </label>
             <form on:submit=submit>
                 // One loop over a table, rather than a view per field: each written-out
                 // field was its own copy of the view code in the wasm.

@@ -273,6 +273,10 @@ impl Encode for ClientMessage {
             ClientMessage::Next => writer.tagged("type", "next"),
             ClientMessage::Stop => writer.tagged("type", "stop"),
             ClientMessage::Watch => writer.tagged("type", "watch"),
+            ClientMessage::Sandbox { network } => {
+                writer.tagged("type", "sandbox");
+                writer.field("network", network);
+            }
             ClientMessage::Call { endpoint, call } => {
                 writer.tagged("type", "call");
                 writer.field("endpoint", endpoint);

@@ -55,7 +55,9 @@
 //! one call on the user's own sockets. The first one starts a sandbox run (a `RunStarted`
 //! whose scenario id is [`SANDBOX_ID`]); its events then arrive like a scenario's, and it
 //! lasts until `Stop`, a `Play`, or the end of the connection, which close all its sockets and
-//! remove its files.
+//! remove its files. Its IP sockets are in the session's own network, where their packets are
+//! captured, unless a [`ClientMessage::Sandbox`] asks for the machine's, where the student's
+//! own programs can reach them.
 //!
 //! Beside the events, a run's packets come in [`ServerMessage::Packets`] batches, after a
 //! [`ServerMessage::Capture`] that says whether they are captured at all (and why not); a
@@ -86,7 +88,7 @@ pub use event::{Event, Phase, Watched};
 pub use kernel::{SocketState, SocketView};
 pub use message::{
     CallTally, ClientMessage, Dropped, ErrorCode, MAX_ENDPOINT_NAME, MAX_RECV_BUFSIZE, NextCall,
-    OutsideRole, RoleProgram, RunOutcome, SANDBOX_ID, ScenarioInfo, ServerMessage,
+    OutsideRole, RoleProgram, RunOutcome, SANDBOX_ID, SandboxNetwork, ScenarioInfo, ServerMessage,
 };
 pub use net::{Bytes, Family, SockAddr, SockType};
 pub use packet::{Capture, IcmpMessage, Packet, Protocol, Quoted, TcpFlag, TcpSegment};
@@ -95,4 +97,4 @@ pub use trace_file::{TRACE_FORMAT, TraceFile};
 /// The version of this protocol. The server sends it first, in [`ServerMessage::Hello`];
 /// it changes whenever a message changes shape, so that a page built for another version
 /// can say so plainly instead of misreading events.
-pub const PROTOCOL_VERSION: u32 = 8;
+pub const PROTOCOL_VERSION: u32 = 9;

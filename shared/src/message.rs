@@ -100,6 +100,16 @@ pub enum ClientMessage {
         #[serde(flatten)]
         call: Call,
     },
+    /// Start the sandbox afresh on `network`: the run in progress stops (a sandbox's
+    /// sockets are closed) and a new sandbox run starts at once; the session's later `Call`s
+    /// use this network until the next `Sandbox`. Without one, the first `Call` starts the
+    /// sandbox on [`SandboxNetwork::Own`].
+    ///
+    /// In JSON: `{"type": "sandbox", "network": "machine"}`.
+    Sandbox {
+        /// Where the sandbox's IP sockets live.
+        network: SandboxNetwork,
+    },
     /// Show the programs `socket-lab watch` runs on this machine (the student's own), as one
     /// run: the one in progress, or else the last one, then each that follows, until another
     /// message starts something else or `Stop`. The page cannot start a program; only the
@@ -109,6 +119,23 @@ pub enum ClientMessage {
 
 fn is_false(value: &bool) -> bool {
     !value
+}
+
+/// Where a sandbox's IP sockets live: the choice between seeing their packets and letting the
+/// student's own programs reach them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, Decode, Encode)]
+#[serde(rename_all = "snake_case")]
+pub enum SandboxNetwork {
+    /// The session's own network, where every packet is captured and shown; nothing outside
+    /// Socket Lab reaches it. (A server with `--allow-net`, or where Socket Lab can have no
+    /// network of its own, keeps this on the machine's network, and the capture state says
+    /// why.)
+    #[default]
+    Own,
+    /// The machine's network, where the student's own programs (`nc`, a `client.py`) can
+    /// reach the sandbox's listeners and the sandbox can connect to theirs; its packets are
+    /// not captured, and the capture state says so.
+    Machine,
 }
 
 /// A role of a scenario played by an outside program.
@@ -842,6 +869,12 @@ pub(crate) mod tests {
             ClientMessage::Next,
             ClientMessage::Stop,
             ClientMessage::Watch,
+            ClientMessage::Sandbox {
+                network: SandboxNetwork::Machine,
+            },
+            ClientMessage::Sandbox {
+                network: SandboxNetwork::Own,
+            },
             ClientMessage::Call {
                 endpoint: "s".into(),
                 call: Call::Settimeout { millis: None },
