@@ -799,13 +799,23 @@ async fn manual_mode_shows_errors(client: &Client, base: SocketAddr) -> Result<(
     }
     // The sandbox is in the session's own network: the refused connect's SYN and the
     // kernel's RST are captured and listed.
-    wait_for_text(client, "capture-status", "captured on the run's own network").await?;
+    wait_for_text(
+        client,
+        "capture-status",
+        "captured on the run's own network",
+    )
+    .await?;
     wait_for_text(client, "event-log", "RST").await?;
     save_screenshot(client, "manual-mode.png").await;
     // On the machine's network instead, where the student's own programs can reach it: the
     // sandbox starts afresh and says why it shows no packets.
     choose(client, "sandbox-network", "machine").await?;
-    wait_for_text(client, "capture-status", "the sandbox is on the machine's network").await?;
+    wait_for_text(
+        client,
+        "capture-status",
+        "the sandbox is on the machine's network",
+    )
+    .await?;
     fill(client, "manual-endpoint", "t").await?;
     choose(client, "manual-call", "socket").await?;
     click(client, "manual-submit").await?;

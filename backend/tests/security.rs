@@ -287,8 +287,31 @@ async fn every_spelling_of_loopback_works_and_nothing_else_is_reached() {
 #[tokio::test]
 async fn a_session_cannot_reach_the_server_itself_or_another_session() {
     let (addr, _stop) = start_server(Limits::default()).await;
+    // In the sessions' own networks the kernel keeps them apart: nothing of alice's is on
+    // bob's loopback, and the kernel's answer is what he sees.
     let mut alice = Page::open(addr).await;
     let mut bob = Page::open(addr).await;
+    let alices_port = listen(&mut alice, "srv", "127.0.0.1").await;
+    bob.call("s", socket_call("SOCK_STREAM")).await;
+    let error = bob
+        .fails(
+            "s",
+            json!({"call": "connect", "args": {"address": inet("127.0.0.1", alices_port)}}),
+        )
+        .await;
+    assert_eq!(
+        (error.errno.as_str(), error.origin),
+        ("ECONNREFUSED", ErrorOrigin::Kernel)
+    );
+    drop((alice, bob));
+
+    // On the machine's network, where their own programs reach them, Socket Lab refuses.
+    let mut alice = Page::open(addr).await;
+    let mut bob = Page::open(addr).await;
+    for page in [&mut alice, &mut bob] {
+        page.send(json!({"type": "sandbox", "network": "machine"}))
+            .await;
+    }
     let alices_port = listen(&mut alice, "srv", "127.0.0.1").await;
 
     bob.call("s", socket_call("SOCK_STREAM")).await;
