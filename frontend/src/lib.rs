@@ -6,8 +6,11 @@
 //! - [`manual`]: the manual mode's form, checked and turned into a call. Plain Rust.
 //! - [`inbox`]: the messages that came since the page last drew, and when to draw them.
 //!   Plain Rust.
-//! - `app` (browser only): the Leptos components and the WebSocket link; they read the model
-//!   and never change it except through [`model::Model::apply`].
+//! - `app` (browser only): the page's frame and the WebSocket link.
+//! - `view` (browser only): the run panel's components, one a file (the controls, the
+//!   programs, the diagram, the sockets, the log...); they read the model and never change it
+//!   except through [`model::Model`]'s methods.
+//! - `perf`, `files` (browser only): the page's own timing, and the files it offers to save.
 //!
 //! Architecture invariant: the page shows only what events say. It derives, it never invents:
 //! an address, an fd, an error on the page is one the backend's kernel reported.
@@ -19,6 +22,12 @@ pub mod model;
 
 #[cfg(target_arch = "wasm32")]
 pub mod app;
+#[cfg(target_arch = "wasm32")]
+mod files;
+#[cfg(target_arch = "wasm32")]
+mod perf;
+#[cfg(target_arch = "wasm32")]
+mod view;
 
 #[cfg(test)]
 mod tests;
