@@ -5,6 +5,9 @@
 //! script runs them with `--include-ignored`. Screenshots go to `e2e-artifacts/`.
 
 mod common;
+// The page laid out for one screen, checked by its boxes at a projector's size and a laptop's.
+#[path = "browser/layout.rs"]
+mod layout;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -4,6 +4,8 @@
 //! - [`model`]: server messages in, endpoints and messages out. Plain Rust.
 //! - [`diagram`]: the sequence diagram's geometry. Plain Rust.
 //! - [`manual`]: the manual mode's form, checked and turned into a call. Plain Rust.
+//! - [`state_machine`]: RFC 9293's TCP state diagram, and the transitions a run's sockets
+//!   took, read from the kernel's views. Plain Rust.
 //! - [`inbox`]: the messages that came since the page last drew, and when to draw them.
 //!   Plain Rust.
 //! - `app` (browser only): the page's frame and the WebSocket link.
@@ -19,6 +21,7 @@ pub mod diagram;
 pub mod inbox;
 pub mod manual;
 pub mod model;
+pub mod state_machine;
 
 #[cfg(target_arch = "wasm32")]
 pub mod app;

@@ -47,6 +47,7 @@ svg .packet.selected { stroke-width: 3; opacity: 1; }
 svg .packet-head { fill: var(--wire, #6a3d9a); }
 svg .packet-label { font: 10px ui-monospace, monospace; fill: var(--wire, #6a3d9a); }
 svg .packet-label.selected { font-weight: 700; }
+svg .lane-headers-ground { fill: var(--card, #fff); }
 ";
 
 /// The diagram's box, which scrolls both ways and keeps the selected row in view.
@@ -200,8 +201,30 @@ pub(crate) fn diagram(panel: Panel) -> impl IntoView {
     };
     // The SVG and its style stay while the run does; only what is drawn in it changes (a new
     // <style> element each frame would make the browser restyle the whole page).
+    // The lanes' titles again, in a strip that stays at the top of the box while the diagram
+    // scrolls under it (the diagram's own titles, under the strip, are for the exported SVG).
+    let lanes = Memo::new(move |_| {
+        frame.with(|frame| {
+            frame.as_ref().map_or_else(Vec::new, |frame| {
+                frame
+                    .diagram
+                    .lanes
+                    .iter()
+                    .map(|lane| (lane.x, lane.title.clone(), lane.process.clone()))
+                    .collect::<Vec<_>>()
+            })
+        })
+    });
     let diagram = move || {
         has_diagram.get().then(|| view! {
+            <svg class="lane-headers" data-testid="lane-headers" aria-hidden="true"
+                width=move || size().0 height=HEADER_HEIGHT>
+                <rect class="lane-headers-ground" x="0" y="0" width=move || size().0 height=HEADER_HEIGHT/>
+                {move || lanes.with(|lanes| lanes.iter().map(|(x, title, process)| view! {
+                    <text x=*x - crate::diagram::LANE_WIDTH / 2 + 8 y=14 class="lane-process">{process.clone().unwrap_or_default()}</text>
+                    <text x=*x y=HEADER_HEIGHT / 2 + 6 class="lane-title" text-anchor="middle">{title.clone()}</text>
+                }).collect_view())}
+            </svg>
             <svg data-testid="diagram" xmlns="http://www.w3.org/2000/svg"
                 width=move || size().0 height=move || size().1
                 viewBox=move || { let (width, height) = size(); format!("0 0 {width} {height}") }>
@@ -224,24 +247,38 @@ pub(crate) fn diagram(panel: Panel) -> impl IntoView {
         let Some(element) = diagram_box.get_untracked() else {
             return;
         };
-        let row = frame
-            .with_untracked(|frame| frame.as_ref().and_then(|frame| frame.selected_row))
-            .unwrap_or(index);
+        // The packet stepped to, where one is (it lies between rows), else the event's row.
+        let (top, height) = frame
+            .with_untracked(|frame| {
+                let frame = frame.as_ref()?;
+                let packet = frame.diagram.packets.iter().find(|packet| packet.selected);
+                Some(match (packet, frame.selected_row) {
+                    (Some(packet), _) => {
+                        let top = packet.from.1.min(packet.to.1).min(packet.label_at.1) - 14;
+                        (top, packet.from.1.max(packet.to.1) - top + 8)
+                    }
+                    (None, row) => (
+                        crate::diagram::row_y(row.unwrap_or(index) as u64) - ROW_HEIGHT / 2,
+                        ROW_HEIGHT,
+                    ),
+                })
+            })
+            .unwrap_or((
+                crate::diagram::row_y(index as u64) - ROW_HEIGHT / 2,
+                ROW_HEIGHT,
+            ));
         // After the diagram has been redrawn at its new height (zooming changes it).
         request_animation_frame(move || {
-            keep_in_view(
-                &element,
-                crate::diagram::row_y(row as u64) - ROW_HEIGHT / 2,
-                ROW_HEIGHT,
-                following,
-            );
+            keep_in_view(&element, top, height, HEADER_HEIGHT, following);
         });
     };
     Effect::new(move |_| {
         let _span = perf::span("keep-in-view");
         let (selected, _, following) = position.get();
-        // Read, not peeked: zooming in or out keeps the selected event in view too.
+        // Read, not peeked: zooming in or out, or stepping to a packet, keeps what is
+        // stepped to in view too.
         zoomed_in.track();
+        panel.packet_step.track();
         if let Some(index) = selected
             && (diagram_on_screen.get() || draw_all.get())
         {

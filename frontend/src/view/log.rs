@@ -159,6 +159,7 @@ pub(crate) fn log(
                 &element,
                 rows_as_px(row) * LOG_ROW_HEIGHT,
                 LOG_ROW_HEIGHT,
+                0,
                 to_end,
             );
         }

@@ -8,6 +8,8 @@
 //! - [`programs`]: the programs with their highlighted lines.
 //! - [`diagram`]: the sequence diagram.
 //! - [`sockets`]: a card per socket, as the kernel reports it.
+//! - [`state_machine`]: the TCP state diagram, each socket's state marked on it and the
+//!   transitions of the step shown lit.
 //! - [`log`]: the events and packets, in a panel of its own that can be collapsed.
 //! - [`scroll`]: boxes that scroll and draw only what they show.
 //! - [`manual`]: the manual mode's form.
@@ -23,6 +25,7 @@ pub(crate) mod manual;
 pub(crate) mod programs;
 pub(crate) mod scroll;
 pub(crate) mod sockets;
+pub(crate) mod state_machine;
 pub(crate) mod summary;
 
 use leptos::prelude::*;
@@ -50,6 +53,8 @@ pub(crate) struct Panel {
     pub(crate) zoomed_in: RwSignal<bool>,
     /// Label the diagram's messages with their bytes in hexadecimal.
     pub(crate) show_hex: RwSignal<bool>,
+    /// The sockets as they stood at the step shown, each with the call it waits in.
+    pub(crate) sockets: Memo<Vec<(crate::model::EndpointView, Option<String>)>>,
 }
 
 impl Panel {
@@ -113,6 +118,7 @@ fn panel_view(
         diagram_on_screen: RwSignal::new(true),
         zoomed_in: RwSignal::new(false),
         show_hex: RwSignal::new(false),
+        sockets: sockets::shown_sockets(model),
     };
     // Each part is a plain function of the panel: it runs once, and only the closures,
     // memos and effects it makes read the model.
@@ -121,7 +127,10 @@ fn panel_view(
         {controls::controls(panel, replay)}
         {summary::notices(panel)}
         <section class="workbench" data-testid="workbench">
-            {programs::programs(panel)}
+            <div class="code-column">
+                {programs::programs(panel)}
+                {state_machine::state_machine(panel)}
+            </div>
             {diagram::diagram(panel)}
             {sockets::sockets(panel)}
         </section>

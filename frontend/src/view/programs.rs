@@ -71,6 +71,10 @@ pub(crate) fn programs(panel: Panel) -> impl IntoView {
     // Each program's marked line is kept in view inside its own box, once the marks are drawn.
     Effect::new(move |_| {
         marks.track();
+        // Every step, not only a change of the marks: the notices above may have changed
+        // height, and the boxes with them.
+        panel.position.track();
+        panel.packet_step.track();
         let Some(element) = programs_box.get() else {
             return;
         };

@@ -162,15 +162,23 @@ pub(crate) fn keep_scroll(
 }
 
 /// Scrolls a box so that the row at `y` (`row_height` tall) is in view: to the end when
-/// following the newest event, otherwise only if the row is outside.
-pub(crate) fn keep_in_view(element: &web_sys::Element, y: Px, row_height: Px, to_end: bool) {
+/// following the newest event, otherwise only if the row is outside the part of the box not
+/// covered by its top `covered` pixels (titles that stay there as it scrolls).
+pub(crate) fn keep_in_view(
+    element: &web_sys::Element,
+    y: Px,
+    row_height: Px,
+    covered: Px,
+    to_end: bool,
+) {
     let height = Px::from(element.client_height());
     if to_end {
         element.set_scroll_top(element.scroll_height());
         return;
     }
     let top = Px::from(element.scroll_top());
-    if y < top || y + row_height > top + height {
-        element.set_scroll_top(i32::try_from((y - height / 2).max(0)).unwrap_or(i32::MAX));
+    if y < top + covered || y + row_height > top + height {
+        let middle = y - covered - (height - covered) / 2;
+        element.set_scroll_top(i32::try_from(middle.max(0)).unwrap_or(i32::MAX));
     }
 }

@@ -5,7 +5,7 @@ use std::cell::RefCell;
 
 use leptos::prelude::*;
 
-use crate::model::{RunView, role_colour};
+use crate::model::{EndpointView, Model, RunView, role_colour};
 use crate::perf;
 use crate::view::Panel;
 
@@ -16,31 +16,44 @@ thread_local! {
     static PAST_VIEW: RefCell<Option<RunView>> = const { RefCell::new(None) };
 }
 
-/// The sockets' cards, as they stood at the step shown.
-pub(crate) fn sockets(panel: Panel) -> impl IntoView {
-    let model = panel.model;
-    let cards = move || {
+/// The sockets as they stood at the step shown, each with the call it waits in: what the
+/// cards and the state diagram show. Stepping or replaying forwards adds the events since
+/// the last step to the view kept from it, rather than every event from the first.
+pub(crate) fn shown_sockets(model: RwSignal<Model>) -> Memo<Vec<(EndpointView, Option<String>)>> {
+    Memo::new(move |_| {
         let _span = perf::span("cards");
         model.with(|m| {
             let Some(run) = m.run.as_ref() else {
                 return Vec::new();
             };
-            let cards = |shown: &RunView| {
+            let sockets = |shown: &RunView| {
                 shown
                     .endpoints
                     .iter()
-                    .map(|e| endpoint_card(e.clone(), shown.waiting_call(e)))
+                    .map(|e| (e.clone(), shown.waiting_call(e)))
                     .collect::<Vec<_>>()
             };
             if run.cursor.is_some() && !run.at_end() {
                 let earlier = PAST_VIEW.with_borrow_mut(Option::take);
                 let past = run.as_selected_from(earlier);
-                let shown = cards(&past);
+                let shown = sockets(&past);
                 PAST_VIEW.set(Some(past));
                 shown
             } else {
-                cards(run)
+                sockets(run)
             }
+        })
+    })
+}
+
+/// The sockets' cards, as they stood at the step shown.
+pub(crate) fn sockets(panel: Panel) -> impl IntoView {
+    let cards = move || {
+        panel.sockets.with(|sockets| {
+            sockets
+                .iter()
+                .map(|(e, waiting)| endpoint_card(e.clone(), waiting.clone()))
+                .collect::<Vec<_>>()
         })
     };
     view! {
@@ -48,21 +61,10 @@ pub(crate) fn sockets(panel: Panel) -> impl IntoView {
     }
 }
 
-/// How many of the bytes an endpoint last received its card shows: a card is a few hundred
-/// pixels wide, and a student's program may send a megabyte at once (the log and the diagram
-/// show the call, the trace file has every byte).
-const CARD_RECEIVED_BYTES: usize = 32;
-
-/// An endpoint's card: its fd, addresses and the kernel's view of it; `waiting` is the call
-/// it waits in, as Python writes it.
-fn endpoint_card(e: crate::model::EndpointView, waiting: Option<String>) -> impl IntoView {
-    let testid = format!("endpoint-{}", e.id);
-    let address = e
-        .local
-        .as_ref()
-        .map_or_else(|| "no address yet".to_owned(), |a| a.to_string());
-    let peer = e.peer.as_ref().map(|a| a.to_string());
-    let (state, state_title) = match &e.kernel {
+/// The state a card shows, and what it means: the kernel's, or while the kernel has no view
+/// of the socket, what its calls make it.
+pub(crate) fn card_state(e: &EndpointView) -> (String, &'static str) {
+    match &e.kernel {
         // The kernel keeps a connection after a close, and also after its FIN exchange
         // while the program still holds the socket (TIME_WAIT): the words follow the calls.
         Some(kernel) if kernel.lingering => (
@@ -87,7 +89,24 @@ fn endpoint_card(e: crate::model::EndpointView, waiting: Option<String>) -> impl
                 "from the calls so far"
             },
         ),
-    };
+    }
+}
+
+/// How many of the bytes an endpoint last received its card shows: a card is a few hundred
+/// pixels wide, and a student's program may send a megabyte at once (the log and the diagram
+/// show the call, the trace file has every byte).
+const CARD_RECEIVED_BYTES: usize = 32;
+
+/// An endpoint's card: its fd, addresses and the kernel's view of it; `waiting` is the call
+/// it waits in, as Python writes it.
+fn endpoint_card(e: EndpointView, waiting: Option<String>) -> impl IntoView {
+    let testid = format!("endpoint-{}", e.id);
+    let address = e
+        .local
+        .as_ref()
+        .map_or_else(|| "no address yet".to_owned(), |a| a.to_string());
+    let peer = e.peer.as_ref().map(|a| a.to_string());
+    let (state, state_title) = card_state(&e);
     let queues = e.queue_rows();
     let fd = e.fd.map(|fd| format!("fd {fd}"));
     let role = format!("card role-{}", role_colour(&e.role));
