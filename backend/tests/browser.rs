@@ -1465,8 +1465,7 @@ async fn page_performance(client: &Client, base: SocketAddr) -> Result<(), Strin
     }
     let lone_waits = arrival_to_shown(client).await?;
 
-    // The same with the window scrolled down to the log: the log is drawn too, and the diagram
-    // (above it, in view in part) still is.
+    // The same with the log's panel in view: the log is drawn too, and the diagram still is.
     scroll_into_view(client, "event-log").await?;
     tokio::time::sleep(Duration::from_millis(300)).await;
     script(client, "performance.clearMeasures();").await?;
@@ -1482,13 +1481,18 @@ async fn page_performance(client: &Client, base: SocketAddr) -> Result<(), Strin
     log_shows_last(client, newest - 1)
         .await
         .map_err(|e| format!("after the bursts with the log in view, {e}"))?;
-    // Back at the top, the log is below the window again when the run ends.
-    script(client, "window.scrollTo(0, 0);").await?;
+    // With the log's panel closed, as a user closes it, the log is off screen again when the
+    // run ends.
+    script(
+        client,
+        "document.querySelector(\"[data-testid='log-panel']\").open = false;",
+    )
+    .await?;
     tokio::time::sleep(Duration::from_millis(300)).await;
     drop(stream);
     wait_for_text(client, "run-status", "finished").await?;
     save_screenshot(client, "page-performance-live.png").await;
-    // The log, below the window, was not drawn while the events came; printed, the page
+    // The log, closed, was not drawn while the events came; printed, the page
     // shows it as it is now.
     let events = step_label(client).await?.1;
     script(client, "window.dispatchEvent(new Event('beforeprint'));").await?;
@@ -1682,9 +1686,15 @@ async fn whole_log_text(client: &Client) -> Result<String, String> {
 
 /// Scrolls the window to the element with the test id.
 async fn scroll_into_view(client: &Client, testid: &str) -> Result<(), String> {
+    // As a user brings a part into view: a closed panel around it (the log's) is opened, and
+    // a part inside a box that scrolls of its own (the log's table, the diagram) is brought
+    // in with its box, which keeps where it is scrolled to.
     client
         .execute(
-            "document.querySelector(`[data-testid='${arguments[0]}']`).scrollIntoView();",
+            "const element = document.querySelector(`[data-testid='${arguments[0]}']`);
+             const panel = element.closest('details');
+             if (panel && !panel.open) panel.open = true;
+             (element.closest('.log-box, .diagram') || element).scrollIntoView({block: 'nearest'});",
             vec![serde_json::Value::String(testid.into())],
         )
         .await
@@ -1802,8 +1812,8 @@ async fn firehose_into_the_page(
         .next()
         .and_then(|number| number.parse().ok())
         .ok_or_else(|| format!("the page says {dropped_text:?}"))?;
-    // The log is below the window here, so the page has not drawn it while the events came;
-    // scrolled to, it shows the newest of them, at its end.
+    // The log's panel is closed here, so the page has not drawn it while the events came;
+    // opened, it shows the newest of them, at its end.
     scroll_into_view(client, "event-log").await?;
     let accounted = log_shows_last(client, shown + dropped - 1).await;
     save_screenshot(client, "page-firehose-log.png").await;

@@ -165,13 +165,17 @@ pub(crate) fn log(
         }
     };
     // A log that comes back on screen (scrolled to, or its panel opened) is drawn anew first,
-    // and scrolled in the next frame, once its new rows are there to scroll to.
+    // and scrolled in the next frame, once its new rows are there to scroll to; so is one
+    // that follows a live run.
     Effect::new(move |was_on_screen: Option<bool>| {
         let _span = perf::span("keep-in-view");
         let (selected, _, following) = position.get();
         let on_screen = log_on_screen.get() || draw_all.get();
         if let Some(index) = selected {
-            if on_screen && was_on_screen == Some(false) {
+            // Following the newest event, the box is scrolled to its end once this change's
+            // rows are drawn: scrolled before, the rows drawn after leave it short of its
+            // end, and a box short of its end stops following.
+            if on_screen && (was_on_screen == Some(false) || following) {
                 request_animation_frame(move || log_to_selected(index, following));
             } else if on_screen {
                 log_to_selected(index, following);
