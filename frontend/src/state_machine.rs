@@ -347,6 +347,167 @@ pub fn edge_ends(transition: &Transition) -> Option<((i32, i32), (i32, i32))> {
     Some((towards(from, start_towards), towards(to, end_towards)))
 }
 
+/// A socket marked on the figure: its name, the state its card shows, and the box it is on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mark {
+    pub endpoint: String,
+    pub shown: String,
+    pub state: SocketState,
+}
+
+/// Text for HTML or SVG markup: a socket's name is the program's to choose.
+fn escape(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for character in text.chars() {
+        match character {
+            '&' => escaped.push_str("&amp;"),
+            '<' => escaped.push_str("&lt;"),
+            '>' => escaped.push_str("&gt;"),
+            '"' => escaped.push_str("&quot;"),
+            '\'' => escaped.push_str("&#39;"),
+            other => escaped.push(other),
+        }
+    }
+    escaped
+}
+
+/// The figure's markup, inside an `<svg>` of `0 0 WIDTH HEIGHT`: the edges (those `lit`
+/// drawn so), the boxes (a box with sockets on it `occupied`, with their count, and the one
+/// of the call shown `current`), and TIME-WAIT's way out. Made as one string rather than a
+/// view per box and edge: the figure is drawn anew each step, and a view each would cost the
+/// page's code some kilobytes.
+pub fn figure_markup(
+    marks: &[Mark],
+    focus: Option<SocketState>,
+    lit: &[(SocketState, SocketState)],
+) -> String {
+    use std::fmt::Write;
+    let mut svg = String::from(
+        "<defs><marker id=\"state-arrow\" markerWidth=\"7\" markerHeight=\"6\" refX=\"6\" refY=\"3\" \
+         orient=\"auto\" markerUnits=\"userSpaceOnUse\"><path d=\"M0,0 L7,3 L0,6 z\" \
+         class=\"state-arrow-head\"/></marker></defs>",
+    );
+    for transition in TRANSITIONS.iter().filter(|transition| transition.drawn) {
+        let Some(((x1, y1), (x2, y2))) = edge_ends(transition) else {
+            continue;
+        };
+        let path = match transition.bend {
+            Some(x) => format!("M{x1},{y1} C{x},{y1} {x},{y2} {x2},{y2}"),
+            None => format!("M{x1},{y1} L{x2},{y2}"),
+        };
+        let class = if lit.contains(&(transition.from, transition.to)) {
+            "edge lit"
+        } else {
+            "edge"
+        };
+        let _ = write!(
+            svg,
+            "<path d=\"{path}\" class=\"{class}\" marker-end=\"url(#state-arrow)\"><title>{} → {}: {}</title></path>",
+            label(transition.from),
+            label(transition.to),
+            escape(transition.cause)
+        );
+    }
+    for node in &NODES {
+        let on_it: Vec<&str> = marks
+            .iter()
+            .filter(|mark| mark.state == node.state)
+            .map(|mark| mark.endpoint.as_str())
+            .collect();
+        let mut class = String::from("state");
+        if !on_it.is_empty() {
+            class.push_str(" occupied");
+        }
+        if focus == Some(node.state) {
+            class.push_str(" current");
+        }
+        let kernel = if node.label.replace('-', "_") == node.state.name() {
+            String::new()
+        } else {
+            format!(" (the kernel: {})", node.state.name())
+        };
+        let who = if on_it.is_empty() {
+            "no socket".to_owned()
+        } else {
+            escape(&on_it.join(", "))
+        };
+        let _ = write!(
+            svg,
+            "<g class=\"{class}\" data-testid=\"state-node\" data-state=\"{state}\"><title>{label}{kernel}: {who}</title>\
+             <rect x=\"{x}\" y=\"{y}\" width=\"{NODE_WIDTH}\" height=\"{NODE_HEIGHT}\" rx=\"4\"/>\
+             <text x=\"{cx}\" y=\"{ty}\" text-anchor=\"middle\">{label}</text>",
+            state = node.state.name(),
+            label = node.label,
+            x = node.x - NODE_WIDTH / 2,
+            y = node.y - NODE_HEIGHT / 2,
+            cx = node.x,
+            ty = node.y + 4,
+        );
+        if !on_it.is_empty() {
+            let _ = write!(
+                svg,
+                "<text class=\"count\" x=\"{}\" y=\"{}\">{}</text>",
+                node.x + NODE_WIDTH / 2 + 3,
+                node.y - 2,
+                on_it.len()
+            );
+        }
+        svg.push_str("</g>");
+    }
+    if let Some(node) = node_of(SocketState::TimeWait) {
+        let _ = write!(
+            svg,
+            "<text class=\"note\" x=\"{}\" y=\"{}\" text-anchor=\"middle\"><title>{}</title>→ CLOSED after 60 s</text>",
+            node.x,
+            node.y + NODE_HEIGHT / 2 + 11,
+            escape(TIME_WAIT_ENDS.cause)
+        );
+    }
+    svg
+}
+
+/// The line under the figure: the sockets on each state, by the RFC's name, each name
+/// carrying what its card shows; then the sockets that are not on the figure, and why.
+pub fn marks_markup(marks: &[Mark], others: &[(String, String)]) -> String {
+    use std::fmt::Write;
+    let mut by_state: Vec<(SocketState, Vec<&Mark>)> = Vec::new();
+    for mark in marks {
+        match by_state.iter_mut().find(|(state, _)| *state == mark.state) {
+            Some((_, on_it)) => on_it.push(mark),
+            None => by_state.push((mark.state, vec![mark])),
+        }
+    }
+    let mut html = String::new();
+    for (index, (state, on_it)) in by_state.iter().enumerate() {
+        if index > 0 {
+            html.push_str(" · ");
+        }
+        let _ = write!(html, "<b>{}</b>: ", label(*state));
+        for (index, mark) in on_it.iter().enumerate() {
+            if index > 0 {
+                html.push_str(", ");
+            }
+            let _ = write!(
+                html,
+                "<span data-testid=\"state-mark\" data-endpoint=\"{name}\" data-shown=\"{}\" data-state=\"{}\">{name}</span>",
+                escape(&mark.shown),
+                mark.state.name(),
+                name = escape(&mark.endpoint),
+            );
+        }
+    }
+    for (endpoint, what) in others {
+        let _ = write!(
+            html,
+            "<span class=\"not-tcp\" data-testid=\"state-machine-other\" data-endpoint=\"{name}\">{}{name}: {}.</span>",
+            if html.is_empty() { "" } else { "<br>" },
+            escape(what),
+            name = escape(endpoint),
+        );
+    }
+    html
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -394,6 +555,49 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn the_markup_marks_each_socket_and_escapes_its_name() {
+        let marks = [
+            Mark {
+                endpoint: "server.s".into(),
+                shown: "LISTEN".into(),
+                state: SocketState::Listen,
+            },
+            Mark {
+                endpoint: "<b>evil</b>".into(),
+                shown: "created".into(),
+                state: SocketState::Closed,
+            },
+        ];
+        let svg = figure_markup(
+            &marks,
+            Some(SocketState::Listen),
+            &[(SocketState::Closed, SocketState::Listen)],
+        );
+        assert!(svg.contains("<g class=\"state occupied current\" data-testid=\"state-node\" data-state=\"LISTEN\">"), "{svg}");
+        assert!(svg.contains(
+            "<g class=\"state occupied\" data-testid=\"state-node\" data-state=\"CLOSED\">"
+        ));
+        assert!(
+            svg.contains("<g class=\"state\" data-testid=\"state-node\" data-state=\"TIME_WAIT\">")
+        );
+        assert_eq!(svg.matches("class=\"edge lit\"").count(), 1);
+        assert!(!svg.contains("<b>evil"), "{svg}");
+        let line = marks_markup(&marks, &[("u".into(), "a UDP socket".into())]);
+        assert!(
+            line.contains("data-endpoint=\"server.s\" data-shown=\"LISTEN\" data-state=\"LISTEN\""),
+            "{line}"
+        );
+        assert!(
+            line.contains("&lt;b&gt;evil&lt;/b&gt;") && !line.contains("<b>evil"),
+            "{line}"
+        );
+        assert!(
+            line.contains("data-testid=\"state-machine-other\" data-endpoint=\"u\""),
+            "{line}"
+        );
     }
 
     #[test]

@@ -203,7 +203,9 @@ pub(crate) fn diagram(panel: Panel) -> impl IntoView {
     // <style> element each frame would make the browser restyle the whole page).
     // The lanes' titles again, in a strip that stays at the top of the box while the diagram
     // scrolls under it (the diagram's own titles, under the strip, are for the exported SVG).
-    let lanes = Memo::new(move |_| {
+    // A closure rather than a memo: the strip is redrawn with the frame, which changes more
+    // often than its lanes, but a memo of its own would cost the page's code more.
+    let lanes = move || {
         frame.with(|frame| {
             frame.as_ref().map_or_else(Vec::new, |frame| {
                 frame
@@ -214,16 +216,16 @@ pub(crate) fn diagram(panel: Panel) -> impl IntoView {
                     .collect::<Vec<_>>()
             })
         })
-    });
+    };
     let diagram = move || {
         has_diagram.get().then(|| view! {
             <svg class="lane-headers" data-testid="lane-headers" aria-hidden="true"
                 width=move || size().0 height=HEADER_HEIGHT>
                 <rect class="lane-headers-ground" x="0" y="0" width=move || size().0 height=HEADER_HEIGHT/>
-                {move || lanes.with(|lanes| lanes.iter().map(|(x, title, process)| view! {
-                    <text x=*x - crate::diagram::LANE_WIDTH / 2 + 8 y=14 class="lane-process">{process.clone().unwrap_or_default()}</text>
-                    <text x=*x y=HEADER_HEIGHT / 2 + 6 class="lane-title" text-anchor="middle">{title.clone()}</text>
-                }).collect_view())}
+                {move || lanes().into_iter().map(|(x, title, process)| view! {
+                    <text x=x - crate::diagram::LANE_WIDTH / 2 + 8 y=14 class="lane-process">{process.unwrap_or_default()}</text>
+                    <text x=x y=HEADER_HEIGHT / 2 + 6 class="lane-title" text-anchor="middle">{title}</text>
+                }).collect_view()}
             </svg>
             <svg data-testid="diagram" xmlns="http://www.w3.org/2000/svg"
                 width=move || size().0 height=move || size().1
