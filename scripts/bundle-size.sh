@@ -12,7 +12,10 @@
 # 5.3 KB with the diagram grouping a process's sockets under its name. Raised again,
 # 192,000 -> 220,000 B, for packets: the log's packet rows, the diagram's packet arrows,
 # stepping through packets, why each was sent (shared::cause), Save packets (pcapng) and
-# the packets' decoder, 26.8 KB in all (218,420 B with them); under the 240 KB ceiling.)
+# the packets' decoder, 26.8 KB in all (218,420 B with them); under the 240 KB ceiling.
+# Raised again, 220,000 -> 236,000 B, for the one-screen page (issue 24): the run panel's
+# components, the TCP state diagram beside the run, the lane titles that stay in view, the
+# sandbox's network choice; 233,824 B with them, 14.6 KB more, under the 240 KB ceiling.)
 #
 # The figure is the gzip copies that trunk's post-build hook wrote (scripts/post-build.sh):
 # what a browser that accepts gzip, as every browser does, downloads. They are zopfli's where
@@ -20,7 +23,7 @@
 # is printed beside them.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-BUDGET_BYTES=220000
+BUDGET_BYTES=236000
 CEILING_BYTES=240000
 
 shopt -s nullglob
