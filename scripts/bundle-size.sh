@@ -15,7 +15,9 @@
 # the packets' decoder, 26.8 KB in all (218,420 B with them); under the 240 KB ceiling.
 # Raised again, 220,000 -> 236,000 B, for the one-screen page (issue 24): the run panel's
 # components, the TCP state diagram beside the run, the lane titles that stay in view, the
-# sandbox's network choice; 233,824 B with them, 14.6 KB more, under the 240 KB ceiling.)
+# sandbox's network choice; 233,824 B with them, 14.6 KB more, under the 240 KB ceiling.
+# Raised again, 236,000 -> 238,500 B, for each socket's queues charted over the run on its
+# card (2.9 KB), under the 240 KB ceiling, which the next feature will reach.)
 #
 # The figure is the gzip copies that trunk's post-build hook wrote (scripts/post-build.sh):
 # what a browser that accepts gzip, as every browser does, downloads. They are zopfli's where
@@ -23,7 +25,7 @@
 # is printed beside them.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-BUDGET_BYTES=236000
+BUDGET_BYTES=238500
 CEILING_BYTES=240000
 
 shopt -s nullglob

@@ -4,6 +4,7 @@
 //! - [`model`]: server messages in, endpoints and messages out. Plain Rust.
 //! - [`diagram`]: the sequence diagram's geometry. Plain Rust.
 //! - [`manual`]: the manual mode's form, checked and turned into a call. Plain Rust.
+//! - [`queue_chart`]: a socket's queues over the run, as a card's small chart. Plain Rust.
 //! - [`state_machine`]: RFC 9293's TCP state diagram, and the transitions a run's sockets
 //!   took, read from the kernel's views. Plain Rust.
 //! - [`inbox`]: the messages that came since the page last drew, and when to draw them.
@@ -21,6 +22,7 @@ pub mod diagram;
 pub mod inbox;
 pub mod manual;
 pub mod model;
+pub mod queue_chart;
 pub mod state_machine;
 
 #[cfg(target_arch = "wasm32")]

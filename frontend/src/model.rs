@@ -532,9 +532,31 @@ pub struct RunView {
     /// on an endpoint with no sender in the run (its peer is outside, unseen) has nothing to
     /// look for, and does not walk the messages its own sends left untaken.
     untaken_sent_to: usize,
+    /// Per socket, its queue figures at each event where the kernel reported them changed:
+    /// what a card's queue chart draws, up to the step shown.
+    queue_history: Vec<(String, Vec<QueueSample>)>,
+}
+
+/// A socket's receive and send queues as the kernel reported them at an event, in bytes (for
+/// a datagram socket, the receive figure is the next datagram's size, as Linux reports it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QueueSample {
+    pub event: usize,
+    pub recv: u32,
+    pub send: u32,
 }
 
 impl RunView {
+    /// A socket's queue figures where they changed, at the events up to `upto` (included).
+    pub fn queue_samples(&self, endpoint: &str, upto: usize) -> &[QueueSample] {
+        self.queue_history
+            .iter()
+            .find(|(id, _)| id == endpoint)
+            .map_or(&[][..], |(_, samples)| {
+                &samples[..samples.partition_point(|sample| sample.event <= upto)]
+            })
+    }
+
     /// An empty run.
     pub fn new(id: u64, scenario: ScenarioInfo, programs: Vec<RoleProgram>) -> Self {
         RunView {
@@ -550,6 +572,7 @@ impl RunView {
             returns: Vec::new(),
             open_calls: Vec::new(),
             lines_by_role: Vec::new(),
+            queue_history: Vec::new(),
             first_untaken: 0,
             untaken_sent_to: 0,
             paused: None,
@@ -976,6 +999,7 @@ impl RunView {
         // connection) has the kernel's view from its first event on.
         // A watched program's event has the views of some of its process's sockets only.
         let partial = event.watched.is_some();
+        let mut queues_changed = Vec::new();
         for endpoint in &mut self.endpoints {
             if partial && !event.kernel.iter().any(|view| view.endpoint == endpoint.id) {
                 continue;
@@ -992,7 +1016,30 @@ impl RunView {
                 if view.is_none() {
                     endpoint.state = EndpointState::Closed;
                 }
+                let queues = |view: Option<&SocketView>| {
+                    view.map_or((0, 0), |view| {
+                        (view.recv_queue.unwrap_or(0), view.send_queue.unwrap_or(0))
+                    })
+                };
+                if queues(endpoint.kernel.as_ref()) != queues(view) {
+                    queues_changed.push((endpoint.id.clone(), queues(view)));
+                }
                 endpoint.kernel = view.cloned();
+            }
+        }
+        for (endpoint, (recv, send)) in queues_changed {
+            let sample = QueueSample {
+                event: index,
+                recv,
+                send,
+            };
+            match self
+                .queue_history
+                .iter_mut()
+                .find(|(id, _)| *id == endpoint)
+            {
+                Some((_, samples)) => samples.push(sample),
+                None => self.queue_history.push((endpoint, vec![sample])),
             }
         }
         self.overview.push(index, &event);

@@ -126,6 +126,7 @@ async fn every_step_fits_one_screen(
         click(client, "step-first").await?;
         let mut steps = 0;
         let mut states_lit = 0;
+        let mut charted = 0;
         loop {
             let label = wait_for_text(client, "step-label", "of").await?;
             let problems = script(client, LAYOUT_PROBLEMS).await?;
@@ -142,6 +143,15 @@ async fn every_step_fits_one_screen(
             )
             .await?;
             states_lit += lit.as_u64().unwrap_or(0);
+            // A card whose queues held bytes draws them over the run, inside its card.
+            let charts = script(
+                client,
+                "return [...document.querySelectorAll(\"[data-testid='socket-card'] [data-testid='queue-chart']\")]
+                   .filter(chart => chart.querySelector('polyline.recv, polyline.send')
+                     && chart.getBoundingClientRect().width > 50).length;",
+            )
+            .await?;
+            charted += charts.as_u64().unwrap_or(0);
             if steps == 12 {
                 save_screenshot(client, &format!("layout-{scenario}-{name}.png")).await;
             }
@@ -164,6 +174,10 @@ async fn every_step_fits_one_screen(
         }
         if steps < 20 {
             return Err(format!("{scenario}: only {steps} steps"));
+        }
+        // The bytes each client received waited in its receive queue first.
+        if charted == 0 {
+            return Err(format!("{scenario} at {name}: no card charted its queues"));
         }
         // A run of TCP connections lights transitions on the state diagram as it goes.
         if states_lit == 0 {

@@ -54,7 +54,7 @@ pub(crate) struct Panel {
     /// Label the diagram's messages with their bytes in hexadecimal.
     pub(crate) show_hex: RwSignal<bool>,
     /// The sockets as they stood at the step shown, each with the call it waits in.
-    pub(crate) sockets: Memo<Vec<(crate::model::EndpointView, Option<String>)>>,
+    pub(crate) sockets: Memo<Vec<sockets::ShownSocket>>,
 }
 
 impl Panel {

@@ -16,21 +16,37 @@ thread_local! {
     static PAST_VIEW: RefCell<Option<RunView>> = const { RefCell::new(None) };
 }
 
+/// A socket as it stood at the step shown.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct ShownSocket {
+    pub(crate) view: EndpointView,
+    /// The call it waits in, as Python writes it.
+    pub(crate) waiting: Option<String>,
+    /// Its queues over the run so far, as the chart's markup (none while they stayed empty).
+    pub(crate) chart: Option<String>,
+}
+
 /// The sockets as they stood at the step shown, each with the call it waits in: what the
 /// cards and the state diagram show. Stepping or replaying forwards adds the events since
 /// the last step to the view kept from it, rather than every event from the first.
-pub(crate) fn shown_sockets(model: RwSignal<Model>) -> Memo<Vec<(EndpointView, Option<String>)>> {
+pub(crate) fn shown_sockets(model: RwSignal<Model>) -> Memo<Vec<ShownSocket>> {
     Memo::new(move |_| {
         let _span = perf::span("cards");
         model.with(|m| {
             let Some(run) = m.run.as_ref() else {
                 return Vec::new();
             };
+            // The charts come from the whole run's history, up to the step shown.
+            let upto = run.selected().unwrap_or(0);
             let sockets = |shown: &RunView| {
                 shown
                     .endpoints
                     .iter()
-                    .map(|e| (e.clone(), shown.waiting_call(e)))
+                    .map(|e| ShownSocket {
+                        view: e.clone(),
+                        waiting: shown.waiting_call(e),
+                        chart: crate::queue_chart::markup(run.queue_samples(&e.id, upto), upto),
+                    })
                     .collect::<Vec<_>>()
             };
             if run.cursor.is_some() && !run.at_end() {
@@ -52,7 +68,7 @@ pub(crate) fn sockets(panel: Panel) -> impl IntoView {
         panel.sockets.with(|sockets| {
             sockets
                 .iter()
-                .map(|(e, waiting)| endpoint_card(e.clone(), waiting.clone()))
+                .map(|socket| endpoint_card(socket.clone()))
                 .collect::<Vec<_>>()
         })
     };
@@ -99,7 +115,12 @@ const CARD_RECEIVED_BYTES: usize = 32;
 
 /// An endpoint's card: its fd, addresses and the kernel's view of it; `waiting` is the call
 /// it waits in, as Python writes it.
-fn endpoint_card(e: EndpointView, waiting: Option<String>) -> impl IntoView {
+fn endpoint_card(socket: ShownSocket) -> impl IntoView {
+    let ShownSocket {
+        view: e,
+        waiting,
+        chart,
+    } = socket;
     let testid = format!("endpoint-{}", e.id);
     let address = e
         .local
@@ -119,11 +140,18 @@ fn endpoint_card(e: EndpointView, waiting: Option<String>) -> impl IntoView {
                     <span class="state" title=state_title data-testid="state">{state}</span></h3>
                 <p class="addresses"><span title="its local address">{address}</span>
                     {peer.map(|peer| view! { " → " <span title="its peer's address">{peer}</span> })}</p>
-                {(!queues.is_empty()).then(|| view! {
-                    <p class="queues">{queues.into_iter().enumerate().map(|(index, (name, value))| view! {
-                        {(index > 0).then_some(" · ")}
-                        <span title=crate::model::queue_meaning(name)>{name}" "<b>{value}</b></span>
-                    }).collect_view()}</p>
+                // The queues' figures now, and beside them their chart over the run.
+                {(!queues.is_empty() || chart.is_some()).then(|| view! {
+                    <div class="queues-row">
+                        <p class="queues">{queues.into_iter().enumerate().map(|(index, (name, value))| view! {
+                            {(index > 0).then_some(" · ")}
+                            <span title=crate::model::queue_meaning(name)>{name}" "<b>{value}</b></span>
+                        }).collect_view()}</p>
+                        {chart.map(|chart| view! {
+                            <svg class="queue-chart" data-testid="queue-chart" viewBox=format!("0 0 {} {}", crate::queue_chart::WIDTH, crate::queue_chart::HEIGHT)
+                                preserveAspectRatio="none" role="img" aria-label="its queues over the run" inner_html=chart></svg>
+                        })}
+                    </div>
                 })}
                 {waiting.map(|call| view! { <p class="waiting">"called, no answer yet: " <code>{call}</code></p> })}
                 {e.last_received.map(|data| view! { <p class="received">"received " <code>{data.preview(CARD_RECEIVED_BYTES)}</code></p> })}

@@ -7,16 +7,15 @@ use leptos::prelude::*;
 use shared::describe::call_text;
 use shared::{Family, SockType, SocketState};
 
-use crate::model::EndpointView;
 use crate::state_machine::{self as figure, Change, HEIGHT, Mark, WIDTH};
 use crate::view::Panel;
-use crate::view::sockets::card_state;
+use crate::view::sockets::{ShownSocket, card_state};
 
 /// Where each socket stands: TCP sockets on a box, the others apart with their kind.
-fn marks(sockets: &[(EndpointView, Option<String>)]) -> (Vec<Mark>, Vec<(String, String)>) {
+fn marks(sockets: &[ShownSocket]) -> (Vec<Mark>, Vec<(String, String)>) {
     let mut tcp = Vec::new();
     let mut others = Vec::new();
-    for (socket, _) in sockets {
+    for socket in sockets.iter().map(|shown| &shown.view) {
         let kernel_state = socket.kernel.as_ref().map(|kernel| kernel.state);
         let is_tcp = match socket.kind {
             Some((Family::Inet | Family::Inet6, SockType::Stream)) => true,
