@@ -48,6 +48,7 @@ svg .packet-head { fill: var(--wire, #6a3d9a); }
 svg .packet-label { font: 10px ui-monospace, monospace; fill: var(--wire, #6a3d9a); }
 svg .packet-label.selected { font-weight: 700; }
 svg .lane-headers-ground { fill: var(--card, #fff); }
+svg .message-label, svg .packet-label, svg .bar-label { paint-order: stroke; stroke: var(--card, #fff); stroke-width: 3px; stroke-linejoin: round; }
 ";
 
 /// The diagram's box, which scrolls both ways and keeps the selected row in view.
