@@ -578,16 +578,11 @@ impl Sandbox {
         let (sink, events) = EventSink::new(policy.limits().event_queue);
         let places = Places::new();
         let unix_dir = places.dir().to_string_lossy().into_owned();
-        // On the machine's network the sandbox meets programs of the machine's: it names the
-        // program at the other end of a connection, and refuses other sessions' sockets. (In
-        // a network of its own, what /proc/net shows is the machine's, not its peers'.)
-        let on_machine = !network.is_own();
-        let lab = Lab::new(sink, places, policy, network).with_call_time_limit();
-        let lab = Arc::new(if on_machine {
-            lab.outside_facing()
-        } else {
-            lab
-        });
+        let lab = Arc::new(
+            Lab::new(sink, places, policy, network)
+                .outside_facing()
+                .with_call_time_limit(),
+        );
         let started = ServerMessage::RunStarted {
             run,
             scenario: ScenarioInfo {

@@ -403,6 +403,13 @@ impl Lab {
         self
     }
 
+    /// Whether the lab meets programs of the machine's: it takes addresses from outside and is
+    /// on the machine's network. (In a network of its own, /proc/net shows the machine's
+    /// sockets, not its peers'.)
+    fn meets_outside_programs(&self) -> bool {
+        self.outside_facing && !self.network.is_own()
+    }
+
     /// Performs `call` on the caller's endpoint, emitting its enter and return events.
     ///
     /// `accept` names its new endpoint `conn_endpoint` (or, if that is taken, the same name
@@ -637,7 +644,7 @@ impl Lab {
                 // are drawn from their own events.
                 let process = conn
                     .last_pair()
-                    .filter(|_| self.outside_facing)
+                    .filter(|_| self.meets_outside_programs())
                     .and_then(kernel::process_at_other_end);
                 let conn_fd = conn.fd();
                 let address = peer.or_else(|| conn.peer_addr()).ok_or_else(|| {
@@ -661,7 +668,7 @@ impl Lab {
                 // server may have answered, closed and ended by the time connect returns.
                 let listener = address
                     .as_socket()
-                    .filter(|_| self.outside_facing && socket.is_tcp())
+                    .filter(|_| self.meets_outside_programs() && socket.is_tcp())
                     .and_then(kernel::process_listening_on);
                 socket.connect(&address).await.map_err(io_error)?;
                 let mut result = snapshot(ReturnValue::None, &socket);
