@@ -17,7 +17,11 @@
 # components, the TCP state diagram beside the run, the lane titles that stay in view, the
 # sandbox's network choice; 233,824 B with them, 14.6 KB more, under the 240 KB ceiling.
 # Raised again, 236,000 -> 238,500 B, for each socket's queues charted over the run on its
-# card (2.9 KB), under the 240 KB ceiling, which the next feature will reach.)
+# card (2.9 KB), under the 240 KB ceiling, which the next feature will reach.
+# Raised again, 238,500 -> 239,500 B, for bytes in flight (a send's bytes drawn into the
+# receiver's queue at once, dashed while they wait, crossed out when never read) and labels
+# placed apart, 14 px on a projector: 2.0 KB with them, 238,947 B, about 1 KB under the
+# ceiling.)
 #
 # The figure is the gzip copies that trunk's post-build hook wrote (scripts/post-build.sh):
 # what a browser that accepts gzip, as every browser does, downloads. They are zopfli's where
@@ -25,7 +29,7 @@
 # is printed beside them.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-BUDGET_BYTES=238500
+BUDGET_BYTES=239500
 CEILING_BYTES=240000
 
 shopt -s nullglob

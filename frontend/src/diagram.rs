@@ -64,7 +64,20 @@ pub struct Bar {
     pub role: String,
 }
 
-/// Bytes travelling from a send to the recv that took them.
+/// Where sent bytes are at the step shown.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fate {
+    /// A `recv` has taken them: the arrow ends at its row.
+    Taken,
+    /// They wait in the receiver's queue: the arrow, dashed, runs to the step shown.
+    Queued,
+    /// The receiver was closed with them unread, and the kernel threw them away: the arrow
+    /// ends, crossed out, at the row that closed it.
+    Discarded,
+}
+
+/// Bytes travelling from a send to the recv that took them: drawn into the receiver's queue
+/// from the send on, so that what a send did is seen before any recv.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Arrow {
     /// Where it starts.
@@ -77,6 +90,11 @@ pub struct Arrow {
     pub hex: String,
     /// Whether the bytes went as one datagram rather than into a byte stream.
     pub datagram: bool,
+    /// Taken, waiting in the queue, or discarded.
+    pub fate: Fate,
+    /// Where its label's middle sits: along the arrow, where it covers no packet's label
+    /// and no other message's ([`place_labels`]).
+    pub label_at: (Px, Px),
 }
 
 /// A packet on the wire, between the lifelines of the sockets it travels between, drawn
@@ -193,10 +211,42 @@ pub fn layout(run: &RunView) -> Diagram {
     layout_window(run, run.events.len(), 0..run.events.len())
 }
 
+/// The sizes of the diagram's label fonts, in pixels, which its labels are placed by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LabelSizes {
+    /// A message's bytes.
+    pub message: Px,
+    /// A packet's flags and length.
+    pub packet: Px,
+}
+
+impl LabelSizes {
+    /// The page's usual sizes.
+    pub const USUAL: LabelSizes = LabelSizes {
+        message: 12,
+        packet: 10,
+    };
+    /// On a projector's width (the page's style says from when): read from across a room.
+    pub const PROJECTOR: LabelSizes = LabelSizes {
+        message: 14,
+        packet: 14,
+    };
+}
+
 /// Lays out the run as it stood after its first `upto` events, drawing only the calls and
 /// messages that touch the rows in `rows`: a page with ten thousand events draws the few
 /// dozen on screen. The size is the whole diagram's, so that it scrolls as one.
 pub fn layout_window(run: &RunView, upto: usize, rows: Range<usize>) -> Diagram {
+    layout_window_at(run, upto, rows, LabelSizes::USUAL)
+}
+
+/// [`layout_window`] with labels of the font sizes given.
+pub fn layout_window_at(
+    run: &RunView,
+    upto: usize,
+    rows: Range<usize>,
+    sizes: LabelSizes,
+) -> Diagram {
     let upto = upto.min(run.events.len());
     let lanes = lanes(run, upto);
     let lane_x = |endpoint: &str| {
@@ -235,33 +285,52 @@ pub fn layout_window(run: &RunView, upto: usize, rows: Range<usize>) -> Diagram 
             role: enter.role.clone(),
         });
     }
-    let arrows = run
+    let now = height - ROW_HEIGHT / 2;
+    let mut arrows: Vec<Arrow> = run
         .messages
         .iter()
         .filter_map(|message| {
-            let to = message.to.as_ref()?;
-            let received = message.received_at?;
-            let (sent, received) = (message.sent_at as usize, received as usize);
-            if received >= upto || received < rows.start || sent >= rows.end {
+            let sent = message.sent_at as usize;
+            if sent >= upto || sent >= rows.end {
                 return None;
             }
+            let taken = message.received_at.filter(|&at| (at as usize) < upto);
+            let receiver = message.to.as_ref().or(message.meant_for.as_ref())?;
+            let lane = lanes.iter().find(|lane| &lane.endpoint == receiver)?;
+            let closed = run
+                .endpoint(receiver)
+                .and_then(|endpoint| endpoint.closed_at)
+                .filter(|&at| at < upto);
+            let (fate, end) = match (taken, closed) {
+                (Some(at), _) => (Fate::Taken, Some(at as usize)),
+                // Closed before the bytes came: the kernel refused them on arrival.
+                (None, Some(at)) => (Fate::Discarded, Some(at.max(sent))),
+                (None, None) => (Fate::Queued, None),
+            };
+            if end.unwrap_or(upto) < rows.start {
+                return None;
+            }
+            let bytes = message.data.preview(ARROW_LABEL_BYTES);
             Some(Arrow {
                 from: (lane_x(&message.from), row_y(message.sent_at)),
-                to: (lane_x(to), row_y(message.received_at?)),
-                label: match message.truncated_to {
-                    Some(kept) => format!(
-                        "{} ✂ kept {kept} of {}",
-                        message.data.preview(ARROW_LABEL_BYTES),
-                        message.data.len()
-                    ),
-                    None => message.data.preview(ARROW_LABEL_BYTES),
+                to: (lane.x, end.map_or(now, |at| row_y(at as u64))),
+                label_at: (0, 0),
+                label: match (fate, message.truncated_to) {
+                    (Fate::Taken, Some(kept)) => {
+                        format!("{bytes} ✂ kept {kept} of {}", message.data.len())
+                    }
+                    (Fate::Taken, None) => bytes,
+                    (Fate::Queued, _) => format!("{bytes} (queued)"),
+                    (Fate::Discarded, _) => format!("{bytes} ✕ discarded"),
                 },
                 hex: message.data.hex_preview(ARROW_LABEL_BYTES),
                 datagram: message.datagram,
+                fate,
             })
         })
         .collect();
-    let packets = packet_arrows(run, upto, &rows, &lanes);
+    let mut packets = packet_arrows(run, upto, &rows, &lanes);
+    place_labels(&mut arrows, &mut packets, sizes);
     Diagram {
         width: width(&lanes),
         height,
@@ -269,6 +338,67 @@ pub fn layout_window(run: &RunView, upto: usize, rows: Range<usize>) -> Diagram 
         bars,
         arrows,
         packets,
+    }
+}
+
+/// A label's box as drawn: `chars` characters of a monospace font of `size` px (0.6 of the
+/// size wide each) centred on `at`'s x, with its baseline at `at`'s y; left, top, right,
+/// bottom.
+fn label_box(at: (Px, Px), chars: usize, size: Px) -> (Px, Px, Px, Px) {
+    let half = count(chars) * size * 3 / 10;
+    (
+        at.0 - half,
+        at.1 - size * 9 / 10,
+        at.0 + half,
+        at.1 + size / 4,
+    )
+}
+
+fn overlap(a: (Px, Px, Px, Px), b: (Px, Px, Px, Px)) -> bool {
+    a.0 < b.2 && b.0 < a.2 && a.1 < b.3 && b.1 < a.3
+}
+
+/// The points along an arrow, as fractions, where its label may go, the first preferred.
+const ALONG: [(Px, Px); 7] = [(1, 2), (1, 3), (2, 3), (1, 5), (4, 5), (1, 10), (9, 10)];
+
+/// Places the labels so that none covers another where that can be: each packet's at its
+/// place in its gap if that is free, else at the first free point along its arrow; then each
+/// message's at its arrow's middle if that is free, else at the first free point further
+/// along either way (6 px above the line); a label with no free place keeps the first. The
+/// widths are those of the diagram's monospace font: 0.6 of its size a character.
+fn place_labels(arrows: &mut [Arrow], packets: &mut [PacketArrow], sizes: LabelSizes) {
+    let mut taken: Vec<(Px, Px, Px, Px)> = Vec::new();
+    let mut place =
+        |first: (Px, Px), others: &mut dyn Iterator<Item = (Px, Px)>, label: &str, size: Px| {
+            let chars = label.chars().count();
+            let free = |at: (Px, Px), taken: &[(Px, Px, Px, Px)]| {
+                let placed = label_box(at, chars, size);
+                !taken.iter().any(|other| overlap(placed, *other))
+            };
+            let at = std::iter::once(first)
+                .chain(others)
+                .find(|&at| free(at, &taken))
+                .unwrap_or(first);
+            taken.push(label_box(at, chars, size));
+            at
+        };
+    for packet in packets.iter_mut() {
+        let (from, to, y) = (packet.from.0, packet.to.0, packet.label_at.1);
+        let mut others = ALONG
+            .into_iter()
+            .map(|(part, of)| (from.min(to) + (from - to).abs() * part / of, y));
+        packet.label_at = place(packet.label_at, &mut others, &packet.label, sizes.packet);
+    }
+    for arrow in arrows {
+        let (from, to) = (arrow.from, arrow.to);
+        let at = move |(part, of): (Px, Px)| {
+            (
+                from.0 + (to.0 - from.0) * part / of,
+                from.1 + (to.1 - from.1) * part / of - 6,
+            )
+        };
+        let mut others = ALONG[1..].iter().map(|&along| at(along));
+        arrow.label_at = place(at(ALONG[0]), &mut others, &arrow.label, sizes.message);
     }
 }
 
@@ -637,4 +767,100 @@ pub fn layout_overview(
     }
     diagram.bars = bars;
     (diagram, bands)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn arrow(from: (Px, Px), to: (Px, Px), label: &str) -> Arrow {
+        Arrow {
+            from,
+            to,
+            label: label.into(),
+            hex: String::new(),
+            datagram: false,
+            fate: Fate::Taken,
+            label_at: (0, 0),
+        }
+    }
+
+    fn packet(label_at: (Px, Px), label: &str) -> PacketArrow {
+        PacketArrow {
+            index: 0,
+            from: (130, label_at.1 + 2),
+            to: (390, label_at.1 + 6),
+            label: label.into(),
+            label_at,
+            kind: String::new(),
+            selected: false,
+        }
+    }
+
+    #[test]
+    fn a_message_label_moves_along_its_arrow_off_a_packets_label() {
+        // A queued message's arrow, down from the sender to the receiver's lane, whose
+        // middle is where the data segment's label is.
+        let mut arrows = [arrow((390, 100), (130, 200), "b'Connection is successful'")];
+        let mut packets = [packet((260, 144), "PSH, ACK 24 B")];
+        let middle = (260, 144);
+        assert!(overlap(
+            label_box(middle, 27, 12),
+            label_box(packets[0].label_at, 13, 10)
+        ));
+        place_labels(&mut arrows, &mut packets, LabelSizes::USUAL);
+        assert_eq!(packets[0].label_at, (260, 144));
+        let placed = arrows[0].label_at;
+        assert_ne!(placed, middle);
+        assert!(!overlap(
+            label_box(placed, 27, 12),
+            label_box(packets[0].label_at, 13, 10)
+        ));
+        // Still on the arrow (6 px above it), to the pixel.
+        let (dx, dy) = (placed.0 - 390, placed.1 + 6 - 100);
+        assert!((dx * 100 + dy * 260).abs() <= 260, "{placed:?}");
+        assert!((130..=390).contains(&placed.0));
+
+        // With nothing in the way it sits at the middle; two messages never share a place.
+        let mut two = [
+            arrow((130, 100), (390, 100), "b'one'"),
+            arrow((130, 100), (390, 100), "b'two'"),
+        ];
+        place_labels(&mut two, &mut [], LabelSizes::USUAL);
+        assert_eq!(two[0].label_at, (260, 94));
+        assert!(!overlap(
+            label_box(two[0].label_at, 6, 12),
+            label_box(two[1].label_at, 6, 12)
+        ));
+    }
+
+    #[test]
+    fn packets_labels_in_one_gap_stand_apart_at_a_projectors_size() {
+        // A data segment and the echo going back, in one gap: at 14 px their labels, at a
+        // third and two thirds of the way, would cover each other.
+        let mut packets = [
+            packet((216, 139), "PSH, ACK 24 B"),
+            packet((303, 148), "PSH, ACK 24 B"),
+        ];
+        packets[1].from = (390, 150);
+        packets[1].to = (130, 154);
+        let boxes = |packets: &[PacketArrow], size| {
+            (
+                label_box(packets[0].label_at, 13, size),
+                label_box(packets[1].label_at, 13, size),
+            )
+        };
+        // At the usual 10 px they stand apart as they are.
+        let (first, second) = boxes(&packets, 10);
+        assert!(!overlap(first, second));
+        let (first, second) = boxes(&packets, 14);
+        assert!(overlap(first, second));
+        place_labels(&mut [], &mut packets, LabelSizes::PROJECTOR);
+        let (first, second) = boxes(&packets, 14);
+        assert!(!overlap(first, second), "{:?}", packets.map(|p| p.label_at));
+        // Each still over its own line, at its own height.
+        assert_eq!(packets[0].label_at, (216, 139));
+        assert_eq!(packets[1].label_at.1, 148);
+        assert!((130..=390).contains(&packets[1].label_at.0));
+    }
 }

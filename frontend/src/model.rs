@@ -288,14 +288,25 @@ pub struct EndpointView {
     /// What `socket()` made it (an accepted socket is its listener's kind), when known: the
     /// kernel's queue figures mean other things for other kinds of socket.
     pub kind: Option<(Family, SockType)>,
+    /// The index of the event that closed it (its `close()`'s return, the end of its program,
+    /// or the event whose kernel views no longer had it): bytes still waiting in its queue
+    /// then are discarded, and the diagram draws them so.
+    pub closed_at: Option<usize>,
 }
 
 impl EndpointView {
-    /// Its program (or the run) ended, which closed it without a call: only a connection
-    /// the kernel keeps after its socket (TIME_WAIT) is still as last reported.
-    fn closed_by_its_end(&mut self) {
-        self.waiting = None;
+    /// It is closed as of the event at `index`, if it was not already.
+    fn mark_closed(&mut self, index: usize) {
         self.state = EndpointState::Closed;
+        self.closed_at.get_or_insert(index);
+    }
+
+    /// Its program (or the run) ended at the event at `index`, which closed it without a
+    /// call: only a connection the kernel keeps after its socket (TIME_WAIT) is still as last
+    /// reported.
+    fn closed_by_its_end(&mut self, index: usize) {
+        self.waiting = None;
+        self.mark_closed(index);
         if self.kernel.as_ref().is_some_and(|kernel| !kernel.lingering) {
             self.kernel = None;
         }
@@ -438,6 +449,10 @@ pub struct MessageView {
     pub from: String,
     /// The receiving endpoint, once a `recv` has taken the bytes.
     pub to: Option<String>,
+    /// The endpoint whose queue the bytes went into, as the send found it: the one socket
+    /// at the other end of the sender's connection, or bound to the datagram's address. The
+    /// diagram draws bytes no `recv` has taken yet into its queue.
+    pub meant_for: Option<String>,
     /// The bytes sent.
     pub data: Bytes,
     /// Whether the bytes went as one datagram (rather than into a byte stream).
@@ -908,6 +923,7 @@ impl RunView {
                     first_event,
                     kernel: None,
                     kind: None,
+                    closed_at: None,
                 });
                 self.endpoints.len() - 1
             }
@@ -920,8 +936,9 @@ impl RunView {
         if event.watched.as_ref().is_some_and(|w| w.process_ended) {
             // A watched process ended: its sockets are closed, and it is no socket itself.
             self.returns.push(None);
+            let index = self.events.len();
             for endpoint in self.endpoints.iter_mut().filter(|e| e.role == event.role) {
-                endpoint.closed_by_its_end();
+                endpoint.closed_by_its_end(index);
             }
             self.overview.push(self.events.len(), &event);
             self.events.push(event);
@@ -971,9 +988,11 @@ impl RunView {
                             }
                             Call::Listen { .. } => EndpointState::Listening,
                             Call::Connect { .. } => EndpointState::Connected,
-                            Call::Close => EndpointState::Closed,
                             _ => endpoint.state,
                         };
+                        if event.call == Call::Close {
+                            endpoint.mark_closed(index);
+                        }
                         // A closed socket has no view of its own; the event's views below
                         // give back a connection the kernel still keeps (TIME_WAIT).
                         if event.call == Call::Close {
@@ -1014,7 +1033,7 @@ impl RunView {
                 // longer reports is closed: by this close(), or by the end of its program,
                 // which closes its sockets without a call.
                 if view.is_none() {
-                    endpoint.state = EndpointState::Closed;
+                    endpoint.mark_closed(index);
                 }
                 let queues = |view: Option<&SocketView>| {
                     view.map_or((0, 0), |view| {
@@ -1166,10 +1185,14 @@ impl RunView {
         if to_address.is_some() && outside.is_none() {
             self.untaken_sent_to += 1;
         }
+        let meant_for = outside
+            .clone()
+            .or_else(|| self.receiver_of(&event.endpoint, to_address.as_ref()));
         // The event is about to be pushed: its index is the number of events so far.
         let index = self.events.len() as u64;
         self.messages.push(MessageView {
             from: event.endpoint.clone(),
+            meant_for,
             taken: if outside.is_some() { data.len() } else { 0 },
             received_at: outside.as_ref().map(|_| index),
             to: outside,
@@ -1179,6 +1202,24 @@ impl RunView {
             sent_at: index,
             truncated_to: None,
         });
+    }
+
+    /// The one endpoint that bytes sent by `sender` go to: the socket bound to `to_address`
+    /// for a datagram sent there, else the socket whose address pair mirrors the sender's.
+    /// None where no socket, or more than one (Unix clients all unnamed), fits.
+    fn receiver_of(&self, sender: &str, to_address: Option<&SockAddr>) -> Option<String> {
+        let sender = self.endpoint(sender)?;
+        let mut fitting = self.endpoints.iter().filter(|e| {
+            e.id != sender.id
+                && e.state != EndpointState::Closed
+                && e.local.is_some()
+                && match to_address {
+                    Some(address) => e.local.as_ref() == Some(address),
+                    None => e.local == sender.peer && e.peer == sender.local,
+                }
+        });
+        let receiver = fitting.next()?;
+        fitting.next().is_none().then(|| receiver.id.clone())
     }
 
     /// The outside program at the other end of an endpoint's connection, if that is one.
@@ -1212,6 +1253,7 @@ impl RunView {
             self.messages.push(MessageView {
                 from: outside,
                 to: Some(receiver.id.clone()),
+                meant_for: Some(receiver.id.clone()),
                 data: data.clone(),
                 datagram: false,
                 to_address: None,
@@ -1272,8 +1314,10 @@ impl RunView {
     /// Marks the run ended: every endpoint still open was closed when its program ended.
     pub fn finish(&mut self, outcome: RunOutcome) {
         self.paused = None;
+        // Drawn at the run's last row: bytes its programs never read die with them.
+        let end = self.events.len().saturating_sub(1);
         for endpoint in &mut self.endpoints {
-            endpoint.closed_by_its_end();
+            endpoint.closed_by_its_end(end);
         }
         self.outcome = Some(outcome);
     }

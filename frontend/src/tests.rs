@@ -381,6 +381,89 @@ fn the_message_goes_from_the_send_to_the_recv_that_took_it() {
     assert!(!accept.waiting);
 }
 
+/// The simple run up to the server's send, with no recv yet.
+fn simple_run_until_the_send() -> Vec<Event> {
+    let mut events = simple_run();
+    events.pop();
+    events
+}
+
+#[test]
+fn sent_bytes_wait_in_the_receivers_queue_until_a_recv_takes_them() {
+    use crate::diagram::{Fate, layout_window};
+    // Live: the send has returned and no recv has taken the bytes; the send found where
+    // they went by the connection's address pair.
+    let model = model_with(simple_run_until_the_send());
+    let run = model.run.as_ref().unwrap();
+    let message = &run.messages[0];
+    assert_eq!(message.to, None);
+    assert_eq!(message.meant_for.as_deref(), Some("client.s"));
+    let diagram = layout(run);
+    let lane = |id: &str| diagram.lanes.iter().find(|l| l.endpoint == id).unwrap().x;
+    let arrow = &diagram.arrows[0];
+    assert_eq!(arrow.fate, Fate::Queued);
+    assert_eq!(arrow.from, (lane("server.con"), row_y(message.sent_at)));
+    // It runs into the receiver's lane down to the step shown, below the send's row.
+    assert_eq!(arrow.to, (lane("client.s"), diagram.height - 13));
+    assert!(arrow.to.1 > arrow.from.1);
+    assert_eq!(arrow.label, "b'Connection is successful' (queued)");
+
+    // Stepped back through the whole run: queued at the send, taken at the recv's return.
+    let model = model_with(simple_run());
+    let run = model.run.as_ref().unwrap();
+    let sent = run.messages[0].sent_at as usize;
+    let all = run.events.len();
+    let at = |upto: usize| {
+        layout_window(run, upto, 0..upto)
+            .arrows
+            .iter()
+            .map(|arrow| arrow.fate)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(at(sent), vec![]);
+    assert_eq!(at(sent + 1), vec![Fate::Queued]);
+    assert_eq!(at(all - 1), vec![Fate::Queued]);
+    assert_eq!(at(all), vec![Fate::Taken]);
+    // A window below the send still draws the arrow that crosses it.
+    assert_eq!(
+        layout_window(run, all - 1, all - 2..all - 1).arrows.len(),
+        1
+    );
+}
+
+#[test]
+fn bytes_never_read_are_discarded_when_their_receiver_is_closed() {
+    use crate::diagram::{Fate, layout_window};
+    let mut s = Script(simple_run_until_the_send());
+    s.enter("client.s", Call::Close)
+        .ret("client.s", ReturnValue::None, None, None);
+    let model = model_with(s.0.clone());
+    let run = model.run.as_ref().unwrap();
+    let close = run.events.len() - 1;
+    assert_eq!(run.endpoint("client.s").unwrap().closed_at, Some(close));
+    let diagram = layout(run);
+    let arrow = &diagram.arrows[0];
+    assert_eq!(arrow.fate, Fate::Discarded);
+    assert_eq!(arrow.to.1, row_y(close as u64));
+    assert_eq!(arrow.label, "b'Connection is successful' ✕ discarded");
+    // Before the close they were still waiting.
+    assert_eq!(
+        layout_window(run, close, 0..close).arrows[0].fate,
+        Fate::Queued
+    );
+
+    // A run that ends with them unread: its programs' end threw them away, at its last row.
+    let mut model = model_with(simple_run_until_the_send());
+    model.apply(ServerMessage::RunFinished {
+        run: 1,
+        outcome: RunOutcome::Completed,
+    });
+    let run = model.run.as_ref().unwrap();
+    let diagram = layout(run);
+    assert_eq!(diagram.arrows[0].fate, Fate::Discarded);
+    assert_eq!(diagram.arrows[0].to.1, row_y(run.events.len() as u64 - 1));
+}
+
 #[test]
 fn errors_and_a_lost_link_are_shown_as_such() {
     let mut events = simple_run()[..1].to_vec();

@@ -80,6 +80,15 @@ for (const lifeline of svg.querySelectorAll('.lifeline')) {
   const x = Number(lifeline.getAttribute('x1'));
   if (x < 0 || x > svgWidth) problems.push(`a lane at x ${x} lies outside the diagram (${svgWidth} wide)`);
 }
+// On a projector, the code and the diagram's labels are at least 14 px, to be read across
+// a room.
+if (width >= 1900) {
+  const small = [...document.querySelectorAll(
+    "[data-testid='program'] .line, [data-testid='diagram'] text, [data-testid='lane-headers'] text")]
+    .filter(element => parseFloat(getComputedStyle(element).fontSize) < 14)
+    .map(element => `${element.getAttribute('class')} '${element.textContent.slice(0, 20)}' at ${getComputedStyle(element).fontSize}`);
+  if (small.length) problems.push(`smaller than 14 px: ${small.slice(0, 4).join('; ')}`);
+}
 // Every socket's card, and its state on the state diagram.
 const cards = [...document.querySelectorAll("[data-testid='socket-card']")];
 const machine = document.querySelector("[data-testid='state-machine']");
@@ -127,6 +136,8 @@ async fn every_step_fits_one_screen(
         let mut steps = 0;
         let mut states_lit = 0;
         let mut charted = 0;
+        let mut queued_steps = 0;
+        let mut fates_at_the_end;
         loop {
             let label = wait_for_text(client, "step-label", "of").await?;
             let problems = script(client, LAYOUT_PROBLEMS).await?;
@@ -152,6 +163,20 @@ async fn every_step_fits_one_screen(
             )
             .await?;
             charted += charts.as_u64().unwrap_or(0);
+            // Where the diagram's message arrows are: taken, waiting in a queue, discarded.
+            let fates = script(
+                client,
+                "return [...document.querySelectorAll(\"[data-testid='diagram'] [data-testid='message']\")]
+                   .map(line => line.dataset.fate);",
+            )
+            .await?;
+            if fates
+                .as_array()
+                .is_some_and(|fates| fates.iter().any(|f| f == "queued"))
+            {
+                queued_steps += 1;
+            }
+            fates_at_the_end = fates;
             if steps == 12 {
                 save_screenshot(client, &format!("layout-{scenario}-{name}.png")).await;
             }
@@ -174,6 +199,19 @@ async fn every_step_fits_one_screen(
         }
         if steps < 20 {
             return Err(format!("{scenario}: only {steps} steps"));
+        }
+        // Every send's bytes were drawn into their receiver's queue before a recv took them,
+        // and by the run's end each was taken (the tutorial's programs read all they get).
+        if queued_steps == 0 {
+            return Err(format!(
+                "{scenario} at {name}: no step drew bytes waiting in a queue"
+            ));
+        }
+        let last = fates_at_the_end.as_array().cloned().unwrap_or_default();
+        if last.iter().any(|fate| fate != "taken") {
+            return Err(format!(
+                "{scenario} at {name}: at the end the arrows are {last:?}"
+            ));
         }
         // The bytes each client received waited in its receive queue first.
         if charted == 0 {

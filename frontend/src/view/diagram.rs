@@ -4,7 +4,7 @@
 
 use leptos::prelude::*;
 
-use crate::diagram::{HEADER_HEIGHT, ROW_HEIGHT};
+use crate::diagram::{Fate, HEADER_HEIGHT, LabelSizes, ROW_HEIGHT};
 use crate::model::role_colour;
 use crate::perf;
 use crate::view::Panel;
@@ -38,6 +38,9 @@ svg .bar.waiting { fill: var(--wait, #b58900); } svg .bar.failed { fill: var(--b
 svg .bar-label { font: 12px ui-monospace, monospace; fill: var(--fg, #1d1d1f); }
 svg .message { stroke: var(--client, #d95f02); stroke-width: 1.5; }
 svg .message.datagram { stroke-dasharray: 7 4; }
+svg .message.queued { stroke-dasharray: 2 4; }
+svg .message.discarded { stroke: var(--bad, #c62828); stroke-dasharray: 2 4; }
+svg .cross { stroke: var(--bad, #c62828); stroke-width: 2; }
 svg .arrowhead { fill: var(--client, #d95f02); }
 svg .message-label { font: 600 12px ui-monospace, monospace; fill: var(--client-text, #b84f00); }
 svg .selected-row { fill: var(--wait, #b58900); opacity: .15; }
@@ -48,8 +51,29 @@ svg .packet-head { fill: var(--wire, #6a3d9a); }
 svg .packet-label { font: 10px ui-monospace, monospace; fill: var(--wire, #6a3d9a); }
 svg .packet-label.selected { font-weight: 700; }
 svg .lane-headers-ground { fill: var(--card, #fff); }
+@media (min-width: 1800px) {
+  svg .lane-title, svg .lane-process, svg .bar-label, svg .message-label, svg .packet-label { font-size: 14px; }
+}
 svg .message-label, svg .packet-label, svg .bar-label { paint-order: stroke; stroke: var(--card, #fff); stroke-width: 3px; stroke-linejoin: round; }
 ";
+
+/// The width from which the diagram's labels are 14 px, for a projector: the style's
+/// `min-width` above.
+const PROJECTOR_WIDTH: f64 = 1800.0;
+
+/// The label sizes the style gives the diagram in this window.
+fn label_sizes() -> LabelSizes {
+    let wide = window()
+        .inner_width()
+        .ok()
+        .and_then(|width| width.as_f64())
+        .is_some_and(|width| width >= PROJECTOR_WIDTH);
+    if wide {
+        LabelSizes::PROJECTOR
+    } else {
+        LabelSizes::USUAL
+    }
+}
 
 /// The diagram's box, which scrolls both ways and keeps the selected row in view.
 pub(crate) fn diagram(panel: Panel) -> impl IntoView {
@@ -124,7 +148,10 @@ pub(crate) fn diagram(panel: Panel) -> impl IntoView {
                 crate::diagram::layout_overview(run, upto, &folded, rows)
             } else {
                 let rows = visible_rows(scroll_top(upto) - HEADER_HEIGHT, height, ROW_HEIGHT, upto);
-                (crate::diagram::layout_window(run, upto, rows), Vec::new())
+                (
+                    crate::diagram::layout_window_at(run, upto, rows, label_sizes()),
+                    Vec::new(),
+                )
             };
             Some(DiagramFrame {
                 diagram,
@@ -176,11 +203,17 @@ pub(crate) fn diagram(panel: Panel) -> impl IntoView {
                     }
                 }).collect_view()}
                 {diagram.arrows.iter().map(|arrow| {
-                    let class = if arrow.datagram { "message datagram" } else { "message" };
+                    let (fate, marker) = match arrow.fate {
+                        Fate::Taken => ("taken", "url(#arrowhead)"),
+                        Fate::Queued => ("queued", "url(#arrowhead)"),
+                        Fate::Discarded => ("discarded", "url(#cross)"),
+                    };
+                    let kind = if arrow.datagram { " datagram" } else { "" };
                     let label = if hex { arrow.hex.clone() } else { arrow.label.clone() };
                     view! {
-                        <line x1=arrow.from.0 y1=arrow.from.1 x2=arrow.to.0 y2=arrow.to.1 class=class marker-end="url(#arrowhead)"/>
-                        <text x=(arrow.from.0 + arrow.to.0) / 2 y=(arrow.from.1 + arrow.to.1) / 2 - 6
+                        <line x1=arrow.from.0 y1=arrow.from.1 x2=arrow.to.0 y2=arrow.to.1 data-testid="message"
+                            data-fate=fate class=format!("message {fate}{kind}") marker-end=marker/>
+                        <text x=arrow.label_at.0 y=arrow.label_at.1
                             class="message-label" text-anchor="middle">{label}</text>
                     }
                 }).collect_view()}
@@ -235,6 +268,9 @@ pub(crate) fn diagram(panel: Panel) -> impl IntoView {
                 <defs>
                     <marker id="arrowhead" markerWidth="10" markerHeight="8" refX="9" refY="4" orient="auto">
                         <path d="M0,0 L10,4 L0,8 z" class="arrowhead"/>
+                    </marker>
+                    <marker id="cross" markerWidth="10" markerHeight="10" refX="5" refY="5" orient="auto">
+                        <path d="M1,1 L9,9 M9,1 L1,9" class="cross"/>
                     </marker>
                     <marker id="packethead" markerWidth="7" markerHeight="6" refX="6" refY="3" orient="auto">
                         <path d="M0,0 L7,3 L0,6 z" class="packet-head"/>
