@@ -24,6 +24,7 @@ pub mod access;
 pub mod bench;
 mod capture;
 pub mod cli;
+mod hostname;
 mod hub;
 mod lab;
 pub mod limits;

@@ -2,12 +2,14 @@
 //! (a network namespace of Socket Lab's, see `netns`, whose packets `capture` reads), or the
 //! machine's, with the reason its packets are not shown.
 //!
-//! Each WebSocket session, and each `backend trace`, has a network of its own, made at its
-//! first run, so a run captures only its own packets: two sessions never share a loopback.
-//! Making a namespace costs about 1 ms (`unshare -Urn true` against `unshare -Ur true`, 50
-//! times each, on this project's machine), several times a whole seed exchange, so runs of a
-//! session share their session's network rather than making one each. Unix sockets stay on
-//! the machine (their path names are files; packets are an IP matter).
+//! Each scenario's run, from a WebSocket session or `backend trace`, has a network made for it
+//! alone ([`RunNetwork::own_for_one_run`]), so it captures only its own packets, and its
+//! programs can use the tutorial's own addresses (127.0.0.1, the machine's name, port 12345)
+//! with no other run's sockets, or a last run's TIME_WAIT, in the way. Making one costs about
+//! 0.5 to 1 ms, several times a whole seed exchange, so a session makes its next run's network
+//! while the current run plays (`ws.rs`). A session's sandbox keeps one network of the
+//! session's for all its sockets. Unix sockets stay on the machine (their path names are
+//! files; packets are an IP matter).
 
 use std::io;
 use std::os::fd::OwnedFd;
@@ -40,11 +42,23 @@ pub(crate) enum RunNetwork {
 pub(crate) struct OwnNetwork {
     network: netns::Network,
     capture: Result<NetworkCapture, String>,
+    /// Whether it was made for one run alone, which then has its loopback to itself.
+    for_one_run: bool,
 }
 
 impl RunNetwork {
     /// A new network of Socket Lab's own, or the machine's with the reason there is none.
     pub(crate) fn own() -> Self {
+        Self::make_own(false)
+    }
+
+    /// A new network of Socket Lab's own for one run alone (or the machine's, with the
+    /// reason there is none): the run's programs may bind the tutorial's addresses there.
+    pub(crate) fn own_for_one_run() -> Self {
+        Self::make_own(true)
+    }
+
+    fn make_own(for_one_run: bool) -> Self {
         match netns::network() {
             Ok(new) => {
                 let capture = new.capture.and_then(|socket| {
@@ -57,6 +71,7 @@ impl RunNetwork {
                 RunNetwork::Own(Arc::new(OwnNetwork {
                     network: new.network,
                     capture,
+                    for_one_run,
                 }))
             }
             Err(why) => {
@@ -91,6 +106,11 @@ impl RunNetwork {
     /// Whether this is a network of Socket Lab's own.
     pub(crate) fn is_own(&self) -> bool {
         matches!(self, RunNetwork::Own(_))
+    }
+
+    /// Whether this is a network of Socket Lab's own made for one run alone.
+    pub(crate) fn is_for_one_run(&self) -> bool {
+        matches!(self, RunNetwork::Own(own) if own.for_one_run)
     }
 
     /// `socket(domain, kind)` for an IP socket of a lab, in this network.

@@ -104,9 +104,17 @@ impl Run {
         network: &RunNetwork,
     ) -> (Self, Ipv4Addr) {
         let places = Places::new();
+        // A network made for this run alone has room for the tutorial's own address; a
+        // shared one (the machine's) gives each run an address of its own.
+        let alone = network.is_for_one_run();
         let setup = RunSetup {
             network: network.clone(),
-            host: LoopbackPool::shared().next_address(),
+            host: if alone {
+                Ipv4Addr::LOCALHOST
+            } else {
+                LoopbackPool::shared().next_address()
+            },
+            alone,
             port: PORT,
             port6: OnceCell::new(),
             dir: places.dir().to_path_buf(),
@@ -146,6 +154,8 @@ impl Run {
         let setup = RunSetup {
             network: network.clone(),
             host: Ipv4Addr::LOCALHOST,
+            // The outside program shares the machine's network with every other program.
+            alone: false,
             port: peer.port,
             port6: OnceCell::new(),
             dir: places.dir().to_path_buf(),
@@ -214,12 +224,18 @@ impl Run {
     /// Plays the run to its end, then closes every socket it still holds.
     pub(crate) async fn play(self) -> RunOutcome {
         let outcome = scenario::play(&self.plan, &self.lab, self.gate.as_deref(), self.limit).await;
+        let network = self.lab.network().clone();
         // Dropping the lab closes its sockets (their last packets leave as they close) and
         // its event sender; the capture then reads those packets and lets go of the sender
         // too, which ends the receiver.
         drop(self.lab);
         if let Some(capture) = self.capture {
             capture.finish();
+        }
+        // Ending a network made for this run alone joins its capture thread: done on a
+        // thread of its own, so that the run's end does not wait for it.
+        if network.is_for_one_run() {
+            tokio::task::spawn_blocking(move || drop(network));
         }
         outcome
     }
@@ -255,7 +271,8 @@ pub async fn record(scenario_id: &str) -> Result<(Vec<Event>, RunOutcome), Unkno
 pub async fn record_all(scenario_id: &str) -> Result<Recording, UnknownScenario> {
     let scenario =
         scenario::find(scenario_id).ok_or_else(|| UnknownScenario(scenario_id.to_owned()))?;
-    let (run, events) = Run::prepare(scenario, recording_policy(), &RunNetwork::own());
+    let network = RunNetwork::own_for_one_run();
+    let (run, events) = Run::prepare(scenario, recording_policy(), &network);
     Ok(collect(run, events).await)
 }
 

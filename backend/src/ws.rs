@@ -277,9 +277,13 @@ struct Runs {
     current: Option<Current>,
     policy: Arc<Policy>,
     hub: Arc<Hub>,
-    /// The session's own network, made at its first run: every run of the session opens
-    /// its IP sockets there, and captures its packets there.
+    /// The session's own network, made at its first need: its sandbox opens its IP sockets
+    /// there, and, where Socket Lab has no networks of its own, every run (the machine's).
     network: Option<RunNetwork>,
+    /// The next scenario run's network, being made while the current run plays: each run
+    /// has a network of its own (`RunNetwork::own_for_one_run`), which takes 0.5 to 1 ms to
+    /// make, and a Play need not wait for it.
+    next_run_network: Option<JoinHandle<RunNetwork>>,
     /// Where the session's sandbox opens its IP sockets (`ClientMessage::Sandbox`).
     sandbox_network: SandboxNetwork,
 }
@@ -311,6 +315,7 @@ impl Runs {
             policy,
             hub,
             network: None,
+            next_run_network: None,
             sandbox_network: SandboxNetwork::default(),
         }
     }
@@ -332,6 +337,37 @@ impl Runs {
                 }
             })
             .clone()
+    }
+
+    /// A network for one scenario run alone, made ahead where it could be, and the next one
+    /// set making. Where sessions may reach beyond loopback, or Socket Lab has no networks
+    /// of its own, the run shares the session's (the machine's).
+    async fn run_network(&mut self) -> RunNetwork {
+        if self.policy.allows_beyond_loopback()
+            || self.network.as_ref().is_some_and(|n| !n.is_own())
+        {
+            return self.network();
+        }
+        let made_ahead = match self.next_run_network.take() {
+            Some(making) => making.await.ok(),
+            None => None,
+        };
+        let network = match made_ahead {
+            Some(network) => network,
+            None => tokio::task::spawn_blocking(RunNetwork::own_for_one_run)
+                .await
+                .unwrap_or_else(|error| {
+                    RunNetwork::machine(format!("the run's network could not be made: {error}"))
+                }),
+        };
+        if network.is_own() {
+            self.next_run_network = Some(tokio::task::spawn_blocking(RunNetwork::own_for_one_run));
+        } else {
+            // No networks of Socket Lab's here: every run of the session, and its sandbox,
+            // use the machine's, and none is tried again.
+            self.network.get_or_insert_with(|| network.clone());
+        }
+        network
     }
 
     async fn handle(&mut self, message: ClientMessage, outbox: &Outbox) {
@@ -356,10 +392,15 @@ impl Runs {
                     return;
                 };
                 let policy = Arc::clone(&self.policy);
-                let network = self.network();
                 let prepared = match outside {
-                    None if quiet => Ok(Run::prepare_quiet(scenario, policy, &network)),
-                    None => Ok(Run::prepare(scenario, policy, &network)),
+                    None => {
+                        let network = self.run_network().await;
+                        Ok(if quiet {
+                            Run::prepare_quiet(scenario, policy, &network)
+                        } else {
+                            Run::prepare(scenario, policy, &network)
+                        })
+                    }
                     Some(outside) => match outside_peer(&outside) {
                         Ok(peer) => Run::prepare_with_outside(scenario, peer, policy)
                             .map_err(|error| error.to_string()),

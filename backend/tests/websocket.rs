@@ -601,3 +601,99 @@ async fn a_quiet_play_sends_only_the_runs_start_and_end() {
         other => panic!("a quiet run sent {other:?}"),
     }
 }
+
+/// The first IPv4 address the machine's name stands for, as Python's `bind((name, port))`
+/// finds it (getaddrinfo).
+fn hostname_address() -> Option<std::net::Ipv4Addr> {
+    use std::net::ToSocketAddrs;
+    let name = nix::unistd::gethostname()
+        .ok()?
+        .to_string_lossy()
+        .into_owned();
+    (name.as_str(), 0)
+        .to_socket_addrs()
+        .ok()?
+        .find_map(|address| match address {
+            std::net::SocketAddr::V4(v4) => Some(*v4.ip()),
+            std::net::SocketAddr::V6(_) => None,
+        })
+}
+
+/// Each run of a session has a network made for it alone, so the Simple Server binds the
+/// tutorial's own `(socket.gethostname(), 12345)` in every run, though the run before left
+/// its connection in TIME_WAIT on that address (the server closes first, and the tutorial
+/// sets no SO_REUSEADDR: in one network the second bind would fail with EADDRINUSE). Its code
+/// is the tutorial's, with no line of Socket Lab's giving another address.
+#[tokio::test]
+async fn every_run_binds_the_tutorials_own_address_in_a_network_of_its_own() {
+    let (addr, _stop) = start_server().await;
+    let mut client = connect(addr).await;
+    let ServerMessage::Hello { .. } = next_message(&mut client).await else {
+        panic!("the first message was not hello");
+    };
+    let named = hostname_address().filter(|address| address.is_loopback());
+    for round in 0..3 {
+        send(
+            &mut client,
+            &ClientMessage::Play {
+                scenario: "simple-server-client".into(),
+                pause_before_calls: false,
+                quiet: false,
+                outside: None,
+            },
+        )
+        .await;
+        let mut programs = Vec::new();
+        let mut events = Vec::new();
+        let mut captured = None;
+        let outcome = loop {
+            match common::next_server_message(&mut client, Duration::from_secs(10)).await {
+                ServerMessage::RunStarted { programs: p, .. } => programs = p,
+                ServerMessage::Events { events: batch, .. } => events.extend(batch),
+                ServerMessage::Capture { capture, .. } => captured = Some(capture.on),
+                ServerMessage::RunFinished { outcome, .. } => break outcome,
+                _ => {}
+            }
+        };
+        assert_eq!(outcome, RunOutcome::Completed, "round {round}");
+        // On this project's machines Socket Lab has networks of its own (README).
+        assert_eq!(
+            captured,
+            Some(true),
+            "round {round}: the run was not in its own network"
+        );
+        let errors: Vec<_> = events.iter().filter_map(|e| e.error.as_ref()).collect();
+        assert!(errors.is_empty(), "round {round}: {errors:?}");
+        let bind = events
+            .iter()
+            .find(|e| e.endpoint == "server.s" && e.call.name() == "bind")
+            .expect("the server binds");
+        let shared::Call::Bind {
+            address: shared::SockAddr::Inet { host, port },
+        } = &bind.call
+        else {
+            panic!("{bind:?}");
+        };
+        assert_eq!(*port, 12345);
+        let server = &programs.iter().find(|p| p.role == "server").unwrap().code;
+        let client_code = &programs.iter().find(|p| p.role == "client").unwrap().code;
+        match named {
+            Some(address) => {
+                assert_eq!(*host, address, "round {round}");
+                for code in [server, client_code] {
+                    assert!(
+                        code.contains("host = socket.gethostname()\nport = 12345\n"),
+                        "{code}"
+                    );
+                    assert!(!code.contains("host = '"), "{code}");
+                }
+            }
+            // Where the machine's name is no loopback address, the run's own network cannot
+            // have it, and the code says so where it sets another.
+            None => {
+                assert_eq!(*host, std::net::Ipv4Addr::LOCALHOST);
+                assert!(server.contains("# Socket Lab: the machine's name is no loopback"));
+            }
+        }
+    }
+}

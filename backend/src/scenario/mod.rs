@@ -94,8 +94,13 @@ pub(crate) fn find(id: &str) -> Option<&'static Scenario> {
 pub(crate) struct RunSetup {
     /// The network the run's IP sockets are opened in.
     pub(crate) network: crate::network::RunNetwork,
-    /// The run's own loopback address, where its IPv4 servers listen.
+    /// The run's own loopback address, where its IPv4 servers listen: 127.0.0.1 in a
+    /// network the run has to itself, else an address of 127.64.0.0/10 no other run has.
     pub(crate) host: Ipv4Addr,
+    /// Whether the run has its network to itself (made for it alone): its programs are then
+    /// written with the tutorial's own addresses, and no line of Socket Lab's says why an
+    /// address is another.
+    pub(crate) alone: bool,
     /// The port its IPv4 servers listen on: the tutorial's, unless an outside program asks
     /// for another.
     pub(crate) port: u16,
@@ -110,9 +115,35 @@ pub(crate) struct RunSetup {
 }
 
 impl RunSetup {
-    /// The run's port on `::1`: one the kernel has free, found the first time it is asked for.
+    /// The run's port on `::1`: the tutorial's in a network the run has to itself, else one
+    /// the kernel has free, found the first time it is asked for.
     pub(crate) fn port6(&self) -> u16 {
-        *self.port6.get_or_init(|| free_ipv6_port(&self.network))
+        *self.port6.get_or_init(|| {
+            if self.alone {
+                PORT
+            } else {
+                free_ipv6_port(&self.network)
+            }
+        })
+    }
+
+    /// The comment on the line where a server names its own address: why the address is not
+    /// the tutorial's, where it is not.
+    pub(crate) fn own_address_note(&self) -> &'static str {
+        if self.alone {
+            ""
+        } else {
+            "  # Socket Lab: this run's own loopback address"
+        }
+    }
+
+    /// The comment on the line where a client names the server's address.
+    pub(crate) fn server_address_note(&self) -> &'static str {
+        if self.alone {
+            ""
+        } else {
+            "  # Socket Lab: the server's address in this run"
+        }
     }
 
     /// The IPv4 address `(host, PORT)` of the run's server.
@@ -746,6 +777,7 @@ mod tests {
     fn example_setup() -> RunSetup {
         RunSetup {
             host: Ipv4Addr::new(127, 64, 0, 1),
+            alone: false,
             port: PORT,
             port6: OnceCell::from(40000),
             network: crate::network::RunNetwork::machine("a test"),

@@ -1,6 +1,6 @@
 //! The tutorial's Simple Server and Simple Client.
 
-use shared::{Call, Family, SockType};
+use shared::{Call, Family, SockAddr, SockType};
 
 use super::{Cue, Plan, RolePlan, RunSetup, Scenario, bytes};
 
@@ -17,9 +17,40 @@ pub(super) const SIMPLE_SERVER_CLIENT: Scenario = Scenario {
     plan,
 };
 
-fn plan(setup: &RunSetup) -> Plan {
+/// Where the server listens, and the line each program (server, client) has after the
+/// tutorial's `host = socket.gethostname()` where the run cannot use that name's address:
+/// none in a network of the run's own when the machine's name stands for a loopback address,
+/// which that network has; else the run's own address, with a comment that says why.
+fn server_address(setup: &RunSetup) -> (SockAddr, String, String) {
     let host = setup.host;
+    if setup.alone {
+        match crate::hostname::loopback_address() {
+            Ok((_, address)) => {
+                let address = SockAddr::Inet {
+                    host: address,
+                    port: setup.port,
+                };
+                return (address, String::new(), String::new());
+            }
+            Err(why) => {
+                tracing::info!(%why, "the Simple Server binds 127.0.0.1, not the machine's name");
+                let line = format!(
+                    "host = '{host}'  # Socket Lab: the machine's name is no loopback address here\n"
+                );
+                return (setup.server(), line.clone(), line);
+            }
+        }
+    }
+    (
+        setup.server(),
+        format!("host = '{host}'  # Socket Lab: this run's own loopback address\n"),
+        format!("host = '{host}'  # Socket Lab: the server's loopback address in this run\n"),
+    )
+}
+
+fn plan(setup: &RunSetup) -> Plan {
     let port = setup.port;
+    let (address, server_host, client_host) = server_address(setup);
     let tcp = Call::Socket {
         family: Family::Inet,
         sock_type: SockType::Stream,
@@ -31,8 +62,7 @@ fn plan(setup: &RunSetup) -> Plan {
 
 s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
 host = socket.gethostname()
-host = '{host}'  # Socket Lab: this run's own loopback address
-port = {port}
+{server_host}port = {port}
 s.bind((host, port))
 s.listen(5)
 while True:
@@ -50,7 +80,7 @@ while True:
         "s.bind",
         "s",
         Call::Bind {
-            address: setup.server(),
+            address: address.clone(),
         },
     );
     server.step("s.listen", "s", Call::Listen { backlog: 5 });
@@ -71,8 +101,7 @@ while True:
 
 s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
 host = socket.gethostname()
-host = '{host}'  # Socket Lab: the server's loopback address in this run
-port = {port}
+{client_host}port = {port}
 s.connect((host, port))
 print(s.recv(1024))
 s.close()
@@ -82,13 +111,7 @@ s.close()
     .starts(Cue::entered("server", accept));
     client.step("s = socket.socket", "s", tcp);
     client.step("gethostname", "s", Call::Gethostname);
-    client.step(
-        "s.connect",
-        "s",
-        Call::Connect {
-            address: setup.server(),
-        },
-    );
+    client.step("s.connect", "s", Call::Connect { address });
     client.step("s.recv", "s", Call::Recv { bufsize: 1024 });
     client.step("s.close()", "s", Call::Close);
     Plan {

@@ -29,7 +29,7 @@ pub(super) const TCP_ECHO: Scenario = Scenario {
             Family::Inet,
             &host,
             &address,
-            "this run's own loopback address",
+            (setup.own_address_note(), setup.server_address_note()),
         )
     },
 };
@@ -39,8 +39,9 @@ pub(super) const IPV6_ECHO: Scenario = Scenario {
     title: "TCP echo over IPv6",
     summary: "The echo server and client again, with AF_INET6 on the loopback address ::1. \
               Only the family and the address change: an IPv6 address is a 4-tuple (host, \
-              port, flowinfo, scope_id), as getpeername() shows. IPv6 has one loopback \
-              address, so each run uses a port the kernel had free instead of 12345.",
+              port, flowinfo, scope_id), as getpeername() shows. A run in a network of \
+              its own uses port 12345; on the machine's network, which has one IPv6 loopback \
+              address for every run, it uses a port the kernel had free instead.",
     outside: &[],
     plan: |setup| {
         let port = setup.port6();
@@ -51,24 +52,29 @@ pub(super) const IPV6_ECHO: Scenario = Scenario {
             scope_id: 0,
         };
         let host = format!("'::1', {port}");
-        echo_plan(
-            Family::Inet6,
-            &host,
-            &address,
-            "a port that was free for this run",
-        )
+        let notes = if setup.alone {
+            ("", "")
+        } else {
+            (
+                "  # Socket Lab: a port that was free for this run",
+                "  # Socket Lab: the server's address in this run",
+            )
+        };
+        echo_plan(Family::Inet6, &host, &address, notes)
     },
 };
 
-/// The echo server and its client, on `address`, written in the programs as `host`.
-fn echo_plan(family: Family, host: &str, address: &SockAddr, note: &str) -> Plan {
+/// The echo server and its client, on `address`, written in the programs as `host`, with
+/// the comments (`mine`, `theirs`) that say why the address is not the tutorial's, if any.
+fn echo_plan(family: Family, host: &str, address: &SockAddr, notes: (&str, &str)) -> Plan {
+    let (mine, theirs) = notes;
     let family_name = family.name();
     let mut server = RolePlan::new(
         "server",
         format!(
             "import socket
 
-HOST, PORT = {host}  # Socket Lab: {note}
+HOST, PORT = {host}{mine}
 s = socket.socket(socket.{family_name}, socket.SOCK_STREAM)
 s.bind((HOST, PORT))
 s.listen(1)
@@ -105,7 +111,7 @@ s.close()
         format!(
             "import socket
 
-HOST, PORT = {host}  # Socket Lab: the server's address in this run
+HOST, PORT = {host}{theirs}
 s = socket.socket(socket.{family_name}, socket.SOCK_STREAM)
 s.connect((HOST, PORT))
 for message in [b'Hello, server', b'Echo this back']:
@@ -149,13 +155,14 @@ pub(super) const MULTIPLE_CLIENTS: Scenario = Scenario {
 fn multiple_clients(setup: &RunSetup) -> Plan {
     let host = setup.host;
     let port = setup.port;
+    let (mine, theirs) = (setup.own_address_note(), setup.server_address_note());
     let mut server = RolePlan::new(
         "server",
         format!(
             "import socket
 
 s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-s.bind(('{host}', {port}))  # Socket Lab: this run's own loopback address
+s.bind(('{host}', {port})){mine}
 s.listen(5)
 input('Start the three clients, then press Enter')  # Socket Lab: waits for their connect()
 for n in range(1, 4):
@@ -191,7 +198,7 @@ s.close()
                 "import socket
 
 s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-s.connect(('{host}', {port}))  # Socket Lab: the server's address in this run
+s.connect(('{host}', {port})){theirs}
 print(s.recv(1024))
 s.close()
 "
@@ -225,6 +232,7 @@ pub(super) const BYTE_STREAM: Scenario = Scenario {
     plan: |setup| {
         let host = setup.host;
         let port = setup.port;
+        let (mine, theirs) = (setup.own_address_note(), setup.server_address_note());
         let mut server = RolePlan::new(
             "server",
             format!(
@@ -232,7 +240,7 @@ pub(super) const BYTE_STREAM: Scenario = Scenario {
 import time
 
 s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-s.bind(('{host}', {port}))  # Socket Lab: this run's own loopback address
+s.bind(('{host}', {port})){mine}
 s.listen(1)
 con, addr = s.accept()
 time.sleep(1)  # Socket Lab: waits until the client has sent both messages
@@ -249,7 +257,7 @@ s.close()
                 "import socket
 
 s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-s.connect(('{host}', {port}))  # Socket Lab: the server's address in this run
+s.connect(('{host}', {port})){theirs}
 s.send(b'Hello, ')
 s.send(b'world!')
 s.close()
@@ -300,13 +308,14 @@ pub(super) const HALF_CLOSE: Scenario = Scenario {
     plan: |setup| {
         let host = setup.host;
         let port = setup.port;
+        let (mine, theirs) = (setup.own_address_note(), setup.server_address_note());
         let mut server = RolePlan::new(
             "server",
             format!(
                 "import socket
 
 s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-s.bind(('{host}', {port}))  # Socket Lab: this run's own loopback address
+s.bind(('{host}', {port})){mine}
 s.listen(1)
 con, addr = s.accept()
 request = b''
@@ -335,7 +344,7 @@ s.close()
                 "import socket
 
 s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-s.connect(('{host}', {port}))  # Socket Lab: the server's address in this run
+s.connect(('{host}', {port})){theirs}
 s.sendall(b'What is the answer?')
 s.shutdown(socket.SHUT_WR)  # no more requests; the answer can still come in
 while True:
@@ -427,6 +436,7 @@ pub(super) const ADDRESS_IN_USE: Scenario = Scenario {
 fn address_in_use(setup: &RunSetup) -> Plan {
     let host = setup.host;
     let port = setup.port;
+    let (mine, theirs) = (setup.own_address_note(), setup.server_address_note());
     let reuse = || Call::Setsockopt {
         option: SockOption::ReuseAddr(true),
     };
@@ -437,7 +447,7 @@ fn address_in_use(setup: &RunSetup) -> Plan {
 
 s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(('{host}', {port}))  # Socket Lab: this run's own loopback address
+s.bind(('{host}', {port})){mine}
 s.listen(5)
 con, addr = s.accept()
 con.sendall(b'Bye')
@@ -495,7 +505,7 @@ s.listen(5)
             "import socket
 
 s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-s.connect(('{host}', {port}))  # Socket Lab: the server's address in this run
+s.connect(('{host}', {port})){theirs}
 while True:
     data = s.recv(1024)
     if not data:
@@ -571,13 +581,14 @@ pub(super) const RESET: Scenario = Scenario {
     plan: |setup| {
         let host = setup.host;
         let port = setup.port;
+        let (mine, theirs) = (setup.own_address_note(), setup.server_address_note());
         let mut server = RolePlan::new(
             "server",
             format!(
                 "import socket
 
 s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-s.bind(('{host}', {port}))  # Socket Lab: this run's own loopback address
+s.bind(('{host}', {port})){mine}
 s.listen(1)
 con, addr = s.accept()
 try:
@@ -618,7 +629,7 @@ s.close()
 import struct
 
 s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-s.connect(('{host}', {port}))  # Socket Lab: the server's address in this run
+s.connect(('{host}', {port})){theirs}
 s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0))
 s.close()  # with SO_LINGER 0, close() sends RST instead of FIN
 "
@@ -655,13 +666,14 @@ pub(super) const NONBLOCKING: Scenario = Scenario {
     plan: |setup| {
         let host = setup.host;
         let port = setup.port;
+        let (mine, theirs) = (setup.own_address_note(), setup.server_address_note());
         let mut server = RolePlan::new(
             "server",
             format!(
                 "import socket
 
 s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-s.bind(('{host}', {port}))  # Socket Lab: this run's own loopback address
+s.bind(('{host}', {port})){mine}
 s.listen(1)
 s.setblocking(False)
 try:
@@ -688,7 +700,7 @@ s.close()
                 "import socket
 
 s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-s.connect(('{host}', {port}))  # Socket Lab: the server's address in this run
+s.connect(('{host}', {port})){theirs}
 s.settimeout(0.5)
 try:
     print(s.recv(1024))  # the server sends nothing yet

@@ -23,13 +23,14 @@ pub(super) const UDP_ECHO: Scenario = Scenario {
     plan: |setup| {
         let host = setup.host;
         let port = setup.port;
+        let (mine, theirs) = (setup.own_address_note(), setup.server_address_note());
         let mut server = RolePlan::new(
             "server",
             format!(
                 "import socket
 
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind(('{host}', {port}))  # Socket Lab: this run's own loopback address
+s.bind(('{host}', {port})){mine}
 data, addr = s.recvfrom(1024)
 print('Datagram from', addr)
 s.sendto(data, addr)
@@ -58,7 +59,7 @@ s.close()
                 "import socket
 
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.sendto(b'Hello, UDP', ('{host}', {port}))  # Socket Lab: the server's address in this run
+s.sendto(b'Hello, UDP', ('{host}', {port})){theirs}
 data, addr = s.recvfrom(1024)
 print(data, 'from', addr)
 s.close()
@@ -95,13 +96,14 @@ pub(super) const DATAGRAM_BOUNDARIES: Scenario = Scenario {
     plan: |setup| {
         let host = setup.host;
         let port = setup.port;
+        let (mine, theirs) = (setup.own_address_note(), setup.server_address_note());
         let mut server = RolePlan::new(
             "server",
             format!(
                 "import socket
 
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind(('{host}', {port}))  # Socket Lab: this run's own loopback address
+s.bind(('{host}', {port})){mine}
 input('Start the client, then press Enter')  # Socket Lab: waits until it has sent all three
 for bufsize in [1024, 1024, 8]:
     data, addr = s.recvfrom(bufsize)
@@ -120,7 +122,7 @@ s.close()
 
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 for message in [b'one', b'two two', b'three three three']:
-    s.sendto(message, ('{host}', {port}))  # Socket Lab: the server's address in this run
+    s.sendto(message, ('{host}', {port})){theirs}
 s.close()
 "
             ),
