@@ -1128,6 +1128,7 @@ impl RunView {
                     outside.peer = local;
                     outside.state = EndpointState::Connected;
                 }
+                self.claim_bytes_sent_before_accept(endpoint);
             }
             ReturnValue::Sent { count } => self.record_sent(event, *count),
             ReturnValue::None => {
@@ -1202,6 +1203,33 @@ impl RunView {
             sent_at: index,
             truncated_to: None,
         });
+    }
+
+    /// Bytes a client sent before `accept()` took its connection waited in the connection's
+    /// queue all along, which the accepted socket `receiver` now holds: they are meant for it.
+    fn claim_bytes_sent_before_accept(&mut self, receiver: &str) {
+        let Some(conn) = self.endpoint(receiver) else {
+            return;
+        };
+        let (Some(local), Some(peer)) = (conn.local.clone(), conn.peer.clone()) else {
+            return;
+        };
+        let mut senders = self.endpoints.iter().filter(|e| {
+            e.id != receiver && e.local.as_ref() == Some(&peer) && e.peer.as_ref() == Some(&local)
+        });
+        let (Some(sender), None) = (senders.next(), senders.next()) else {
+            return;
+        };
+        let sender = sender.id.clone();
+        for message in &mut self.messages {
+            if message.from == sender
+                && message.to.is_none()
+                && message.meant_for.is_none()
+                && !message.datagram
+            {
+                message.meant_for = Some(receiver.to_owned());
+            }
+        }
     }
 
     /// The one endpoint that bytes sent by `sender` go to: the socket bound to `to_address`

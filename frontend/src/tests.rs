@@ -432,6 +432,55 @@ fn sent_bytes_wait_in_the_receivers_queue_until_a_recv_takes_them() {
 }
 
 #[test]
+fn bytes_sent_before_the_accept_are_drawn_into_the_accepted_sockets_queue() {
+    use crate::diagram::{Fate, layout_window};
+    let data = Bytes(b"early".to_vec());
+    let mut s = Script::default();
+    s.enter("server.s", Call::Bind { address: SERVER })
+        .ret("server.s", ReturnValue::None, Some(SERVER), None)
+        .enter("server.s", Call::Listen { backlog: 5 })
+        .ret("server.s", ReturnValue::None, Some(SERVER), None)
+        .enter("client.s", Call::Connect { address: SERVER })
+        .ret("client.s", ReturnValue::None, Some(CLIENT), Some(SERVER))
+        .enter("client.s", Call::Send { data })
+        .ret(
+            "client.s",
+            ReturnValue::Sent { count: 5 },
+            Some(CLIENT),
+            Some(SERVER),
+        );
+    let sent = s.0.len() - 1;
+    s.enter("server.s", Call::Accept).ret(
+        "server.s",
+        ReturnValue::Accepted {
+            process: None,
+            endpoint: "server.con".into(),
+            fd: 7,
+            address: CLIENT,
+        },
+        Some(SERVER),
+        None,
+    );
+    let accepted = s.0.len();
+    let model = model_with(s.0.clone());
+    let run = model.run.as_ref().unwrap();
+    // No socket held the connection when the bytes were sent: the accept found their owner.
+    assert_eq!(run.messages[0].meant_for.as_deref(), Some("server.con"));
+    let diagram = layout(run);
+    let lane = |id: &str| diagram.lanes.iter().find(|l| l.endpoint == id).unwrap().x;
+    let arrow = &diagram.arrows[0];
+    assert_eq!(arrow.fate, Fate::Queued);
+    assert_eq!(arrow.from, (lane("client.s"), row_y(sent as u64)));
+    assert_eq!(arrow.to.0, lane("server.con"));
+    // Before the accept returned there was no socket to draw them into.
+    assert!(
+        layout_window(run, accepted - 1, 0..accepted - 1)
+            .arrows
+            .is_empty()
+    );
+}
+
+#[test]
 fn bytes_never_read_are_discarded_when_their_receiver_is_closed() {
     use crate::diagram::{Fate, layout_window};
     let mut s = Script(simple_run_until_the_send());

@@ -244,7 +244,7 @@ pub(crate) struct Network {
 }
 
 /// `socket(2)`'s domain, type and protocol.
-type SocketKind = (libc::c_int, libc::c_int, libc::c_int);
+pub(crate) type SocketKind = (libc::c_int, libc::c_int, libc::c_int);
 
 /// A new network, and its packet socket or why it has none.
 pub(crate) struct NewNetwork {
@@ -314,8 +314,37 @@ impl Network {
         {
             return Ok(socket);
         }
+        let mut fds = self.ask_for_sockets(key)?;
+        let socket = fds
+            .pop()
+            .ok_or_else(|| io::Error::other("the network broker sent no socket"))?;
+        match spare.iter_mut().find(|(kind, _)| *kind == key) {
+            Some((_, sockets)) => sockets.extend(fds),
+            None => spare.push((key, fds)),
+        }
+        Ok(socket)
+    }
+
+    /// Has sockets of each of `kinds` opened ahead, so that a run's first `socket()` of
+    /// each takes one at once instead of asking the broker: for a network made ahead of its
+    /// run, off the run's path.
+    pub(crate) fn open_ahead(&self, kinds: &[SocketKind]) -> io::Result<()> {
+        for &key in kinds {
+            let fds = self.ask_for_sockets(key)?;
+            let mut spare = crate::lab::lock(&self.spare);
+            match spare.iter_mut().find(|(kind, _)| *kind == key) {
+                Some((_, sockets)) => sockets.extend(fds),
+                None => spare.push((key, fds)),
+            }
+        }
+        Ok(())
+    }
+
+    /// A batch of new sockets of `key`'s kind in this network, from the broker.
+    fn ask_for_sockets(&self, key: SocketKind) -> io::Result<Vec<OwnedFd>> {
+        let (domain, kind, protocol) = key;
         let broker = broker().map_err(io::Error::other)?;
-        let (reply, mut fds) = broker
+        let (reply, fds) = broker
             .ask(
                 Request {
                     op: op::SOCKET,
@@ -330,14 +359,7 @@ impl Network {
         if reply.errno != 0 {
             return Err(io::Error::from_raw_os_error(reply.errno));
         }
-        let socket = fds
-            .pop()
-            .ok_or_else(|| io::Error::other("the network broker sent no socket"))?;
-        match spare.iter_mut().find(|(kind, _)| *kind == key) {
-            Some((_, sockets)) => sockets.extend(fds),
-            None => spare.push((key, fds)),
-        }
-        Ok(socket)
+        Ok(fds)
     }
 }
 
@@ -396,6 +418,40 @@ mod tests {
         let error = network.socket(12345, libc::SOCK_STREAM, 0).unwrap_err();
         assert_eq!(error.raw_os_error(), Some(libc::EAFNOSUPPORT));
         assert!(network.socket(libc::AF_INET6, libc::SOCK_DGRAM, 0).is_ok());
+    }
+
+    /// Sockets opened ahead are the network's own, and a run's `socket()` takes them before
+    /// it asks the broker for more.
+    #[test]
+    fn sockets_opened_ahead_are_taken_first() {
+        let _descriptors = crate::lab::tests::descriptors_to_myself();
+        let Ok(new) = network() else {
+            return;
+        };
+        let network = new.network;
+        let tcp = (libc::AF_INET, libc::SOCK_STREAM, 0);
+        let spare = |network: &Network| {
+            crate::lab::lock(&network.spare)
+                .iter()
+                .find(|(kind, _)| *kind == tcp)
+                .map_or(0, |(_, sockets)| sockets.len())
+        };
+        assert_eq!(spare(&network), 0);
+        network.open_ahead(&[tcp]).unwrap();
+        assert_eq!(spare(&network), wire::MAX_BATCH as usize);
+        let taken = socket2::Socket::from(network.socket(tcp.0, tcp.1, tcp.2).unwrap());
+        assert_eq!(spare(&network), wire::MAX_BATCH as usize - 1);
+        // It is a socket of the network: its loopback is the network's, with nothing on it.
+        let refused = taken.connect(&std::net::SocketAddr::from(([127, 0, 0, 1], 9)).into());
+        assert_eq!(
+            refused.err().and_then(|error| error.raw_os_error()),
+            Some(libc::ECONNREFUSED)
+        );
+        // A kind the kernel does not know is its error, opened ahead or not.
+        let error = network
+            .open_ahead(&[(12345, libc::SOCK_STREAM, 0)])
+            .unwrap_err();
+        assert_eq!(error.raw_os_error(), Some(libc::EAFNOSUPPORT));
     }
 
     fn network_or_skip() -> Network {
