@@ -21,6 +21,9 @@
 # Raised again, 238,500 -> 239,500 B, for bytes in flight (a send's bytes drawn into the
 # receiver's queue at once, dashed while they wait, crossed out when never read) and labels
 # placed apart, 14 px on a projector: 2.0 KB with them, 238,947 B, about 1 KB under the
+# ceiling. Raised again, 239,500 -> 239,800 B, for lanes fitted to the diagram's box, so that
+# a laptop shows the Simple Server's three sockets without scrolling sideways, and bytes sent
+# before an accept drawn into the accepted socket's queue: 239,522 B, 0.5 KB under the
 # ceiling.)
 #
 # The figure is the gzip copies that trunk's post-build hook wrote (scripts/post-build.sh):
@@ -29,7 +32,7 @@
 # is printed beside them.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-BUDGET_BYTES=239500
+BUDGET_BYTES=239800
 CEILING_BYTES=240000
 
 shopt -s nullglob

@@ -21,8 +21,25 @@ const ARROW_LABEL_BYTES: usize = 48;
 /// A coordinate or length in the diagram, in pixels.
 pub type Px = i64;
 
-/// The width of one lifeline's column.
+/// The width of one lifeline's column, where the diagram's box has room for it.
 pub const LANE_WIDTH: Px = 260;
+/// The narrowest a lane is drawn to fit the diagram's box (a laptop's, with three sockets): a
+/// call's label is wider, but a row holds one call, whose label may run over the next line.
+pub const MIN_LANE_WIDTH: Px = 180;
+/// Room kept right of the last lane's line, when lanes are fitted to a box, for its labels.
+const FIT_LABEL_ROOM: Px = 150;
+
+/// The width of each of `lanes` lanes, so that every line fits a box `fit_width` wide with
+/// room for the last one's labels (0: no box to fit), between [`MIN_LANE_WIDTH`] and
+/// [`LANE_WIDTH`].
+pub fn lane_width(lanes: usize, fit_width: Px) -> Px {
+    if fit_width <= 0 {
+        return LANE_WIDTH;
+    }
+    // The last lane's line is half a lane in from its left edge.
+    let halves = 2 * count(lanes.max(1)) - 1;
+    (2 * (fit_width - FIT_LABEL_ROOM) / halves).clamp(MIN_LANE_WIDTH, LANE_WIDTH)
+}
 /// The height of one event's row.
 pub const ROW_HEIGHT: Px = 26;
 /// The space above the first row, for the lifelines' titles.
@@ -133,6 +150,8 @@ pub struct Diagram {
     pub arrows: Vec<Arrow>,
     /// One per packet shown.
     pub packets: Vec<PacketArrow>,
+    /// The width of each lane.
+    pub lane_width: Px,
 }
 
 /// Extra width right of the last lane, so its labels are not cut off.
@@ -157,7 +176,7 @@ fn count(rows: usize) -> Px {
 ///
 /// A watched run's lanes are grouped by process, each process's sockets side by side in the
 /// order the processes first appeared, so that a process reads as one lifeline of sockets.
-fn lanes(run: &RunView, upto: usize) -> Vec<Lane> {
+fn lanes(run: &RunView, upto: usize, fit_width: Px) -> (Vec<Lane>, Px) {
     let mut shown: Vec<&crate::model::EndpointView> = run
         .endpoints
         .iter()
@@ -180,7 +199,8 @@ fn lanes(run: &RunView, upto: usize) -> Vec<Lane> {
         shown = grouped;
     }
     let mut previous_role: Option<&str> = None;
-    shown
+    let lane_width = lane_width(shown.len(), fit_width);
+    let lanes = shown
         .into_iter()
         .enumerate()
         .map(|(index, endpoint)| {
@@ -193,17 +213,18 @@ fn lanes(run: &RunView, upto: usize) -> Vec<Lane> {
             previous_role = Some(&endpoint.role);
             Lane {
                 endpoint: endpoint.id.clone(),
-                x: LANE_WIDTH * count(index) + LANE_WIDTH / 2,
+                x: lane_width * count(index) + lane_width / 2,
                 title: socket.unwrap_or(&endpoint.id).to_owned(),
                 process: (socket.is_some() && first_of_process).then(|| endpoint.role.clone()),
             }
         })
-        .collect()
+        .collect();
+    (lanes, lane_width)
 }
 
 /// The diagram's width: its lanes, and room on the right for the last lane's call labels.
-fn width(lanes: &[Lane]) -> Px {
-    LANE_WIDTH * count(lanes.len().max(1)) + LABEL_ROOM
+fn width(lanes: &[Lane], lane_width: Px) -> Px {
+    lane_width * count(lanes.len().max(1)) + LABEL_ROOM
 }
 
 /// Lays out a whole run.
@@ -211,25 +232,30 @@ pub fn layout(run: &RunView) -> Diagram {
     layout_window(run, run.events.len(), 0..run.events.len())
 }
 
-/// The sizes of the diagram's label fonts, in pixels, which its labels are placed by.
+/// The sizes the diagram is drawn at, in pixels: its label fonts, which its labels are placed
+/// by, and the box its lanes are fitted to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct LabelSizes {
+pub struct Sizes {
     /// A message's bytes.
     pub message: Px,
     /// A packet's flags and length.
     pub packet: Px,
+    /// The width of the box the lanes are fitted to (0: none, every lane [`LANE_WIDTH`]).
+    pub fit_width: Px,
 }
 
-impl LabelSizes {
+impl Sizes {
     /// The page's usual sizes.
-    pub const USUAL: LabelSizes = LabelSizes {
+    pub const USUAL: Sizes = Sizes {
         message: 12,
         packet: 10,
+        fit_width: 0,
     };
     /// On a projector's width (the page's style says from when): read from across a room.
-    pub const PROJECTOR: LabelSizes = LabelSizes {
+    pub const PROJECTOR: Sizes = Sizes {
         message: 14,
         packet: 14,
+        fit_width: 0,
     };
 }
 
@@ -237,18 +263,13 @@ impl LabelSizes {
 /// messages that touch the rows in `rows`: a page with ten thousand events draws the few
 /// dozen on screen. The size is the whole diagram's, so that it scrolls as one.
 pub fn layout_window(run: &RunView, upto: usize, rows: Range<usize>) -> Diagram {
-    layout_window_at(run, upto, rows, LabelSizes::USUAL)
+    layout_window_at(run, upto, rows, Sizes::USUAL)
 }
 
 /// [`layout_window`] with labels of the font sizes given.
-pub fn layout_window_at(
-    run: &RunView,
-    upto: usize,
-    rows: Range<usize>,
-    sizes: LabelSizes,
-) -> Diagram {
+pub fn layout_window_at(run: &RunView, upto: usize, rows: Range<usize>, sizes: Sizes) -> Diagram {
     let upto = upto.min(run.events.len());
-    let lanes = lanes(run, upto);
+    let (lanes, lane_width) = lanes(run, upto, sizes.fit_width);
     let lane_x = |endpoint: &str| {
         lanes
             .iter()
@@ -332,12 +353,13 @@ pub fn layout_window_at(
     let mut packets = packet_arrows(run, upto, &rows, &lanes);
     place_labels(&mut arrows, &mut packets, sizes);
     Diagram {
-        width: width(&lanes),
+        width: width(&lanes, lane_width),
         height,
         lanes,
         bars,
         arrows,
         packets,
+        lane_width,
     }
 }
 
@@ -366,7 +388,7 @@ const ALONG: [(Px, Px); 7] = [(1, 2), (1, 3), (2, 3), (1, 5), (4, 5), (1, 10), (
 /// message's at its arrow's middle if that is free, else at the first free point further
 /// along either way (6 px above the line); a label with no free place keeps the first. The
 /// widths are those of the diagram's monospace font: 0.6 of its size a character.
-fn place_labels(arrows: &mut [Arrow], packets: &mut [PacketArrow], sizes: LabelSizes) {
+fn place_labels(arrows: &mut [Arrow], packets: &mut [PacketArrow], sizes: Sizes) {
     let mut taken: Vec<(Px, Px, Px, Px)> = Vec::new();
     let mut place =
         |first: (Px, Px), others: &mut dyn Iterator<Item = (Px, Px)>, label: &str, size: Px| {
@@ -701,15 +723,17 @@ pub fn layout_overview(
     upto: usize,
     all: &[OverviewRow],
     rows: Range<usize>,
+    fit_width: Px,
 ) -> (Diagram, Vec<SummaryBand>) {
-    let lanes = lanes(run, upto);
+    let (lanes, lane_width) = lanes(run, upto, fit_width);
     let mut diagram = Diagram {
-        width: width(&lanes),
+        width: width(&lanes, lane_width),
         height: HEADER_HEIGHT + (count(all.len()) + 1) * ROW_HEIGHT,
         lanes,
         bars: Vec::new(),
         arrows: Vec::new(),
         packets: Vec::new(),
+        lane_width,
     };
     let lane_x = |endpoint: &str| {
         diagram
@@ -797,6 +821,24 @@ mod tests {
         }
     }
 
+    /// A laptop's diagram box (about 580 px at 1440 × 900) holds the lines of the Simple
+    /// Server's three sockets; lanes never grow past their usual width, nor shrink past the
+    /// narrowest, however many there are.
+    #[test]
+    fn lanes_fit_the_box_they_are_drawn_in() {
+        let last_line = |lanes: usize, width: Px| {
+            let lane = lane_width(lanes, width);
+            lane * (2 * count(lanes) - 1) / 2
+        };
+        assert!(last_line(3, 580) + 120 <= 580, "{}", last_line(3, 580));
+        assert_eq!(lane_width(2, 580), LANE_WIDTH);
+        assert_eq!(lane_width(3, 1900), LANE_WIDTH);
+        assert_eq!(lane_width(7, 580), MIN_LANE_WIDTH);
+        // No box measured yet: the usual width.
+        assert_eq!(lane_width(3, 0), LANE_WIDTH);
+        assert_eq!(lane_width(0, 580), LANE_WIDTH);
+    }
+
     #[test]
     fn a_message_label_moves_along_its_arrow_off_a_packets_label() {
         // A queued message's arrow, down from the sender to the receiver's lane, whose
@@ -808,7 +850,7 @@ mod tests {
             label_box(middle, 27, 12),
             label_box(packets[0].label_at, 13, 10)
         ));
-        place_labels(&mut arrows, &mut packets, LabelSizes::USUAL);
+        place_labels(&mut arrows, &mut packets, Sizes::USUAL);
         assert_eq!(packets[0].label_at, (260, 144));
         let placed = arrows[0].label_at;
         assert_ne!(placed, middle);
@@ -826,7 +868,7 @@ mod tests {
             arrow((130, 100), (390, 100), "b'one'"),
             arrow((130, 100), (390, 100), "b'two'"),
         ];
-        place_labels(&mut two, &mut [], LabelSizes::USUAL);
+        place_labels(&mut two, &mut [], Sizes::USUAL);
         assert_eq!(two[0].label_at, (260, 94));
         assert!(!overlap(
             label_box(two[0].label_at, 6, 12),
@@ -855,7 +897,7 @@ mod tests {
         assert!(!overlap(first, second));
         let (first, second) = boxes(&packets, 14);
         assert!(overlap(first, second));
-        place_labels(&mut [], &mut packets, LabelSizes::PROJECTOR);
+        place_labels(&mut [], &mut packets, Sizes::PROJECTOR);
         let (first, second) = boxes(&packets, 14);
         assert!(!overlap(first, second), "{:?}", packets.map(|p| p.label_at));
         // Each still over its own line, at its own height.

@@ -1061,7 +1061,7 @@ fn the_overview_folds_a_long_stream_into_one_row() {
     assert_eq!((*first, *last), (2, 10_001));
     assert_eq!(calls, &[("client.s".to_owned(), "send", 5_000)]);
     assert_eq!(*bytes, 5_000);
-    let (diagram, bands) = crate::diagram::layout_overview(run, run.events.len(), &rows, 0..3);
+    let (diagram, bands) = crate::diagram::layout_overview(run, run.events.len(), &rows, 0..3, 0);
     // Every event is found in its row, by bisection as by search.
     for index in [0, 1, 2, 500, 10_001] {
         assert_eq!(

@@ -76,9 +76,14 @@ if (!selected) {
 const svg = document.querySelector("[data-testid='diagram']");
 const svgWidth = Number(svg.getAttribute('width'));
 if (diagramBox.scrollWidth + 1 < svgWidth) problems.push(`the diagram is ${svgWidth} wide, its box scrolls to ${diagramBox.scrollWidth}`);
-for (const lifeline of svg.querySelectorAll('.lifeline')) {
+const lifelines = [...svg.querySelectorAll('.lifeline')];
+for (const lifeline of lifelines) {
   const x = Number(lifeline.getAttribute('x1'));
   if (x < 0 || x > svgWidth) problems.push(`a lane at x ${x} lies outside the diagram (${svgWidth} wide)`);
+  // Up to three sockets (the Simple Server's), every lane is in the box as it stands, with
+  // no scrolling sideways: the bytes a send draws come from a lane in view.
+  if (lifelines.length <= 3 && x - diagramBox.scrollLeft > diagramBox.clientWidth)
+    problems.push(`a lane at x ${x} is beyond the diagram's box, ${diagramBox.clientWidth} wide`);
 }
 // On a projector, the code and the diagram's labels are at least 14 px, to be read across
 // a room.

@@ -4,13 +4,13 @@
 
 use leptos::prelude::*;
 
-use crate::diagram::{Fate, HEADER_HEIGHT, LabelSizes, ROW_HEIGHT};
+use crate::diagram::{Fate, HEADER_HEIGHT, ROW_HEIGHT, Sizes};
 use crate::model::role_colour;
 use crate::perf;
 use crate::view::Panel;
 use crate::view::scroll::{
-    BoxScroll, changes_while_on_screen, keep_in_view, keep_scroll, rows_as_px, visible_rows,
-    watch_on_screen,
+    BoxScroll, changes_while_on_screen, keep_in_view, keep_scroll, note_scroll, rows_as_px,
+    visible_rows, watch_on_screen,
 };
 
 /// What the diagram draws for the rows on screen, and which row holds the selected event
@@ -62,17 +62,13 @@ svg .message-label, svg .packet-label, svg .bar-label { paint-order: stroke; str
 const PROJECTOR_WIDTH: f64 = 1800.0;
 
 /// The label sizes the style gives the diagram in this window.
-fn label_sizes() -> LabelSizes {
+fn label_sizes() -> Sizes {
     let wide = window()
         .inner_width()
         .ok()
         .and_then(|width| width.as_f64())
         .is_some_and(|width| width >= PROJECTOR_WIDTH);
-    if wide {
-        LabelSizes::PROJECTOR
-    } else {
-        LabelSizes::USUAL
-    }
+    if wide { Sizes::PROJECTOR } else { Sizes::USUAL }
 }
 
 /// The diagram's box, which scrolls both ways and keeps the selected row in view.
@@ -95,6 +91,10 @@ pub(crate) fn diagram(panel: Panel) -> impl IntoView {
     let diagram_scroll = RwSignal::new(BoxScroll {
         top: 0,
         height: 600,
+        // The box's width, which the lanes are fitted to (a laptop's box holds three
+        // sockets' lanes), read where the box is scrolled to its row, which lays the page
+        // out anyway; 0 until then.
+        width: 0,
         at_end: true,
     });
     // While the diagram follows a live run at its end, it draws the last rows, however far
@@ -103,13 +103,13 @@ pub(crate) fn diagram(panel: Panel) -> impl IntoView {
     let diagram_anchor = Memo::new(move |_| {
         let scroll = diagram_scroll.get();
         let at_end = scroll.at_end && following();
-        ((!at_end).then_some(scroll.top), scroll.height)
+        ((!at_end).then_some(scroll.top), scroll.height, scroll.width)
     });
     // What the diagram draws, computed once per change of the run, the scroll or the zoom,
     // and compared with what it drew: a new event below the rows on screen redraws nothing.
     let frame = Memo::new(move |_| {
         let _span = perf::span("diagram");
-        let (anchor, height) = diagram_anchor.get();
+        let (anchor, height, fit_width) = diagram_anchor.get();
         let zoomed_in = zoomed_in.get();
         // The top of the box scrolled to the end of a diagram of `rows` rows.
         let scroll_top = |rows: usize| {
@@ -145,11 +145,19 @@ pub(crate) fn diagram(panel: Panel) -> impl IntoView {
                     ROW_HEIGHT,
                     folded.len(),
                 );
-                crate::diagram::layout_overview(run, upto, &folded, rows)
+                crate::diagram::layout_overview(run, upto, &folded, rows, fit_width)
             } else {
                 let rows = visible_rows(scroll_top(upto) - HEADER_HEIGHT, height, ROW_HEIGHT, upto);
                 (
-                    crate::diagram::layout_window_at(run, upto, rows, label_sizes()),
+                    crate::diagram::layout_window_at(
+                        run,
+                        upto,
+                        rows,
+                        Sizes {
+                            fit_width,
+                            ..label_sizes()
+                        },
+                    ),
                     Vec::new(),
                 )
             };
@@ -184,7 +192,7 @@ pub(crate) fn diagram(panel: Panel) -> impl IntoView {
                         width=diagram.width height=ROW_HEIGHT/>
                 })}
                 {diagram.lanes.iter().map(|lane| view! {
-                    <text x=lane.x - crate::diagram::LANE_WIDTH / 2 + 8 y=14 class="lane-process">{lane.process.clone().unwrap_or_default()}</text>
+                    <text x=lane.x - diagram.lane_width / 2 + 8 y=14 class="lane-process">{lane.process.clone().unwrap_or_default()}</text>
                     <text x=lane.x y=HEADER_HEIGHT / 2 + 6 class="lane-title" text-anchor="middle">{lane.title.clone()}</text>
                     <line x1=lane.x y1=HEADER_HEIGHT - 8 x2=lane.x y2=diagram.height class="lifeline"/>
                 }).collect_view()}
@@ -246,7 +254,10 @@ pub(crate) fn diagram(panel: Panel) -> impl IntoView {
                     .diagram
                     .lanes
                     .iter()
-                    .map(|lane| (lane.x, lane.title.clone(), lane.process.clone()))
+                    .map(|lane| {
+                        let left = lane.x - frame.diagram.lane_width / 2;
+                        (lane.x, left, lane.title.clone(), lane.process.clone())
+                    })
                     .collect::<Vec<_>>()
             })
         })
@@ -256,8 +267,8 @@ pub(crate) fn diagram(panel: Panel) -> impl IntoView {
             <svg class="lane-headers" data-testid="lane-headers" aria-hidden="true"
                 width=move || size().0 height=HEADER_HEIGHT>
                 <rect class="lane-headers-ground" x="0" y="0" width=move || size().0 height=HEADER_HEIGHT/>
-                {move || lanes().into_iter().map(|(x, title, process)| view! {
-                    <text x=x - crate::diagram::LANE_WIDTH / 2 + 8 y=14 class="lane-process">{process.unwrap_or_default()}</text>
+                {move || lanes().into_iter().map(|(x, left, title, process)| view! {
+                    <text x=left + 8 y=14 class="lane-process">{process.unwrap_or_default()}</text>
                     <text x=x y=HEADER_HEIGHT / 2 + 6 class="lane-title" text-anchor="middle">{title}</text>
                 }).collect_view()}
             </svg>
@@ -309,6 +320,7 @@ pub(crate) fn diagram(panel: Panel) -> impl IntoView {
         // After the diagram has been redrawn at its new height (zooming changes it).
         request_animation_frame(move || {
             keep_in_view(&element, top, height, HEADER_HEIGHT, following);
+            note_scroll(&element, diagram_scroll);
         });
     };
     Effect::new(move |_| {

@@ -33,6 +33,7 @@ pub(crate) fn log(
     let log_scroll = RwSignal::new(BoxScroll {
         top: 0,
         height: 15 * LOG_ROW_HEIGHT,
+        width: 0,
         at_end: true,
     });
     // Where the log is scrolled to, unless it is at its end: there, while it follows a live

@@ -117,6 +117,8 @@ pub(crate) struct BoxScroll {
     pub(crate) top: Px,
     /// How tall the box is.
     pub(crate) height: Px,
+    /// How wide it is (0 until first read).
+    pub(crate) width: Px,
     /// Scrolled to the end.
     pub(crate) at_end: bool,
 }
@@ -128,6 +130,7 @@ impl BoxScroll {
         BoxScroll {
             top: Px::from(top),
             height: Px::from(height),
+            width: Px::from(element.client_width()),
             at_end: top + height >= element.scroll_height() - 1,
         }
     }
@@ -155,10 +158,15 @@ pub(crate) fn keep_scroll(
 ) -> impl Fn(leptos::ev::Event) + Copy {
     move |_| {
         if let Some(element) = node.get_untracked() {
-            let now = BoxScroll::of(&element);
-            scroll.maybe_update(|current| std::mem::replace(current, now) != now);
+            note_scroll(&element, scroll);
         }
     }
+}
+
+/// Sets `scroll` to where `element` is scrolled to now, if that changed.
+pub(crate) fn note_scroll(element: &web_sys::Element, scroll: RwSignal<BoxScroll>) {
+    let now = BoxScroll::of(element);
+    scroll.maybe_update(|current| std::mem::replace(current, now) != now);
 }
 
 /// Scrolls a box so that the row at `y` (`row_height` tall) is in view: to the end when
