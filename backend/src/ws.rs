@@ -307,6 +307,27 @@ enum Current {
     },
 }
 
+impl Drop for Runs {
+    /// Ending a network of Socket Lab's waits for its capture thread and the kernel (about
+    /// 10 ms: closing its packet socket waits for an RCU grace period), so the session's
+    /// networks, the one made ahead for its next run among them, end on a blocking thread,
+    /// not on the runtime's workers.
+    fn drop(&mut self) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let session = self.network.take();
+        let next = self.next_run_network.take();
+        runtime.spawn(async move {
+            let next = match next {
+                Some(making) => making.await.ok(),
+                None => None,
+            };
+            let _ = tokio::task::spawn_blocking(move || drop((session, next))).await;
+        });
+    }
+}
+
 impl Runs {
     fn new(policy: Arc<Policy>, hub: Arc<Hub>) -> Self {
         Runs {

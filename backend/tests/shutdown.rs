@@ -148,6 +148,88 @@ async fn sigterm_closes_every_session_removes_every_file_and_exits_within_5_s() 
     std::fs::remove_dir_all(&empty).unwrap();
 }
 
+/// The threads of process `pid` named `name`.
+fn threads_named(pid: u32, name: &str) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|tasks| {
+            tasks
+                .filter_map(Result::ok)
+                .filter(|task| {
+                    std::fs::read_to_string(task.path().join("comm"))
+                        .is_ok_and(|comm| comm.trim() == name)
+                })
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+/// Every scenario's run has a network of its own, and a session makes its next run's network
+/// while a run plays: each network has a capture thread. Once the session closes, none is
+/// left: not its runs', not the one made for a run that never came.
+#[tokio::test]
+async fn a_sessions_networks_end_with_it() {
+    let port = common::free_port();
+    // Not `tempdir()`: the other test of this file removes that one when it ends.
+    let empty =
+        std::env::temp_dir().join(format!("socket-lab-networks-test-{}", std::process::id()));
+    std::fs::create_dir_all(&empty).unwrap();
+    let mut server = Command::new(env!("CARGO_BIN_EXE_backend"))
+        .args(["--addr", &format!("127.0.0.1:{port}"), "--static-dir"])
+        .arg(&empty)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = format!("ws://127.0.0.1:{port}/ws");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut session = loop {
+        match tokio_tungstenite::connect_async(&url).await {
+            Ok((socket, _)) => break socket,
+            Err(_) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(error) => panic!("the server never listened: {error}"),
+        }
+    };
+    for _ in 0..3 {
+        session
+            .send(Message::Text(
+                json!({"type": "play", "scenario": "simple-server-client"})
+                    .to_string()
+                    .into(),
+            ))
+            .await
+            .unwrap();
+        until(&mut session, |message| {
+            matches!(message, ServerMessage::RunFinished { .. }).then_some(())
+        })
+        .await;
+    }
+    // The next run's network is ready, with its capture thread (where Socket Lab has networks
+    // of its own here, as this project's machines do).
+    let ready = Instant::now() + Duration::from_secs(5);
+    while threads_named(server.id(), "capture") == 0 && Instant::now() < ready {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        threads_named(server.id(), "capture") >= 1,
+        "no network made ahead"
+    );
+    session.close(None).await.unwrap();
+    drop(session);
+    let gone = Instant::now() + Duration::from_secs(5);
+    while threads_named(server.id(), "capture") > 0 {
+        assert!(
+            Instant::now() < gone,
+            "{} capture threads still run 5 s after the session closed",
+            threads_named(server.id(), "capture")
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _ = server.kill();
+    let _ = server.wait();
+    std::fs::remove_dir_all(&empty).ok();
+}
+
 /// An empty directory of this test's own, for `--static-dir`.
 fn tempdir() -> PathBuf {
     let dir = std::env::temp_dir().join(format!("socket-lab-shutdown-test-{}", std::process::id()));
