@@ -31,6 +31,7 @@ pub mod limits;
 mod loopback;
 mod netns;
 mod network;
+mod network_pool;
 pub mod policy;
 mod private_net;
 pub mod run;

@@ -6,8 +6,8 @@
 //! alone ([`RunNetwork::own_for_one_run`]), so it captures only its own packets, and its
 //! programs can use the tutorial's own addresses (127.0.0.1, the machine's name, port 12345)
 //! with no other run's sockets, or a last run's TIME_WAIT, in the way. Making one costs about
-//! 0.5 to 1 ms, several times a whole seed exchange, so a session makes its next run's network
-//! while the current run plays (`ws.rs`). A session's sandbox keeps one network of the
+//! 0.5 to 1 ms, several times a whole seed exchange, so the process keeps two made ahead
+//! for the runs to come (`network_pool.rs`). A session's sandbox keeps one network of the
 //! session's for all its sockets. Unix sockets stay on the machine (their path names are
 //! files; packets are an IP matter).
 

@@ -280,10 +280,6 @@ struct Runs {
     /// The session's own network, made at its first need: its sandbox opens its IP sockets
     /// there, and, where Socket Lab has no networks of its own, every run (the machine's).
     network: Option<RunNetwork>,
-    /// The next scenario run's network, being made while the current run plays: each run
-    /// has a network of its own (`RunNetwork::own_for_one_run`), which takes 0.5 to 1 ms to
-    /// make, and a Play need not wait for it.
-    next_run_network: Option<JoinHandle<RunNetwork>>,
     /// Where the session's sandbox opens its IP sockets (`ClientMessage::Sandbox`).
     sandbox_network: SandboxNetwork,
 }
@@ -310,21 +306,13 @@ enum Current {
 impl Drop for Runs {
     /// Ending a network of Socket Lab's waits for its capture thread and the kernel (about
     /// 10 ms: closing its packet socket waits for an RCU grace period), so the session's
-    /// networks, the one made ahead for its next run among them, end on a blocking thread,
-    /// not on the runtime's workers.
+    /// sandbox network ends on a blocking thread, not on the runtime's workers.
     fn drop(&mut self) {
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        let session = self.network.take();
-        let next = self.next_run_network.take();
-        runtime.spawn(async move {
-            let next = match next {
-                Some(making) => making.await.ok(),
-                None => None,
-            };
-            let _ = tokio::task::spawn_blocking(move || drop((session, next))).await;
-        });
+        if let Some(network) = self.network.take()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            runtime.spawn_blocking(move || drop(network));
+        }
     }
 }
 
@@ -336,7 +324,6 @@ impl Runs {
             policy,
             hub,
             network: None,
-            next_run_network: None,
             sandbox_network: SandboxNetwork::default(),
         }
     }
@@ -360,30 +347,17 @@ impl Runs {
             .clone()
     }
 
-    /// A network for one scenario run alone, made ahead where it could be, and the next one
-    /// set making. Where sessions may reach beyond loopback, or Socket Lab has no networks
-    /// of its own, the run shares the session's (the machine's).
+    /// A network for one scenario run alone, made ahead by the process's pool where it could
+    /// be. Where sessions may reach beyond loopback, or Socket Lab has no networks of its own,
+    /// the run shares the session's (the machine's).
     async fn run_network(&mut self) -> RunNetwork {
         if self.policy.allows_beyond_loopback()
             || self.network.as_ref().is_some_and(|n| !n.is_own())
         {
             return self.network();
         }
-        let made_ahead = match self.next_run_network.take() {
-            Some(making) => making.await.ok(),
-            None => None,
-        };
-        let network = match made_ahead {
-            Some(network) => network,
-            None => tokio::task::spawn_blocking(RunNetwork::own_for_one_run)
-                .await
-                .unwrap_or_else(|error| {
-                    RunNetwork::machine(format!("the run's network could not be made: {error}"))
-                }),
-        };
-        if network.is_own() {
-            self.next_run_network = Some(tokio::task::spawn_blocking(RunNetwork::own_for_one_run));
-        } else {
+        let network = crate::network_pool::network_for_a_run().await;
+        if !network.is_own() {
             // No networks of Socket Lab's here: every run of the session, and its sandbox,
             // use the machine's, and none is tried again.
             self.network.get_or_insert_with(|| network.clone());

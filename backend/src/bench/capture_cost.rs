@@ -3,8 +3,8 @@
 //! parsed, against the same exchange on the machine's network with no capture, the two
 //! interleaved in one run of the bench (ratios hold on a noisy machine; absolute times do
 //! not). Each captured exchange has a network made for it alone, made before it starts, as a
-//! session makes its next run's network while a run plays. Also what making and ending a
-//! network cost, which every run pays, off the path its events take.
+//! session's Play takes one the process made ahead (`network_pool.rs`). Also what making and
+//! ending a network cost, which every run pays, off the path its events take.
 
 use std::time::Instant;
 
@@ -81,7 +81,7 @@ pub(super) async fn figures(exchanges: usize) -> Result<Vec<Figure>, BenchError>
             "ms",
             None,
         )
-        .note("paid once per run, made while the run before it plays"),
+        .note("paid once per run, made ahead on a thread of the pool's"),
         Figure::new(
             "network_ending_ms",
             "ending a run's own network (its capture thread joined, the namespace let go)",
