@@ -4,8 +4,8 @@
 //! a loopback one, which a run's own network has (`scenario/simple.rs`).
 
 use std::net::{Ipv4Addr, SocketAddr, ToSocketAddrs};
-use std::sync::OnceLock;
 use std::sync::mpsc;
+use std::sync::{Once, OnceLock};
 use std::time::Duration;
 
 /// How long a run waits for the name to be looked up the first time. Where the name is in
@@ -17,31 +17,45 @@ const LOOKUP_WAIT: Duration = Duration::from_secs(1);
 pub(crate) type Lookup = Result<(String, Ipv4Addr), String>;
 
 static LOOKED_UP: OnceLock<Lookup> = OnceLock::new();
+static STARTED: Once = Once::new();
 
 /// The machine's name and the loopback address it stands for, looked up once per process
 /// (the name of a running machine does not change under a lab), or why the tutorial's
-/// `(socket.gethostname(), 12345)` cannot be bound in a run's own network.
+/// `(socket.gethostname(), 12345)` cannot be bound in a run's own network. The first call
+/// waits for the lookup at most [`LOOKUP_WAIT`]; one lookup runs, however many runs ask.
 pub(crate) fn loopback_address() -> Lookup {
     if let Some(known) = LOOKED_UP.get() {
         return known.clone();
     }
     let (sender, receiver) = mpsc::channel();
-    let looking = std::thread::Builder::new()
-        .name("hostname".to_owned())
-        .spawn(move || {
-            let found = LOOKED_UP.get_or_init(look_up).clone();
-            let _ = sender.send(found);
-        });
-    if let Err(error) = looking {
-        return Err(format!(
-            "the machine's name could not be looked up: {error}"
-        ));
+    let mut first = false;
+    STARTED.call_once(|| {
+        first = true;
+        let looking = std::thread::Builder::new()
+            .name("hostname".to_owned())
+            .spawn(move || {
+                let found = LOOKED_UP.get_or_init(look_up).clone();
+                let _ = sender.send(found);
+            });
+        if let Err(error) = looking {
+            let _ = LOOKED_UP.set(Err(format!(
+                "the machine's name could not be looked up: {error}"
+            )));
+        }
+    });
+    if !first {
+        return LOOKED_UP
+            .get()
+            .cloned()
+            .unwrap_or_else(|| Err("the machine's name is still being looked up".to_owned()));
     }
     receiver.recv_timeout(LOOKUP_WAIT).unwrap_or_else(|_| {
-        Err(format!(
-            "looking up the machine's name took more than {} s",
-            LOOKUP_WAIT.as_secs()
-        ))
+        LOOKED_UP.get().cloned().unwrap_or_else(|| {
+            Err(format!(
+                "looking up the machine's name took more than {} s",
+                LOOKUP_WAIT.as_secs()
+            ))
+        })
     })
 }
 
