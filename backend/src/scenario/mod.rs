@@ -127,10 +127,16 @@ impl RunSetup {
         })
     }
 
+    /// Whether the server's address is one the tutorial's programs use: in a network the run
+    /// has to itself, or 127.0.0.1, where a run meets an outside program.
+    fn is_the_tutorials(&self) -> bool {
+        self.alone || self.host == Ipv4Addr::LOCALHOST
+    }
+
     /// The comment on the line where a server names its own address: why the address is not
     /// the tutorial's, where it is not.
     pub(crate) fn own_address_note(&self) -> &'static str {
-        if self.alone {
+        if self.is_the_tutorials() {
             ""
         } else {
             "  # Socket Lab: this run's own loopback address"
@@ -139,7 +145,7 @@ impl RunSetup {
 
     /// The comment on the line where a client names the server's address.
     pub(crate) fn server_address_note(&self) -> &'static str {
-        if self.alone {
+        if self.is_the_tutorials() {
             ""
         } else {
             "  # Socket Lab: the server's address in this run"
@@ -784,6 +790,62 @@ mod tests {
             dir: PathBuf::from("/tmp/socket-lab-1-1"),
             abstract_prefix: "socket-lab-1-1/".into(),
         }
+    }
+
+    /// Where a run's address is not the tutorial's, every program's line that names it says
+    /// why; where it is (a network of the run's own, or 127.0.0.1 facing an outside program),
+    /// no line says this run's own address.
+    #[test]
+    fn the_programs_say_why_an_address_is_not_the_tutorials() {
+        let _descriptors = crate::lab::tests::descriptors_to_myself();
+        let shared = example_setup();
+        let outside = RunSetup {
+            host: Ipv4Addr::LOCALHOST,
+            ..example_setup()
+        };
+        let alone = RunSetup {
+            host: Ipv4Addr::LOCALHOST,
+            alone: true,
+            ..example_setup()
+        };
+        for id in [
+            "simple-server-client",
+            "tcp-echo",
+            "udp-echo",
+            "multiple-clients",
+        ] {
+            let scenario = find(id).unwrap();
+            let code = |setup: &RunSetup| {
+                scenario
+                    .plan(setup)
+                    .roles
+                    .iter()
+                    .map(|role| role.code.clone())
+                    .collect::<String>()
+            };
+            assert!(code(&shared).contains("127.64.0.1"), "{id}");
+            assert!(
+                code(&shared).contains("# Socket Lab: this run's own loopback address"),
+                "{id}"
+            );
+            for setup in [&outside, &alone] {
+                let code = code(setup);
+                assert!(
+                    !code.contains("this run's own loopback address"),
+                    "{id}: {code}"
+                );
+                assert!(
+                    !code.contains("the server's address in this run"),
+                    "{id}: {code}"
+                );
+            }
+        }
+        let simple = find("simple-server-client").unwrap();
+        assert!(
+            simple.plan(&outside).roles[0]
+                .code
+                .contains("# Socket Lab: where your own program looks")
+        );
     }
 
     /// A cue naming a role or step that does not exist would never be met, and the run would

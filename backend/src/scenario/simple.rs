@@ -41,6 +41,11 @@ fn server_address(setup: &RunSetup) -> (SockAddr, String, String) {
             }
         }
     }
+    if host == std::net::Ipv4Addr::LOCALHOST {
+        // A run that meets an outside program: both use 127.0.0.1, as its instructions say.
+        let line = format!("host = '{host}'  # Socket Lab: where your own program looks\n");
+        return (setup.server(), line.clone(), line);
+    }
     (
         setup.server(),
         format!("host = '{host}'  # Socket Lab: this run's own loopback address\n"),
