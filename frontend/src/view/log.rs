@@ -67,19 +67,24 @@ pub(crate) fn log(
         model.with_untracked(|m| {
             let run = m.run.as_ref()?;
             let rows = run.log_rows(filter.as_deref(), newest_first, show_packets.get());
+            // Following a live run at its end, the box shows its last rows and nothing above
+            // them: those alone are drawn, new at every burst (scrolled up, the box is drawn
+            // again, with rows to spare, before it is painted).
+            let following_at_end = scrolled_to.is_none() && run.cursor.is_none() && !newest_first;
             let first_row = match scrolled_to {
                 Some(first_row) => first_row,
-                None if run.cursor.is_none() && !newest_first => {
-                    rows.len().saturating_sub(rows_shown)
-                }
+                None if following_at_end => rows.len().saturating_sub(rows_shown),
                 None => log_scroll.get_untracked().rows(LOG_ROW_HEIGHT).0,
             };
-            let window = visible_rows(
+            let mut window = visible_rows(
                 rows_as_px(first_row) * LOG_ROW_HEIGHT,
                 rows_as_px(rows_shown) * LOG_ROW_HEIGHT,
                 LOG_ROW_HEIGHT,
                 rows.len(),
             );
+            if following_at_end {
+                window.start = window.start.max(first_row);
+            }
             let highlight = match run.selected_packet() {
                 Some((packet, _)) => Some(Step::Packet(packet)),
                 None => run.cursor.and(run.selected()).map(Step::Event),
