@@ -69,7 +69,8 @@ pub(crate) fn log(
             let rows = run.log_rows(filter.as_deref(), newest_first, show_packets.get());
             // Following a live run at its end, the box shows its last rows and nothing above
             // them: those alone are drawn, new at every burst (scrolled up, the box is drawn
-            // again, with rows to spare, before it is painted).
+            // again, with rows to spare, before it is painted). A short log is drawn whole
+            // all the same, so that the page can be searched and printed.
             let following_at_end = scrolled_to.is_none() && run.cursor.is_none() && !newest_first;
             let first_row = match scrolled_to {
                 Some(first_row) => first_row,
@@ -82,7 +83,7 @@ pub(crate) fn log(
                 LOG_ROW_HEIGHT,
                 rows.len(),
             );
-            if following_at_end {
+            if following_at_end && window.len() < rows.len() {
                 window.start = window.start.max(first_row);
             }
             let highlight = match run.selected_packet() {
