@@ -1434,12 +1434,7 @@ async fn page_performance(client: &Client, base: SocketAddr) -> Result<(), Strin
     // The line that asked for the student's client now says it came.
     wait_for_text(client, "outside-instructions", "Your client has connected").await?;
     tokio::time::sleep(Duration::from_millis(1000)).await;
-    script(client, "performance.clearMeasures();").await?;
-    for _ in 0..APPEND_BURSTS {
-        echo_rounds(&mut stream, 25).await?;
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    append_bursts(client, &mut stream, APPEND_BURSTS).await?;
     let appends = appended_events(client).await?;
     let waits = arrival_to_shown(client).await?;
     let applied_ms: f64 = page_measures(client)
@@ -1468,12 +1463,7 @@ async fn page_performance(client: &Client, base: SocketAddr) -> Result<(), Strin
     // The same with the log's panel in view: the log is drawn too, and the diagram still is.
     scroll_into_view(client, "event-log").await?;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    script(client, "performance.clearMeasures();").await?;
-    for _ in 0..APPEND_BURSTS / 2 {
-        echo_rounds(&mut stream, 25).await?;
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    append_bursts(client, &mut stream, APPEND_BURSTS / 2).await?;
     let appends_log_in_view = appended_events(client).await?;
     save_screenshot(client, "page-performance-log-in-view.png").await;
     // The log, followed while the events poured in, ends at the newest of them.
@@ -1490,12 +1480,7 @@ async fn page_performance(client: &Client, base: SocketAddr) -> Result<(), Strin
     .await?;
     tokio::time::sleep(Duration::from_millis(300)).await;
     // With the log's panel closed, as it starts on a laptop's screen, the log is not drawn.
-    script(client, "performance.clearMeasures();").await?;
-    for _ in 0..APPEND_BURSTS / 2 {
-        echo_rounds(&mut stream, 25).await?;
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    append_bursts(client, &mut stream, APPEND_BURSTS / 2).await?;
     let appends_log_closed = appended_events(client).await?;
     drop(stream);
     wait_for_text(client, "run-status", "finished").await?;
@@ -1628,6 +1613,22 @@ async fn step_label(client: &Client) -> Result<(u64, u64), String> {
 
 /// The events the page appended since its measures were last cleared, and how long each
 /// frame's took to show: (events, ms) a frame.
+/// Clears the page's measures, then sends `bursts` bursts of 25 echoes (100 events), a
+/// quarter of a second apart, and waits for the last to be shown.
+async fn append_bursts(
+    client: &Client,
+    stream: &mut tokio::net::TcpStream,
+    bursts: usize,
+) -> Result<(), String> {
+    script(client, "performance.clearMeasures();").await?;
+    for _ in 0..bursts {
+        echo_rounds(stream, 25).await?;
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    Ok(())
+}
+
 async fn appended_events(client: &Client) -> Result<Vec<(usize, f64)>, String> {
     Ok(page_measures(client)
         .await?

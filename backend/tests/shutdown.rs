@@ -31,6 +31,31 @@ async fn until<T>(socket: &mut Socket, wanted: impl Fn(ServerMessage) -> Option<
     }
 }
 
+/// The real binary serving `static_dir` on a free loopback port, and its `/ws` URL.
+fn start_backend(static_dir: &std::path::Path) -> (std::process::Child, String) {
+    let port = common::free_port();
+    let server = Command::new(env!("CARGO_BIN_EXE_backend"))
+        .args(["--addr", &format!("127.0.0.1:{port}"), "--static-dir"])
+        .arg(static_dir)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    (server, format!("ws://127.0.0.1:{port}/ws"))
+}
+
+/// A session of the server at `url`, once it listens (until `deadline`).
+async fn connect_by(url: &str, deadline: Instant) -> Socket {
+    loop {
+        match tokio_tungstenite::connect_async(url).await {
+            Ok((socket, _)) => break socket,
+            Err(_) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(error) => panic!("the server never listened: {error}"),
+        }
+    }
+}
+
 /// The run directory a `RunStarted` names.
 fn run_dir(message: ServerMessage) -> Option<PathBuf> {
     match message {
@@ -41,25 +66,10 @@ fn run_dir(message: ServerMessage) -> Option<PathBuf> {
 
 #[tokio::test]
 async fn sigterm_closes_every_session_removes_every_file_and_exits_within_5_s() {
-    let port = common::free_port();
     let empty = tempdir();
-    let mut server = Command::new(env!("CARGO_BIN_EXE_backend"))
-        .args(["--addr", &format!("127.0.0.1:{port}"), "--static-dir"])
-        .arg(&empty)
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let url = format!("ws://127.0.0.1:{port}/ws");
+    let (mut server, url) = start_backend(&empty);
     let deadline = Instant::now() + Duration::from_secs(20);
-    let connect = async || loop {
-        match tokio_tungstenite::connect_async(&url).await {
-            Ok((socket, _)) => break socket,
-            Err(_) if Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            Err(error) => panic!("the server never listened: {error}"),
-        }
-    };
+    let connect = async || connect_by(&url, deadline).await;
 
     // A sandbox with a Unix socket file, a paused scenario, and a page doing nothing.
     let mut sandbox = connect().await;
@@ -168,32 +178,17 @@ fn threads_named(pid: u32, name: &str) -> usize {
 /// they have closed, no more are left: not their runs', not more made ahead.
 #[tokio::test]
 async fn the_networks_of_closed_sessions_end_and_few_are_made_ahead() {
-    let port = common::free_port();
     // Not `tempdir()`: the other test of this file removes that one when it ends.
     let empty =
         std::env::temp_dir().join(format!("socket-lab-networks-test-{}", std::process::id()));
     std::fs::create_dir_all(&empty).unwrap();
-    let mut server = Command::new(env!("CARGO_BIN_EXE_backend"))
-        .args(["--addr", &format!("127.0.0.1:{port}"), "--static-dir"])
-        .arg(&empty)
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let url = format!("ws://127.0.0.1:{port}/ws");
+    let (mut server, url) = start_backend(&empty);
     let deadline = Instant::now() + Duration::from_secs(20);
     // Made ahead for the runs to come, whatever the number of sessions.
     const MADE_AHEAD: usize = 2;
     let capture_threads = || threads_named(server.id(), "capture");
     for round in 0..3 {
-        let mut session = loop {
-            match tokio_tungstenite::connect_async(&url).await {
-                Ok((socket, _)) => break socket,
-                Err(_) if Instant::now() < deadline => {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-                Err(error) => panic!("the server never listened: {error}"),
-            }
-        };
+        let mut session = connect_by(&url, deadline).await;
         for _ in 0..3 {
             session
                 .send(Message::Text(

@@ -41,6 +41,17 @@ async fn next_message(client: &mut Client) -> ServerMessage {
     }
 }
 
+/// Asks for `scenario`, played at once, its events sent, by Socket Lab alone.
+async fn play(client: &mut Client, scenario: &str) {
+    let message = ClientMessage::Play {
+        scenario: scenario.into(),
+        pause_before_calls: false,
+        quiet: false,
+        outside: None,
+    };
+    send(client, &message).await;
+}
+
 async fn send(client: &mut Client, message: &ClientMessage) {
     let json = serde_json::to_string(message).unwrap();
     client.send(Message::Text(json.into())).await.unwrap();
@@ -61,16 +72,7 @@ async fn a_session_plays_the_simple_scenario() {
     assert_eq!(protocol, PROTOCOL_VERSION);
     assert!(scenarios.iter().any(|s| s.id == "simple-server-client"));
 
-    send(
-        &mut client,
-        &ClientMessage::Play {
-            scenario: "simple-server-client".into(),
-            pause_before_calls: false,
-            quiet: false,
-            outside: None,
-        },
-    )
-    .await;
+    play(&mut client, "simple-server-client").await;
     let ServerMessage::RunStarted { run, programs, .. } = next_message(&mut client).await else {
         panic!("expected run_started");
     };
@@ -132,31 +134,13 @@ async fn bad_messages_get_errors_and_the_session_goes_on() {
         .await
         .unwrap();
     expect_error(next_message(&mut client).await, ErrorCode::BinaryMessage);
-    send(
-        &mut client,
-        &ClientMessage::Play {
-            scenario: "nope".into(),
-            pause_before_calls: false,
-            quiet: false,
-            outside: None,
-        },
-    )
-    .await;
+    play(&mut client, "nope").await;
     expect_error(next_message(&mut client).await, ErrorCode::UnknownScenario);
     send(&mut client, &ClientMessage::Stop).await;
     expect_error(next_message(&mut client).await, ErrorCode::NoRunInProgress);
 
     // After all that, the session still plays.
-    send(
-        &mut client,
-        &ClientMessage::Play {
-            scenario: "simple-server-client".into(),
-            pause_before_calls: false,
-            quiet: false,
-            outside: None,
-        },
-    )
-    .await;
+    play(&mut client, "simple-server-client").await;
     assert!(matches!(
         next_message(&mut client).await,
         ServerMessage::RunStarted { .. }
@@ -633,16 +617,7 @@ async fn every_run_binds_the_tutorials_own_address_in_a_network_of_its_own() {
     };
     let named = hostname_address().filter(|address| address.is_loopback());
     for round in 0..3 {
-        send(
-            &mut client,
-            &ClientMessage::Play {
-                scenario: "simple-server-client".into(),
-                pause_before_calls: false,
-                quiet: false,
-                outside: None,
-            },
-        )
-        .await;
+        play(&mut client, "simple-server-client").await;
         let mut programs = Vec::new();
         let mut events = Vec::new();
         let mut captured = None;

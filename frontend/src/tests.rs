@@ -64,6 +64,21 @@ impl Script {
         .ret(endpoint, ReturnValue::Socket, None, None)
     }
 
+    /// `server.s`'s `accept()` returns `server.con`, connected to the client at [`CLIENT`].
+    fn server_accepts(&mut self) -> &mut Self {
+        self.ret(
+            "server.s",
+            ReturnValue::Accepted {
+                process: None,
+                endpoint: "server.con".into(),
+                fd: 7,
+                address: CLIENT,
+            },
+            Some(SERVER),
+            None,
+        )
+    }
+
     /// `server.s`, at [`SERVER`], takes `data` with `recv(1024)`.
     fn server_receives(&mut self, data: &[u8]) -> &mut Self {
         self.enter("server.s", Call::Recv { bufsize: 1024 }).ret(
@@ -136,17 +151,7 @@ fn simple_run() -> Vec<Event> {
         .enter("server.s", Call::Accept)
         .enter("client.s", Call::Connect { address: SERVER })
         .ret("client.s", ReturnValue::None, Some(CLIENT), Some(SERVER))
-        .ret(
-            "server.s",
-            ReturnValue::Accepted {
-                process: None,
-                endpoint: "server.con".into(),
-                fd: 7,
-                address: CLIENT,
-            },
-            Some(SERVER),
-            None,
-        )
+        .server_accepts()
         .enter("client.s", Call::Recv { bufsize: 1024 })
         .enter("server.con", Call::Send { data: data.clone() })
         .ret(
@@ -450,17 +455,7 @@ fn bytes_sent_before_the_accept_are_drawn_into_the_accepted_sockets_queue() {
             Some(SERVER),
         );
     let sent = s.0.len() - 1;
-    s.enter("server.s", Call::Accept).ret(
-        "server.s",
-        ReturnValue::Accepted {
-            process: None,
-            endpoint: "server.con".into(),
-            fd: 7,
-            address: CLIENT,
-        },
-        Some(SERVER),
-        None,
-    );
+    s.enter("server.s", Call::Accept).server_accepts();
     let accepted = s.0.len();
     let model = model_with(s.0.clone());
     let run = model.run.as_ref().unwrap();

@@ -48,8 +48,8 @@ fn server_address(setup: &RunSetup) -> (SockAddr, String, String) {
     }
     (
         setup.server(),
-        format!("host = '{host}'  # Socket Lab: this run's own loopback address\n"),
-        format!("host = '{host}'  # Socket Lab: the server's loopback address in this run\n"),
+        format!("host = '{host}'{}\n", setup.own_address_note()),
+        format!("host = '{host}'{}\n", setup.server_address_note()),
     )
 }
 
