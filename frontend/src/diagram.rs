@@ -13,6 +13,7 @@ use shared::describe::call_text;
 use shared::{Event, Phase};
 
 use crate::model::RunView;
+use crate::timeline::Timeline;
 
 /// How many of a message's bytes its arrow's label shows: an arrow is a few hundred pixels
 /// long, and a student's program may send a megabyte at once.
@@ -40,8 +41,11 @@ pub fn lane_width(lanes: usize, fit_width: Px) -> Px {
     let halves = 2 * count(lanes.max(1)) - 1;
     (2 * (fit_width - FIT_LABEL_ROOM) / halves).clamp(MIN_LANE_WIDTH, LANE_WIDTH)
 }
-/// The height of one event's row.
+/// The height of one row: an event's, or a packet's.
 pub const ROW_HEIGHT: Px = 26;
+/// How far a packet's arrow falls on each side of its row's middle: time runs down, and it
+/// tells a packet's arrow from a message's, which runs from row to row.
+const PACKET_SLANT: Px = 5;
 /// The space above the first row, for the lifelines' titles.
 pub const HEADER_HEIGHT: Px = 48;
 
@@ -114,8 +118,8 @@ pub struct Arrow {
     pub label_at: (Px, Px),
 }
 
-/// A packet on the wire, between the lifelines of the sockets it travels between, drawn
-/// in the gap after the event before it (several in one gap share it, in order).
+/// A packet on the wire, between the lifelines of the sockets it travels between, drawn in
+/// a row of its own among the events' ([`Timeline`]).
 #[derive(Clone, Debug, PartialEq)]
 pub struct PacketArrow {
     /// The packet's index in the run.
@@ -126,8 +130,8 @@ pub struct PacketArrow {
     pub to: (Px, Px),
     /// What it is: `SYN`, `PSH, ACK 24 B`, `UDP 10 B`, `ICMP port unreachable`.
     pub label: String,
-    /// Where its label goes: along the arrow, each packet of a gap a little further, so
-    /// that a handshake's three labels do not overlap.
+    /// Where its label goes: over the arrow's middle, or further along it where that would
+    /// cover a message's label ([`place_labels`]).
     pub label_at: (Px, Px),
     /// The TCP flags, or the protocol, for tests and styles: `SYN,ACK`, `UDP`.
     pub kind: String,
@@ -157,9 +161,19 @@ pub struct Diagram {
 /// Extra width right of the last lane, so its labels are not cut off.
 pub const LABEL_ROOM: Px = 200;
 
-/// The y of an event's row.
-pub fn row_y(seq: u64) -> Px {
-    row_middle(Px::try_from(seq).unwrap_or(Px::MAX / ROW_HEIGHT / 2))
+/// The y of the middle of the diagram's `row`th row (an event's index, in a run without
+/// packets; [`Timeline`] finds the rows of a run with them).
+pub fn row_y(row: usize) -> Px {
+    row_middle(count(row))
+}
+
+/// The row of what is stepped to: the packet, or the event, in the window's rows (where no
+/// stretch is folded).
+pub fn selected_row(run: &RunView, timeline: &Timeline<'_>) -> Option<usize> {
+    match run.selected_packet() {
+        Some((packet, _)) => Some(timeline.packet_row(packet)),
+        None => run.selected().map(|index| timeline.event_row(index)),
+    }
 }
 
 /// The y of the middle of the diagram's `row`th row.
@@ -229,7 +243,8 @@ fn width(lanes: &[Lane], lane_width: Px) -> Px {
 
 /// Lays out a whole run.
 pub fn layout(run: &RunView) -> Diagram {
-    layout_window(run, run.events.len(), 0..run.events.len())
+    let upto = run.events.len();
+    layout_window(run, upto, 0..Timeline::of(run, upto).len())
 }
 
 /// The sizes the diagram is drawn at, in pixels: its label fonts, which its labels are placed
@@ -259,9 +274,10 @@ impl Sizes {
     };
 }
 
-/// Lays out the run as it stood after its first `upto` events, drawing only the calls and
-/// messages that touch the rows in `rows`: a page with ten thousand events draws the few
-/// dozen on screen. The size is the whole diagram's, so that it scrolls as one.
+/// Lays out the run as it stood after its first `upto` events, drawing only the calls,
+/// messages and packets that touch the rows in `rows` (the [`Timeline`]'s, one an event and
+/// one a packet): a page with ten thousand events draws the few dozen on screen. The size is
+/// the whole diagram's, so that it scrolls as one.
 pub fn layout_window(run: &RunView, upto: usize, rows: Range<usize>) -> Diagram {
     layout_window_at(run, upto, rows, Sizes::USUAL)
 }
@@ -276,7 +292,12 @@ pub fn layout_window_at(run: &RunView, upto: usize, rows: Range<usize>, sizes: S
             .find(|lane| lane.endpoint == endpoint)
             .map_or(0, |lane| lane.x)
     };
-    let height = HEADER_HEIGHT + (count(upto) + 1) * ROW_HEIGHT;
+    let timeline = Timeline::of(run, upto);
+    let event_y = |index: usize| row_middle(count(timeline.event_row(index)));
+    // The events whose rows are drawn: a call or message of an event outside them is drawn
+    // when it spans them.
+    let events = timeline.events_in(rows.clone());
+    let height = HEADER_HEIGHT + (count(timeline.len()) + 1) * ROW_HEIGHT;
     let ended = run.outcome.is_some() && upto == run.events.len();
     // A bar that starts above the window but ends in or below it crosses the window too.
     let mut bars = Vec::new();
@@ -290,18 +311,17 @@ pub fn layout_window_at(run: &RunView, upto: usize, rows: Range<usize>, sizes: S
             .copied()
             .flatten()
             .filter(|&end| end < upto);
-        let last_row = returned.unwrap_or(upto);
-        if last_row < rows.start || index >= rows.end {
+        let last_event = returned.unwrap_or(upto);
+        if last_event < events.start || index >= events.end {
             continue;
         }
-        let returned = returned.map(|end| &run.events[end]);
         bars.push(Bar {
             x: lane_x(&enter.endpoint),
-            top: row_y(enter.seq),
-            bottom: returned.map_or(height - ROW_HEIGHT / 2, |event| row_y(event.seq)),
+            top: event_y(index),
+            bottom: returned.map_or(height - ROW_HEIGHT / 2, event_y),
             label: call_text(&enter.call),
             waiting: returned.is_none() && !ended,
-            failed: returned.is_some_and(|event| event.error.is_some()),
+            failed: returned.is_some_and(|end| run.events[end].error.is_some()),
             seq: enter.seq,
             role: enter.role.clone(),
         });
@@ -312,7 +332,7 @@ pub fn layout_window_at(run: &RunView, upto: usize, rows: Range<usize>, sizes: S
         .iter()
         .filter_map(|message| {
             let sent = message.sent_at as usize;
-            if sent >= upto || sent >= rows.end {
+            if sent >= upto || sent >= events.end {
                 return None;
             }
             let taken = message.received_at.filter(|&at| (at as usize) < upto);
@@ -328,13 +348,13 @@ pub fn layout_window_at(run: &RunView, upto: usize, rows: Range<usize>, sizes: S
                 (None, Some(at)) => (Fate::Discarded, Some(at.max(sent))),
                 (None, None) => (Fate::Queued, None),
             };
-            if end.unwrap_or(upto) < rows.start {
+            if end.unwrap_or(upto) < events.start {
                 return None;
             }
             let bytes = message.data.preview(ARROW_LABEL_BYTES);
             Some(Arrow {
-                from: (lane_x(&message.from), row_y(message.sent_at)),
-                to: (lane.x, end.map_or(now, |at| row_y(at as u64))),
+                from: (lane_x(&message.from), event_y(sent)),
+                to: (lane.x, end.map_or(now, event_y)),
                 label_at: (0, 0),
                 label: match (fate, message.truncated_to) {
                     (Fate::Taken, Some(kept)) => {
@@ -350,7 +370,7 @@ pub fn layout_window_at(run: &RunView, upto: usize, rows: Range<usize>, sizes: S
             })
         })
         .collect();
-    let mut packets = packet_arrows(run, upto, &rows, &lanes);
+    let mut packets = packet_arrows(run, &timeline, rows, &lanes);
     place_labels(&mut arrows, &mut packets, sizes);
     Diagram {
         width: width(&lanes, lane_width),
@@ -424,11 +444,12 @@ fn place_labels(arrows: &mut [Arrow], packets: &mut [PacketArrow], sizes: Sizes)
     }
 }
 
-/// The packets shown (up to the step selected) whose gap between rows is in `rows`.
+/// The packets shown (up to the step selected) whose rows are in `rows`: each in a row of
+/// its own, slanting down from the socket that sent it to the one it went to.
 fn packet_arrows(
     run: &RunView,
-    upto: usize,
-    rows: &Range<usize>,
+    timeline: &Timeline<'_>,
+    rows: Range<usize>,
     lanes: &[Lane],
 ) -> Vec<PacketArrow> {
     let lane_of = |endpoint: &str| {
@@ -437,70 +458,46 @@ fn packet_arrows(
             .find(|lane| lane.endpoint == endpoint)
             .map(|lane| lane.x)
     };
-    let shown = run.packets_shown();
-    if shown == 0 || upto == 0 {
+    let in_rows = timeline.packets_in(rows);
+    if in_rows.is_empty() {
         return Vec::new();
     }
     let endpoints = shared::cause::Endpoints::of(&run.events);
     let selected = run.selected_packet().map(|(index, _)| index);
-    // Packets grouped by the event before them (the gap they are drawn in).
-    let mut in_gap: Vec<(usize, usize)> = Vec::new();
-    for (index, packet) in run.packets[..shown].iter().enumerate() {
-        let before = run
-            .events
-            .partition_point(|event| event.t_us <= packet.t_us)
-            .saturating_sub(1)
-            .min(upto - 1);
-        in_gap.push((before, index));
-    }
     let mut arrows = Vec::new();
-    let mut at = 0;
-    while at < in_gap.len() {
-        let gap = in_gap[at].0;
-        let end = in_gap[at..]
-            .iter()
-            .position(|(other, _)| *other != gap)
-            .map_or(in_gap.len(), |offset| at + offset);
-        if rows.contains(&gap) {
-            let in_this_gap = count(end - at);
-            let top = row_y(run.events[gap].seq);
-            for (nth, &(_, index)) in in_gap[at..end].iter().enumerate() {
-                let packet = &run.packets[index];
-                let y = top + ROW_HEIGHT * (count(nth) + 1) / (in_this_gap + 1);
-                // Only the sockets that exist by the gap's event: a connection not accepted
-                // yet is its listener's (it waits in the listener's accept queue).
-                let lane = |local: &shared::SockAddr, peer: &shared::SockAddr| {
-                    endpoints
-                        .at(local, peer, gap + 1)
-                        .and_then(lane_of)
-                        .or_else(|| endpoints.bound_at(local, gap + 1).and_then(lane_of))
-                };
-                let from = lane(&packet.src, &packet.dst);
-                let to = lane(&packet.dst, &packet.src);
-                // A side whose socket the events do not name (a connect that failed has no
-                // address) is drawn beside the other.
-                let (from_x, to_x) = match (from, to) {
-                    (Some(from), Some(to)) if from != to => (from, to),
-                    (Some(x), _) | (_, Some(x)) => (x, x + LANE_WIDTH / 3),
-                    (None, None) => continue,
-                };
-                let (label, kind) = packet_label(packet);
-                // Left to right whichever way each goes, so that labels of packets going
-                // both ways (a SYN, its SYN-ACK) stand apart.
-                let along =
-                    |a: Px, b: Px| a.min(b) + (a - b).abs() * (count(nth) + 1) / (in_this_gap + 1);
-                arrows.push(PacketArrow {
-                    index,
-                    from: (from_x, y),
-                    to: (to_x, y + 4),
-                    label_at: (along(from_x, to_x), y - 2),
-                    label,
-                    kind,
-                    selected: selected == Some(index),
-                });
-            }
-        }
-        at = end;
+    for index in in_rows {
+        let packet = &run.packets[index];
+        let y = row_middle(count(timeline.packet_row(index)));
+        // Only the sockets that exist by the packet (at least the first event's): a
+        // connection not accepted yet is its listener's (it waits in the listener's accept
+        // queue).
+        let events_before = timeline.events_until(packet.t_us).max(1);
+        let lane = |local: &shared::SockAddr, peer: &shared::SockAddr| {
+            endpoints
+                .at(local, peer, events_before)
+                .and_then(lane_of)
+                .or_else(|| endpoints.bound_at(local, events_before).and_then(lane_of))
+        };
+        let from = lane(&packet.src, &packet.dst);
+        let to = lane(&packet.dst, &packet.src);
+        // A side whose socket the events do not name (a connect that failed has no
+        // address) is drawn beside the other.
+        let (from_x, to_x) = match (from, to) {
+            (Some(from), Some(to)) if from != to => (from, to),
+            (Some(x), _) | (_, Some(x)) => (x, x + LANE_WIDTH / 3),
+            (None, None) => continue,
+        };
+        let (label, kind) = packet_label(packet);
+        arrows.push(PacketArrow {
+            index,
+            from: (from_x, y - PACKET_SLANT),
+            to: (to_x, y + PACKET_SLANT),
+            // Over the arrow's middle, clear of its line.
+            label_at: ((from_x + to_x) / 2, y - PACKET_SLANT),
+            label,
+            kind,
+            selected: selected == Some(index),
+        });
     }
     arrows
 }

@@ -3,6 +3,8 @@
 //! # Layout
 //! - [`model`]: server messages in, endpoints and messages out. Plain Rust.
 //! - [`diagram`]: the sequence diagram's geometry. Plain Rust.
+//! - [`timeline`]: the diagram's rows, one an event and one a packet, in time order. Plain
+//!   Rust.
 //! - [`manual`]: the manual mode's form, checked and turned into a call. Plain Rust.
 //! - [`queue_chart`]: a socket's queues over the run, as a card's small chart. Plain Rust.
 //! - [`state_machine`]: RFC 9293's TCP state diagram, and the transitions a run's sockets
@@ -24,6 +26,7 @@ pub mod manual;
 pub mod model;
 pub mod queue_chart;
 pub mod state_machine;
+pub mod timeline;
 
 #[cfg(target_arch = "wasm32")]
 pub mod app;

@@ -370,10 +370,16 @@ fn the_message_goes_from_the_send_to_the_recv_that_took_it() {
     let diagram = layout(run);
     let arrow = &diagram.arrows[0];
     let lane = |id: &str| diagram.lanes.iter().find(|l| l.endpoint == id).unwrap().x;
-    assert_eq!(arrow.from, (lane("server.con"), row_y(message.sent_at)));
+    assert_eq!(
+        arrow.from,
+        (lane("server.con"), row_y(message.sent_at as usize))
+    );
     assert_eq!(
         arrow.to,
-        (lane("client.s"), row_y(message.received_at.unwrap()))
+        (
+            lane("client.s"),
+            row_y(message.received_at.unwrap() as usize)
+        )
     );
     assert_eq!(arrow.label, "b'Connection is successful'");
     // The accept bar spans from its enter to its return: it waited for the client.
@@ -407,7 +413,10 @@ fn sent_bytes_wait_in_the_receivers_queue_until_a_recv_takes_them() {
     let lane = |id: &str| diagram.lanes.iter().find(|l| l.endpoint == id).unwrap().x;
     let arrow = &diagram.arrows[0];
     assert_eq!(arrow.fate, Fate::Queued);
-    assert_eq!(arrow.from, (lane("server.con"), row_y(message.sent_at)));
+    assert_eq!(
+        arrow.from,
+        (lane("server.con"), row_y(message.sent_at as usize))
+    );
     // It runs into the receiver's lane down to the step shown, below the send's row.
     assert_eq!(arrow.to, (lane("client.s"), diagram.height - 13));
     assert!(arrow.to.1 > arrow.from.1);
@@ -465,7 +474,7 @@ fn bytes_sent_before_the_accept_are_drawn_into_the_accepted_sockets_queue() {
     let lane = |id: &str| diagram.lanes.iter().find(|l| l.endpoint == id).unwrap().x;
     let arrow = &diagram.arrows[0];
     assert_eq!(arrow.fate, Fate::Queued);
-    assert_eq!(arrow.from, (lane("client.s"), row_y(sent as u64)));
+    assert_eq!(arrow.from, (lane("client.s"), row_y(sent)));
     assert_eq!(arrow.to.0, lane("server.con"));
     // Before the accept returned there was no socket to draw them into.
     assert!(
@@ -488,7 +497,7 @@ fn bytes_never_read_are_discarded_when_their_receiver_is_closed() {
     let diagram = layout(run);
     let arrow = &diagram.arrows[0];
     assert_eq!(arrow.fate, Fate::Discarded);
-    assert_eq!(arrow.to.1, row_y(close as u64));
+    assert_eq!(arrow.to.1, row_y(close));
     assert_eq!(arrow.label, "b'Connection is successful' ✕ discarded");
     // Before the close they were still waiting.
     assert_eq!(
@@ -505,7 +514,7 @@ fn bytes_never_read_are_discarded_when_their_receiver_is_closed() {
     let run = model.run.as_ref().unwrap();
     let diagram = layout(run);
     assert_eq!(diagram.arrows[0].fate, Fate::Discarded);
-    assert_eq!(diagram.arrows[0].to.1, row_y(run.events.len() as u64 - 1));
+    assert_eq!(diagram.arrows[0].to.1, row_y(run.events.len() - 1));
 }
 
 #[test]
@@ -1467,7 +1476,7 @@ fn events_the_server_dropped_leave_a_count_and_the_rest_still_lines_up() {
     let message = &run.messages[0];
     assert!(message.received_at.unwrap() < run.events.len() as u64);
     let diagram = layout(run);
-    assert!(diagram.arrows[0].to.1 <= row_y(run.events.len() as u64));
+    assert!(diagram.arrows[0].to.1 <= row_y(run.events.len()));
     // Such a run can be saved and opened again.
     let json = run.to_file().to_json();
     let mut reopened = Model::default();
@@ -1702,5 +1711,86 @@ fn a_watched_runs_lanes_are_grouped_by_process_under_its_name() {
             .lanes
             .iter()
             .all(|lane| lane.title == lane.endpoint && lane.process.is_none())
+    );
+}
+
+/// A TCP segment of the simple run's connection, `at` µs into the run.
+fn segment(seq: u64, at: u64, outwards: bool, flags: &[shared::TcpFlag]) -> shared::Packet {
+    let (src, dst) = if outwards {
+        (CLIENT, SERVER)
+    } else {
+        (SERVER, CLIENT)
+    };
+    shared::Packet {
+        seq,
+        t_us: at,
+        protocol: shared::Protocol::Tcp,
+        src,
+        dst,
+        length: 40,
+        tcp: Some(shared::TcpSegment {
+            flags: flags.to_vec(),
+            seq: 0,
+            ack: 0,
+            window: 65535,
+        }),
+        icmp: None,
+        payload_len: 0,
+        payload: Bytes::default(),
+        frame: String::new(),
+    }
+}
+
+#[test]
+fn a_handshakes_packets_are_arrows_one_under_the_other_inside_the_connects_bar() {
+    use shared::TcpFlag::{Ack, Syn};
+    let mut model = model_with(simple_run());
+    // The connect enters at 50 µs and returns at 60: its three packets come between.
+    model.apply(ServerMessage::Packets {
+        run: 1,
+        packets: vec![
+            segment(0, 51, true, &[Syn]),
+            segment(1, 52, false, &[Syn, Ack]),
+            segment(2, 53, true, &[Ack]),
+        ],
+    });
+    let run = model.run.as_ref().unwrap();
+    let diagram = layout(run);
+    let lane = |id: &str| diagram.lanes.iter().find(|l| l.endpoint == id).unwrap().x;
+    let kinds: Vec<&str> = diagram.packets.iter().map(|p| p.kind.as_str()).collect();
+    assert_eq!(kinds, ["SYN", "SYN,ACK", "ACK"]);
+    let connect = diagram
+        .bars
+        .iter()
+        .find(|bar| bar.label.starts_with("connect("))
+        .unwrap();
+    let mut below = connect.top;
+    for packet in &diagram.packets {
+        let (top, bottom) = (
+            packet.from.1.min(packet.to.1),
+            packet.from.1.max(packet.to.1),
+        );
+        assert!(
+            top > below,
+            "each packet's arrow is below the last: {:?}",
+            diagram.packets
+        );
+        assert!(
+            bottom < connect.bottom,
+            "inside the connect's bar: {connect:?}"
+        );
+        // Its label is over its own arrow, below the arrow before it.
+        assert!(packet.label_at.1 <= top + (bottom - top) / 2 && packet.label_at.1 > below);
+        below = bottom;
+    }
+    // Each goes between the two sockets, the way it went.
+    let syn = &diagram.packets[0];
+    assert_eq!((syn.from.0, syn.to.0), (lane("client.s"), lane("server.s")));
+    assert_eq!(diagram.packets[1].to.0, lane("client.s"));
+    // Three rows more than the events: the connect's return, and what follows, moved down.
+    assert_eq!(connect.bottom, row_y(6 + 3));
+    assert_eq!(
+        diagram.height,
+        layout(&model_with(simple_run()).run.unwrap()).height + 3 * crate::diagram::ROW_HEIGHT
     );
 }

@@ -133,10 +133,15 @@ pub(crate) fn diagram(panel: Panel) -> impl IntoView {
             let summarised = folded
                 .iter()
                 .any(|row| matches!(row, crate::diagram::OverviewRow::Summary { .. }));
-            // The row of the selected event (kept in view), highlighted when stepped to.
-            let selected_row = run
-                .selected()
-                .map(|index| crate::diagram::row_holding(&folded, index).unwrap_or(index));
+            // The row of the selected event or packet (kept in view), highlighted when stepped
+            // to.
+            let timeline = crate::timeline::Timeline::of(run, upto);
+            let selected_row = if summarised {
+                run.selected()
+                    .map(|index| crate::diagram::row_holding(&folded, index).unwrap_or(index))
+            } else {
+                crate::diagram::selected_row(run, &timeline)
+            };
             let highlight_row = selected_index.and(selected_row);
             let (diagram, bands) = if summarised {
                 let rows = visible_rows(
@@ -147,7 +152,12 @@ pub(crate) fn diagram(panel: Panel) -> impl IntoView {
                 );
                 crate::diagram::layout_overview(run, upto, &folded, rows, fit_width)
             } else {
-                let rows = visible_rows(scroll_top(upto) - HEADER_HEIGHT, height, ROW_HEIGHT, upto);
+                let rows = visible_rows(
+                    scroll_top(timeline.len()) - HEADER_HEIGHT,
+                    height,
+                    ROW_HEIGHT,
+                    timeline.len(),
+                );
                 (
                     crate::diagram::layout_window_at(
                         run,
@@ -188,7 +198,7 @@ pub(crate) fn diagram(panel: Panel) -> impl IntoView {
             } = frame.as_ref()?;
             Some(view! {
                 {highlight_row.map(|row| view! {
-                    <rect class="selected-row" x="0" y=crate::diagram::row_y(row as u64) - ROW_HEIGHT / 2
+                    <rect class="selected-row" x="0" y=crate::diagram::row_y(row) - ROW_HEIGHT / 2
                         width=diagram.width height=ROW_HEIGHT/>
                 })}
                 {diagram.lanes.iter().map(|lane| view! {
@@ -297,26 +307,11 @@ pub(crate) fn diagram(panel: Panel) -> impl IntoView {
         let Some(element) = diagram_box.get_untracked() else {
             return;
         };
-        // The packet stepped to, where one is (it lies between rows), else the event's row.
-        let (top, height) = frame
-            .with_untracked(|frame| {
-                let frame = frame.as_ref()?;
-                let packet = frame.diagram.packets.iter().find(|packet| packet.selected);
-                Some(match (packet, frame.selected_row) {
-                    (Some(packet), _) => {
-                        let top = packet.from.1.min(packet.to.1).min(packet.label_at.1) - 14;
-                        (top, packet.from.1.max(packet.to.1) - top + 8)
-                    }
-                    (None, row) => (
-                        crate::diagram::row_y(row.unwrap_or(index) as u64) - ROW_HEIGHT / 2,
-                        ROW_HEIGHT,
-                    ),
-                })
-            })
-            .unwrap_or((
-                crate::diagram::row_y(index as u64) - ROW_HEIGHT / 2,
-                ROW_HEIGHT,
-            ));
+        // The row of the packet or event stepped to.
+        let row = frame
+            .with_untracked(|frame| frame.as_ref().and_then(|frame| frame.selected_row))
+            .unwrap_or(index);
+        let (top, height) = (crate::diagram::row_y(row) - ROW_HEIGHT / 2, ROW_HEIGHT);
         // After the diagram has been redrawn at its new height (zooming changes it).
         request_animation_frame(move || {
             keep_in_view(&element, top, height, HEADER_HEIGHT, following);
