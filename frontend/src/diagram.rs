@@ -131,7 +131,7 @@ pub struct PacketArrow {
     /// What it is: `SYN`, `PSH, ACK 24 B`, `UDP 10 B`, `ICMP port unreachable`.
     pub label: String,
     /// Where its label goes: over the arrow's middle, or further along it where that would
-    /// cover a message's label ([`place_labels`]).
+    /// cover another packet's label ([`place_labels`]).
     pub label_at: (Px, Px),
     /// The TCP flags, or the protocol, for tests and styles: `SYN,ACK`, `UDP`.
     pub kind: String,
@@ -164,7 +164,7 @@ pub const LABEL_ROOM: Px = 200;
 /// The y of the middle of the diagram's `row`th row (an event's index, in a run without
 /// packets; [`Timeline`] finds the rows of a run with them).
 pub fn row_y(row: usize) -> Px {
-    row_middle(count(row))
+    HEADER_HEIGHT + count(row) * ROW_HEIGHT + ROW_HEIGHT / 2
 }
 
 /// The row of what is stepped to: the packet, or the event, in the window's rows (where no
@@ -174,11 +174,6 @@ pub fn selected_row(run: &RunView, timeline: &Timeline<'_>) -> Option<usize> {
         Some((packet, _)) => Some(timeline.packet_row(packet)),
         None => run.selected().map(|index| timeline.event_row(index)),
     }
-}
-
-/// The y of the middle of the diagram's `row`th row.
-fn row_middle(row: Px) -> Px {
-    HEADER_HEIGHT + row * ROW_HEIGHT + ROW_HEIGHT / 2
 }
 
 /// A count of rows or lanes as pixels' arithmetic needs it (no page holds more than `Px::MAX`).
@@ -293,7 +288,7 @@ pub fn layout_window_at(run: &RunView, upto: usize, rows: Range<usize>, sizes: S
             .map_or(0, |lane| lane.x)
     };
     let timeline = Timeline::of(run, upto);
-    let event_y = |index: usize| row_middle(count(timeline.event_row(index)));
+    let event_y = |index: usize| row_y(timeline.event_row(index));
     // The events whose rows are drawn: a call or message of an event outside them is drawn
     // when it spans them.
     let events = timeline.events_in(rows.clone());
@@ -403,8 +398,8 @@ fn overlap(a: (Px, Px, Px, Px), b: (Px, Px, Px, Px)) -> bool {
 /// The points along an arrow, as fractions, where its label may go, the first preferred.
 const ALONG: [(Px, Px); 7] = [(1, 2), (1, 3), (2, 3), (1, 5), (4, 5), (1, 10), (9, 10)];
 
-/// Places the labels so that none covers another where that can be: each packet's at its
-/// place in its gap if that is free, else at the first free point along its arrow; then each
+/// Places the labels so that none covers another where that can be: each packet's over its
+/// arrow's middle if that is free, else at the first free point along its arrow; then each
 /// message's at its arrow's middle if that is free, else at the first free point further
 /// along either way (6 px above the line); a label with no free place keeps the first. The
 /// widths are those of the diagram's monospace font: 0.6 of its size a character.
@@ -467,7 +462,7 @@ fn packet_arrows(
     let mut arrows = Vec::new();
     for index in in_rows {
         let packet = &run.packets[index];
-        let y = row_middle(count(timeline.packet_row(index)));
+        let y = row_y(timeline.packet_row(index));
         // Only the sockets that exist by the packet (at least the first event's): a
         // connection not accepted yet is its listener's (it waits in the listener's accept
         // queue).
@@ -739,7 +734,6 @@ pub fn layout_overview(
             .find(|lane| lane.endpoint == endpoint)
             .map_or(0, |lane| lane.x)
     };
-    let y = |row: usize| row_middle(count(row));
     let row_of = |index: usize| row_holding(all, index);
     let mut bars = Vec::new();
     let mut bands = Vec::new();
@@ -753,12 +747,12 @@ pub fn layout_overview(
                 }
                 let returned = run.returns[*index].filter(|&end| end < upto);
                 let bottom = match returned.and_then(row_of) {
-                    Some(end_row) => y(end_row),
+                    Some(end_row) => row_y(end_row),
                     None => diagram.height - ROW_HEIGHT / 2,
                 };
                 bars.push(Bar {
                     x: lane_x(&enter.endpoint),
-                    top: y(row),
+                    top: row_y(row),
                     bottom,
                     label: call_text(&enter.call),
                     waiting: returned.is_none() && run.outcome.is_none(),
@@ -777,7 +771,7 @@ pub fn layout_overview(
                     .collect();
                 bands.push(SummaryBand {
                     x: (left - 8, right + 8),
-                    y: y(row),
+                    y: row_y(row),
                     label: format!(
                         "{}, {bytes} bytes (zoom in to see each call)",
                         counts.join(", ")

@@ -31,7 +31,7 @@ impl<'a> Timeline<'a> {
         let packets = if events.is_empty() {
             &[][..]
         } else {
-            &run.packets[..run.packets_shown().min(run.packets.len())]
+            &run.packets[..run.packets_shown()]
         };
         Timeline { events, packets }
     }
@@ -70,22 +70,25 @@ impl<'a> Timeline<'a> {
 
     /// The events whose rows lie in `rows`.
     pub fn events_in(&self, rows: Range<usize>) -> Range<usize> {
-        let first =
-            |row: usize| first_index(self.events.len(), |index| self.event_row(index) >= row);
-        first(rows.start)..first(rows.end).max(first(rows.start))
+        in_rows(self.events.len(), |index| self.event_row(index), rows)
     }
 
     /// The packets whose rows lie in `rows`.
     pub fn packets_in(&self, rows: Range<usize>) -> Range<usize> {
-        let first =
-            |row: usize| first_index(self.packets.len(), |index| self.packet_row(index) >= row);
-        first(rows.start)..first(rows.end).max(first(rows.start))
+        in_rows(self.packets.len(), |index| self.packet_row(index), rows)
     }
 
     /// How many packets come before an event of time `t_us`: those strictly before it.
     fn packets_before(&self, t_us: u64) -> usize {
         self.packets.partition_point(|packet| packet.t_us < t_us)
     }
+}
+
+/// The indices below `len` whose rows (`row_of`, growing with the index) lie in `rows`.
+fn in_rows(len: usize, row_of: impl Fn(usize) -> usize, rows: Range<usize>) -> Range<usize> {
+    let first = |row: usize| first_index(len, |index| row_of(index) >= row);
+    let start = first(rows.start);
+    start..first(rows.end).max(start)
 }
 
 /// The first index below `len` for which `at_or_after` holds, or `len`, for a test that
