@@ -10,6 +10,7 @@
 //! watched in one private network, each `watch` shows both programs' packets, which is what
 //! went over their loopback.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use shared::{Capture, Packet};
@@ -17,12 +18,19 @@ use shared::{Capture, Packet};
 use super::publish::PagePackets;
 use crate::capture::{NetworkCapture, PacketSink, RunCapture};
 use crate::lab::lock;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How long packets gather before the capture's thread reads them (a session's network
 /// waits 2 ms: a watched program's every call is waited for by its tracer, and in a
 /// ping-pong each wake of the thread is time taken from it).
 const WATCH_BATCH_DELAY: Duration = Duration::from_millis(20);
+
+/// How long the network must stay quiet, once the program has exited, before its capture
+/// ends: two of the capture thread's wakes, so that a packet that came is surely counted.
+const QUIET_AT_THE_END: Duration = Duration::from_millis(2 * 20);
+
+/// The longest the end of a capture waits for the network to fall quiet.
+const LAST_PACKETS_WAIT: Duration = Duration::from_millis(500);
 
 /// The capture of a watched program's private network, while it runs.
 #[derive(Debug)]
@@ -43,10 +51,14 @@ struct WatchPackets {
     kept: Option<Mutex<Vec<Packet>>>,
     status: Mutex<Capture>,
     page: Option<PagePackets>,
+    /// Packets handed to it so far, kept or not: how the end of the capture sees that the
+    /// network is still talking.
+    seen: AtomicUsize,
 }
 
 impl PacketSink for WatchPackets {
     fn packet(&self, packet: Packet) -> bool {
+        self.seen.fetch_add(1, Ordering::Relaxed);
         // The page's copy first: the page may be full (then the packet is counted as not
         // kept, as a scenario's page counts it), the terminal and the file never are.
         if let Some(page) = &self.page
@@ -95,6 +107,7 @@ impl WatchCapture {
             kept: keep_for_file.then(|| Mutex::new(Vec::new())),
             status: Mutex::new(Capture::default()),
             page,
+            seen: AtomicUsize::new(0),
         });
         let run = network.attach_to(Arc::clone(&sink) as Arc<dyn PacketSink>, started_unix_ns);
         Ok(WatchCapture {
@@ -111,7 +124,22 @@ impl WatchCapture {
 
     /// Reads the last packets and the final counts; returns the capture's state, every
     /// packet kept for the file, and the lines the terminal has not shown yet.
+    ///
+    /// It first waits (at most [`LAST_PACKETS_WAIT`]) for the network to fall quiet: the
+    /// program's conversation goes on in the kernel after it has exited. Its `close()`'s FIN
+    /// is acknowledged, and the peer's FIN, once the peer closes too, comes after: a server
+    /// that exits right after closing would otherwise lose its client's FIN.
     pub(crate) fn finish(mut self) -> (Capture, Vec<Packet>, Vec<String>) {
+        let deadline = Instant::now() + LAST_PACKETS_WAIT;
+        let mut seen = self.sink.seen.load(Ordering::Relaxed);
+        while Instant::now() < deadline {
+            std::thread::sleep(QUIET_AT_THE_END);
+            let now = self.sink.seen.load(Ordering::Relaxed);
+            if now == seen {
+                break;
+            }
+            seen = now;
+        }
         if let Some(run) = self.run.take() {
             run.finish();
         }
