@@ -246,7 +246,7 @@ pub fn layout(run: &RunView) -> Diagram {
 /// by, and the box its lanes are fitted to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Sizes {
-    /// A message's bytes.
+    /// A message's bytes, and a call's label beside its bar.
     pub message: Px,
     /// A packet's flags and length.
     pub packet: Px,
@@ -366,7 +366,7 @@ pub fn layout_window_at(run: &RunView, upto: usize, rows: Range<usize>, sizes: S
         })
         .collect();
     let mut packets = packet_arrows(run, &timeline, rows, &lanes);
-    place_labels(&mut arrows, &mut packets, sizes);
+    place_labels(&mut arrows, &mut packets, &bars, sizes);
     Diagram {
         width: width(&lanes, lane_width),
         height,
@@ -403,8 +403,17 @@ const ALONG: [(Px, Px); 7] = [(1, 2), (1, 3), (2, 3), (1, 5), (4, 5), (1, 10), (
 /// message's at its arrow's middle if that is free, else at the first free point further
 /// along either way (6 px above the line); a label with no free place keeps the first. The
 /// widths are those of the diagram's monospace font: 0.6 of its size a character.
-fn place_labels(arrows: &mut [Arrow], packets: &mut [PacketArrow], sizes: Sizes) {
-    let mut taken: Vec<(Px, Px, Px, Px)> = Vec::new();
+fn place_labels(arrows: &mut [Arrow], packets: &mut [PacketArrow], bars: &[Bar], sizes: Sizes) {
+    // The calls' labels stay where they are, beside their bars' tops, as the page draws them
+    // (starting 10 px right of the bar, 4 px below its row's middle).
+    let mut taken: Vec<(Px, Px, Px, Px)> = bars
+        .iter()
+        .map(|bar| {
+            let (left, top, right, bottom) =
+                label_box((0, bar.top + 4), bar.label.chars().count(), sizes.message);
+            (bar.x + 10, top, bar.x + 10 + (right - left), bottom)
+        })
+        .collect();
     let mut place =
         |first: (Px, Px), others: &mut dyn Iterator<Item = (Px, Px)>, label: &str, size: Px| {
             let chars = label.chars().count();
@@ -841,7 +850,7 @@ mod tests {
             label_box(middle, 27, 12),
             label_box(packets[0].label_at, 13, 10)
         ));
-        place_labels(&mut arrows, &mut packets, Sizes::USUAL);
+        place_labels(&mut arrows, &mut packets, &[], Sizes::USUAL);
         assert_eq!(packets[0].label_at, (260, 144));
         let placed = arrows[0].label_at;
         assert_ne!(placed, middle);
@@ -859,12 +868,42 @@ mod tests {
             arrow((130, 100), (390, 100), "b'one'"),
             arrow((130, 100), (390, 100), "b'two'"),
         ];
-        place_labels(&mut two, &mut [], Sizes::USUAL);
+        place_labels(&mut two, &mut [], &[], Sizes::USUAL);
         assert_eq!(two[0].label_at, (260, 94));
         assert!(!overlap(
             label_box(two[0].label_at, 6, 12),
             label_box(two[1].label_at, 6, 12)
         ));
+    }
+
+    #[test]
+    fn a_message_label_moves_off_a_calls_label() {
+        // The send's bytes run down to the client's lane, past the server's close(), whose
+        // label is where the arrow's middle is (the Simple Server's last rows).
+        let close = Bar {
+            x: 250,
+            top: 150,
+            bottom: 176,
+            label: "close()".into(),
+            waiting: false,
+            failed: false,
+            seq: 20,
+            role: "server".into(),
+        };
+        let mut arrows = [arrow((390, 100), (130, 200), "b'Connection is successful'")];
+        let call_label = (260, 146, 260 + 7 * 12 * 6 / 10, 157);
+        assert!(overlap(label_box((260, 144), 27, 12), call_label));
+        place_labels(
+            &mut arrows,
+            &mut [],
+            std::slice::from_ref(&close),
+            Sizes::USUAL,
+        );
+        assert!(
+            !overlap(label_box(arrows[0].label_at, 27, 12), call_label),
+            "{:?}",
+            arrows[0].label_at
+        );
     }
 
     #[test]
@@ -888,7 +927,7 @@ mod tests {
         assert!(!overlap(first, second));
         let (first, second) = boxes(&packets, 14);
         assert!(overlap(first, second));
-        place_labels(&mut [], &mut packets, Sizes::PROJECTOR);
+        place_labels(&mut [], &mut packets, &[], Sizes::PROJECTOR);
         let (first, second) = boxes(&packets, 14);
         assert!(!overlap(first, second), "{:?}", packets.map(|p| p.label_at));
         // Each still over its own line, at its own height.
