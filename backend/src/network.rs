@@ -81,6 +81,23 @@ impl RunNetwork {
         network
     }
 
+    /// A network of Socket Lab's own for one run whose packets nobody reads, or why there
+    /// is none: `backend bench` tells what the namespace costs a run from what capture does.
+    pub(crate) fn own_uncaptured_for_one_run() -> Result<Self, String> {
+        let new = netns::network()?;
+        // Closed at once: a packet socket left open queues every packet of the network.
+        drop(new.capture);
+        let own = OwnNetwork {
+            network: new.network,
+            capture: Err("nothing reads this network's packets".to_owned()),
+            for_one_run: true,
+        };
+        if let Err(error) = own.network.open_ahead(&RUN_SOCKETS) {
+            tracing::debug!(%error, "could not open a run's sockets ahead");
+        }
+        Ok(RunNetwork::Own(Arc::new(own)))
+    }
+
     fn make_own(for_one_run: bool) -> Self {
         match netns::network() {
             Ok(new) => {

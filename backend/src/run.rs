@@ -135,13 +135,6 @@ impl Run {
         peer: OutsidePeer,
         policy: Arc<Policy>,
     ) -> Result<(Self, RunItems), NoOutsideRole> {
-        if !scenario.outside.contains(&peer.role.role()) {
-            return Err(NoOutsideRole {
-                scenario: scenario.id,
-                role: peer.role.role(),
-            });
-        }
-        let places = Places::new();
         // The outside program is on the machine's network, so the run is too.
         // Not captured on the machine's loopback even where it could be: a packet socket
         // there runs its filter on every packet of the machine's loopback, so a lab whose
@@ -151,10 +144,30 @@ impl Run {
             "this run meets a program outside Socket Lab, on the machine's own network, where \
              Socket Lab captures only the runs it plays on both sides",
         );
+        Self::prepare_with_outside_in(scenario, peer, policy, network)
+    }
+
+    /// Like [`Run::prepare_with_outside`], in `network`, where the outside program must be to
+    /// meet the run: `backend bench` opens its own client's socket in a network made for the
+    /// run, to measure what capture costs an echo's events (`bench/capture_echo.rs`).
+    pub(crate) fn prepare_with_outside_in(
+        scenario: &Scenario,
+        peer: OutsidePeer,
+        policy: Arc<Policy>,
+        network: RunNetwork,
+    ) -> Result<(Self, RunItems), NoOutsideRole> {
+        if !scenario.outside.contains(&peer.role.role()) {
+            return Err(NoOutsideRole {
+                scenario: scenario.id,
+                role: peer.role.role(),
+            });
+        }
+        let places = Places::new();
         let setup = RunSetup {
             network: network.clone(),
             host: Ipv4Addr::LOCALHOST,
-            // The outside program shares the machine's network with every other program.
+            // The outside program shares the network with the run, and on the machine's
+            // network with every other program.
             alone: false,
             port: peer.port,
             port6: OnceCell::new(),

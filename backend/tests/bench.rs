@@ -44,6 +44,14 @@ fn a_quick_bench_measures_every_figure() {
         "watching_cost_ratio",
         "capture_exchange_ratio",
         "network_creation_ms",
+        "capture_latency_p50_ratio",
+        "capture_latency_p99_ratio",
+        "capture_latency_namespace_ratio",
+        "capture_latency_bytes_mismatch",
+        "capture_firehose_events_per_sec",
+        "capture_firehose_kernel_drops",
+        "capture_firehose_ratio",
+        "capture_sessions_p99_ratio",
     ] {
         let figure = figures.get(id).unwrap_or_else(|| panic!("no figure {id}"));
         let value = figure
@@ -60,6 +68,9 @@ fn a_quick_bench_measures_every_figure() {
     assert!(value("firehose_events_per_sec") > 0.0);
     assert_eq!(figures["firehose_unaccounted"].value, Some(0.0));
     assert_eq!(figures["firehose_unaccounted"].met, Some(true));
+    // Every byte the captured echo's client sent is in a packet the capture kept, once.
+    assert_eq!(figures["capture_latency_bytes_mismatch"].value, Some(0.0));
+    assert!(value("capture_firehose_events_per_sec") > 0.0);
     // The page's size is what the server sent: measured whenever a page is built (test.sh
     // builds it first), smaller with brotli than with gzip.
     let page_built =

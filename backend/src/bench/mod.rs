@@ -12,6 +12,7 @@
 //! a run of it with the goals of issue 7.
 
 mod capture_cost;
+mod capture_echo;
 mod watch_cost;
 mod watch_page;
 
@@ -220,6 +221,8 @@ pub async fn run(options: BenchOptions) -> Result<Report, BenchError> {
     if options.runs(Part::Capture) {
         eprintln!("bench: what capturing packets costs");
         figures.extend(capture_cost::figures(options.scaled(200, 20)).await?);
+        eprintln!("bench: what capturing packets costs an echo's latency and firehose");
+        figures.extend(capture_echo::figures(&options).await?);
     }
     if options.runs(Part::Watch) {
         eprintln!("bench: what watch costs a program, against strace");
@@ -694,15 +697,7 @@ impl EchoSession {
             } = message
             {
                 self.dropped += dropped.iter().map(|range| range.count).sum::<u64>();
-                let seen = events.iter().any(|event| {
-                    event.phase == Phase::Return
-                        && matches!(event.call, Call::Recv { .. })
-                        && matches!(
-                            event.result.as_ref().map(|result| &result.value),
-                            Some(ReturnValue::Received { data, .. }) if data.0 == payload
-                        )
-                });
-                if seen {
+                if events.iter().any(|event| is_recv_returning(event, payload)) {
                     break arrived;
                 }
             } else if let ServerMessage::RunFinished { outcome, .. } = message {
@@ -738,6 +733,43 @@ impl EchoSession {
             }
         }
     }
+}
+
+impl EchoClient for EchoSession {
+    fn round(
+        &mut self,
+        payload: &[u8; 8],
+    ) -> impl std::future::Future<Output = Result<Duration, BenchError>> + Send {
+        EchoSession::round(self, payload)
+    }
+
+    fn rounds(&mut self) -> &mut usize {
+        &mut self.rounds
+    }
+}
+
+/// The client of an echo run whose rounds [`echo_rounds`] times: a session's over the
+/// WebSocket, or a run's in this process (`capture_echo.rs`).
+trait EchoClient: Send + 'static {
+    /// Sends `payload`, returns how long it took the server's `recv` of it to be seen, and
+    /// reads the echo.
+    fn round(
+        &mut self,
+        payload: &[u8; 8],
+    ) -> impl std::future::Future<Output = Result<Duration, BenchError>> + Send;
+
+    /// The rounds made so far, so that each sends a payload of its own.
+    fn rounds(&mut self) -> &mut usize;
+}
+
+/// Whether `event` is a `recv` returning exactly `payload`.
+fn is_recv_returning(event: &shared::Event, payload: &[u8]) -> bool {
+    event.phase == Phase::Return
+        && matches!(event.call, Call::Recv { .. })
+        && matches!(
+            event.result.as_ref().map(|result| &result.value),
+            Some(ReturnValue::Received { data, .. }) if data.0 == payload
+        )
 }
 
 /// A payload no other round sends.
@@ -1182,11 +1214,11 @@ enum Phases {
 
 /// Has each session echo 25 messages a second for `duration`; gives the sessions back, with
 /// every round's latency.
-async fn echo_rounds(
-    sessions: Vec<EchoSession>,
+async fn echo_rounds<Client: EchoClient>(
+    sessions: Vec<Client>,
     phases: Phases,
     duration: Duration,
-) -> Result<(Vec<EchoSession>, Vec<Duration>), BenchError> {
+) -> Result<(Vec<Client>, Vec<Duration>), BenchError> {
     let period = Duration::from_millis(40);
     let count = sessions.len();
     let start = tokio::time::Instant::now();
@@ -1201,7 +1233,7 @@ async fn echo_rounds(
             let mut ticks = tokio::time::interval_at(start + offset, period);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let mut latencies = Vec::new();
-            let mut round = session.rounds;
+            let mut round = *session.rounds();
             while Instant::now() < until {
                 ticks.tick().await;
                 latencies.push(
@@ -1212,7 +1244,7 @@ async fn echo_rounds(
                 );
                 round += 1;
             }
-            session.rounds = round;
+            *session.rounds() = round;
             Ok::<_, BenchError>((session, latencies))
         }));
     }
