@@ -2251,6 +2251,20 @@ async fn stepping_reaches_the_syn_ack_between_the_two_sockets(
     if !explanation.contains("[SYN, ACK]") || !explanation.contains("backlog has room") {
         return Err(format!("at the SYN-ACK the page says {explanation:?}"));
     }
+    // The state diagram names the transition the SYN-ACK made, between the kernel's reports
+    // at the connect's call and its return, and lights it.
+    let change = wait_for_text(client, "state-change", "at this packet").await?;
+    if !change.contains("client.s: SYN-SENT → ESTABLISHED at this packet: SYN-ACK came in") {
+        return Err(format!("at the SYN-ACK the state diagram says {change:?}"));
+    }
+    let lit = script(
+        client,
+        "return document.querySelectorAll(\"[data-testid='state-machine'] .edge.lit\").length;",
+    )
+    .await?;
+    if lit != serde_json::json!(1) {
+        return Err(format!("at the SYN-ACK {lit} transitions are lit, not one"));
+    }
     // The selected packet is drawn from the server's listener (the connection it answers for
     // is still in its accept queue: accept() has not returned it yet) to the client's socket.
     let drawn = script(

@@ -6,7 +6,8 @@
 //! The states are the kernel's (`SocketState`, as `ss` names them); the boxes are labelled as
 //! the RFC spells them (`SYN-RECEIVED`), with the kernel's name beside where it differs.
 
-use shared::{Event, SocketState};
+use shared::cause::Endpoints;
+use shared::{Event, Packet, SocketState, TcpFlag};
 
 /// The diagram's size, in its own units (the page scales it to its box).
 pub const WIDTH: i32 = 440;
@@ -320,6 +321,78 @@ pub fn changes_at(events: &[Event], index: usize) -> Vec<Change> {
             })
         })
         .collect()
+}
+
+/// The segment that makes a transition: whether the socket sends it (`true`) or receives it,
+/// and the flag that marks it (a SYN-ACK by its SYN); `None` for one a call makes alone.
+fn segment_of(from: SocketState, to: SocketState) -> Option<(bool, TcpFlag)> {
+    Some(match (from, to) {
+        (S::Closed, S::SynSent) => (true, TcpFlag::Syn),
+        (S::Listen, S::SynRecv) | (S::SynSent, S::Established) => (false, TcpFlag::Syn),
+        (S::SynSent, S::Closed) => (false, TcpFlag::Rst),
+        (S::Established | S::SynRecv, S::FinWait1) | (S::CloseWait, S::LastAck) => {
+            (true, TcpFlag::Fin)
+        }
+        (S::Established, S::CloseWait) | (S::FinWait1, S::Closing) | (S::FinWait2, S::TimeWait) => {
+            (false, TcpFlag::Fin)
+        }
+        (S::SynRecv, S::Established)
+        | (S::FinWait1, S::FinWait2)
+        | (S::Closing, S::TimeWait)
+        | (S::LastAck, S::Closed) => (false, TcpFlag::Ack),
+        _ => return None,
+    })
+}
+
+/// The transitions `packets[index]` made, each a change of one step. The kernel reports
+/// states at calls only, so a socket's way between the two events around the packet
+/// ([`changes_at`] the event after it) is what it went through; each step of that way made by
+/// a segment is the first packet's, since the event before, that the socket sent or received
+/// with the step's flag (a FIN-ACK coming in may make two). No step is given to a packet
+/// without the kernel's two reports around it.
+pub fn changes_at_packet(
+    events: &[Event],
+    packets: &[Packet],
+    index: usize,
+    endpoints: &Endpoints,
+) -> Vec<Change> {
+    let Some(packet) = packets.get(index) else {
+        return Vec::new();
+    };
+    let after = events.partition_point(|event| event.t_us <= packet.t_us);
+    let since = after.checked_sub(1).map_or(0, |before| events[before].t_us);
+    let first = packets.partition_point(|earlier| earlier.t_us <= since);
+    let mut made = Vec::new();
+    for change in changes_at(events, after) {
+        let way = change.steps();
+        let mut step = 0;
+        for (at, earlier) in packets.iter().enumerate().take(index + 1).skip(first) {
+            // The socket that sent it and the one it went to, among those existing at the
+            // event after the packet.
+            let sent_by = endpoints.at(&earlier.src, &earlier.dst, after);
+            let went_to = endpoints.at(&earlier.dst, &earlier.src, after);
+            while let Some(&(from, to)) = way.get(step) {
+                // A step a call makes alone (listen()) needs no packet.
+                if let Some((sends, flag)) = segment_of(from, to) {
+                    let ours = if sends { sent_by } else { went_to };
+                    if ours != Some(change.endpoint.as_str())
+                        || !earlier.tcp.as_ref().is_some_and(|tcp| tcp.has(flag))
+                    {
+                        break;
+                    }
+                    if at == index {
+                        made.push(Change {
+                            endpoint: change.endpoint.clone(),
+                            from: Some(from),
+                            to,
+                        });
+                    }
+                }
+                step += 1;
+            }
+        }
+    }
+    made
 }
 
 /// Where an edge starts and ends: on the edges of its two boxes, along the line between

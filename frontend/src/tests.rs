@@ -1794,3 +1794,81 @@ fn a_handshakes_packets_are_arrows_one_under_the_other_inside_the_connects_bar()
         layout(&model_with(simple_run()).run.unwrap()).height + 3 * crate::diagram::ROW_HEIGHT
     );
 }
+
+#[test]
+fn each_packet_of_a_handshake_and_a_close_names_the_transition_it_made() {
+    use crate::state_machine::changes_at_packet;
+    use shared::SocketState::{Closed, Established, FinWait1, FinWait2, Listen, SynSent, TimeWait};
+    use shared::TcpFlag::{Ack, Fin, Syn};
+    let view = |endpoint: &str, state| shared::SocketView {
+        endpoint: endpoint.into(),
+        state,
+        recv_queue: Some(0),
+        send_queue: Some(0),
+        accept_queue: None,
+        backlog: None,
+        lingering: false,
+        peer_closed: false,
+    };
+    let mut events = simple_run();
+    // The kernel's views at the connect's enter and return, and at the client's close
+    // (entered at 200 µs, returned at 210, its FIN and the server's answer in between), as
+    // the kernel reports them: the server's listener listens throughout.
+    let connect = events
+        .iter()
+        .position(|event| matches!(event.call, Call::Connect { .. }))
+        .unwrap();
+    events[connect].kernel = vec![view("client.s", Closed), view("server.s", Listen)];
+    events[connect + 1].kernel = vec![view("client.s", Established), view("server.s", Listen)];
+    let mut close = Event::enter("client", "client.s", Some(8), Call::Close);
+    close.seq = events.len() as u64;
+    close.t_us = 200;
+    close.kernel = vec![view("client.s", Established)];
+    let mut closed = close.clone();
+    closed.seq += 1;
+    closed.t_us = 210;
+    closed.phase = Phase::Return;
+    closed.result = Some(shared::CallResult {
+        value: ReturnValue::None,
+        fd: None,
+        local: Some(CLIENT),
+        peer: Some(SERVER),
+        peer_process: None,
+    });
+    closed.kernel = vec![view("client.s", TimeWait)];
+    events.extend([close, closed]);
+    let packets = [
+        segment(0, 51, true, &[Syn]),
+        segment(1, 52, false, &[Syn, Ack]),
+        segment(2, 53, true, &[Ack]),
+        segment(3, 201, true, &[Fin, Ack]),
+        segment(4, 202, false, &[Ack]),
+        segment(5, 203, false, &[Fin, Ack]),
+        segment(6, 204, true, &[Ack]),
+    ];
+    let endpoints = shared::cause::Endpoints::of(&events);
+    let made = |index: usize| {
+        changes_at_packet(&events, &packets, index, &endpoints)
+            .into_iter()
+            .map(|change| (change.endpoint, change.from.unwrap(), change.to))
+            .collect::<Vec<_>>()
+    };
+    let client = |from, to| ("client.s".to_owned(), from, to);
+    // The SYN that left makes SYN-SENT, the SYN-ACK that came in ESTABLISHED; the ACK
+    // moves nobody the kernel reports on (the server's listener stays LISTEN).
+    assert_eq!(made(0), [client(Closed, SynSent)]);
+    assert_eq!(made(1), [client(SynSent, Established)]);
+    assert_eq!(made(2), []);
+    // The close: its FIN, then the ACK of it, then the server's FIN.
+    assert_eq!(made(3), [client(Established, FinWait1)]);
+    assert_eq!(made(4), [client(FinWait1, FinWait2)]);
+    assert_eq!(made(5), [client(FinWait2, TimeWait)]);
+    assert_eq!(made(6), []);
+    // The figure's words for a packet's step name it as the cause.
+    let text = changes_at_packet(&events, &packets, 1, &endpoints)[0].text("this packet");
+    assert_eq!(
+        text,
+        "client.s: SYN-SENT → ESTABLISHED at this packet: SYN-ACK came in; the kernel sends \
+         ACK, and connect() returns"
+    );
+}

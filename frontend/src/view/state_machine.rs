@@ -61,11 +61,24 @@ pub(crate) fn state_machine(panel: Panel) -> impl IntoView {
     // Closures, not memos: each is read once or twice a step, and a memo of each type would
     // cost the page's code more than the work it saves.
     let placed = move || sockets.with(|sockets| marks(sockets));
-    // The transitions taken at the event shown, and the call that was made there.
+    // The transitions taken at the step shown: at an event, those its kernel views show and
+    // the call made there; at a packet, those the packet made.
     let step = move || {
         let selected = panel.selected();
+        let packet = panel.packet_step.get().0;
         model.with(|m| {
             let run = m.run.as_ref()?;
+            if let Some(packet) = packet {
+                let endpoints = shared::cause::Endpoints::of(&run.events);
+                let changes =
+                    figure::changes_at_packet(&run.events, &run.packets, packet, &endpoints);
+                let endpoint = changes.first().map(|change| change.endpoint.clone());
+                return Some((
+                    endpoint.unwrap_or_default(),
+                    "this packet".to_owned(),
+                    changes,
+                ));
+            }
             let index = selected?;
             let event = run.events.get(index)?;
             let changes = figure::changes_at(&run.events, index);

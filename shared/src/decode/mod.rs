@@ -71,8 +71,12 @@ macro_rules! decode_integers {
             fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
                 let value = reader.integer()?;
                 <$int>::try_from(value).map_err(|_| {
+                    // Written from its sign and its magnitude, which `integer` keeps within
+                    // a u64: formatting an i128 would add 1.5 KB to the page for one message.
+                    let sign = if value < 0 { "-" } else { "" };
+                    let magnitude = value.unsigned_abs() as u64;
                     reader.error(format!(
-                        "{value} is out of range for {}",
+                        "{sign}{magnitude} is out of range for {}",
                         stringify!($int)
                     ))
                 })
@@ -239,7 +243,13 @@ mod tests {
             ),
             (
                 event(r#""call": "close", "phase": "enter", "seq": -1"#),
-                "out of range",
+                "-1 is out of range for u64",
+            ),
+            (
+                event(
+                    r#""call": "listen", "args": {"backlog": 18446744073709551615}, "phase": "enter""#,
+                ),
+                "18446744073709551615 is out of range for i32",
             ),
             (
                 event(r#""call": "recv", "args": {"bufsize": 1.5}, "phase": "enter""#),
