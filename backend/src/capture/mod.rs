@@ -40,6 +40,10 @@ pub(crate) const BATCH_DELAY: std::time::Duration = std::time::Duration::from_mi
 /// shown within one.
 const LONGEST_TICK: std::time::Duration = std::time::Duration::from_millis(16);
 
+/// How long a capture reads on its clock with no packet coming before it sleeps until one
+/// does.
+const QUIET_BEFORE_SLEEP: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Empties a non-blocking pipe's read end.
 fn drain(pipe: &OwnedFd) {
     let mut bytes = [0u8; 64];
@@ -260,26 +264,28 @@ impl Shared {
     /// Reads packets until `stopped` (a pipe's read end) says the network is gone: its write
     /// end has closed.
     ///
-    /// While a run is attached the thread reads on its own clock, every `batch_delay` while
-    /// packets come and less often (up to [`LONGEST_TICK`]) while none do, and no packet
-    /// wakes it. A packet that wakes a sleeping thread pays for the wake-up on the path of
-    /// the call that sent it, before that call returns: measured with `bench --only
-    /// capture`, an echo's send to its recv event took 1.5 to 2.3 times as long captured as
-    /// not, and a whole seed exchange 1.5 to 2.5 times, while a network of its own with
-    /// nothing captured cost nothing. With no run attached it sleeps until a packet comes
-    /// (to drop it), a run attaches (`nudged`), or the network goes. A run's end reads what is
-    /// left itself.
+    /// While a run is attached and its network busy, the thread reads on its own clock,
+    /// every `batch_delay` while packets come and less often (up to [`LONGEST_TICK`]) while
+    /// none do, and no packet wakes it. A packet that wakes a sleeping thread pays for the
+    /// wake-up on the path of the call that sent it, before that call returns: measured with
+    /// `bench --only capture`, an echo's send to its recv event took 1.5 to 2.3 times as long
+    /// captured as not, while a network of its own with nothing captured cost nothing. After
+    /// [`QUIET_BEFORE_SLEEP`] with no packet (a paused run, a sandbox between a student's
+    /// calls), and with no run attached, it sleeps until a packet comes (the wake-up is then
+    /// one, seconds apart), a run attaches (`nudged`), or the network goes. A run's end reads
+    /// what is left itself.
     fn read_until_stopped(&self, stopped: &OwnedFd, nudged: &OwnedFd) {
         let mut tick = self.batch_delay;
+        let mut quiet = std::time::Duration::ZERO;
         let longest = self.batch_delay.max(LONGEST_TICK);
         loop {
-            let attached = lock(&self.reader).target.is_some();
+            let ticking = quiet < QUIET_BEFORE_SLEEP && lock(&self.reader).target.is_some();
             let mut fds = [
                 PollFd::new(stopped.as_fd(), PollFlags::POLLIN),
                 PollFd::new(nudged.as_fd(), PollFlags::POLLIN),
                 PollFd::new(self.socket.as_fd(), PollFlags::POLLIN),
             ];
-            let (watched, timeout) = if attached {
+            let (watched, timeout) = if ticking {
                 (
                     &mut fds[..2],
                     PollTimeout::try_from(tick).unwrap_or(PollTimeout::MAX),
@@ -301,20 +307,19 @@ impl Shared {
             if fds[1].any().unwrap_or(false) {
                 drain(nudged);
                 // A run has just attached: its first packets come within a tick.
-                tick = self.batch_delay;
+                (tick, quiet) = (self.batch_delay, std::time::Duration::ZERO);
                 continue;
             }
-            if !attached {
-                // A packet with no run to take it, or the first of a burst for a run that
-                // attached meanwhile: let the burst gather, as a run's reads do.
+            if !ticking {
+                // Woken by a packet: let its burst gather, as a run's reads do.
                 std::thread::sleep(self.batch_delay);
             }
-            let read = self.read_available(&mut lock(&self.reader));
-            tick = if read > 0 {
-                self.batch_delay
+            if self.read_available(&mut lock(&self.reader)) > 0 {
+                (tick, quiet) = (self.batch_delay, std::time::Duration::ZERO);
             } else {
-                (tick * 2).min(longest)
-            };
+                quiet += tick;
+                tick = (tick * 2).min(longest);
+            }
         }
     }
 
@@ -560,5 +565,53 @@ pub(crate) mod tests {
             assert_eq!(text.lines().collect::<Vec<_>>(), ["\t9", "3\t9"], "{text}");
         }
         let _ = std::fs::remove_file(&path);
+    }
+
+    /// Packets reach a run while it plays, not only at its end: soon after it attaches (the
+    /// thread reads on its clock), and after a quiet spell longer than
+    /// [`super::QUIET_BEFORE_SLEEP`] (the thread sleeps until a packet wakes it).
+    #[test]
+    fn packets_come_while_the_run_plays_busy_or_after_a_quiet_spell() {
+        let _descriptors = crate::lab::tests::descriptors_to_myself();
+        let network = RunNetwork::own();
+        if !network.is_own() {
+            eprintln!("no network of Socket Lab's own here: nothing to capture");
+            return;
+        }
+        let (sink, mut items) = EventSink::new(64);
+        let sink = Arc::new(sink);
+        let capture = network.attach(&sink, None).expect("a capture");
+        let socket = socket2::Socket::from(
+            network
+                .ip_socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC)
+                .unwrap(),
+        );
+        let receiver = socket2::Socket::from(
+            network
+                .ip_socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC)
+                .unwrap(),
+        );
+        let to = std::net::SocketAddr::from(([127, 0, 0, 1], 4000));
+        receiver.bind(&to.into()).unwrap();
+        // The datagrams seen so far, waiting at most `patience` for `count` of them.
+        let mut seen = Vec::new();
+        let mut wait_for = |count: usize, patience: std::time::Duration| {
+            let until = std::time::Instant::now() + patience;
+            while seen.len() < count && std::time::Instant::now() < until {
+                seen.extend(packets_and_states(&mut items).0);
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            seen.len()
+        };
+        socket.send_to(b"one", &to.into()).unwrap();
+        assert_eq!(wait_for(1, std::time::Duration::from_millis(500)), 1);
+        // Quiet for longer than the thread reads on its clock, then one more.
+        std::thread::sleep(super::QUIET_BEFORE_SLEEP + std::time::Duration::from_millis(300));
+        socket.send_to(b"two", &to.into()).unwrap();
+        assert_eq!(wait_for(2, std::time::Duration::from_millis(500)), 2);
+        capture.finish();
+        drop(sink);
+        let payloads: Vec<_> = seen.iter().map(|packet| packet.payload.0.clone()).collect();
+        assert_eq!(payloads, [b"one".to_vec(), b"two".to_vec()]);
     }
 }
