@@ -2296,6 +2296,20 @@ async fn stepping_reaches_the_syn_ack_between_the_two_sockets(
     if !row.contains("the kernel answers the SYN by itself") {
         return Err(format!("the log reads {row:?}"));
     }
+    // A click on a row's cell steps there: the first event's, then the last packet's.
+    for (row, label) in [("0", "event 1 of"), ("p7", "packet 8 of")] {
+        script(
+            client,
+            &format!(
+                "document.querySelector(\"[data-testid='event-log'] tr[data-step='{row}'] td:nth-child(3)\").click();"
+            ),
+        )
+        .await?;
+        let shown = wait_for_text(client, "step-label", label).await?;
+        if !shown.starts_with(label) {
+            return Err(format!("a click on row {row} shows {shown:?}"));
+        }
+    }
     Ok(())
 }
 
