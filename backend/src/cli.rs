@@ -436,12 +436,16 @@ async fn run_trace(
     if !json {
         let _ = writeln!(out, "{}", trace::table_header());
     }
+    let endpoints = shared::cause::Endpoints::of(&recording.events);
     for line in trace::in_time_order(&recording.events, &recording.packets) {
         let line = match (line, json) {
             (trace::Line::Event(event), true) => trace::json_line(event),
             (trace::Line::Event(event), false) => trace::table_row(event),
             (trace::Line::Packet(packet), true) => trace::packet_json_line(packet),
-            (trace::Line::Packet(packet), false) => trace::packet_row(packet),
+            (trace::Line::Packet(packet), false) => trace::packet_row_explained(
+                packet,
+                &shared::cause::cause(packet, &recording.events, &endpoints),
+            ),
         };
         if writeln!(out, "{line}").is_err() {
             // stdout was closed (`trace ... | head`): nobody reads any more.

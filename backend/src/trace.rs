@@ -132,6 +132,13 @@ pub fn packet_row(packet: &shared::Packet) -> String {
     )
 }
 
+/// One packet of a whole recording as a line of the table, followed by where it went and
+/// why, in the words the page uses: `... [SYN, ACK] seq 0 ack 1 win 65483 len 0  server.s →
+/// client.s: the kernel answers the SYN by itself ...`.
+pub fn packet_row_explained(packet: &shared::Packet, cause: &shared::cause::PacketCause) -> String {
+    format!("{}  {}: {}", packet_row(packet), cause.route(), cause.text)
+}
+
 /// One packet as a line of JSON: the packet's fields and `"kind": "packet"`.
 pub fn packet_json_line(packet: &shared::Packet) -> String {
     tagged_json(packet, "packet")

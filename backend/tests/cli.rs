@@ -52,6 +52,18 @@ fn trace_table_and_scenarios_are_readable() {
     let table = String::from_utf8(table.stdout).unwrap();
     assert!(table.starts_with(" SEQ"));
     assert!(table.contains("recv(1024) = b'Connection is successful'"));
+    // Where the run has a network of its own, its packets are rows too, each saying where
+    // it went and why, as the page does.
+    if table.contains(" packet ") {
+        let syn_ack = table
+            .lines()
+            .find(|line| line.contains("[SYN, ACK]"))
+            .expect("the handshake's SYN-ACK");
+        assert!(
+            syn_ack.contains("server.s → client.s: the kernel answers the SYN by itself"),
+            "{syn_ack}"
+        );
+    }
     let list = String::from_utf8(backend(&["scenarios"]).stdout).unwrap();
     assert!(list.contains("simple-server-client"));
 }
