@@ -96,7 +96,10 @@ pub(crate) fn card_state(e: &EndpointView) -> (String, &'static str) {
             format!("{} · peer closed", kernel.state.name()),
             "as the kernel reports it: still connected, and the peer will send nothing more (it closed, or shut down its sending side); recv() returns b'' once the queue is read",
         ),
-        Some(kernel) => (kernel.state.name().to_owned(), "as the kernel reports it"),
+        Some(kernel) => (
+            kernel.state.name().to_owned(),
+            "as the kernel reports it at each call (at a packet, its report at the call before; the TCP states say what the packet changed)",
+        ),
         None => (
             e.state.label().to_owned(),
             if e.state == crate::model::EndpointState::Closed {
