@@ -62,6 +62,16 @@ pub(crate) struct OwnNetwork {
     for_one_run: bool,
 }
 
+impl OwnNetwork {
+    /// Opens the sockets a run will ask for ([`RUN_SOCKETS`]).
+    fn open_run_sockets_ahead(&self) {
+        if let Err(error) = self.network.open_ahead(&RUN_SOCKETS) {
+            // Not fatal: the run asks for its sockets as it opens them.
+            tracing::debug!(%error, "could not open a run's sockets ahead");
+        }
+    }
+}
+
 impl RunNetwork {
     /// A new network of Socket Lab's own, or the machine's with the reason there is none.
     pub(crate) fn own() -> Self {
@@ -72,11 +82,8 @@ impl RunNetwork {
     /// reason there is none): the run's programs may bind the tutorial's addresses there.
     pub(crate) fn own_for_one_run() -> Self {
         let network = Self::make_own(true);
-        if let RunNetwork::Own(own) = &network
-            && let Err(error) = own.network.open_ahead(&RUN_SOCKETS)
-        {
-            // Not fatal: the run asks for its sockets as it opens them.
-            tracing::debug!(%error, "could not open a run's sockets ahead");
+        if let RunNetwork::Own(own) = &network {
+            own.open_run_sockets_ahead();
         }
         network
     }
@@ -92,9 +99,7 @@ impl RunNetwork {
             capture: Err("nothing reads this network's packets".to_owned()),
             for_one_run: true,
         };
-        if let Err(error) = own.network.open_ahead(&RUN_SOCKETS) {
-            tracing::debug!(%error, "could not open a run's sockets ahead");
-        }
+        own.open_run_sockets_ahead();
         Ok(RunNetwork::Own(Arc::new(own)))
     }
 

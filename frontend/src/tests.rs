@@ -173,6 +173,20 @@ fn simple_run() -> Vec<Event> {
     s.0
 }
 
+/// The kernel's view of a TCP socket with empty queues, in `state`.
+fn kernel_view(endpoint: &str, state: shared::SocketState) -> shared::SocketView {
+    shared::SocketView {
+        endpoint: endpoint.into(),
+        state,
+        recv_queue: Some(0),
+        send_queue: Some(0),
+        accept_queue: None,
+        backlog: None,
+        lingering: false,
+        peer_closed: false,
+    }
+}
+
 fn model_with(events: Vec<Event>) -> Model {
     let mut model = Model::default();
     model.apply(ServerMessage::Hello {
@@ -1551,16 +1565,6 @@ fn a_watched_process_has_a_program_per_file_and_views_of_some_sockets_leave_the_
             },
         });
     }
-    let view = |endpoint: &str, state| shared::SocketView {
-        endpoint: endpoint.into(),
-        state,
-        recv_queue: Some(0),
-        send_queue: Some(0),
-        accept_queue: None,
-        backlog: None,
-        lingering: false,
-        peer_closed: false,
-    };
     let mut first = watched(
         0,
         "server.py[7].fd3",
@@ -1569,7 +1573,7 @@ fn a_watched_process_has_a_program_per_file_and_views_of_some_sockets_leave_the_
         2,
     );
     first.phase = Phase::Return;
-    first.kernel = vec![view("server.py[7].fd3", shared::SocketState::Listen)];
+    first.kernel = vec![kernel_view("server.py[7].fd3", shared::SocketState::Listen)];
     let mut second = watched(
         1,
         "server.py[7].fd4",
@@ -1577,7 +1581,10 @@ fn a_watched_process_has_a_program_per_file_and_views_of_some_sockets_leave_the_
         "/a/helper.py",
         3,
     );
-    second.kernel = vec![view("server.py[7].fd4", shared::SocketState::Established)];
+    second.kernel = vec![kernel_view(
+        "server.py[7].fd4",
+        shared::SocketState::Established,
+    )];
     second.phase = Phase::Return;
     model.apply(ServerMessage::Events {
         run: 1,
@@ -1800,16 +1807,6 @@ fn each_packet_of_a_handshake_and_a_close_names_the_transition_it_made() {
     use crate::state_machine::changes_at_packet;
     use shared::SocketState::{Closed, Established, FinWait1, FinWait2, Listen, SynSent, TimeWait};
     use shared::TcpFlag::{Ack, Fin, Syn};
-    let view = |endpoint: &str, state| shared::SocketView {
-        endpoint: endpoint.into(),
-        state,
-        recv_queue: Some(0),
-        send_queue: Some(0),
-        accept_queue: None,
-        backlog: None,
-        lingering: false,
-        peer_closed: false,
-    };
     let mut events = simple_run();
     // The kernel's views at the connect's enter and return, and at the client's close
     // (entered at 200 µs, returned at 210, its FIN and the server's answer in between), as
@@ -1818,12 +1815,18 @@ fn each_packet_of_a_handshake_and_a_close_names_the_transition_it_made() {
         .iter()
         .position(|event| matches!(event.call, Call::Connect { .. }))
         .unwrap();
-    events[connect].kernel = vec![view("client.s", Closed), view("server.s", Listen)];
-    events[connect + 1].kernel = vec![view("client.s", Established), view("server.s", Listen)];
+    events[connect].kernel = vec![
+        kernel_view("client.s", Closed),
+        kernel_view("server.s", Listen),
+    ];
+    events[connect + 1].kernel = vec![
+        kernel_view("client.s", Established),
+        kernel_view("server.s", Listen),
+    ];
     let mut close = Event::enter("client", "client.s", Some(8), Call::Close);
     close.seq = events.len() as u64;
     close.t_us = 200;
-    close.kernel = vec![view("client.s", Established)];
+    close.kernel = vec![kernel_view("client.s", Established)];
     let mut closed = close.clone();
     closed.seq += 1;
     closed.t_us = 210;
@@ -1835,7 +1838,7 @@ fn each_packet_of_a_handshake_and_a_close_names_the_transition_it_made() {
         peer: Some(SERVER),
         peer_process: None,
     });
-    closed.kernel = vec![view("client.s", TimeWait)];
+    closed.kernel = vec![kernel_view("client.s", TimeWait)];
     events.extend([close, closed]);
     let packets = [
         segment(0, 51, true, &[Syn]),

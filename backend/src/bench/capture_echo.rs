@@ -24,7 +24,7 @@ use tokio::net::{TcpSocket, TcpStream};
 
 use super::{
     BenchError, BenchOptions, EchoClient, Figure, Goal, PATIENCE, Phases, echo_rounds, fail,
-    free_port, is_recv_returning, millis, payload, percentile, pour_into_echo,
+    free_port, is_accept_returning, is_recv_returning, millis, payload, percentile, pour_into_echo,
 };
 use crate::lab::{RunItem, RunItems};
 use crate::network::RunNetwork;
@@ -119,14 +119,10 @@ impl EchoRun {
         };
         // Started once the server has accepted, as a session's are (see `EchoSession`).
         loop {
-            match echo.next().await? {
-                RunItem::Event(event)
-                    if event.phase == shared::Phase::Return
-                        && event.call == shared::Call::Accept =>
-                {
-                    return Ok(echo);
-                }
-                _ => {}
+            if let RunItem::Event(event) = echo.next().await?
+                && is_accept_returning(&event)
+            {
+                return Ok(echo);
             }
         }
     }
@@ -170,16 +166,25 @@ impl EchoRun {
                 capture = last;
             }
         }
-        match self.run.await {
-            Ok(RunOutcome::Completed) => Ok(Finished {
-                packets: self.packets,
-                dropped_events: self.dropped_events,
-                mismatch: self.sent.abs_diff(self.seen),
-                packets_lost: capture.beyond_limit + capture.dropped_by_kernel,
-            }),
-            Ok(other) => Err(BenchError(format!("an echo run ended {other:?}"))),
-            Err(error) => Err(fail("an echo run's task", error)),
-        }
+        completed(self.run.await, "an echo run")?;
+        Ok(Finished {
+            packets: self.packets,
+            dropped_events: self.dropped_events,
+            mismatch: self.sent.abs_diff(self.seen),
+            packets_lost: capture.beyond_limit + capture.dropped_by_kernel,
+        })
+    }
+}
+
+/// An error unless the run's task ended with the run completed.
+fn completed(
+    joined: Result<RunOutcome, tokio::task::JoinError>,
+    what: &str,
+) -> Result<(), BenchError> {
+    match joined {
+        Ok(RunOutcome::Completed) => Ok(()),
+        Ok(other) => Err(BenchError(format!("{what} ended {other:?}"))),
+        Err(error) => Err(fail(&format!("{what}'s task"), error)),
     }
 }
 
@@ -332,23 +337,23 @@ async fn latency(rounds: usize) -> Result<Vec<Figure>, BenchError> {
             at(bare, quantile),
         )
     };
-    Ok(vec![
-        Figure::new(
-            "capture_latency_p50_ratio",
-            "one echo session, send -> the server's recv event, p50: captured / capture off",
-            Some(ratio(0.5)),
-            "x",
-            Some(Goal::AtMost(WITHIN)),
-        )
-        .note(note(0.5)),
-        Figure::new(
-            "capture_latency_p99_ratio",
-            "one echo session, send -> the server's recv event, p99: captured / capture off",
-            Some(ratio(0.99)),
-            "x",
-            Some(Goal::AtMost(WITHIN)),
-        )
-        .note(note(0.99)),
+    let mut figures: Vec<Figure> = [("p50", 0.5), ("p99", 0.99)]
+        .into_iter()
+        .map(|(name, quantile)| {
+            Figure::new(
+                &format!("capture_latency_{name}_ratio"),
+                &format!(
+                    "one echo session, send -> the server's recv event, {name}: captured / \
+                     capture off"
+                ),
+                Some(ratio(quantile)),
+                "x",
+                Some(Goal::AtMost(WITHIN)),
+            )
+            .note(note(quantile))
+        })
+        .collect();
+    figures.extend([
         Figure::new(
             "capture_latency_namespace_ratio",
             "one echo session, p50: a network of its own, nothing captured / the machine's",
@@ -369,7 +374,8 @@ async fn latency(rounds: usize) -> Result<Vec<Figure>, BenchError> {
              what it wrote (the difference either way); {} packets counted and not kept",
             finished[0].packets_lost
         )),
-    ])
+    ]);
+    Ok(figures)
 }
 
 /// What one firehose run reached.
@@ -377,7 +383,8 @@ struct Poured {
     /// Events a second reaching the run's stream, whole or summarised.
     events_per_sec: f64,
     packets: u64,
-    /// Packets counted but not kept: beyond the run's limit, or dropped by the kernel.
+    /// Packets counted but not kept: beyond the run's limit or its queue full, and apart
+    /// those the kernel dropped.
     beyond_limit: u64,
     dropped_by_kernel: u64,
 }
@@ -418,11 +425,7 @@ async fn pour(side: Side, window: Duration) -> Result<Poured, BenchError> {
     }
     let _ = sending.await;
     let _ = reading.await;
-    match run.await {
-        Ok(RunOutcome::Completed) => {}
-        Ok(other) => return Err(BenchError(format!("a firehose run ended {other:?}"))),
-        Err(error) => return Err(fail("a firehose run's task", error)),
-    }
+    completed(run.await, "a firehose run")?;
     let capture = capture.unwrap_or_default();
     let ran = (last_in_window - started).max(Duration::from_millis(1));
     Ok(Poured {

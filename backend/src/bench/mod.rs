@@ -657,10 +657,7 @@ impl EchoSession {
             match next_message(&mut ws).await?.1 {
                 ServerMessage::Events { events, .. } => {
                     read_while_starting.extend(events.iter().map(|event| event.seq));
-                    if events
-                        .iter()
-                        .any(|event| event.phase == Phase::Return && event.call == Call::Accept)
-                    {
+                    if events.iter().any(is_accept_returning) {
                         break;
                     }
                 }
@@ -760,6 +757,11 @@ trait EchoClient: Send + 'static {
 
     /// The rounds made so far, so that each sends a payload of its own.
     fn rounds(&mut self) -> &mut usize;
+}
+
+/// Whether `event` is an `accept` returning: the echo server has its client.
+fn is_accept_returning(event: &shared::Event) -> bool {
+    event.phase == Phase::Return && event.call == Call::Accept
 }
 
 /// Whether `event` is a `recv` returning exactly `payload`.

@@ -509,25 +509,44 @@ pub(crate) mod tests {
         (packets, states)
     }
 
+    /// A network of Socket Lab's own with a run's sink attached to its capture; `None`, said
+    /// on stderr, where the system gives none.
+    fn captured_network() -> Option<(
+        RunNetwork,
+        Arc<EventSink>,
+        crate::lab::RunItems,
+        super::RunCapture,
+    )> {
+        let network = RunNetwork::own();
+        if !network.is_own() {
+            eprintln!("no network of Socket Lab's own here: nothing to capture");
+            return None;
+        }
+        let (sink, items) = EventSink::new(64);
+        let sink = Arc::new(sink);
+        let capture = network.attach(&sink, None).expect("a capture");
+        Some((network, sink, items, capture))
+    }
+
+    /// A UDP socket in `network`.
+    fn udp_socket(network: &RunNetwork) -> socket2::Socket {
+        socket2::Socket::from(
+            network
+                .ip_socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC)
+                .unwrap(),
+        )
+    }
+
     /// A datagram to a port where nothing listens, in a network of Socket Lab's own: the
     /// capture has the datagram and the kernel's ICMP port unreachable, tied to it, and
     /// tshark (where installed) reads the pcapng of the two.
     #[test]
     fn a_datagram_to_a_closed_port_is_answered_with_icmp() {
         let _descriptors = crate::lab::tests::descriptors_to_myself();
-        let network = RunNetwork::own();
-        if !network.is_own() {
-            eprintln!("no network of Socket Lab's own here: nothing to capture");
+        let Some((network, sink, mut items, capture)) = captured_network() else {
             return;
-        }
-        let (sink, mut items) = EventSink::new(64);
-        let sink = Arc::new(sink);
-        let capture = network.attach(&sink, None).expect("a capture");
-        let socket = socket2::Socket::from(
-            network
-                .ip_socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC)
-                .unwrap(),
-        );
+        };
+        let socket = udp_socket(&network);
         let closed = std::net::SocketAddr::from(([127, 0, 0, 1], 9));
         socket.send_to(b"anyone there?", &closed.into()).unwrap();
         // The kernel's answer makes the socket's next call fail with ECONNREFUSED once
@@ -573,24 +592,11 @@ pub(crate) mod tests {
     #[test]
     fn packets_come_while_the_run_plays_busy_or_after_a_quiet_spell() {
         let _descriptors = crate::lab::tests::descriptors_to_myself();
-        let network = RunNetwork::own();
-        if !network.is_own() {
-            eprintln!("no network of Socket Lab's own here: nothing to capture");
+        let Some((network, sink, mut items, capture)) = captured_network() else {
             return;
-        }
-        let (sink, mut items) = EventSink::new(64);
-        let sink = Arc::new(sink);
-        let capture = network.attach(&sink, None).expect("a capture");
-        let socket = socket2::Socket::from(
-            network
-                .ip_socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC)
-                .unwrap(),
-        );
-        let receiver = socket2::Socket::from(
-            network
-                .ip_socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC)
-                .unwrap(),
-        );
+        };
+        let socket = udp_socket(&network);
+        let receiver = udp_socket(&network);
         let to = std::net::SocketAddr::from(([127, 0, 0, 1], 4000));
         receiver.bind(&to.into()).unwrap();
         // The datagrams seen so far, waiting at most `patience` for `count` of them.
